@@ -1,0 +1,107 @@
+// `mailferry <command>`: the same entry for `npm run mailferry --`, `npm start`
+// and the compiled binary. Exit codes: 0 ok, 1 runtime error, 2 usage or
+// configuration error.
+import { parseArgs } from "node:util";
+import { ConfigError, type Config, flagName, type Effective, loadConfigWithOrigins, SETTINGS } from "../config/index.ts";
+import { UserError } from "../errors.ts";
+import { configCheck } from "./config-check.ts";
+import { domainCommand } from "./domain.ts";
+import { serve } from "./serve.ts";
+import { VERSION } from "../version.ts";
+
+export interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  env: Record<string, string | undefined>;
+  cwd: string;
+}
+
+export class UsageError extends Error {}
+
+export interface CommandContext {
+  io: Io;
+  args: string[];
+  json: boolean;
+  /** Loads configuration from defaults, config.toml, environment and the global flags. */
+  config(): { config: Config; effective: Effective };
+}
+
+const USAGE = `usage: mailferry <command> [options]
+
+commands:
+  serve                     run the MX listener, forwarding engine and admin HTTP server
+  version                   print the version
+  domain add <name>         manage a domain (receive mail for it)
+  domain list [--json]      list managed domains
+  domain remove <name>      stop managing a domain (its aliases are removed)
+  config check [--json]     validate configuration and print the effective values
+
+global options (each also settable as MAILFERRY_<NAME> or in config.toml):
+  --data-dir DIR            data directory (default ./data)
+  --config FILE             configuration file (default <data-dir>/config.toml)
+${SETTINGS.map((s) => `  --${flagName(s)} VALUE`).join("\n")}
+  --json                    machine-readable output where listing
+  -h, --help                this help`;
+
+export async function runCli(argv: string[], io: Io): Promise<number> {
+  try {
+    const settingFlags = Object.fromEntries(SETTINGS.map((s) => [flagName(s), { type: "string" as const }]));
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        ...settingFlags,
+        "data-dir": { type: "string" },
+        config: { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+    const [command, ...args] = positionals;
+    if (values.help || !command) {
+      io.out(USAGE);
+      return command || values.help ? 0 : 2;
+    }
+    const flags = Object.fromEntries(Object.entries(values).filter(([, v]) => typeof v === "string")) as Record<string, string>;
+    const ctx: CommandContext = {
+      io,
+      args,
+      json: !!values.json,
+      config: () => loadConfigWithOrigins({ env: io.env, flags, cwd: io.cwd }),
+    };
+    switch (command) {
+      case "serve":
+        return await serve(ctx);
+      case "version":
+        io.out(`mailferry ${VERSION} (bun ${Bun.version})`);
+        return 0;
+      case "domain":
+        return await domainCommand(ctx);
+      case "config":
+        if (args[0] !== "check") throw new UsageError(`unknown config command: ${args[0] ?? "(none)"}; try: config check`);
+        return configCheck(ctx);
+      default:
+        throw new UsageError(`unknown command: ${command}`);
+    }
+  } catch (err) {
+    return reportError(err, io);
+  }
+}
+
+function reportError(err: unknown, io: Io): number {
+  if (err instanceof UsageError || (err instanceof TypeError && (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))) {
+    io.err(`mailferry: ${(err as Error).message}\n(run \`mailferry --help\` for usage)`);
+    return 2;
+  }
+  if (err instanceof ConfigError) {
+    io.err(`mailferry: ${err.message}`);
+    return 2;
+  }
+  if (err instanceof UserError) {
+    io.err(`mailferry: ${err.message}`);
+    return err.kind === "invalid" ? 2 : 1;
+  }
+  io.err(`mailferry: ${err instanceof Error ? err.message : String(err)}`);
+  return 1;
+}

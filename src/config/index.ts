@@ -1,0 +1,198 @@
+// Configuration: defaults < config.toml < environment < command-line flags.
+// Every setting is declared once in SETTINGS; its environment variable
+// (MAILFERRY_<SECTION>_<KEY>), flag (--<section>-<key>) and TOML place
+// ([section] key) are derived from that one declaration.
+import { existsSync, readFileSync } from "node:fs";
+import { hostname as osHostname } from "node:os";
+import { isAbsolute, resolve } from "node:path";
+import * as v from "./values.ts";
+
+export type LogFormat = "auto" | "json" | "text";
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+
+export interface Config {
+  dataDir: string;
+  /** The TOML file that was read, or null when none exists. */
+  configFile: string | null;
+  hostname: string;
+  smtp: { host: string; port: number; maxSize: number; socketTimeout: number; shutdownGrace: number; maxClients: number };
+  http: { host: string; port: number };
+  dns: { servers: v.HostPort[]; timeout: number };
+  outbound: { port: number };
+  tls: { cert: string | null; key: string | null };
+  log: { format: LogFormat; level: LogLevel };
+}
+
+interface Setting {
+  /** TOML section, or "" for a top-level key. */
+  section: string;
+  key: string;
+  parse: (raw: unknown) => unknown;
+  /** Shown in `config check` and the README; a function when it depends on the machine. */
+  default: unknown | (() => unknown);
+  doc: string;
+}
+
+const LOG_FORMATS = ["auto", "json", "text"] as const;
+const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
+
+export const SETTINGS: readonly Setting[] = [
+  { section: "", key: "hostname", parse: v.hostname, default: () => osHostname(), doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
+  { section: "smtp", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "MX listener address (production: 0.0.0.0)" },
+  { section: "smtp", key: "port", parse: v.port, default: 2525, doc: "MX listener port (production: 25)" },
+  { section: "smtp", key: "max_size", parse: v.byteSize, default: "50MB", doc: "Largest message accepted (SIZE); bigger gets 552" },
+  { section: "smtp", key: "socket_timeout", parse: v.positiveDuration, default: "3m", doc: "Idle time before a session is closed with 421" },
+  { section: "smtp", key: "shutdown_grace", parse: v.positiveDuration, default: "30s", doc: "How long sessions may finish after SIGTERM" },
+  { section: "smtp", key: "max_clients", parse: v.positiveInt, default: 500, doc: "Concurrent SMTP sessions; more get 421" },
+  { section: "http", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "Admin UI / API / health address" },
+  { section: "http", key: "port", parse: v.port, default: 8080, doc: "Admin UI / API / health port" },
+  { section: "dns", key: "servers", parse: v.dnsServers, default: () => systemResolvers(), doc: "Resolvers as host:port list; default from /etc/resolv.conf" },
+  { section: "dns", key: "timeout", parse: v.positiveDuration, default: "5s", doc: "Timeout of one DNS query (per server try)" },
+  { section: "outbound", key: "port", parse: v.port, default: 25, doc: "Port used to deliver to destination MX hosts" },
+  { section: "tls", key: "cert", parse: v.optionalPath, default: "", doc: "PEM certificate (chain) for STARTTLS; default: self-signed in the data dir" },
+  { section: "tls", key: "key", parse: v.optionalPath, default: "", doc: "PEM private key for tls.cert" },
+  { section: "log", key: "format", parse: v.oneOf(LOG_FORMATS), default: "auto", doc: "auto (text on a terminal, JSON otherwise), json or text" },
+  { section: "log", key: "level", parse: v.oneOf(LOG_LEVELS), default: "info", doc: "debug, info, warn, error or silent" },
+];
+
+export const DATA_DIR_ENV = "MAILFERRY_DATA_DIR";
+export const CONFIG_FILE_ENV = "MAILFERRY_CONFIG";
+
+export function envName(s: Pick<Setting, "section" | "key">): string {
+  return ["MAILFERRY", s.section, s.key].filter(Boolean).join("_").toUpperCase();
+}
+
+export function flagName(s: Pick<Setting, "section" | "key">): string {
+  return [s.section, s.key].filter(Boolean).join("-").replaceAll("_", "-");
+}
+
+export function tomlName(s: Pick<Setting, "section" | "key">): string {
+  return s.section ? `[${s.section}] ${s.key}` : s.key;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    /** Where the bad value came from, e.g. `MAILFERRY_SMTP_PORT` or `--smtp-port`. */
+    readonly source: string,
+    message: string,
+  ) {
+    super(`invalid configuration: ${message}`);
+  }
+}
+
+export interface ConfigInput {
+  env?: Record<string, string | undefined>;
+  /** Flag values by flag name without dashes, e.g. `{"smtp-port": "2526"}`. */
+  flags?: Record<string, string | undefined>;
+  cwd?: string;
+}
+
+/** Each effective value and where it came from, for `config check`. */
+export type Effective = { key: string; value: unknown; origin: string }[];
+
+export function loadConfig(input: ConfigInput = {}): Config {
+  return loadConfigWithOrigins(input).config;
+}
+
+export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = process.cwd() }: ConfigInput): { config: Config; effective: Effective } {
+  const dataDir = resolve(cwd, flags["data-dir"] ?? env[DATA_DIR_ENV] ?? "./data");
+  const explicitFile = flags["config"] ?? env[CONFIG_FILE_ENV];
+  const configPath = explicitFile ? resolve(cwd, explicitFile) : resolve(dataDir, "config.toml");
+  const toml = readToml(configPath, explicitFile ? (flags["config"] ? "--config" : CONFIG_FILE_ENV) : null);
+
+  const values: Record<string, unknown> = {};
+  const effective: Effective = [{ key: "data_dir", value: dataDir, origin: flags["data-dir"] ? "--data-dir" : env[DATA_DIR_ENV] ? DATA_DIR_ENV : "default" }];
+  for (const s of SETTINGS) {
+    const name = [s.section, s.key].filter(Boolean).join(".");
+    const fromToml = s.section ? (toml.data[s.section] as Record<string, unknown> | undefined)?.[s.key] : toml.data[s.key];
+    const candidates: [unknown, string][] = [
+      [flags[flagName(s)], `--${flagName(s)}`],
+      [env[envName(s)], envName(s)],
+      [fromToml, `${tomlName(s)} in ${configPath}`],
+    ];
+    const [raw, origin] = candidates.find(([value]) => value !== undefined) ?? [typeof s.default === "function" ? s.default() : s.default, "default"];
+    try {
+      values[name] = s.parse(raw);
+    } catch (err) {
+      if (!(err instanceof v.ValueError)) throw err;
+      const source = origin === "default" ? `${tomlName(s)} (default)` : origin;
+      throw new ConfigError(source, `${source}=${JSON.stringify(raw)}: ${err.message}`);
+    }
+    effective.push({ key: name, value: values[name], origin });
+  }
+
+  const tlsCert = values["tls.cert"] as string | null;
+  const tlsKey = values["tls.key"] as string | null;
+  if ((tlsCert === null) !== (tlsKey === null)) {
+    const missing = tlsCert === null ? envName({ section: "tls", key: "cert" }) : envName({ section: "tls", key: "key" });
+    throw new ConfigError(missing, `${missing} is missing: set both the TLS certificate and key, or neither`);
+  }
+  const absolute = (p: string | null) => (p === null || isAbsolute(p) ? p : resolve(cwd, p));
+
+  const config: Config = {
+    dataDir,
+    configFile: toml.path,
+    hostname: values["hostname"] as string,
+    smtp: {
+      host: values["smtp.host"] as string,
+      port: values["smtp.port"] as number,
+      maxSize: values["smtp.max_size"] as number,
+      socketTimeout: values["smtp.socket_timeout"] as number,
+      shutdownGrace: values["smtp.shutdown_grace"] as number,
+      maxClients: values["smtp.max_clients"] as number,
+    },
+    http: { host: values["http.host"] as string, port: values["http.port"] as number },
+    dns: { servers: values["dns.servers"] as v.HostPort[], timeout: values["dns.timeout"] as number },
+    outbound: { port: values["outbound.port"] as number },
+    tls: { cert: absolute(tlsCert), key: absolute(tlsKey) },
+    log: { format: values["log.format"] as LogFormat, level: values["log.level"] as LogLevel },
+  };
+  return { config, effective };
+}
+
+function readToml(path: string, requiredBy: string | null): { path: string | null; data: Record<string, unknown> } {
+  if (!existsSync(path)) {
+    if (requiredBy) throw new ConfigError(requiredBy, `${requiredBy}=${JSON.stringify(path)}: file does not exist`);
+    return { path: null, data: {} };
+  }
+  let data: Record<string, unknown>;
+  try {
+    data = Bun.TOML.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as { message?: string; line?: number; column?: number };
+    const where = e.line ? ` (line ${e.line}, column ${e.column})` : "";
+    throw new ConfigError(path, `${path}${where}: ${e.message ?? String(err)}`);
+  }
+  rejectUnknownKeys(path, data);
+  return { path, data };
+}
+
+/** A misspelt key would otherwise be silently ignored, so every unknown key is an error. */
+function rejectUnknownKeys(path: string, data: Record<string, unknown>): void {
+  const known = new Set(SETTINGS.map((s) => (s.section ? `${s.section}.${s.key}` : s.key)));
+  const sections = new Set(SETTINGS.map((s) => s.section).filter(Boolean));
+  for (const [top, value] of Object.entries(data)) {
+    if (sections.has(top) && value && typeof value === "object" && !Array.isArray(value)) {
+      for (const key of Object.keys(value)) {
+        if (!known.has(`${top}.${key}`)) throw new ConfigError(`[${top}] ${key}`, `[${top}] ${key} in ${path}: unknown setting`);
+      }
+    } else if (!known.has(top)) {
+      throw new ConfigError(top, `${top} in ${path}: unknown ${sections.has(top) ? "section form (expected a [table])" : "setting"}`);
+    }
+  }
+}
+
+/** Nameservers from /etc/resolv.conf, as the system would use them. */
+export function systemResolvers(resolvConf = "/etc/resolv.conf"): string {
+  let servers: string[] = [];
+  try {
+    servers = readFileSync(resolvConf, "utf8")
+      .split("\n")
+      .map((line) => /^\s*nameserver\s+(\S+)/.exec(line)?.[1])
+      .filter((s): s is string => !!s)
+      .map((s) => (s.includes(":") ? `[${s.replace(/%.*$/, "")}]:53` : `${s}:53`));
+  } catch {
+    // no resolv.conf: fall through to the local resolver
+  }
+  return servers.length ? servers.join(",") : "127.0.0.1:53";
+}

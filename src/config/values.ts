@@ -1,0 +1,115 @@
+// Parsers for configuration values. Each accepts what TOML gives (typed values)
+// and what the environment and flags give (strings), and throws a ValueError
+// saying what was expected; the loader adds which key and source were wrong.
+import { isIP } from "node:net";
+import { domainToASCII } from "node:url";
+
+export class ValueError extends Error {}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export function port(raw: unknown): number {
+  const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ValueError("must be an integer from 0 to 65535 (0 picks a free port)");
+  return n;
+}
+
+export function listenHost(raw: unknown): string {
+  const s = text(raw);
+  if (isIP(s) === 0 && s !== "localhost") throw new ValueError("must be an IP address to listen on (e.g. 127.0.0.1, 0.0.0.0, ::)");
+  return s;
+}
+
+export function text(raw: unknown): string {
+  if (typeof raw !== "string" || raw.trim() === "") throw new ValueError("must be a non-empty string");
+  return raw.trim();
+}
+
+export function optionalPath(raw: unknown): string | null {
+  if (raw === "" || raw === null || raw === undefined) return null;
+  return text(raw);
+}
+
+/** A fully qualified host name as used in the SMTP banner, HELO and Received headers. */
+export function hostname(raw: unknown): string {
+  const ascii = normalizeDomain(text(raw));
+  if (!ascii) throw new ValueError("must be a host name such as mx.example.com");
+  return ascii;
+}
+
+/**
+ * Lower-cased ASCII (punycode) form of a domain name without trailing dot, or
+ * null when it is not a syntactically valid host name.
+ */
+export function normalizeDomain(input: string): string | null {
+  const trimmed = input.trim().replace(/\.$/, "");
+  if (trimmed === "" || trimmed.length > 253) return null;
+  const ascii = domainToASCII(trimmed.toLowerCase());
+  if (!ascii || ascii.length > 253) return null;
+  const labels = ascii.split(".");
+  if (!labels.every((l) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(l))) return null;
+  return ascii;
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
+
+/** Byte sizes: an integer, or a number with a unit such as `50MB` or `512k`. */
+export function byteSize(raw: unknown): number {
+  if (typeof raw === "number" && Number.isInteger(raw) && raw > 0) return raw;
+  const m = typeof raw === "string" ? /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(raw) : null;
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined || Number(m[1]) <= 0) throw new ValueError("must be a positive size such as 52428800, 50MB or 512KB");
+  return Math.floor(Number(m[1]) * unit);
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, "": 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Durations in milliseconds; plain numbers are seconds, or use a unit: `500ms`, `5s`, `3m`, `1h`, `7d`. */
+export function duration(raw: unknown): number {
+  if (typeof raw === "number" && raw >= 0 && Number.isFinite(raw)) return Math.round(raw * 1000);
+  const m = typeof raw === "string" ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)\s*$/i.exec(raw) : null;
+  if (!m) throw new ValueError("must be a duration such as 30 (seconds), 500ms, 5s, 3m or 1h");
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!.toLowerCase()]!);
+}
+
+export function positiveDuration(raw: unknown): number {
+  const ms = duration(raw);
+  if (ms <= 0) throw new ValueError("must be a duration greater than zero");
+  return ms;
+}
+
+/** `host:port`, `[v6]:port` or a bare host (port 53), as a comma list or a TOML array. */
+export function dnsServers(raw: unknown): HostPort[] {
+  const items = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : null;
+  if (!items) throw new ValueError("must be a comma-separated list such as 127.0.0.1:5353,[::1]:53");
+  const servers = items.map((item) => {
+    if (typeof item !== "string") throw new ValueError("each DNS server must be a string such as 127.0.0.1:53");
+    return hostPort(item.trim(), 53);
+  });
+  if (servers.length === 0) throw new ValueError("must name at least one DNS server");
+  return servers;
+}
+
+function hostPort(item: string, defaultPort: number): HostPort {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(item) ?? /^([^:]+)(?::(\d+))?$/.exec(item) ?? /^([0-9a-f:]+)$/i.exec(item);
+  const host = m?.[1];
+  if (!host || isIP(host) === 0) throw new ValueError(`"${item}" is not an IP address with optional port (e.g. 127.0.0.1:5353 or [::1]:53)`);
+  return { host, port: m[2] === undefined ? defaultPort : port(m[2]) };
+}
+
+export function oneOf<T extends string>(choices: readonly T[]) {
+  return (raw: unknown): T => {
+    const s = typeof raw === "string" ? raw.trim().toLowerCase() : "";
+    if (!(choices as readonly string[]).includes(s)) throw new ValueError(`must be one of: ${choices.join(", ")}`);
+    return s as T;
+  };
+}
+
+export function positiveInt(raw: unknown): number {
+  const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n <= 0) throw new ValueError("must be a positive integer");
+  return n;
+}

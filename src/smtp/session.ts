@@ -1,0 +1,29 @@
+// What the listener knows about one SMTP connection, passed to every stage hook.
+import type { HeaderField } from "./headers.ts";
+import type { Mailbox } from "./address.ts";
+
+export interface Session {
+  id: string;
+  remoteIp: string;
+  remotePort: number;
+  /** Reverse-DNS name of the client IP, null when it has none. Never the HELO name. */
+  clientHost: string | null;
+  /** The HELO/EHLO argument: recorded, never trusted. */
+  helo: string | null;
+  tls: { protocol: string; cipher: string } | null;
+  /** Envelope sender of the current transaction; `null` before MAIL, "" for the null sender `<>`. */
+  mailFrom: string | null;
+  /** Accepted recipients of the current transaction, in order. */
+  recipients: Mailbox[];
+}
+
+export interface InboundMessage {
+  /** The message exactly as received (dot-unstuffed), when not oversized. */
+  raw: Buffer;
+  size: number;
+  /** True when the message went over the size limit; `raw` is then empty. */
+  oversized: boolean;
+  headers: HeaderField[];
+  /** The header block as text (for the mail log), "" when none was found. */
+  headerBlock: string;
+}

@@ -1,0 +1,76 @@
+// The STARTTLS certificate: the configured one, else a self-signed one made
+// on first start and kept in the data dir (senders' MTAs do not verify MX
+// certificates unless MTA-STS/DANE says so, so self-signed still encrypts).
+import { generateKeyPairSync, X509Certificate } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import forge from "node-forge";
+import type { Config } from "../config/index.ts";
+import { ConfigError, envName } from "../config/index.ts";
+
+export interface TlsCredentials {
+  key: Buffer;
+  cert: Buffer;
+  certPath: string;
+  selfSigned: boolean;
+}
+
+export const SELF_SIGNED_CERT = "tls/selfsigned.crt";
+export const SELF_SIGNED_KEY = "tls/selfsigned.key";
+
+export function loadTlsCredentials(config: Config): TlsCredentials {
+  const { cert, key } = config.tls;
+  if (cert && key) {
+    const read = (path: string, setting: "cert" | "key") => {
+      try {
+        return readFileSync(path);
+      } catch (err) {
+        const name = envName({ section: "tls", key: setting });
+        throw new ConfigError(name, `${name}=${JSON.stringify(path)}: cannot read file (${(err as NodeJS.ErrnoException).code ?? err})`);
+      }
+    };
+    const credentials = { cert: read(cert, "cert"), key: read(key, "key"), certPath: cert, selfSigned: false };
+    try {
+      new X509Certificate(credentials.cert);
+    } catch {
+      const name = envName({ section: "tls", key: "cert" });
+      throw new ConfigError(name, `${name}=${JSON.stringify(cert)}: not a PEM certificate`);
+    }
+    return credentials;
+  }
+  const certPath = join(config.dataDir, SELF_SIGNED_CERT);
+  const keyPath = join(config.dataDir, SELF_SIGNED_KEY);
+  if (!existsSync(certPath) || !existsSync(keyPath)) {
+    const generated = generateSelfSigned(config.hostname);
+    mkdirSync(join(config.dataDir, "tls"), { recursive: true, mode: 0o700 });
+    writeFileSync(keyPath, generated.key, { mode: 0o600 });
+    writeFileSync(certPath, generated.cert, { mode: 0o644 });
+  }
+  return { cert: readFileSync(certPath), key: readFileSync(keyPath), certPath, selfSigned: true };
+}
+
+/** A 2048-bit RSA certificate for `hostname`, valid ten years. */
+export function generateSelfSigned(hostname: string): { cert: string; key: string } {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
+  // Positive 128-bit serial: a leading 0x01..0x7f byte keeps it from reading as negative.
+  cert.serialNumber = "01" + forge.util.bytesToHex(forge.random.getBytesSync(15));
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 3650 * 86_400_000);
+  const subject = [{ name: "commonName", value: hostname }];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: "basicConstraints", cA: false },
+    { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
+    { name: "extKeyUsage", serverAuth: true },
+    { name: "subjectAltName", altNames: [{ type: 2, value: hostname }] },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(privateKey), forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: privateKey };
+}

@@ -1,0 +1,71 @@
+// SQLite through Kysely on bun:sqlite. WAL mode lets the CLI and a backup
+// snapshot read and write while the server runs.
+import { Database } from "bun:sqlite";
+import { Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
+import { Migrator } from "kysely/migration";
+import { migrations } from "./migrations/index.ts";
+import type { Schema } from "./schema.ts";
+
+export type DB = Kysely<Schema>;
+
+export interface Store {
+  db: DB;
+  /** The underlying handle, for pragmas and health checks. */
+  sqlite: Database;
+  path: string;
+  close(): Promise<void>;
+}
+
+export const DATABASE_FILE = "mailferry.db";
+
+export async function openStore(path: string): Promise<Store> {
+  const sqlite = new Database(path, { create: true, strict: true });
+  // WAL: readers never block the writer; NORMAL sync is durable across an
+  // application crash, which is what matters (mail itself is never queued here).
+  sqlite.run("PRAGMA journal_mode = WAL");
+  sqlite.run("PRAGMA synchronous = NORMAL");
+  sqlite.run("PRAGMA foreign_keys = ON");
+  sqlite.run("PRAGMA busy_timeout = 5000");
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: adapt(sqlite) }) });
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  return { db, sqlite, path, close: () => db.destroy() };
+}
+
+async function migrate(db: Kysely<Schema>): Promise<void> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
+    throw new Error(`database migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** Kysely's SqliteDialect speaks better-sqlite3's interface; bun:sqlite differs only in argument spreading. */
+function adapt(sqlite: Database): SqliteDatabase {
+  return {
+    close: () => sqlite.close(),
+    prepare(sql) {
+      const stmt = sqlite.query(sql); // cached per SQL text
+      return {
+        reader: stmt.columnNames.length > 0,
+        all: (params) => stmt.all(...(params as never[])),
+        run: (params) => stmt.run(...(params as never[])),
+        iterate: (params) => stmt.iterate(...(params as never[])),
+      };
+    },
+  };
+}
+
+/** True when the database answers a trivial query (for /healthz). */
+export function isHealthy(store: Store): boolean {
+  try {
+    return store.sqlite.query("SELECT 1 AS ok").get() !== null;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,8 @@
+// Every migration, in order. Imported statically so `bun build --compile`
+// embeds them in the binary; never edit one that has shipped, add the next.
+import type { Migration } from "kysely/migration";
+import * as m001 from "./001_initial.ts";
+
+export const migrations: Record<string, Migration> = {
+  "001_initial": m001,
+};

@@ -1,0 +1,77 @@
+// The database, typed once: every query in src/store is checked against these tables.
+import type { ColumnType, Generated, Insertable, Selectable } from "kysely";
+
+/** Milliseconds since the epoch. */
+type Timestamp = number;
+
+export interface DomainsTable {
+  id: Generated<number>;
+  /** Lower-case ASCII (punycode) name without trailing dot. */
+  name: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export type AliasMatcher = "exact" | "regex" | "catch-all";
+export type DisabledMode = "drop" | "soft" | "hard";
+
+export interface AliasesTable {
+  id: Generated<number>;
+  domain_id: number;
+  matcher: AliasMatcher;
+  /** exact: the lower-case local part; regex: the pattern source; catch-all: "*". */
+  pattern: string;
+  /** regex only: the `/g` suffix was given (kept for round-tripping the TXT syntax). */
+  regex_global: ColumnType<number, number | undefined, number>;
+  /** JSON array of recipients in order: addresses, domain names or http(s) URLs. */
+  recipients: string;
+  enabled: ColumnType<number, number | undefined, number>;
+  /** What a disabled alias answers; null while enabled. */
+  disabled_mode: DisabledMode | null;
+  description: ColumnType<string, string | undefined, string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface SettingsTable {
+  key: string;
+  /** JSON value. */
+  value: string;
+  updated_at: Timestamp;
+}
+
+export type EventStage = "connect" | "mail" | "rcpt" | "data" | "delivery";
+
+export interface EventsTable {
+  id: Generated<number>;
+  at: Timestamp;
+  session_id: string;
+  remote_ip: string;
+  stage: EventStage;
+  code: number;
+  enhanced: string;
+  text: string;
+  mail_from: string | null;
+  /** JSON array of recipient addresses the verdict is about. */
+  recipients: string | null;
+  /** Recipient domain, for per-domain views. */
+  domain: string | null;
+  message_id: string | null;
+  subject: string | null;
+  /** The message's header block (never the body), capped in size. */
+  headers: string | null;
+  /** JSON object with stage-specific facts (helo, client host, TLS, size, …). */
+  detail: string | null;
+}
+
+export interface Schema {
+  domains: DomainsTable;
+  aliases: AliasesTable;
+  settings: SettingsTable;
+  events: EventsTable;
+}
+
+export type Domain = Selectable<DomainsTable>;
+export type Alias = Selectable<AliasesTable>;
+export type Event = Selectable<EventsTable>;
+export type NewEvent = Insertable<EventsTable>;

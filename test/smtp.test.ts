@@ -1,0 +1,339 @@
+// The MX listener over real SMTP on loopback.
+import { Database } from "bun:sqlite";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { X509Certificate } from "node:crypto";
+import { join } from "node:path";
+import tls from "node:tls";
+import { DATABASE_FILE } from "../src/store/db.ts";
+import { listEvents } from "../src/store/events.ts";
+import { reverseName } from "../src/dns/resolver.ts";
+import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
+import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "./support/mailferry.ts";
+import { sendMail, SmtpTalk } from "./support/smtp-client.ts";
+
+const MAX_SIZE = 100 * 1024;
+let dns: DnsServer;
+let mf: TestMailferry;
+
+beforeAll(async () => {
+  dns = await startDnsServer({ [reverseName("127.0.0.1")]: { PTR: ["client.loopback.test"] } });
+  mf = await startMailferry({ dns, domains: ["example.test", "bücher.test"], env: { MAILFERRY_SMTP_MAX_SIZE: String(MAX_SIZE) } });
+});
+afterAll(async () => {
+  await mf.stop();
+  await dns.close();
+});
+
+async function session() {
+  const { talk, greeting } = await SmtpTalk.connect(mf.smtpPort);
+  const ehlo = await talk.send("EHLO client.test");
+  return { talk, greeting, ehlo };
+}
+
+describe("greeting and EHLO", () => {
+  test("banner names the host; EHLO offers SIZE, 8BITMIME, PIPELINING, SMTPUTF8 and STARTTLS, not AUTH", async () => {
+    const { talk, greeting, ehlo } = await session();
+    expect(greeting.code).toBe(220);
+    expect(greeting.text).toStartWith(`${TEST_HOSTNAME} ESMTP`);
+    expect(ehlo.code).toBe(250);
+    const features = ehlo.lines.slice(1).map((l) => l.slice(4));
+    expect(features).toContain(`SIZE ${MAX_SIZE}`);
+    for (const f of ["8BITMIME", "PIPELINING", "SMTPUTF8", "STARTTLS"]) expect(features).toContain(f);
+    expect(features.some((f) => f.startsWith("AUTH"))).toBe(false);
+    talk.close();
+  });
+});
+
+describe("STARTTLS", () => {
+  test("is negotiated with TLS 1.2 or newer, after which STARTTLS is no longer offered", async () => {
+    const { talk } = await session();
+    expect((await talk.send("STARTTLS")).code).toBe(220);
+    const protocol = await talk.startTls();
+    expect(["TLSv1.2", "TLSv1.3"]).toContain(protocol);
+    const ehlo = await talk.send("EHLO client.test");
+    expect(ehlo.code).toBe(250);
+    expect(ehlo.lines.some((l) => l.includes("STARTTLS"))).toBe(false);
+    expect((await talk.send("MAIL FROM:<someone@sender.test>")).code).toBe(250);
+    expect((await talk.send("RCPT TO:<hello@example.test>")).code).toBe(250);
+    talk.close();
+  });
+
+  test("TLS 1.1 and older are refused", async () => {
+    const { talk } = await session();
+    expect((await talk.send("STARTTLS")).code).toBe(220);
+    const socket = (talk as unknown as { socket: import("node:net").Socket }).socket;
+    socket.removeAllListeners("data");
+    const old = tls.connect({ socket, rejectUnauthorized: false, minVersion: "TLSv1", maxVersion: "TLSv1.1" });
+    const outcome = await new Promise<string>((resolve) => {
+      old.once("secureConnect", () => resolve(`connected with ${old.getProtocol()}`));
+      old.once("error", () => resolve("refused"));
+    });
+    expect(outcome).toBe("refused");
+    old.destroy();
+  });
+
+  test("a real client sending with requireTLS gets through the TLS session to the DATA verdict", async () => {
+    const err = await sendMail(mf.smtpPort, { from: "a@sender.test", to: "hello@example.test", requireTLS: true }).catch((e) => e);
+    // Until the relay engine lands, DATA is answered 451 (the sender keeps the message).
+    expect(err.responseCode).toBe(451);
+    const [data] = await listEvents(mf.appliance.store.db, { stage: "data", limit: 1 });
+    expect(JSON.parse(data!.detail!).tls.protocol).toMatch(/^TLSv1\.[23]$/);
+  });
+
+  test("the self-signed certificate names the configured host name", async () => {
+    const { talk } = await session();
+    await talk.send("STARTTLS");
+    const socket = (talk as unknown as { socket: import("node:net").Socket }).socket;
+    socket.removeAllListeners("data");
+    const secure = tls.connect({ socket, rejectUnauthorized: false });
+    await new Promise((resolve) => secure.once("secureConnect", resolve));
+    expect(secure.getPeerCertificate().subject.CN).toBe(TEST_HOSTNAME);
+    secure.destroy();
+  });
+});
+
+describe("RCPT TO: never an open relay", () => {
+  test("a domain that is not managed gets 550 5.7.1", async () => {
+    const { talk } = await session();
+    await talk.send("MAIL FROM:<someone@sender.test>");
+    const r = await talk.send("RCPT TO:<victim@gmail.test>");
+    expect(r.code).toBe(550);
+    expect(r.text).toStartWith("5.7.1 ");
+    talk.close();
+  });
+
+  test("a subdomain of a managed domain is not the managed domain", async () => {
+    const { talk } = await session();
+    await talk.send("MAIL FROM:<someone@sender.test>");
+    expect((await talk.send("RCPT TO:<x@sub.example.test>")).code).toBe(550);
+    expect((await talk.send("RCPT TO:<x@example.test.evil.test>")).code).toBe(550);
+    talk.close();
+  });
+
+  test("a managed domain is accepted whatever the case of the address", async () => {
+    const { talk } = await session();
+    await talk.send("MAIL FROM:<someone@sender.test>");
+    expect((await talk.send("RCPT TO:<hello@example.test>")).code).toBe(250);
+    expect((await talk.send("RCPT TO:<Hello@EXAMPLE.Test>")).code).toBe(250);
+    talk.close();
+  });
+
+  test("an internationalised domain is matched in its punycode form (SMTPUTF8)", async () => {
+    const { talk } = await session();
+    await talk.send("MAIL FROM:<someone@sender.test> SMTPUTF8");
+    expect((await talk.send("RCPT TO:<kunde@bücher.test>")).code).toBe(250);
+    expect((await talk.send("RCPT TO:<kunde@xn--bcher-kva.test>")).code).toBe(250);
+    talk.close();
+  });
+
+  test("address literals and malformed addresses are refused with 5xx", async () => {
+    const { talk } = await session();
+    await talk.send("MAIL FROM:<someone@sender.test>");
+    expect((await talk.send("RCPT TO:<x@[127.0.0.1]>")).code).toBe(550);
+    // Gross syntax errors are answered by smtp-server's parser itself (501, no enhanced code) ...
+    expect((await talk.send("RCPT TO:<a..b@example.test>")).code).toBe(501);
+    expect((await talk.send("RCPT TO:<@example.test>")).code).toBe(501);
+    expect((await talk.send("RCPT TO:no-brackets@example.test")).code).toBe(501);
+    // ... finer RFC 5321 rules by mailferry's own address check.
+    for (const address of ["a(b@example.test", `${"x".repeat(65)}@example.test`, "x@localhost"]) {
+      const bad = await talk.send(`RCPT TO:<${address}>`);
+      expect(bad.code).toBe(501);
+      expect(bad.text).toBe("5.1.3 Bad recipient address syntax");
+    }
+    expect((await talk.send("RCPT TO:<hello@example.test>")).code).toBe(250);
+    talk.close();
+  });
+});
+
+describe("MAIL FROM", () => {
+  test("the null sender is accepted; a malformed sender gets 501 5.1.7", async () => {
+    const { talk } = await session();
+    expect((await talk.send("MAIL FROM:<>")).code).toBe(250);
+    await talk.send("RSET");
+    expect((await talk.send("MAIL FROM:<not an address>")).code).toBe(501);
+    const r = await talk.send("MAIL FROM:<a(b@sender.test>");
+    expect(r.code).toBe(501);
+    expect(r.text).toBe("5.1.7 Bad sender address syntax");
+    talk.close();
+  });
+
+  test("a declared SIZE over the limit is refused with 552; within the limit it is accepted", async () => {
+    const { talk } = await session();
+    const over = await talk.send(`MAIL FROM:<someone@sender.test> SIZE=${MAX_SIZE + 1}`);
+    expect(over.code).toBe(552);
+    expect((await talk.send(`MAIL FROM:<someone@sender.test> SIZE=${MAX_SIZE}`)).code).toBe(250);
+    talk.close();
+  });
+});
+
+describe("protocol errors", () => {
+  test("a malformed command gets 5xx and the session goes on", async () => {
+    const { talk } = await session();
+    const r = await talk.send("HELLO THERE");
+    expect(r.code).toBeGreaterThanOrEqual(500);
+    expect(r.code).toBeLessThan(600);
+    const param = await talk.send("MAIL FROM:<someone@sender.test> BOGUS=1");
+    expect(param.code).toBe(555);
+    expect(param.text).toBe("5.5.4 Parameter BOGUS not recognized or not implemented");
+    expect((await talk.send("NOOP")).code).toBe(250);
+    expect((await talk.send("MAIL FROM:<someone@sender.test>")).code).toBe(250);
+    expect((await talk.send("RCPT TO:<other@example.test> NOTIFY=NEVER")).code).toBe(555);
+    expect((await talk.send("RCPT TO:<hello@example.test>")).code).toBe(250);
+    talk.close();
+  });
+
+  test("DATA before RCPT is a sequence error, not a crash", async () => {
+    const { talk } = await session();
+    expect((await talk.send("DATA")).code).toBe(503);
+    expect((await talk.send("NOOP")).code).toBe(250);
+    talk.close();
+  });
+});
+
+describe("DATA", () => {
+  test("a message larger than the limit, sent without SIZE, gets 552 5.3.4", async () => {
+    const { talk } = await session();
+    await talk.send("MAIL FROM:<someone@sender.test>");
+    await talk.send("RCPT TO:<hello@example.test>");
+    expect((await talk.send("DATA")).code).toBe(354);
+    talk.write(`From: a@sender.test\r\nSubject: big\r\n\r\n${"x".repeat(998)}\r\n`.repeat(Math.ceil(MAX_SIZE / 1000) + 5));
+    const r = await talk.send(".");
+    expect(r.code).toBe(552);
+    expect(r.text).toStartWith("5.3.4");
+    expect((await talk.send("NOOP")).code).toBe(250);
+    talk.close();
+  });
+
+  test("each verdict is logged and recorded with envelope and headers, never the body", async () => {
+    const { talk } = await session();
+    await talk.send("MAIL FROM:<carol@sender.test>");
+    await talk.send("RCPT TO:<nobody@unmanaged.test>");
+    await talk.send("RCPT TO:<hello@example.test>");
+    await talk.send("DATA");
+    const r = await talk.send("From: Carol <carol@sender.test>\r\nTo: hello@example.test\r\nSubject: ledger\r\nMessage-ID: <m1@sender.test>\r\n\r\nSECRET-BODY-TEXT\r\n.");
+    expect(r.code).toBe(451);
+    const sessionId = (await listEvents(mf.appliance.store.db, { stage: "data", limit: 1 }))[0]!.session_id;
+    const events = (await listEvents(mf.appliance.store.db, { sessionId })).reverse();
+    expect(events.map((e) => [e.stage, e.code])).toEqual([
+      ["connect", 220],
+      ["mail", 250],
+      ["rcpt", 550],
+      ["rcpt", 250],
+      ["data", 451],
+    ]);
+    const data = events.at(-1)!;
+    expect(data.mail_from).toBe("carol@sender.test");
+    expect(JSON.parse(data.recipients!)).toEqual(["hello@example.test"]);
+    expect(data.domain).toBe("example.test");
+    expect(data.subject).toBe("ledger");
+    expect(data.message_id).toBe("<m1@sender.test>");
+    expect(data.headers).toContain("Subject: ledger");
+    expect(JSON.parse(data.detail!)).toMatchObject({ helo: "client.test", client_host: "client.loopback.test" });
+    for (const e of events) expect(JSON.stringify(e)).not.toContain("SECRET-BODY-TEXT");
+    const lines = mf.logs.filter((l) => l.event === "smtp.verdict" && l.session === sessionId);
+    expect(lines.map((l) => l.stage)).toEqual(["connect", "mail", "rcpt", "rcpt", "data"]);
+    expect(lines.at(-1)).toMatchObject({ ip: "127.0.0.1", reply: "451 4.3.0 Forwarding is not available yet, please try again later" });
+    talk.close();
+  });
+});
+
+describe("internal errors answer 421", () => {
+  test("a database failure during RCPT answers 421 and closes; the listener keeps serving", async () => {
+    const side = new Database(join(mf.dataDir, DATABASE_FILE));
+    side.run("ALTER TABLE domains RENAME TO domains_away");
+    try {
+      const { talk } = await session();
+      await talk.send("MAIL FROM:<someone@sender.test>");
+      const r = await talk.send("RCPT TO:<hello@example.test>");
+      expect(r.code).toBe(421);
+      expect(r.text).toStartWith("4.3.0");
+      await Bun.sleep(50);
+      expect(talk.closed).toBe(true);
+      expect(mf.logs.some((l) => l.event === "smtp.internal_error" && l.stage === "rcpt")).toBe(true);
+    } finally {
+      side.run("ALTER TABLE domains_away RENAME TO domains");
+      side.close();
+    }
+    const { talk } = await session();
+    await talk.send("MAIL FROM:<someone@sender.test>");
+    expect((await talk.send("RCPT TO:<hello@example.test>")).code).toBe(250);
+    talk.close();
+  });
+});
+
+describe("health", () => {
+  test("/healthz reports version, uptime, database and listener", async () => {
+    const res = await fetch(`${mf.httpUrl}healthz`);
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body).toMatchObject({ status: "ok", db: { ok: true }, smtp: { listening: true, port: mf.smtpPort } });
+    expect(typeof body.version).toBe("string");
+    expect(typeof body.uptime_s).toBe("number");
+  });
+});
+
+describe("certificates", () => {
+  test("the self-signed certificate is made on first start and reused after a restart", async () => {
+    const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
+    const dir = mkdtempSync(join(require("node:os").tmpdir(), "mailferry-cert-"));
+    try {
+      const first = await startMailferry({ dns, dataDir: dir });
+      const cert1 = readFileSync(join(dir, "tls/selfsigned.crt"));
+      await first.stop();
+      const second = await startMailferry({ dns, dataDir: dir });
+      const cert2 = readFileSync(join(dir, "tls/selfsigned.crt"));
+      await second.stop();
+      expect(new X509Certificate(cert2).fingerprint256).toBe(new X509Certificate(cert1).fingerprint256);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a configured certificate is the one served by STARTTLS", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { generateSelfSigned } = await import("../src/smtp/tls.ts");
+    const dir = mkdtempSync(join(require("node:os").tmpdir(), "mailferry-cert-"));
+    const own = generateSelfSigned("own-cert.example.test");
+    writeFileSync(join(dir, "own.crt"), own.cert);
+    writeFileSync(join(dir, "own.key"), own.key);
+    const instance = await startMailferry({ dns, env: { MAILFERRY_TLS_CERT: join(dir, "own.crt"), MAILFERRY_TLS_KEY: join(dir, "own.key") } });
+    try {
+      const { talk } = await SmtpTalk.connect(instance.smtpPort);
+      await talk.send("EHLO client.test");
+      await talk.send("STARTTLS");
+      const socket = (talk as unknown as { socket: import("node:net").Socket }).socket;
+      socket.removeAllListeners("data");
+      const secure = tls.connect({ socket, rejectUnauthorized: false });
+      await new Promise((resolve) => secure.once("secureConnect", resolve));
+      expect(secure.getPeerCertificate().subject.CN).toBe("own-cert.example.test");
+      secure.destroy();
+    } finally {
+      await instance.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("graceful shutdown", () => {
+  test("a session in DATA finishes with its reply; new connections are refused; stop() resolves", async () => {
+    const instance = await startMailferry({ dns, domains: ["example.test"] });
+    const { talk } = await SmtpTalk.connect(instance.smtpPort);
+    await talk.send("EHLO client.test");
+    await talk.send("MAIL FROM:<someone@sender.test>");
+    await talk.send("RCPT TO:<hello@example.test>");
+    expect((await talk.send("DATA")).code).toBe(354);
+    talk.write("From: a@sender.test\r\nSubject: in flight\r\n\r\nbody\r\n");
+    const stopped = instance.stop();
+    await Bun.sleep(100);
+    const r = await talk.send(".");
+    expect(r.code).toBe(451);
+    const after = await talk.send("NOOP");
+    expect(after.code).toBe(421);
+    await stopped;
+    const refused = await SmtpTalk.connect(instance.smtpPort).then(
+      () => "connected",
+      () => "refused",
+    );
+    expect(refused).toBe("refused");
+  });
+});

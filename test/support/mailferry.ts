@@ -1,0 +1,63 @@
+// Starts mailferry through the real serve path (configuration loading,
+// appliance start-up) on free ports with a temporary data dir, pointed at
+// the test DNS server.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Appliance, startAppliance } from "../../src/app.ts";
+import { loadConfig } from "../../src/config/index.ts";
+import { createLogger } from "../../src/log.ts";
+import { addDomain } from "../../src/store/domains.ts";
+import type { DnsServer } from "./dns-server.ts";
+
+export const TEST_HOSTNAME = "mx.mailferry.test";
+
+export interface TestMailferry {
+  appliance: Appliance;
+  smtpPort: number;
+  httpUrl: string;
+  dataDir: string;
+  /** Every log line as parsed JSON. */
+  logs: Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  dns: DnsServer;
+  domains?: string[];
+  /** Extra MAILFERRY_* variables. */
+  env?: Record<string, string>;
+  /** Reuse a data dir (e.g. to test restarts); it is then not removed on stop. */
+  dataDir?: string;
+}
+
+export async function startMailferry({ dns, domains = [], env = {}, dataDir }: StartOptions): Promise<TestMailferry> {
+  const dir = dataDir ?? mkdtempSync(join(tmpdir(), "mailferry-test-"));
+  const config = loadConfig({
+    env: {
+      MAILFERRY_DATA_DIR: dir,
+      MAILFERRY_HOSTNAME: TEST_HOSTNAME,
+      MAILFERRY_SMTP_PORT: "0",
+      MAILFERRY_HTTP_PORT: "0",
+      MAILFERRY_DNS_SERVERS: dns.address,
+      MAILFERRY_DNS_TIMEOUT: "1s",
+      MAILFERRY_SMTP_SHUTDOWN_GRACE: "2s",
+      ...env,
+    },
+  });
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger({ level: "debug", format: "json", write: (line) => logs.push(JSON.parse(line)) });
+  const appliance = await startAppliance(config, logger);
+  for (const domain of domains) await addDomain(appliance.store.db, domain);
+  return {
+    appliance,
+    smtpPort: appliance.smtp.port,
+    httpUrl: appliance.http.url,
+    dataDir: dir,
+    logs,
+    async stop() {
+      await appliance.stop();
+      if (!dataDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
