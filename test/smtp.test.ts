@@ -92,6 +92,18 @@ describe("STARTTLS", () => {
   });
 });
 
+describe("swaks, an independent SMTP client", () => {
+  test.skipIf(!Bun.which("swaks"))("negotiates STARTTLS and gets the DATA verdict", async () => {
+    const proc = Bun.spawn(["swaks", "--server", `127.0.0.1:${mf.smtpPort}`, "--tls", "--from", "a@sender.test", "--to", "hello@example.test", "--timeout", "10"], { stdout: "pipe", stderr: "pipe" });
+    const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    await proc.exited;
+    const transcript = out + err;
+    expect(transcript).toMatch(/TLS started with cipher TLSv1\.[23]/);
+    expect(transcript).toContain("<~  250 Accepted");
+    expect(transcript).toContain("451 4.3.0 Forwarding is not available yet");
+  });
+});
+
 describe("RCPT TO: never an open relay", () => {
   test("a domain that is not managed gets 550 5.7.1", async () => {
     const { talk } = await session();
@@ -265,7 +277,7 @@ describe("health", () => {
   test("/healthz reports version, uptime, database and listener", async () => {
     const res = await fetch(`${mf.httpUrl}healthz`);
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = (await res.json()) as Record<string, unknown>;
     expect(body).toMatchObject({ status: "ok", db: { ok: true }, smtp: { listening: true, port: mf.smtpPort } });
     expect(typeof body.version).toBe("string");
     expect(typeof body.uptime_s).toBe("number");

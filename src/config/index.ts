@@ -37,7 +37,7 @@ const LOG_FORMATS = ["auto", "json", "text"] as const;
 const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 
 export const SETTINGS: readonly Setting[] = [
-  { section: "", key: "hostname", parse: v.hostname, default: () => osHostname(), doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
+  { section: "", key: "hostname", parse: v.hostname, default: () => v.normalizeDomain(osHostname()) ?? "localhost", doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
   { section: "smtp", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "MX listener address (production: 0.0.0.0)" },
   { section: "smtp", key: "port", parse: v.port, default: 2525, doc: "MX listener port (production: 25)" },
   { section: "smtp", key: "max_size", parse: v.byteSize, default: "50MB", doc: "Largest message accepted (SIZE); bigger gets 552" },

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { isHealthy, type Store } from "../store/db.ts";
 import type { MxListener } from "../smtp/listener.ts";
 import { VERSION } from "../version.ts";
+import { mountStatic } from "./static.ts";
 
 export interface WebDeps {
   store: Store;
@@ -28,5 +29,6 @@ export function createWebApp({ store, smtp, startedAt }: WebDeps): Hono {
     );
   });
 
+  mountStatic(app);
   return app;
 }

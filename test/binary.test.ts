@@ -1,0 +1,64 @@
+// `npm run build` → dist/mailferry, run from another directory: the same
+// smoke test as the source CLI. Its size, start-up time and idle RSS are
+// printed for the README.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { copyFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
+import { run, smokeTest } from "./support/smoke.ts";
+
+const root = join(import.meta.dir, "..");
+let dns: DnsServer;
+let elsewhere: string;
+let binary: string;
+
+beforeAll(async () => {
+  dns = await startDnsServer({});
+  elsewhere = mkdtempSync(join(tmpdir(), "mailferry-bin-"));
+  const build = await run(["npm", "run", "--silent", "build"], { cwd: root });
+  expect(build.exitCode).toBe(0);
+  // A copy outside the checkout: nothing may be read from the source tree.
+  binary = join(elsewhere, "mailferry");
+  copyFileSync(join(root, "dist/mailferry"), binary);
+  require("node:fs").chmodSync(binary, 0o755);
+}, 120_000);
+afterAll(async () => {
+  await dns.close();
+  rmSync(elsewhere, { recursive: true, force: true });
+});
+
+test("the compiled binary passes the smoke test from another directory", async () => {
+  const result = await smokeTest([binary], elsewhere, dns);
+  const sizeMb = statSync(binary).size / 1024 / 1024;
+  console.log(`binary: ${sizeMb.toFixed(1)} MB, start-up ${result.startupMs} ms, idle RSS ${(result.idleRssKb / 1024).toFixed(1)} MB`);
+  expect(result.idleRssKb).toBeGreaterThan(0);
+}, 60_000);
+
+test("the binary serves the embedded htmx asset and prints its version", async () => {
+  const version = await run([binary, "version"], { cwd: elsewhere });
+  expect(version.stdout).toMatch(/^mailferry \d+\.\d+\.\d+/);
+  const dataDir = join(elsewhere, "data-assets");
+  const proc = Bun.spawn([binary, "serve"], {
+    cwd: elsewhere,
+    env: { ...process.env, MAILFERRY_DATA_DIR: dataDir, MAILFERRY_SMTP_PORT: "0", MAILFERRY_HTTP_PORT: "0", MAILFERRY_DNS_SERVERS: dns.address },
+    stdout: "pipe",
+  });
+  try {
+    let output = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stdout) {
+      output += decoder.decode(chunk);
+      if (output.includes("mailferry.ready")) break;
+    }
+    const ready = JSON.parse(output.split("\n").find((l) => l.includes("mailferry.ready"))!);
+    const res = await fetch(`${ready.admin_url}static/htmx.min.js`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("javascript");
+    expect(await res.text()).toContain("htmx");
+    expect((await fetch(`${ready.admin_url}static/nope.js`)).status).toBe(404);
+  } finally {
+    proc.kill("SIGTERM");
+    await proc.exited;
+  }
+}, 60_000);

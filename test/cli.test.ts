@@ -1,0 +1,114 @@
+// The mailferry CLI as a user runs it: a real process, exit codes, output.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
+import { run, smokeTest } from "./support/smoke.ts";
+
+const root = join(import.meta.dir, "..");
+const cli = [process.execPath, join(root, "src/main.ts")];
+let dns: DnsServer;
+let dataDir: string;
+
+beforeAll(async () => {
+  dns = await startDnsServer({});
+  dataDir = mkdtempSync(join(tmpdir(), "mailferry-cli-"));
+});
+afterAll(async () => {
+  await dns.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const mf = (args: string[], env: Record<string, string> = {}) => run([...cli, ...args], { cwd: dataDir, env: { MAILFERRY_DATA_DIR: dataDir, ...env } });
+
+describe("commands and exit codes", () => {
+  test("version", async () => {
+    const r = await mf(["version"]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/^mailferry \d+\.\d+\.\d+ \(bun \d/);
+  });
+
+  test("help exits 0; no command or an unknown one is a usage error (2)", async () => {
+    expect((await mf(["--help"])).exitCode).toBe(0);
+    expect((await mf(["--help"])).stdout).toContain("domain add <name>");
+    expect((await mf([])).exitCode).toBe(2);
+    const unknown = await mf(["frobnicate"]);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toContain("unknown command: frobnicate");
+    expect((await mf(["version", "--no-such-flag"])).exitCode).toBe(2);
+    expect((await mf(["domain"])).exitCode).toBe(2);
+    expect((await mf(["domain", "add"])).exitCode).toBe(2);
+    expect((await mf(["config", "frob"])).exitCode).toBe(2);
+  });
+
+  test("domain add, list (text and --json), remove", async () => {
+    expect(await mf(["domain", "add", "Example.TEST"])).toMatchObject({ exitCode: 0, stdout: "added example.test\n" });
+    expect((await mf(["domain", "add", "other.test"])).exitCode).toBe(0);
+    expect((await mf(["domain", "list"])).stdout).toBe("example.test\nother.test\n");
+    const listed = JSON.parse((await mf(["domain", "list", "--json"])).stdout);
+    expect(listed.map((d: { name: string }) => d.name)).toEqual(["example.test", "other.test"]);
+    expect(await mf(["domain", "remove", "other.test"])).toMatchObject({ exitCode: 0, stdout: "removed other.test\n" });
+    expect((await mf(["domain", "list"])).stdout).toBe("example.test\n");
+  });
+
+  test("domain errors: invalid name is a usage error (2); duplicate or unknown is a runtime error (1)", async () => {
+    const invalid = await mf(["domain", "add", "not a domain"]);
+    expect(invalid.exitCode).toBe(2);
+    expect(invalid.stderr).toContain("is not a valid domain name");
+    await mf(["domain", "add", "dup.test"]);
+    const dup = await mf(["domain", "add", "dup.test"]);
+    expect(dup.exitCode).toBe(1);
+    expect(dup.stderr).toContain("already exists");
+    expect((await mf(["domain", "remove", "never.test"])).exitCode).toBe(1);
+  });
+
+  test("config check prints effective values with their origin, or names the bad key (exit 2)", async () => {
+    const ok = await mf(["config", "check", "--smtp-port", "2600"], { MAILFERRY_HTTP_PORT: "9090" });
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout).toMatch(/smtp\.port\s+2600\s+--smtp-port/);
+    expect(ok.stdout).toMatch(/http\.port\s+9090\s+MAILFERRY_HTTP_PORT/);
+    const json = JSON.parse((await mf(["config", "check", "--json"])).stdout);
+    expect(json.ok).toBe(true);
+    const bad = await mf(["config", "check"], { MAILFERRY_OUTBOUND_PORT: "smtp" });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('MAILFERRY_OUTBOUND_PORT="smtp"');
+  });
+
+  test("serve refuses invalid configuration before starting, naming the key (exit 2)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mailferry-cli-bad-"));
+    writeFileSync(join(dir, "config.toml"), `[smtp]\nport = "twenty-five"\n`);
+    const r = await run([...cli, "serve"], { cwd: dir, env: { MAILFERRY_DATA_DIR: dir } });
+    rmSync(dir, { recursive: true, force: true });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain("[smtp] port");
+    expect(r.stderr).toContain('"twenty-five"');
+  });
+
+  test("serve on a port already in use fails with exit 1 and a message", async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", () => resolve()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const r = await mf(["serve"], { MAILFERRY_SMTP_PORT: String(port), MAILFERRY_HTTP_PORT: "0", MAILFERRY_DNS_SERVERS: dns.address });
+    blocker.close();
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/in use|EADDRINUSE/i);
+  });
+
+  test("npm run mailferry -- <args> is the same CLI", async () => {
+    const r = await run(["npm", "run", "--silent", "mailferry", "--", "domain", "list", "--data-dir", dataDir], { cwd: root });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain("example.test");
+  });
+});
+
+describe("serve", () => {
+  test("starts, answers health and SMTP, and exits 0 on SIGTERM", async () => {
+    const result = await smokeTest(cli, dataDir, dns);
+    const lines = result.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    // Not a terminal: one JSON object per line.
+    expect(lines.map((l) => l.event)).toContain("mailferry.ready");
+    expect(lines.find((l) => l.event === "mailferry.ready")).toHaveProperty("admin_url");
+  });
+});
