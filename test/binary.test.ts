@@ -2,7 +2,7 @@
 // smoke test as the source CLI. Its size, start-up time and idle RSS are
 // printed for the README.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
@@ -21,7 +21,7 @@ beforeAll(async () => {
   // A copy outside the checkout: nothing may be read from the source tree.
   binary = join(elsewhere, "mailferry");
   copyFileSync(join(root, "dist/mailferry"), binary);
-  require("node:fs").chmodSync(binary, 0o755);
+  chmodSync(binary, 0o755);
 }, 120_000);
 afterAll(async () => {
   await dns.close();

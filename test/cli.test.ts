@@ -1,6 +1,7 @@
 // The mailferry CLI as a user runs it: a real process, exit codes, output.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -101,6 +102,51 @@ describe("commands and exit codes", () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain("example.test");
   });
+});
+
+describe("npm start (the README's first command)", () => {
+  test("starts on the data dir given, prints where it listens, answers /healthz, stops on Ctrl-C", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mailferry-npm-start-"));
+    const env = { ...process.env, MAILFERRY_DATA_DIR: dir, MAILFERRY_SMTP_PORT: "0", MAILFERRY_HTTP_PORT: "0", MAILFERRY_DNS_SERVERS: dns.address };
+    // Its own process group, so Ctrl-C can be delivered to npm and mailferry alike, as a terminal does.
+    const child = spawn("npm", ["start"], { cwd: root, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      let output = "";
+      const ready = await new Promise<Record<string, string>>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not ready:\n${output}`)), 20_000);
+        child.stdout!.on("data", (chunk: Buffer) => {
+          output += chunk.toString();
+          const line = output.split("\n").find((l) => l.includes('"mailferry.ready"'));
+          if (line) {
+            clearTimeout(timer);
+            resolve(JSON.parse(line));
+          }
+        });
+      });
+      expect(ready.data_dir).toBe(dir);
+      expect(ready.smtp).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(ready.admin_url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+      const health = (await fetch(ready.health_url!).then((r) => r.json())) as { status: string };
+      expect(health.status).toBe("ok");
+      process.kill(-child.pid!, "SIGINT");
+      await exited;
+      const port = Number(ready.smtp!.split(":")[1]);
+      const stillListening = await new Promise<boolean>((resolve) => {
+        const probe = net.connect(port, "127.0.0.1");
+        probe.on("connect", () => (probe.destroy(), resolve(true)));
+        probe.on("error", () => resolve(false));
+      });
+      expect(stillListening).toBe(false);
+    } finally {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
 
 describe("serve", () => {

@@ -1,12 +1,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
+import { dkimSign } from "mailauth/lib/dkim/sign";
+import { dkimVerify } from "mailauth/lib/dkim/verify";
 import dgram from "node:dgram";
 import { createResolver, DnsError, expandIPv6, reverseName } from "../src/dns/resolver.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 
 // A real 2048-bit DKIM public key: its TXT value is longer than 255 bytes, so
 // it is published as several character-strings of one record.
-const dkimKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ type: "spki", format: "der" }).toString("base64");
+const dkimPair = generateKeyPairSync("rsa", { modulusLength: 2048 });
+const dkimKey = dkimPair.publicKey.export({ type: "spki", format: "der" }).toString("base64");
 const dkimRecord = `v=DKIM1; k=rsa; p=${dkimKey}`;
 
 let dns: DnsServer;
@@ -162,6 +165,22 @@ describe("resolver against the loopback DNS server", () => {
     expect((await r.resolveMx("bad..name").catch((e) => e)).code).toBe("EBADNAME");
     expect((await r.resolveMx("x".repeat(64) + ".test").catch((e) => e)).code).toBe("EBADNAME");
     expect(r.queriesSent).toBe(0);
+  });
+});
+
+describe("mailauth through the resolver", () => {
+  test("a DKIM signature made with a 2048-bit key verifies with the key looked up by mailferry's resolver", async () => {
+    const message = "From: alice@example.test\r\nTo: bob@elsewhere.test\r\nSubject: signed\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n\r\nHello.\r\n";
+    const privateKey = dkimPair.privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+    // The README documents signatureData; the bundled typings also require the top-level fields.
+    const key = { signingDomain: "example.test", selector: "mailferry", privateKey };
+    const { signatures } = await dkimSign(message, { ...key, signatureData: [key] });
+    expect(signatures).toContain("DKIM-Signature:");
+    const r = resolver();
+    const result = await dkimVerify(signatures + message, { resolver: r.forMailauth });
+    expect(result.results[0]!.signingDomain).toBe("example.test");
+    expect(result.results[0]!.status.result).toBe("pass");
+    expect(dns.queries.some((q) => q.name === "mailferry._domainkey.example.test" && q.type === "TXT")).toBe(true);
   });
 });
 

@@ -2,8 +2,10 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import tls from "node:tls";
+import { generateSelfSigned } from "../src/smtp/tls.ts";
 import { DATABASE_FILE } from "../src/store/db.ts";
 import { listEvents } from "../src/store/events.ts";
 import { reverseName } from "../src/dns/resolver.ts";
@@ -48,8 +50,8 @@ describe("STARTTLS", () => {
   test("is negotiated with TLS 1.2 or newer, after which STARTTLS is no longer offered", async () => {
     const { talk } = await session();
     expect((await talk.send("STARTTLS")).code).toBe(220);
-    const protocol = await talk.startTls();
-    expect(["TLSv1.2", "TLSv1.3"]).toContain(protocol);
+    const secure = await talk.startTls();
+    expect(["TLSv1.2", "TLSv1.3"]).toContain(secure.getProtocol()!);
     const ehlo = await talk.send("EHLO client.test");
     expect(ehlo.code).toBe(250);
     expect(ehlo.lines.some((l) => l.includes("STARTTLS"))).toBe(false);
@@ -61,15 +63,12 @@ describe("STARTTLS", () => {
   test("TLS 1.1 and older are refused", async () => {
     const { talk } = await session();
     expect((await talk.send("STARTTLS")).code).toBe(220);
-    const socket = (talk as unknown as { socket: import("node:net").Socket }).socket;
-    socket.removeAllListeners("data");
-    const old = tls.connect({ socket, rejectUnauthorized: false, minVersion: "TLSv1", maxVersion: "TLSv1.1" });
-    const outcome = await new Promise<string>((resolve) => {
-      old.once("secureConnect", () => resolve(`connected with ${old.getProtocol()}`));
-      old.once("error", () => resolve("refused"));
-    });
+    const outcome = await talk.startTls({ minVersion: "TLSv1", maxVersion: "TLSv1.1" }).then(
+      (old) => `connected with ${old.getProtocol()}`,
+      () => "refused",
+    );
     expect(outcome).toBe("refused");
-    old.destroy();
+    talk.close();
   });
 
   test("a real client sending with requireTLS gets through the TLS session to the DATA verdict", async () => {
@@ -83,12 +82,9 @@ describe("STARTTLS", () => {
   test("the self-signed certificate names the configured host name", async () => {
     const { talk } = await session();
     await talk.send("STARTTLS");
-    const socket = (talk as unknown as { socket: import("node:net").Socket }).socket;
-    socket.removeAllListeners("data");
-    const secure = tls.connect({ socket, rejectUnauthorized: false });
-    await new Promise((resolve) => secure.once("secureConnect", resolve));
+    const secure = await talk.startTls();
     expect(secure.getPeerCertificate().subject.CN).toBe(TEST_HOSTNAME);
-    secure.destroy();
+    talk.close();
   });
 });
 
@@ -286,8 +282,7 @@ describe("health", () => {
 
 describe("certificates", () => {
   test("the self-signed certificate is made on first start and reused after a restart", async () => {
-    const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
-    const dir = mkdtempSync(join(require("node:os").tmpdir(), "mailferry-cert-"));
+    const dir = mkdtempSync(join(tmpdir(), "mailferry-cert-"));
     try {
       const first = await startMailferry({ dns, dataDir: dir });
       const cert1 = readFileSync(join(dir, "tls/selfsigned.crt"));
@@ -302,9 +297,7 @@ describe("certificates", () => {
   });
 
   test("a configured certificate is the one served by STARTTLS", async () => {
-    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
-    const { generateSelfSigned } = await import("../src/smtp/tls.ts");
-    const dir = mkdtempSync(join(require("node:os").tmpdir(), "mailferry-cert-"));
+    const dir = mkdtempSync(join(tmpdir(), "mailferry-cert-"));
     const own = generateSelfSigned("own-cert.example.test");
     writeFileSync(join(dir, "own.crt"), own.cert);
     writeFileSync(join(dir, "own.key"), own.key);
@@ -313,12 +306,9 @@ describe("certificates", () => {
       const { talk } = await SmtpTalk.connect(instance.smtpPort);
       await talk.send("EHLO client.test");
       await talk.send("STARTTLS");
-      const socket = (talk as unknown as { socket: import("node:net").Socket }).socket;
-      socket.removeAllListeners("data");
-      const secure = tls.connect({ socket, rejectUnauthorized: false });
-      await new Promise((resolve) => secure.once("secureConnect", resolve));
+      const secure = await talk.startTls();
       expect(secure.getPeerCertificate().subject.CN).toBe("own-cert.example.test");
-      secure.destroy();
+      talk.close();
     } finally {
       await instance.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -14,6 +14,7 @@ import * as packet from "dns-packet";
 import type { HostPort } from "../config/values.ts";
 
 export type RecordType = "A" | "AAAA" | "MX" | "TXT" | "PTR" | "CNAME" | "NS";
+const SUPPORTED = new Set<RecordType>(["A", "AAAA", "MX", "TXT", "PTR", "CNAME", "NS"]);
 export interface MxRecord {
   exchange: string;
   priority: number;
@@ -60,6 +61,8 @@ export interface Resolver {
   resolveMx(name: string): Promise<MxRecord[]>;
   resolveTxt(name: string): Promise<string[][]>;
   reverse(ip: string): Promise<string[]>;
+  /** The `resolver` option of mailauth: `dns.promises.resolve`'s signature and result shapes. */
+  forMailauth: (name: string, rrtype: string) => Promise<string[][] | string[]>;
   /** Number of queries sent to servers (cache misses), for tests and metrics. */
   readonly queriesSent: number;
   clearCache(): void;
@@ -144,6 +147,10 @@ export function createResolver(opts: ResolverOptions): Resolver {
     resolveMx: (name) => lookup(name, "MX") as Promise<MxRecord[]>,
     resolveTxt: (name) => lookup(name, "TXT") as Promise<string[][]>,
     reverse: (ip) => lookup(reverseName(ip), "PTR") as Promise<string[]>,
+    forMailauth: (name, rrtype) => {
+      if (!SUPPORTED.has(rrtype as RecordType)) return Promise.reject(new DnsError("EBADRESP", name, rrtype));
+      return lookup(name, rrtype as RecordType) as Promise<string[][] | string[]>;
+    },
     get queriesSent() {
       return queriesSent;
     },
@@ -250,20 +257,35 @@ function exchange(server: HostPort, qname: string, type: RecordType, timeout: nu
   return udpExchange(server, qname, type, timeout).then((response) => (response.flag_tc ? tcpExchange(server, qname, type, timeout) : response));
 }
 
-function udpExchange(server: HostPort, qname: string, type: RecordType, timeout: number): Promise<packet.DecodedPacket> {
-  const { id, bytes } = query(qname, type);
+type Finish = (err: DnsError | null, response?: packet.DecodedPacket) => void;
+
+/**
+ * One query over one transport: `run` sends and calls `finish` with the
+ * outcome; `finish` settles once, after the timeout at the latest, and
+ * releases the socket through `close`.
+ */
+function transact(timeout: number, timeoutError: DnsError, run: (finish: Finish) => { close(): void }): Promise<packet.DecodedPacket> {
   return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(net.isIPv6(server.host) ? "udp6" : "udp4");
-    const timer = setTimeout(() => finish(new DnsError("ETIMEOUT", qname, type)), timeout);
     let settled = false;
-    const finish = (err: DnsError | null, response?: packet.DecodedPacket) => {
+    let socket: { close(): void } | undefined;
+    const finish: Finish = (err, response) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.close();
+      socket?.close();
       if (err) reject(err);
       else resolve(response!);
     };
+    const timer = setTimeout(() => finish(timeoutError), timeout);
+    socket = run(finish);
+    if (settled) socket.close();
+  });
+}
+
+function udpExchange(server: HostPort, qname: string, type: RecordType, timeout: number): Promise<packet.DecodedPacket> {
+  const { id, bytes } = query(qname, type);
+  return transact(timeout, new DnsError("ETIMEOUT", qname, type), (finish) => {
+    const socket = dgram.createSocket(net.isIPv6(server.host) ? "udp6" : "udp4");
     socket.on("error", () => finish(new DnsError("ECONNREFUSED", qname, type)));
     socket.on("message", (msg, rinfo) => {
       if (rinfo.port !== server.port) return;
@@ -276,24 +298,15 @@ function udpExchange(server: HostPort, qname: string, type: RecordType, timeout:
       if (matches(response, id, qname, type)) finish(null, response);
     });
     socket.send(bytes, server.port, server.host);
+    return { close: () => socket.close() };
   });
 }
 
 function tcpExchange(server: HostPort, qname: string, type: RecordType, timeout: number): Promise<packet.DecodedPacket> {
   const { id, bytes } = query(qname, type);
-  return new Promise((resolve, reject) => {
+  return transact(timeout, new DnsError("ETIMEOUT", qname, type), (finish) => {
     const socket = net.connect({ host: server.host, port: server.port });
     let buffered = Buffer.alloc(0);
-    const timer = setTimeout(() => finish(new DnsError("ETIMEOUT", qname, type)), timeout);
-    let settled = false;
-    const finish = (err: DnsError | null, response?: packet.DecodedPacket) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(response!);
-    };
     socket.on("connect", () => {
       const length = Buffer.alloc(2);
       length.writeUInt16BE(bytes.length);
@@ -313,5 +326,6 @@ function tcpExchange(server: HostPort, qname: string, type: RecordType, timeout:
       }
     });
     socket.on("end", () => finish(new DnsError("EBADRESP", qname, type)));
+    return { close: () => socket.destroy() };
   });
 }

@@ -1,7 +1,7 @@
 // The start-up smoke test, shared by `bun src/main.ts` and the compiled
 // binary: a real process, real ports, real SMTP, then SIGTERM.
 import { expect } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DnsServer } from "./dns-server.ts";
@@ -66,7 +66,7 @@ export async function smokeTest(command: string[], cwd: string, dns: DnsServer):
       expect(greeting.text).toStartWith("mx.smoke.test ESMTP");
       await talk.send("EHLO smoke-client.test");
       expect((await talk.send("STARTTLS")).code).toBe(220);
-      expect(["TLSv1.2", "TLSv1.3"]).toContain(await talk.startTls());
+      expect(["TLSv1.2", "TLSv1.3"]).toContain((await talk.startTls()).getProtocol()!);
       await talk.send("EHLO smoke-client.test");
       expect((await talk.send("MAIL FROM:<someone@sender.test>")).code).toBe(250);
       expect((await talk.send("RCPT TO:<victim@elsewhere.test>")).code).toBe(550);
@@ -110,6 +110,6 @@ function collect(stream: ReadableStream<Uint8Array>) {
 }
 
 function rssKb(pid: number): number {
-  const status = require("node:fs").readFileSync(`/proc/${pid}/status`, "utf8") as string;
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
 }

@@ -76,17 +76,17 @@ export class SmtpTalk {
     this.socket.write(data);
   }
 
-  /** Upgrades after a 220 reply to STARTTLS; returns the negotiated protocol version. */
-  async startTls(): Promise<string> {
+  /** Upgrades after a 220 reply to STARTTLS; rejects when the handshake fails. */
+  async startTls(options: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
     this.socket.removeAllListeners("data");
-    const secure = tls.connect({ socket: this.socket as net.Socket, rejectUnauthorized: false });
+    const secure = tls.connect({ socket: this.socket as net.Socket, rejectUnauthorized: false, ...options });
     await new Promise<void>((resolve, reject) => {
       secure.once("secureConnect", () => resolve());
       secure.once("error", reject);
     });
     this.socket = secure;
     this.attach(secure);
-    return secure.getProtocol() ?? "unknown";
+    return secure;
   }
 
   close(): void {
