@@ -6,6 +6,7 @@ import type { Config } from "./config/index.ts";
 import { deliverNotYetAvailable } from "./delivery/index.ts";
 import { createResolver, type Resolver } from "./dns/resolver.ts";
 import type { Logger } from "./log.ts";
+import { createRouter } from "./routing/router.ts";
 import { createHooks } from "./smtp/hooks.ts";
 import { type MxListener, startMxListener } from "./smtp/listener.ts";
 import { loadTlsCredentials } from "./smtp/tls.ts";
@@ -32,7 +33,7 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
     const tls = loadTlsCredentials(config);
     if (tls.selfSigned) logger.info("tls.self_signed", { cert: tls.certPath, note: "set tls.cert/tls.key for a CA-signed certificate" });
     const resolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout });
-    const hooks = createHooks({ db: store.db, maxSize: config.smtp.maxSize, deliver: deliverNotYetAvailable });
+    const hooks = createHooks({ router: createRouter(store.db), maxSize: config.smtp.maxSize, deliver: deliverNotYetAvailable });
     const smtp = await startMxListener({ config, tls, hooks, resolver, logger, recordEvent: (e) => recordEvent(store.db, e) });
     cleanup.unshift(() => smtp.close());
 

@@ -65,6 +65,50 @@ describe("commands and exit codes", () => {
     expect((await mf(["domain", "remove", "never.test"])).exitCode).toBe(1);
   });
 
+  test("alias add, list, test, export, remove; domain set", async () => {
+    await mf(["domain", "add", "aliases.test"]);
+    expect(await mf(["alias", "add", "aliases.test", "hello", "a@x.test", "b@x.test"])).toMatchObject({ exitCode: 0, stdout: "added aliases.test  hello -> a@x.test, b@x.test\n" });
+    expect((await mf(["alias", "add", "aliases.test", "/^(sales|info)$/", "team+$1@x.test"])).exitCode).toBe(0);
+    expect((await mf(["alias", "add", "aliases.test", "old", "--disabled", "hard", "--description", "left the company"])).exitCode).toBe(0);
+    expect((await mf(["alias", "list", "aliases.test"])).stdout).toBe(
+      "aliases.test  hello -> a@x.test, b@x.test\naliases.test  /^(sales|info)$/ -> team+$1@x.test\naliases.test  old -> (none)  [disabled: hard]\n",
+    );
+    expect((await mf(["alias", "test", "hello+tag@aliases.test"])).stdout).toBe(
+      "hello+tag@aliases.test: deliver to 2 targets\n  a+tag@x.test  via hello on aliases.test\n  b+tag@x.test  via hello on aliases.test\n",
+    );
+    expect((await mf(["alias", "test", "old@aliases.test"])).stdout).toBe("old@aliases.test: refused with 550 5.2.1 old@aliases.test is disabled (alias old on aliases.test)\n");
+    const json = JSON.parse((await mf(["alias", "test", "info@aliases.test", "--json"])).stdout);
+    expect(json).toMatchObject({ action: "deliver", targets: [{ kind: "address", address: "team+info@x.test" }] });
+    expect((await mf(["alias", "export", "aliases.test"])).stdout).toBe("forward-email=hello:a@x.test,hello:b@x.test\nforward-email=/^(sales|info)$/:team+$1@x.test\nforward-email=!!!old\n");
+    expect((await mf(["domain", "set", "aliases.test", "delivery_port=2526", "accept_subdomains=on"])).exitCode).toBe(0);
+    expect((await mf(["alias", "test", "hello@sub.aliases.test"])).stdout).toContain("a@x.test  via hello on aliases.test (port 2526)");
+    expect((await mf(["domain", "set", "aliases.test", "random_subdomain_length=99"])).exitCode).toBe(2);
+    expect((await mf(["domain", "set", "aliases.test", "colour=blue"])).exitCode).toBe(2);
+    expect(await mf(["alias", "remove", "aliases.test", "/^(sales|info)$/"])).toMatchObject({ exitCode: 0 });
+    expect((await mf(["alias", "remove", "aliases.test", "/^(sales|info)$/"])).exitCode).toBe(1);
+    const hostile = await mf(["alias", "add", "aliases.test", "/^(a+)+$/", "x@x.test"]);
+    expect(hostile.exitCode).toBe(2);
+    expect(hostile.stderr).toContain("ReDoS");
+  });
+
+  test("alias import: dry run, errors with line and column (nothing written), --apply", async () => {
+    await mf(["domain", "add", "import.test"]);
+    const good = join(dataDir, "good.txt");
+    writeFileSync(good, "forward-email=hello:a@x.test,b@x.test\nforward-email-port=1337\n");
+    expect((await mf(["alias", "import", "import.test", good])).stdout).toBe("would import 2 aliases and delivery port 1337 into import.test (dry run; add --apply to write)\n");
+    expect((await mf(["alias", "list", "import.test"])).stdout).toBe("(no aliases)\n");
+    const bad = join(dataDir, "bad.txt");
+    writeFileSync(bad, "forward-email=ok:a@x.test\nforward-email=!!!!x\nforward-email=/^(a+)+$/:y@x.test\n");
+    const failed = await mf(["alias", "import", "import.test", bad, "--apply"]);
+    expect(failed.exitCode).toBe(1);
+    expect(failed.stderr).toContain(`${bad}:2:15: "!!!!x": at most three ! marks`);
+    expect(failed.stderr).toContain(`${bad}:3:15: "/^(a+)+$/": regex /^(a+)+$/ refused`);
+    expect(failed.stderr).toContain("nothing imported: 2 errors");
+    expect((await mf(["alias", "list", "import.test"])).stdout).toBe("(no aliases)\n");
+    expect((await mf(["alias", "import", "import.test", good, "--apply"])).stdout).toBe("imported 2 aliases and delivery port 1337 into import.test\n");
+    expect((await mf(["alias", "export", "import.test"])).stdout).toBe("forward-email=hello:a@x.test\nforward-email=b@x.test\nforward-email-port=1337\n");
+  });
+
   test("config check prints effective values with their origin, or names the bad key (exit 2)", async () => {
     const ok = await mf(["config", "check", "--smtp-port", "2600"], { MAILFERRY_HTTP_PORT: "9090" });
     expect(ok.exitCode).toBe(0);

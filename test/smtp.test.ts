@@ -19,7 +19,12 @@ let mf: TestMailferry;
 
 beforeAll(async () => {
   dns = await startDnsServer({ [reverseName("127.0.0.1")]: { PTR: ["client.loopback.test"] } });
-  mf = await startMailferry({ dns, domains: ["example.test", "bücher.test"], env: { MAILFERRY_SMTP_MAX_SIZE: String(MAX_SIZE) } });
+  mf = await startMailferry({
+    dns,
+    domains: ["example.test", "bücher.test"],
+    aliases: { "example.test": "forward-email=someone@elsewhere.test", "bücher.test": "forward-email=kunde:someone@elsewhere.test" },
+    env: { MAILFERRY_SMTP_MAX_SIZE: String(MAX_SIZE) },
+  });
 });
 afterAll(async () => {
   await mf.stop();
@@ -248,7 +253,8 @@ describe("DATA", () => {
 describe("internal errors answer 421", () => {
   test("a database failure during RCPT answers 421 and closes; the listener keeps serving", async () => {
     const side = new Database(join(mf.dataDir, DATABASE_FILE));
-    side.run("ALTER TABLE domains RENAME TO domains_away");
+    // The routing configuration is cached; its version is read from settings on every RCPT.
+    side.run("ALTER TABLE settings RENAME TO settings_away");
     try {
       const { talk } = await session();
       await talk.send("MAIL FROM:<someone@sender.test>");
@@ -259,7 +265,7 @@ describe("internal errors answer 421", () => {
       expect(talk.closed).toBe(true);
       expect(mf.logs.some((l) => l.event === "smtp.internal_error" && l.stage === "rcpt")).toBe(true);
     } finally {
-      side.run("ALTER TABLE domains_away RENAME TO domains");
+      side.run("ALTER TABLE settings_away RENAME TO settings");
       side.close();
     }
     const { talk } = await session();
@@ -318,7 +324,7 @@ describe("certificates", () => {
 
 describe("graceful shutdown", () => {
   test("a session in DATA finishes with its reply; new connections are refused; stop() resolves", async () => {
-    const instance = await startMailferry({ dns, domains: ["example.test"] });
+    const instance = await startMailferry({ dns, domains: ["example.test"], aliases: { "example.test": "forward-email=hello:someone@elsewhere.test" } });
     const { talk } = await SmtpTalk.connect(instance.smtpPort);
     await talk.send("EHLO client.test");
     await talk.send("MAIL FROM:<someone@sender.test>");

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { mkdirSync } from "node:fs";
-import { addDomain, listDomains, removeDomain } from "../store/domains.ts";
+import type { DomainSettings } from "../routing/rules.ts";
+import { addDomain, domainSettings, listDomains, removeDomain, updateDomainSettings } from "../store/domains.ts";
 import { DATABASE_FILE, openStore, type Store } from "../store/db.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
@@ -38,11 +39,52 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
     case "list": {
       if (name) throw new UsageError("usage: mailferry domain list [--json]");
       const domains = await withStore(ctx, (s) => listDomains(s.db));
-      if (ctx.json) ctx.io.out(JSON.stringify(domains.map((d) => ({ name: d.name, created_at: new Date(d.created_at).toISOString() }))));
+      if (ctx.json) ctx.io.out(JSON.stringify(domains.map((d) => ({ name: d.name, ...domainSettings(d), created_at: new Date(d.created_at).toISOString() }))));
       else ctx.io.out(domains.length ? domains.map((d) => d.name).join("\n") : "(no domains)");
       return 0;
     }
+    case "set": {
+      if (!name || rest.length === 0) throw new UsageError("usage: mailferry domain set <name> key=value... (see mailferry --help)");
+      const changes = parseSettings(rest);
+      const domain = await withStore(ctx, (s) => updateDomainSettings(s.db, name, changes));
+      ctx.io.out(ctx.json ? JSON.stringify({ name: domain.name, ...domainSettings(domain) }) : `updated ${domain.name}: ${rest.join(" ")}`);
+      return 0;
+    }
     default:
-      throw new UsageError(`unknown domain command: ${action ?? "(none)"}; try: add, list, remove`);
+      throw new UsageError(`unknown domain command: ${action ?? "(none)"}; try: add, list, remove, set`);
   }
+}
+
+/** `key=value` words into settings; values are checked again by updateDomainSettings. */
+function parseSettings(words: string[]): Partial<DomainSettings> {
+  const onOff = (key: string, v: string) => {
+    if (v !== "on" && v !== "off") throw new UsageError(`${key} takes on or off`);
+    return v === "on";
+  };
+  const int = (v: string) => (/^\d+$/.test(v) ? Number(v) : NaN);
+  const changes: Partial<DomainSettings> = {};
+  for (const word of words) {
+    const [key, value] = word.split("=", 2) as [string, string | undefined];
+    if (value === undefined) throw new UsageError(`expected key=value, got "${word}"`);
+    switch (key) {
+      case "catch_all":
+        changes.catchAll = onOff(key, value);
+        break;
+      case "accept_subdomains":
+        changes.acceptSubdomains = onOff(key, value);
+        break;
+      case "max_targets":
+        changes.maxTargets = int(value);
+        break;
+      case "random_subdomain_length":
+        changes.randomSubdomainLength = int(value);
+        break;
+      case "delivery_port":
+        changes.deliveryPort = value === "default" ? null : int(value);
+        break;
+      default:
+        throw new UsageError(`unknown domain setting: ${key}`);
+    }
+  }
+  return changes;
 }

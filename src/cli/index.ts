@@ -4,6 +4,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError, type Config, flagName, type Effective, loadConfigWithOrigins, SETTINGS } from "../config/index.ts";
 import { UserError } from "../errors.ts";
+import { aliasCommand } from "./alias.ts";
 import { configCheck } from "./config-check.ts";
 import { domainCommand } from "./domain.ts";
 import { serve } from "./serve.ts";
@@ -22,6 +23,10 @@ export interface CommandContext {
   io: Io;
   args: string[];
   json: boolean;
+  /** Command options with a value, e.g. `--disabled hard`. */
+  options: Record<string, string | undefined>;
+  /** Command switches that were given, e.g. `apply` for `--apply`. */
+  flags: Set<string>;
   /** Loads configuration from defaults, config.toml, environment and the global flags. */
   config(): { config: Config; effective: Effective };
 }
@@ -34,6 +39,18 @@ commands:
   domain add <name>         manage a domain (receive mail for it)
   domain list [--json]      list managed domains
   domain remove <name>      stop managing a domain (its aliases are removed)
+  domain set <name> key=value...
+                            catch_all=on|off  max_targets=N  delivery_port=N|default
+                            accept_subdomains=on|off  random_subdomain_length=1..63
+  alias add <domain> <name> [recipient...] [--disabled drop|soft|hard] [--description TEXT]
+                            name: a local part, * (catch-all) or /regex/ (/regex/g)
+                            recipient: an address, a domain name or an http(s) URL
+  alias list [<domain>] [--json]
+  alias remove <domain> <name>
+  alias test <address> [--json]   what would happen to mail for <address>
+  alias import <domain> <file> [--apply] [--replace]
+                            Forward Email TXT syntax, one value per line; dry run without --apply
+  alias export <domain>     the domain's rules in TXT syntax
   config check [--json]     validate configuration and print the effective values
 
 global options (each also settable as MAILFERRY_<NAME> or in config.toml):
@@ -56,6 +73,10 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         config: { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
+        disabled: { type: "string" },
+        description: { type: "string" },
+        apply: { type: "boolean" },
+        replace: { type: "boolean" },
       },
     });
     const [command, ...args] = positionals;
@@ -68,6 +89,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       io,
       args,
       json: !!values.json,
+      options: { disabled: values.disabled as string | undefined, description: values.description as string | undefined },
+      flags: new Set(Object.entries(values).filter(([, v]) => v === true).map(([k]) => k)),
       config: () => loadConfigWithOrigins({ env: io.env, flags, cwd: io.cwd }),
     };
     switch (command) {
@@ -78,6 +101,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         return 0;
       case "domain":
         return await domainCommand(ctx);
+      case "alias":
+        return await aliasCommand(ctx);
       case "config":
         if (args[0] !== "check") throw new UsageError(`unknown config command: ${args[0] ?? "(none)"}; try: config check`);
         return configCheck(ctx);

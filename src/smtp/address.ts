@@ -34,7 +34,8 @@ export function parseMailbox(input: string): Mailbox | null {
     const domain = `[${v6 ? "IPv6:" : ""}${ip.toLowerCase()}]`;
     return { local, domain, address: `${local}@${domain}`, isLiteral: true };
   }
+  // normalizeDomain lower-cases, converts IDN to punycode and drops one trailing dot.
   const domain = normalizeDomain(rawDomain);
-  if (!domain || !domain.includes(".") || rawDomain.endsWith(".")) return null;
+  if (!domain || !domain.includes(".")) return null;
   return { local, domain, address: `${local}@${domain}`, isLiteral: false };
 }

@@ -1,23 +1,27 @@
 // The decisions of each SMTP stage, in the order the conversation reaches
 // them (Haraka style: one hook per stage). Each returns the exact reply.
 import type { Deliver } from "../delivery/index.ts";
-import { findDomain } from "../store/domains.ts";
-import type { DB } from "../store/db.ts";
-import { type Mailbox, parseMailbox } from "./address.ts";
+import type { Verdict } from "../routing/resolve.ts";
+import type { Router } from "../routing/router.ts";
+import { parseMailbox } from "./address.ts";
 import { type Reply, reply } from "./reply.ts";
-import type { InboundMessage, Session } from "./session.ts";
+import type { AcceptedRecipient, InboundMessage, Session } from "./session.ts";
 
 export interface StageHooks {
   connect(session: Session): Promise<Reply>;
   mailFrom(session: Session, address: string, params: EsmtpParams): Promise<Reply>;
-  /** On acceptance also returns the parsed recipient, which the listener adds to the transaction. */
-  rcptTo(session: Session, address: string, params: EsmtpParams): Promise<{ reply: Reply; recipient?: Mailbox }>;
+  /** On acceptance also returns the recipient with its routing, which the listener adds to the transaction. */
+  rcptTo(session: Session, address: string, params: EsmtpParams): Promise<{ reply: Reply; accepted?: AcceptedRecipient }>;
   data(session: Session, message: InboundMessage): Promise<Reply>;
 }
 
 export const ACCEPT_CONNECT = reply(220, "2.0.0", "Connected");
 export const ACCEPT_SENDER = reply(250, "2.1.0", "Sender OK");
 export const ACCEPT_RECIPIENT = reply(250, "2.1.5", "Recipient OK");
+export const ACCEPT_DROPPED = reply(250, "2.0.0", "Message accepted");
+
+/** RFC 5321 requires accepting at least 100; 50 per message keeps one message's fan-out bounded. */
+export const MAX_RECIPIENTS = 50;
 
 /** ESMTP parameters of MAIL/RCPT by upper-case name; `true` for flags without a value. */
 export type EsmtpParams = Record<string, string | true>;
@@ -39,10 +43,10 @@ export function senderVerdict(address: string, params: EsmtpParams = {}): Reply 
   return reply(501, "5.1.7", "Bad sender address syntax");
 }
 
-/** Never an open relay: only mail for domains managed here is accepted. */
-export function recipientVerdict(mailbox: Mailbox | null, managed: boolean): Reply {
-  if (!mailbox) return reply(501, "5.1.3", "Bad recipient address syntax");
-  if (!managed) return reply(550, "5.7.1", `Relaying denied: ${mailbox.domain} is not a domain served here`);
+/** The RCPT reply for a routing verdict; unmanaged domains were refused by the resolver (never an open relay). */
+export function recipientVerdict(verdict: Verdict, alreadyAccepted: number): Reply {
+  if (verdict.action === "refuse") return verdict.reply;
+  if (alreadyAccepted >= MAX_RECIPIENTS) return reply(452, "4.5.3", `Too many recipients (at most ${MAX_RECIPIENTS} per message)`);
   return ACCEPT_RECIPIENT;
 }
 
@@ -51,25 +55,29 @@ export function sizeVerdict(message: InboundMessage, maxSize: number): Reply | n
 }
 
 export interface HookDeps {
-  db: DB;
+  router: Router;
   maxSize: number;
   deliver: Deliver;
 }
 
-export function createHooks({ db, maxSize, deliver }: HookDeps): StageHooks {
+export function createHooks({ router, maxSize, deliver }: HookDeps): StageHooks {
   return {
     connect: async () => ACCEPT_CONNECT,
     mailFrom: async (_session, address, params) => senderVerdict(address, params),
-    async rcptTo(_session, address, params) {
+    async rcptTo(session, address, params) {
       const badParam = paramsVerdict(params, RCPT_PARAMS);
       if (badParam) return { reply: badParam };
-      const mailbox = parseMailbox(address);
-      const managed = !!mailbox && !mailbox.isLiteral && !!(await findDomain(db, mailbox.domain));
-      const verdict = recipientVerdict(mailbox, managed);
-      return verdict === ACCEPT_RECIPIENT ? { reply: verdict, recipient: mailbox! } : { reply: verdict };
+      const verdict = await router.resolve(address);
+      const answer = recipientVerdict(verdict, session.recipients.length);
+      if (answer !== ACCEPT_RECIPIENT || verdict.action === "refuse") return { reply: answer };
+      return { reply: answer, accepted: { address: parseMailbox(address)!.address, verdict } };
     },
     async data(session, message) {
-      return sizeVerdict(message, maxSize) ?? (await deliver(session, message));
+      const tooBig = sizeVerdict(message, maxSize);
+      if (tooBig) return tooBig;
+      // Every recipient was a silently disabled alias (`!alias`): accepted and discarded.
+      if (session.recipients.every((r) => r.verdict.action === "drop")) return ACCEPT_DROPPED;
+      return deliver(session, message);
     },
   };
 }

@@ -140,14 +140,19 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
     onRcptTo(address, raw, callback) {
       const session = sessions.get(raw)!;
       void (async () => {
-        let recipient: Session["recipients"][number] | undefined;
+        let accepted: Session["recipients"][number] | undefined;
         const verdict = await decide("rcpt", session, async () => {
           const outcome = await hooks.rcptTo(session, address.address, address.args || {});
-          recipient = outcome.recipient;
+          accepted = outcome.accepted;
           return outcome.reply;
         });
         await answer("rcpt", session, verdict, [address.address]);
-        if (isAccepted(verdict) && recipient) session.recipients.push(recipient);
+        if (isAccepted(verdict) && accepted) {
+          // A repeated RCPT replaces the earlier one, as smtp-server does with its envelope.
+          const same = session.recipients.findIndex((r) => r.address.toLowerCase() === accepted!.address.toLowerCase());
+          if (same === -1) session.recipients.push(accepted);
+          else session.recipients[same] = accepted;
+        }
         callback(isAccepted(verdict) ? undefined : toServerError(verdict));
       })();
     },

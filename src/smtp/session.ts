@@ -1,6 +1,12 @@
 // What the listener knows about one SMTP connection, passed to every stage hook.
+import type { Verdict } from "../routing/resolve.ts";
 import type { HeaderField } from "./headers.ts";
-import type { Mailbox } from "./address.ts";
+
+/** A recipient accepted at RCPT TO, with the routing verdict that accepted it. */
+export interface AcceptedRecipient {
+  address: string;
+  verdict: Extract<Verdict, { action: "deliver" | "drop" }>;
+}
 
 export interface Session {
   id: string;
@@ -14,7 +20,7 @@ export interface Session {
   /** Envelope sender of the current transaction; `null` before MAIL, "" for the null sender `<>`. */
   mailFrom: string | null;
   /** Accepted recipients of the current transaction, in order. */
-  recipients: Mailbox[];
+  recipients: AcceptedRecipient[];
 }
 
 export interface InboundMessage {

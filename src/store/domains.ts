@@ -1,6 +1,7 @@
 import { normalizeDomain } from "../config/values.ts";
 import { UserError } from "../errors.ts";
 import type { DB } from "./db.ts";
+import type { DomainSettings } from "../routing/rules.ts";
 import type { Domain } from "./schema.ts";
 
 /** The stored form of a domain name a user typed, or a UserError saying why it is not one. */
@@ -36,4 +37,52 @@ export async function removeDomain(db: DB, input: string): Promise<void> {
   const name = parseDomainName(input);
   const result = await db.deleteFrom("domains").where("name", "=", name).executeTakeFirst();
   if (result.numDeletedRows === 0n) throw new UserError("not_found", `domain ${name} does not exist`, "name");
+}
+
+export function domainSettings(row: Domain): DomainSettings {
+  return {
+    catchAll: row.catch_all === 1,
+    maxTargets: row.max_targets,
+    deliveryPort: row.delivery_port,
+    acceptSubdomains: row.accept_subdomains === 1,
+    randomSubdomainLength: row.random_subdomain_length,
+  };
+}
+
+/** Checks each setting a user may change; throws a UserError naming the field. */
+export function validateDomainSettings(changes: Partial<DomainSettings>): Partial<DomainSettings> {
+  const intIn = (field: string, value: unknown, min: number, max: number) => {
+    if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
+      throw new UserError("invalid", `${field} must be a whole number from ${min} to ${max}`, field);
+    }
+  };
+  const bool = (field: string, value: unknown) => {
+    if (typeof value !== "boolean") throw new UserError("invalid", `${field} must be true or false`, field);
+  };
+  if ("catchAll" in changes) bool("catch_all", changes.catchAll);
+  if ("acceptSubdomains" in changes) bool("accept_subdomains", changes.acceptSubdomains);
+  if ("maxTargets" in changes) intIn("max_targets", changes.maxTargets, 1, 1000);
+  if ("randomSubdomainLength" in changes) intIn("random_subdomain_length", changes.randomSubdomainLength, 1, 63);
+  if ("deliveryPort" in changes && changes.deliveryPort !== null) intIn("delivery_port", changes.deliveryPort, 1, 65535);
+  return changes;
+}
+
+export async function updateDomainSettings(db: DB, input: string, changes: Partial<DomainSettings>, now = Date.now()): Promise<Domain> {
+  const name = parseDomainName(input);
+  const valid = validateDomainSettings(changes);
+  const row = await db
+    .updateTable("domains")
+    .set({
+      ...("catchAll" in valid ? { catch_all: valid.catchAll ? 1 : 0 } : {}),
+      ...("maxTargets" in valid ? { max_targets: valid.maxTargets! } : {}),
+      ...("deliveryPort" in valid ? { delivery_port: valid.deliveryPort ?? null } : {}),
+      ...("acceptSubdomains" in valid ? { accept_subdomains: valid.acceptSubdomains ? 1 : 0 } : {}),
+      ...("randomSubdomainLength" in valid ? { random_subdomain_length: valid.randomSubdomainLength! } : {}),
+      updated_at: now,
+    })
+    .where("name", "=", name)
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw new UserError("not_found", `domain ${name} does not exist`, "name");
+  return row;
 }

@@ -8,6 +8,11 @@ export interface DomainsTable {
   id: Generated<number>;
   /** Lower-case ASCII (punycode) name without trailing dot. */
   name: string;
+  catch_all: ColumnType<number, number | undefined, number>;
+  max_targets: ColumnType<number, number | undefined, number>;
+  delivery_port: ColumnType<number | null, number | null | undefined, number | null>;
+  accept_subdomains: ColumnType<number, number | undefined, number>;
+  random_subdomain_length: ColumnType<number, number | undefined, number>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { type Appliance, startAppliance } from "../../src/app.ts";
 import { loadConfig } from "../../src/config/index.ts";
 import { createLogger } from "../../src/log.ts";
+import { importAliases } from "../../src/store/aliases.ts";
 import { addDomain } from "../../src/store/domains.ts";
 import type { DnsServer } from "./dns-server.ts";
 
@@ -25,13 +26,15 @@ export interface TestMailferry {
 export interface StartOptions {
   dns: DnsServer;
   domains?: string[];
+  /** Alias rules per domain in TXT syntax, imported like `mailferry alias import --apply`. */
+  aliases?: Record<string, string>;
   /** Extra MAILFERRY_* variables. */
   env?: Record<string, string>;
   /** Reuse a data dir (e.g. to test restarts); it is then not removed on stop. */
   dataDir?: string;
 }
 
-export async function startMailferry({ dns, domains = [], env = {}, dataDir }: StartOptions): Promise<TestMailferry> {
+export async function startMailferry({ dns, domains = [], aliases = {}, env = {}, dataDir }: StartOptions): Promise<TestMailferry> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "mailferry-test-"));
   const config = loadConfig({
     env: {
@@ -49,6 +52,10 @@ export async function startMailferry({ dns, domains = [], env = {}, dataDir }: S
   const logger = createLogger({ level: "debug", format: "json", write: (line) => logs.push(JSON.parse(line)) });
   const appliance = await startAppliance(config, logger);
   for (const domain of domains) await addDomain(appliance.store.db, domain);
+  for (const [domain, text] of Object.entries(aliases)) {
+    const report = await importAliases(appliance.store.db, domain, text, { apply: true });
+    if (!report.applied) throw new Error(`test aliases for ${domain}: ${JSON.stringify(report.errors)}`);
+  }
   return {
     appliance,
     smtpPort: appliance.smtp.port,

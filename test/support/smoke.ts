@@ -50,6 +50,8 @@ export async function smokeTest(command: string[], cwd: string, dns: DnsServer):
   try {
     const added = await run([...command, "domain", "add", "smoke.test"], { cwd, env });
     expect(added).toMatchObject({ exitCode: 0, stdout: "added smoke.test\n" });
+    const alias = await run([...command, "alias", "add", "smoke.test", "hello", "someone@elsewhere.test"], { cwd, env });
+    expect(alias).toMatchObject({ exitCode: 0, stdout: "added smoke.test  hello -> someone@elsewhere.test\n" });
 
     const started = performance.now();
     const proc = Bun.spawn([...command, "serve"], { cwd, env: { ...cleanEnv(), ...env }, stdout: "pipe", stderr: "pipe" });
@@ -71,6 +73,7 @@ export async function smokeTest(command: string[], cwd: string, dns: DnsServer):
       expect((await talk.send("MAIL FROM:<someone@sender.test>")).code).toBe(250);
       expect((await talk.send("RCPT TO:<victim@elsewhere.test>")).code).toBe(550);
       expect((await talk.send("RCPT TO:<hello@smoke.test>")).code).toBe(250);
+      expect((await talk.send("RCPT TO:<nobody@smoke.test>")).code).toBe(550);
       await talk.send("QUIT");
       talk.close();
 

@@ -2,7 +2,9 @@
 // embeds them in the binary; never edit one that has shipped, add the next.
 import type { Migration } from "kysely/migration";
 import * as m001 from "./001_initial.ts";
+import * as m002 from "./002_routing.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
+  "002_routing": m002,
 };

@@ -1,0 +1,99 @@
+import { readFileSync } from "node:fs";
+import { createRouter } from "../routing/router.ts";
+import type { Verdict } from "../routing/resolve.ts";
+import { type AliasRule, aliasLabel, parseAliasName } from "../routing/rules.ts";
+import { formatReply } from "../smtp/reply.ts";
+import { addAlias, exportAliases, importAliases, listAliases, removeAlias } from "../store/aliases.ts";
+import type { DisabledMode } from "../store/schema.ts";
+import { withStore } from "./domain.ts";
+import type { CommandContext } from "./index.ts";
+import { UsageError } from "./index.ts";
+
+const MODES: readonly DisabledMode[] = ["drop", "soft", "hard"];
+
+export async function aliasCommand(ctx: CommandContext): Promise<number> {
+  const [action, ...args] = ctx.args;
+  const { out } = ctx.io;
+  switch (action) {
+    case "add": {
+      const [domain, name, ...recipients] = args;
+      if (!domain || !name) throw new UsageError("usage: mailferry alias add <domain> <name|*|/regex/[g]> [recipient...] [--disabled drop|soft|hard] [--description TEXT]");
+      const disabled = ctx.options.disabled;
+      if (disabled !== undefined && !MODES.includes(disabled as DisabledMode)) throw new UsageError("--disabled takes drop, soft or hard");
+      const rule = await withStore(ctx, (s) =>
+        addAlias(s.db, domain, { ...parseAliasName(name), recipients, disabled: (disabled as DisabledMode | undefined) ?? null, description: ctx.options.description ?? "" }),
+      );
+      out(ctx.json ? JSON.stringify(rule) : `added ${describe(rule)}`);
+      return 0;
+    }
+    case "remove": {
+      const [domain, name, ...rest] = args;
+      if (!domain || !name || rest.length) throw new UsageError("usage: mailferry alias remove <domain> <name|*|/regex/[g]>");
+      await withStore(ctx, (s) => removeAlias(s.db, domain, name));
+      out(`removed ${name} from ${domain.toLowerCase()}`);
+      return 0;
+    }
+    case "list": {
+      if (args.length > 1) throw new UsageError("usage: mailferry alias list [<domain>] [--json]");
+      const rules = await withStore(ctx, (s) => listAliases(s.db, args[0]));
+      if (ctx.json) out(JSON.stringify(rules));
+      else out(rules.length ? rules.map(describe).join("\n") : "(no aliases)");
+      return 0;
+    }
+    case "test": {
+      if (args.length !== 1) throw new UsageError("usage: mailferry alias test <address> [--json]");
+      const address = args[0]!;
+      const verdict = await withStore(ctx, (s) => createRouter(s.db).resolve(address));
+      out(ctx.json ? JSON.stringify(verdict) : explain(address, verdict));
+      return 0;
+    }
+    case "import": {
+      const [domain, file, ...rest] = args;
+      if (!domain || !file || rest.length) throw new UsageError("usage: mailferry alias import <domain> <file> [--apply] [--replace]");
+      let text: string;
+      try {
+        text = readFileSync(file === "-" ? 0 : file, "utf8");
+      } catch (err) {
+        throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      }
+      const apply = ctx.flags.has("apply");
+      const report = await withStore(ctx, (s) => importAliases(s.db, domain, text, { apply, replace: ctx.flags.has("replace") }));
+      for (const e of report.errors) ctx.io.err(`${file}:${e.line}:${e.column}: ${JSON.stringify(e.token)}: ${e.message}`);
+      const summary = `${report.aliases.length} alias${report.aliases.length === 1 ? "" : "es"}${report.port !== null ? ` and delivery port ${report.port}` : ""}`;
+      if (report.errors.length) {
+        ctx.io.err(`nothing imported: ${report.errors.length} error${report.errors.length === 1 ? "" : "s"}`);
+        return 1;
+      }
+      out(report.applied ? `imported ${summary} into ${report.domain}` : `would import ${summary} into ${report.domain} (dry run; add --apply to write)`);
+      return 0;
+    }
+    case "export": {
+      if (args.length !== 1) throw new UsageError("usage: mailferry alias export <domain>");
+      const lines = await withStore(ctx, (s) => exportAliases(s.db, args[0]!));
+      if (lines.length) out(lines.join("\n"));
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown alias command: ${action ?? "(none)"}; try: add, list, remove, test, import, export`);
+  }
+}
+
+function describe(rule: AliasRule): string {
+  const state = rule.disabled ? `  [disabled: ${rule.disabled}]` : "";
+  return `${rule.domain}  ${aliasLabel(rule)} -> ${rule.recipients.join(", ") || "(none)"}${state}`;
+}
+
+/** The human form of a routing verdict: what happens and which alias decided it. */
+export function explain(address: string, verdict: Verdict): string {
+  const via = (alias?: { label: string; domain: string }) => (alias ? ` (alias ${alias.label} on ${alias.domain})` : "");
+  switch (verdict.action) {
+    case "refuse":
+      return `${address}: refused with ${formatReply(verdict.reply)}${via(verdict.alias)}`;
+    case "drop":
+      return `${address}: accepted and discarded${via(verdict.alias)}`;
+    case "deliver": {
+      const lines = verdict.targets.map((t) => `  ${t.kind === "address" ? t.address : t.url}  via ${t.alias.label} on ${t.alias.domain}${t.kind === "address" && t.port ? ` (port ${t.port})` : ""}`);
+      return [`${address}: deliver to ${verdict.targets.length} target${verdict.targets.length === 1 ? "" : "s"}`, ...lines].join("\n");
+    }
+  }
+}

@@ -1,0 +1,158 @@
+// The routing decision for one RCPT TO: a pure function of the recipient and
+// the routing configuration, so every rule of SPEC §1 is unit-testable.
+import { type Mailbox, parseMailbox } from "../smtp/address.ts";
+import { type Reply, reply } from "../smtp/reply.ts";
+import { type AliasRule, aliasLabel, canonicalRecipient, type DomainRouting, type RoutingConfig, recipientKind } from "./rules.ts";
+
+/** The alias that produced a target or a decision. */
+export interface AliasRef {
+  id: number;
+  domain: string;
+  /** `hello`, `*` or `/re/`. */
+  label: string;
+}
+
+export type Target =
+  | { kind: "address"; address: string; domain: string; port: number | null; alias: AliasRef }
+  | { kind: "webhook"; url: string; alias: AliasRef };
+
+export type Verdict =
+  /** Deliver to these targets (unique, in rule order). */
+  | { action: "deliver"; targets: Target[]; alias: AliasRef }
+  /** A disabled alias that accepts and discards (`!alias`). */
+  | { action: "drop"; alias: AliasRef }
+  /** Refuse the recipient with this reply. */
+  | { action: "refuse"; reply: Reply; alias?: AliasRef };
+
+/** Expansion through aliases on managed domains goes at most this deep. */
+export const MAX_DEPTH = 5;
+
+export function resolve(recipient: string, config: RoutingConfig): Verdict {
+  const mailbox = parseMailbox(recipient);
+  if (!mailbox) return refuse(reply(501, "5.1.3", "Bad recipient address syntax"));
+  const domain = mailbox.isLiteral ? null : routingDomain(mailbox.domain, config);
+  if (!domain) return refuse(reply(550, "5.7.1", `Relaying denied: ${mailbox.domain} is not a domain served here`));
+  const outcome = expand(mailbox, domain, config, [key(mailbox.address)]);
+  if (outcome.action !== "deliver") return outcome;
+  const limit = domain.settings.maxTargets;
+  if (outcome.targets.length > limit) {
+    return refuse(
+      reply(550, "5.5.3", `${mailbox.address} forwards to ${outcome.targets.length} addresses, more than the limit of ${limit}`),
+      outcome.alias,
+    );
+  }
+  return outcome;
+}
+
+/** The managed domain that routes `name`: itself, or its nearest managed ancestor if that accepts subdomains. */
+export function routingDomain(name: string, config: RoutingConfig): DomainRouting | null {
+  const own = config.domains.get(name);
+  if (own) return own;
+  const labels = name.split(".");
+  for (let i = 1; i < labels.length - 1; i++) {
+    const ancestor = config.domains.get(labels.slice(i).join("."));
+    if (ancestor) return ancestor.settings.acceptSubdomains ? ancestor : null;
+  }
+  return null;
+}
+
+interface Match {
+  rule: AliasRule;
+  /** Regex captures ($1…$9), empty for other matchers. */
+  captures: (string | null)[];
+  /** The `+tag` when the match was on the local part without it. */
+  tag: string | null;
+}
+
+/** Precedence: exact > regex (creation order) > catch-all; each tried with the full local part, then without its +tag. */
+export function matchAlias(local: string, domain: DomainRouting): Match | null {
+  const plus = local.indexOf("+");
+  const base = plus > 0 ? local.slice(0, plus) : null;
+  const tag = base === null ? null : local.slice(plus + 1);
+  const exact = domain.exact.get(local.toLowerCase());
+  if (exact) return { rule: exact, captures: [], tag: null };
+  const exactBase = base === null ? undefined : domain.exact.get(base.toLowerCase());
+  if (exactBase) return { rule: exactBase, captures: [], tag };
+  for (const candidate of base === null ? [local] : [local, base]) {
+    for (const { rule, compiled } of domain.regex) {
+      const captures = compiled.exec(candidate);
+      if (captures) return { rule, captures, tag: candidate === local ? null : tag };
+    }
+  }
+  if (domain.catchAll && domain.settings.catchAll) return { rule: domain.catchAll, captures: [], tag };
+  return null;
+}
+
+function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, chain: string[]): Verdict {
+  const match = matchAlias(mailbox.local, domain);
+  if (!match) return refuse(reply(550, "5.1.1", `${mailbox.address}: no such recipient here`));
+  const { rule } = match;
+  const alias: AliasRef = { id: rule.id, domain: rule.domain, label: aliasLabel(rule) };
+  switch (rule.disabled) {
+    case "drop":
+      return { action: "drop", alias };
+    case "soft":
+      return refuse(reply(421, "4.2.1", `${mailbox.address} is temporarily disabled, try again later`), alias);
+    case "hard":
+      return refuse(reply(550, "5.2.1", `${mailbox.address} is disabled`), alias);
+  }
+
+  const targets: Target[] = [];
+  const seen = new Set<string>();
+  const add = (target: Target) => {
+    const id = target.kind === "address" ? key(target.address) : target.url;
+    if (!seen.has(id)) {
+      seen.add(id);
+      targets.push(target);
+    }
+  };
+  for (const template of rule.recipients) {
+    const concrete = canonicalRecipient(substitute(template, match.captures));
+    if (!concrete) return refuse(reply(550, "5.1.3", `alias ${alias.label} of ${rule.domain} produced an invalid recipient for ${mailbox.address}`), alias);
+    if (concrete.kind === "webhook") {
+      add({ kind: "webhook", url: concrete.value, alias });
+      continue;
+    }
+    const address = concrete.kind === "domain" ? `${mailbox.local}@${concrete.value}` : withTag(concrete.value, match.tag);
+    const next = parseMailbox(address);
+    if (!next) return refuse(reply(550, "5.1.3", `alias ${alias.label} of ${rule.domain} produced an invalid recipient for ${mailbox.address}`), alias);
+    const managed = routingDomain(next.domain, config);
+    if (!managed) {
+      add({ kind: "address", address: next.address, domain: next.domain, port: domain.settings.deliveryPort, alias });
+      continue;
+    }
+    // An alias on a managed domain: the parent is replaced by its children.
+    if (chain.includes(key(next.address))) return refuse(reply(550, "5.4.6", `routing loop: ${[...chain, key(next.address)].join(" -> ")}`), alias);
+    if (chain.length > MAX_DEPTH) return refuse(reply(550, "5.4.6", `aliases nested deeper than ${MAX_DEPTH} levels at ${next.address}`), alias);
+    const child = expand(next, managed, config, [...chain, key(next.address)]);
+    if (child.action === "refuse") return child;
+    if (child.action === "deliver") child.targets.forEach(add);
+  }
+  return { action: "deliver", targets, alias };
+}
+
+/** `$1`…`$9` from the regex captures; missing groups are empty. URL templates get them percent-encoded. */
+function substitute(template: string, captures: (string | null)[]): string {
+  if (captures.length === 0) return template;
+  const url = recipientKind(template) === "webhook";
+  return template.replace(/\$([1-9])/g, (_, n: string) => {
+    const value = captures[Number(n)] ?? "";
+    return url ? encodeURIComponent(value) : value;
+  });
+}
+
+/** Plus-addressing: `user@gmail.com` + tag → `user+tag@gmail.com`; a recipient with its own tag keeps it. */
+function withTag(address: string, tag: string | null): string {
+  if (!tag) return address;
+  const at = address.lastIndexOf("@");
+  const local = address.slice(0, at);
+  return local.includes("+") ? address : `${local}+${tag}${address.slice(at)}`;
+}
+
+function key(address: string): string {
+  return address.toLowerCase();
+}
+
+function refuse(r: Reply, alias?: AliasRef): Verdict {
+  return alias ? { action: "refuse", reply: r, alias } : { action: "refuse", reply: r };
+}

@@ -1,0 +1,182 @@
+// Alias rules as the resolver sees them, and the one validation every way
+// of creating a rule (CLI, TXT import, UI, API) goes through.
+import { normalizeDomain } from "../config/values.ts";
+import { UserError } from "../errors.ts";
+import { parseMailbox } from "../smtp/address.ts";
+import type { AliasMatcher, DisabledMode } from "../store/schema.ts";
+import { type CompiledPattern, compilePattern, patternProblem } from "./regex.ts";
+
+export type { AliasMatcher, DisabledMode };
+
+/** An alias as the user describes it, before validation. */
+export interface AliasInput {
+  matcher: AliasMatcher;
+  /** exact: the local part; regex: the pattern source without slashes; catch-all: "*". */
+  pattern: string;
+  global?: boolean;
+  recipients: string[];
+  /** null or absent: enabled. */
+  disabled?: DisabledMode | null;
+  description?: string;
+}
+
+/** A validated alias, as stored and as the resolver uses it. */
+export interface AliasRule {
+  id: number;
+  domain: string;
+  matcher: AliasMatcher;
+  pattern: string;
+  global: boolean;
+  recipients: string[];
+  disabled: DisabledMode | null;
+  description: string;
+}
+
+export interface DomainSettings {
+  /** Whether catch-all aliases apply on this domain. */
+  catchAll: boolean;
+  /** At most this many unique targets per recipient after expansion. */
+  maxTargets: number;
+  /** SMTP port for delivering to this domain's alias targets; null: the global outbound port. */
+  deliveryPort: number | null;
+  /** `x@any.sub.domain` resolves against this domain's aliases. */
+  acceptSubdomains: boolean;
+  /** Length of the random label when an address is created with a random subdomain. */
+  randomSubdomainLength: number;
+}
+
+export const DEFAULT_DOMAIN_SETTINGS: DomainSettings = {
+  catchAll: true,
+  maxTargets: 10,
+  deliveryPort: null,
+  acceptSubdomains: false,
+  randomSubdomainLength: 8,
+};
+
+export interface DomainRouting {
+  name: string;
+  settings: DomainSettings;
+  /** Exact aliases by lower-case local part. */
+  exact: Map<string, AliasRule>;
+  /** Regex aliases in creation order, compiled. */
+  regex: { rule: AliasRule; compiled: CompiledPattern }[];
+  catchAll: AliasRule | null;
+}
+
+export interface RoutingConfig {
+  domains: Map<string, DomainRouting>;
+}
+
+/** Builds the resolver's view from stored rows; regexes are compiled once here. */
+export function buildRoutingConfig(domains: { name: string; settings: DomainSettings }[], aliases: AliasRule[]): RoutingConfig {
+  const byName = new Map<string, DomainRouting>();
+  for (const d of domains) byName.set(d.name, { name: d.name, settings: d.settings, exact: new Map(), regex: [], catchAll: null });
+  for (const rule of [...aliases].sort((a, b) => a.id - b.id)) {
+    const domain = byName.get(rule.domain);
+    if (!domain) continue;
+    if (rule.matcher === "exact") domain.exact.set(rule.pattern, rule);
+    else if (rule.matcher === "catch-all") domain.catchAll = rule;
+    else {
+      try {
+        domain.regex.push({ rule, compiled: compilePattern(rule.pattern) });
+      } catch {
+        // Stored before a validation change and no longer compilable: it cannot match anything.
+      }
+    }
+  }
+  return { domains: byName };
+}
+
+export type RecipientKind = "address" | "domain" | "webhook";
+
+/** What a recipient string is; templates with `$1`… are classified by their shape. */
+export function recipientKind(recipient: string): RecipientKind {
+  if (/^https?:\/\//i.test(recipient)) return "webhook";
+  return recipient.includes("@") ? "address" : "domain";
+}
+
+/** A concrete recipient (after substitution) in its canonical form, or null when invalid. */
+export function canonicalRecipient(recipient: string): { kind: RecipientKind; value: string } | null {
+  const kind = recipientKind(recipient);
+  if (kind === "webhook") {
+    try {
+      const url = new URL(recipient);
+      if ((url.protocol !== "http:" && url.protocol !== "https:") || !url.hostname || url.username || url.password) return null;
+      return { kind, value: url.href };
+    } catch {
+      return null;
+    }
+  }
+  if (kind === "address") {
+    const mailbox = parseMailbox(recipient);
+    return mailbox && !mailbox.isLiteral ? { kind, value: mailbox.address } : null;
+  }
+  const domain = normalizeDomain(recipient);
+  return domain && domain.includes(".") ? { kind, value: domain } : null;
+}
+
+const TEMPLATE = /\$([1-9])/g;
+
+/**
+ * Validates and normalises an alias. Throws a UserError naming the field.
+ * Regex patterns are checked for ReDoS, which is why this is async.
+ */
+export async function validateAlias(input: AliasInput, settings: DomainSettings = DEFAULT_DOMAIN_SETTINGS): Promise<Omit<AliasRule, "id" | "domain">> {
+  const disabled = input.disabled ?? null;
+  const global = !!input.global;
+  let pattern: string;
+  switch (input.matcher) {
+    case "exact": {
+      pattern = input.pattern.trim().toLowerCase();
+      if (!parseMailbox(`${pattern}@example.com`)) throw new UserError("invalid", `"${input.pattern}" is not a valid local part (the part before @)`, "pattern");
+      if (global) throw new UserError("invalid", "only regex aliases take the g flag", "global");
+      break;
+    }
+    case "catch-all":
+      pattern = "*";
+      if (!settings.catchAll) throw new UserError("invalid", "catch-all aliases are turned off for this domain", "matcher");
+      if (global) throw new UserError("invalid", "only regex aliases take the g flag", "global");
+      break;
+    case "regex": {
+      pattern = input.pattern;
+      const problem = await patternProblem(pattern);
+      if (problem) throw new UserError("invalid", `regex /${pattern}/ refused: ${problem}`, "pattern");
+      break;
+    }
+    default:
+      throw new UserError("invalid", `unknown matcher "${String(input.matcher)}" (exact, regex or catch-all)`, "matcher");
+  }
+
+  const recipients: string[] = [];
+  for (const raw of input.recipients) {
+    const recipient = raw.trim();
+    if (recipient === "") continue;
+    const usesCaptures = TEMPLATE.test(recipient);
+    TEMPLATE.lastIndex = 0;
+    if (usesCaptures && input.matcher !== "regex") throw new UserError("invalid", `"${recipient}" uses $1…$9, which only regex aliases provide`, "recipients");
+    // A template is checked with a sample value in place of each capture.
+    const canonical = canonicalRecipient(usesCaptures ? recipient.replace(TEMPLATE, "x") : recipient);
+    if (!canonical) throw new UserError("invalid", `"${recipient}" is not an email address, domain name or http(s) URL`, "recipients");
+    const value = usesCaptures ? recipient : canonical.value;
+    if (!recipients.some((r) => r.toLowerCase() === value.toLowerCase())) recipients.push(value);
+  }
+  if (recipients.length === 0 && disabled === null) throw new UserError("invalid", "an enabled alias needs at least one recipient", "recipients");
+  if (recipients.length > settings.maxTargets) {
+    throw new UserError("invalid", `${recipients.length} recipients is more than this domain's limit of ${settings.maxTargets}`, "recipients");
+  }
+  return { matcher: input.matcher, pattern, global, recipients, disabled, description: (input.description ?? "").trim() };
+}
+
+/** How an alias is named to people: `hello`, `*` or `/^re$/g`. */
+export function aliasLabel(rule: Pick<AliasRule, "matcher" | "pattern" | "global">): string {
+  if (rule.matcher === "regex") return `/${rule.pattern}/${rule.global ? "g" : ""}`;
+  return rule.pattern;
+}
+
+/** The inverse of aliasLabel: `*`, `/re/`, `/re/g` or a local part. */
+export function parseAliasName(name: string): Pick<AliasInput, "matcher" | "pattern" | "global"> {
+  if (name === "*") return { matcher: "catch-all", pattern: "*" };
+  const regex = /^\/(.+)\/(g?)$/s.exec(name);
+  if (regex) return { matcher: "regex", pattern: regex[1]!, global: regex[2] === "g" };
+  return { matcher: "exact", pattern: name };
+}

@@ -1,0 +1,125 @@
+// Alias queries. Validation is the routing layer's (validateAlias); this
+// module stores what it returns and keeps imports all-or-nothing.
+import { UserError } from "../errors.ts";
+import { type AliasInput, type AliasRule, aliasLabel, parseAliasName, validateAlias } from "../routing/rules.ts";
+import { parseTxt, printTxt, type TxtError } from "../routing/txt.ts";
+import type { DB } from "./db.ts";
+import { domainSettings, findDomain, parseDomainName } from "./domains.ts";
+import type { Alias, Domain } from "./schema.ts";
+
+export function toRule(row: Alias, domain: string): AliasRule {
+  return {
+    id: row.id,
+    domain,
+    matcher: row.matcher,
+    pattern: row.pattern,
+    global: row.regex_global === 1,
+    recipients: JSON.parse(row.recipients) as string[],
+    disabled: row.enabled ? null : row.disabled_mode,
+    description: row.description,
+  };
+}
+
+async function requireDomain(db: DB, input: string): Promise<Domain> {
+  const name = parseDomainName(input);
+  const domain = await findDomain(db, name);
+  if (!domain) throw new UserError("not_found", `domain ${name} is not managed here (add it first)`, "domain");
+  return domain;
+}
+
+/** Aliases in creation order (regex precedence), of one domain or all. */
+export async function listAliases(db: DB, domainInput?: string): Promise<AliasRule[]> {
+  let q = db.selectFrom("aliases").innerJoin("domains", "domains.id", "aliases.domain_id").selectAll("aliases").select("domains.name as domain_name");
+  if (domainInput !== undefined) q = q.where("domains.id", "=", (await requireDomain(db, domainInput)).id);
+  const rows = await q.orderBy("aliases.id").execute();
+  return rows.map((row) => toRule(row, row.domain_name));
+}
+
+type Validated = Omit<AliasRule, "id" | "domain">;
+
+function toRow(domainId: number, alias: Validated, now: number) {
+  return {
+    domain_id: domainId,
+    matcher: alias.matcher,
+    pattern: alias.pattern,
+    regex_global: alias.global ? 1 : 0,
+    recipients: JSON.stringify(alias.recipients),
+    enabled: alias.disabled ? 0 : 1,
+    disabled_mode: alias.disabled,
+    description: alias.description,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+export async function addAlias(db: DB, domainInput: string, input: AliasInput, now = Date.now()): Promise<AliasRule> {
+  const domain = await requireDomain(db, domainInput);
+  const alias = await validateAlias(input, domainSettings(domain));
+  const row = await db
+    .insertInto("aliases")
+    .values(toRow(domain.id, alias, now))
+    .onConflict((oc) => oc.columns(["domain_id", "matcher", "pattern"]).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw new UserError("conflict", `alias ${aliasLabel(alias)} already exists on ${domain.name}`, "pattern");
+  return toRule(row, domain.name);
+}
+
+/** Removes the alias named `hello`, `*` or `/re/`. */
+export async function removeAlias(db: DB, domainInput: string, name: string): Promise<void> {
+  const domain = await requireDomain(db, domainInput);
+  const { matcher, pattern } = parseAliasName(name);
+  const stored = matcher === "exact" ? pattern.toLowerCase() : pattern;
+  const result = await db.deleteFrom("aliases").where("domain_id", "=", domain.id).where("matcher", "=", matcher).where("pattern", "=", stored).executeTakeFirst();
+  if (result.numDeletedRows === 0n) throw new UserError("not_found", `no alias ${name} on ${domain.name}`, "pattern");
+}
+
+export interface ImportReport {
+  domain: string;
+  aliases: Validated[];
+  port: number | null;
+  errors: TxtError[];
+  /** True when the rules were written (apply requested and no errors). */
+  applied: boolean;
+}
+
+/**
+ * Imports TXT-syntax rules into a domain. Every line is parsed and validated
+ * first; with any error nothing is written. `apply: false` is a dry run;
+ * `replace` deletes the domain's existing aliases in the same transaction.
+ */
+export async function importAliases(db: DB, domainInput: string, text: string, options: { apply: boolean; replace?: boolean }): Promise<ImportReport> {
+  const domain = await requireDomain(db, domainInput);
+  const parsed = parseTxt(text);
+  const errors = [...parsed.errors];
+  const existing = options.replace ? new Set<string>() : new Set((await listAliases(db, domain.name)).map((a) => `${a.matcher}:${a.pattern}`));
+  const aliases: Validated[] = [];
+  for (const input of parsed.aliases) {
+    const where = { line: input.line, column: input.column, token: aliasLabel({ ...input, global: !!input.global }) };
+    try {
+      const alias = await validateAlias(input, domainSettings(domain));
+      if (existing.has(`${alias.matcher}:${alias.pattern}`)) errors.push({ ...where, message: `alias ${aliasLabel(alias)} already exists on ${domain.name} (use --replace)` });
+      else aliases.push(alias);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      errors.push({ ...where, message: err.message });
+    }
+  }
+  errors.sort((a, b) => a.line - b.line || a.column - b.column);
+  const report: ImportReport = { domain: domain.name, aliases, port: parsed.port, errors, applied: false };
+  if (errors.length > 0 || !options.apply) return report;
+
+  const now = Date.now();
+  await db.transaction().execute(async (trx) => {
+    if (options.replace) await trx.deleteFrom("aliases").where("domain_id", "=", domain.id).execute();
+    for (const alias of aliases) await trx.insertInto("aliases").values(toRow(domain.id, alias, now)).execute();
+    if (parsed.port !== null) await trx.updateTable("domains").set({ delivery_port: parsed.port, updated_at: now }).where("id", "=", domain.id).execute();
+  });
+  return { ...report, applied: true };
+}
+
+/** The domain's rules in TXT syntax, one value per line, in creation order. */
+export async function exportAliases(db: DB, domainInput: string): Promise<string[]> {
+  const domain = await requireDomain(db, domainInput);
+  return printTxt(await listAliases(db, domain.name), domain.delivery_port);
+}
