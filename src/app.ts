@@ -2,8 +2,14 @@
 // HTTP server, started in dependency order and stopped in reverse.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "./config/index.ts";
-import { deliverNotYetAvailable } from "./delivery/index.ts";
+import { type Config, ConfigError, envName } from "./config/index.ts";
+import { readFileSync } from "node:fs";
+import { createSrs, loadSrsSecret } from "./auth/srs.ts";
+import { createDeliver } from "./delivery/index.ts";
+import { createMtaSts } from "./delivery/mta-sts.ts";
+import { createOutbox, type Outbox } from "./delivery/outbox.ts";
+import { createRelay } from "./delivery/relay.ts";
+import { pruneDeliveryState } from "./store/deliveries.ts";
 import { createResolver, type Resolver } from "./dns/resolver.ts";
 import type { Logger } from "./log.ts";
 import { createRouter } from "./routing/router.ts";
@@ -20,26 +26,66 @@ export interface Appliance {
   resolver: Resolver;
   smtp: MxListener;
   http: { host: string; port: number; url: string };
+  outbox: Outbox;
   stop(): Promise<void>;
+}
+
+function readCa(path: string | null): Buffer | undefined {
+  if (!path) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const name = envName({ section: "outbound", key: "ca_file" });
+    throw new ConfigError(name, `${name}=${JSON.stringify(path)}: cannot read file (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
 }
 
 export async function startAppliance(config: Config, logger: Logger): Promise<Appliance> {
   const startedAt = Date.now();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   const store = await openStore(join(config.dataDir, DATABASE_FILE));
-  // Shutdown runs these front to back: drain SMTP first, close the database last.
-  const cleanup: (() => Promise<void>)[] = [() => store.close()];
+  // Each part started pushes how to stop it; shutdown runs them last-started first
+  // (HTTP, SMTP drained, background jobs) and closes the database at the very end.
+  const stops: (() => Promise<void>)[] = [() => store.close()];
+  const stopAll = async () => {
+    for (const stop of [...stops].reverse()) await stop();
+  };
   try {
     const tls = loadTlsCredentials(config);
     if (tls.selfSigned) logger.info("tls.self_signed", { cert: tls.certPath, note: "set tls.cert/tls.key for a CA-signed certificate" });
     const resolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout });
-    const hooks = createHooks({ router: createRouter(store.db), maxSize: config.smtp.maxSize, deliver: deliverNotYetAvailable });
-    const smtp = await startMxListener({ config, tls, hooks, resolver, logger, recordEvent: (e) => recordEvent(store.db, e) });
-    cleanup.unshift(() => smtp.close());
+    const record = (e: Parameters<typeof recordEvent>[1]) => recordEvent(store.db, e);
+    const srs = createSrs({ domain: config.srs.domain, secrets: [loadSrsSecret(config.dataDir)] });
+    const ca = readCa(config.outbound.caFile);
+    const relay = createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: config.outbound.mtaStsPort, ...(ca ? { ca } : {}) }), ...(ca ? { ca } : {}) });
+
+    const outbox = createOutbox({ db: store.db, relay, outboundPort: config.outbound.port, logger });
+    outbox.start();
+    stops.push(() => outbox.stop());
+    const prune = () => pruneDeliveryState(store.db).catch((err) => logger.error("maintenance.failed", { error: err }));
+    void prune();
+    const maintenance = setInterval(prune, 3_600_000);
+    maintenance.unref();
+    stops.push(async () => clearInterval(maintenance));
+
+    const deliver = createDeliver({
+      db: store.db,
+      relay,
+      srs,
+      outbox,
+      hostname: config.hostname,
+      outboundPort: config.outbound.port,
+      messageTimeout: config.outbound.messageTimeout,
+      logger,
+      recordEvent: record,
+    });
+    const hooks = createHooks({ router: createRouter(store.db), srs, maxSize: config.smtp.maxSize, deliver });
+    const smtp = await startMxListener({ config, tls, hooks, resolver, logger, recordEvent: record });
+    stops.push(() => smtp.close());
 
     const web = createWebApp({ store, smtp, startedAt });
     const server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: web.fetch });
-    cleanup.splice(1, 0, async () => {
+    stops.push(async () => {
       await server.stop();
     });
     const httpHost = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
@@ -58,12 +104,12 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
     const stop = () =>
       (stopping ??= (async () => {
         logger.info("mailferry.stopping", {});
-        for (const step of cleanup) await step();
+        await stopAll();
         logger.info("mailferry.stopped", {});
       })());
-    return { config, store, resolver, smtp, http, stop };
+    return { config, store, resolver, smtp, http, outbox, stop };
   } catch (err) {
-    for (const step of cleanup) await step().catch(() => {});
+    await stopAll().catch(() => {});
     throw err;
   }
 }

@@ -11,24 +11,32 @@ import { listEvents } from "../src/store/events.ts";
 import { reverseName } from "../src/dns/resolver.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "./support/mailferry.ts";
+import { type Sink, startSink } from "./support/sink.ts";
 import { sendMail, SmtpTalk } from "./support/smtp-client.ts";
 
 const MAX_SIZE = 100 * 1024;
 let dns: DnsServer;
 let mf: TestMailferry;
+let sink: Sink;
 
 beforeAll(async () => {
-  dns = await startDnsServer({ [reverseName("127.0.0.1")]: { PTR: ["client.loopback.test"] } });
+  sink = await startSink({ host: "127.0.0.2" });
+  dns = await startDnsServer({
+    [reverseName("127.0.0.1")]: { PTR: ["client.loopback.test"] },
+    "elsewhere.test": { MX: [{ priority: 10, exchange: "mx.elsewhere.test" }] },
+    "mx.elsewhere.test": { A: ["127.0.0.2"] },
+  });
   mf = await startMailferry({
     dns,
     domains: ["example.test", "bücher.test"],
     aliases: { "example.test": "forward-email=someone@elsewhere.test", "bücher.test": "forward-email=kunde:someone@elsewhere.test" },
-    env: { MAILFERRY_SMTP_MAX_SIZE: String(MAX_SIZE) },
+    env: { MAILFERRY_SMTP_MAX_SIZE: String(MAX_SIZE), MAILFERRY_OUTBOUND_PORT: String(sink.port) },
   });
 });
 afterAll(async () => {
   await mf.stop();
   await dns.close();
+  await sink.close();
 });
 
 async function session() {
@@ -77,11 +85,13 @@ describe("STARTTLS", () => {
   });
 
   test("a real client sending with requireTLS gets through the TLS session to the DATA verdict", async () => {
-    const err = await sendMail(mf.smtpPort, { from: "a@sender.test", to: "hello@example.test", requireTLS: true }).catch((e) => e);
-    // Until the relay engine lands, DATA is answered 451 (the sender keeps the message).
-    expect(err.responseCode).toBe(451);
+    const info = await sendMail(mf.smtpPort, { from: "a@sender.test", to: "hello@example.test", requireTLS: true, subject: "over tls" });
+    expect(info.response).toStartWith("250 2.0.0");
     const [data] = await listEvents(mf.appliance.store.db, { stage: "data", limit: 1 });
     expect(JSON.parse(data!.detail!).tls.protocol).toMatch(/^TLSv1\.[23]$/);
+    // The TLS session shows in the trace header of the forwarded copy.
+    const copy = sink.messages.find((m) => m.raw.toString().includes("Subject: over tls"))!;
+    expect(copy.raw.toString()).toMatch(/with ESMTPS id [^\r]+\r\n\t\(using TLSv1\.[23] with cipher /);
   });
 
   test("the self-signed certificate names the configured host name", async () => {
@@ -101,7 +111,7 @@ describe("swaks, an independent SMTP client", () => {
     const transcript = out + err;
     expect(transcript).toMatch(/TLS started with cipher TLSv1\.[23]/);
     expect(transcript).toContain("<~  250 Accepted");
-    expect(transcript).toContain("451 4.3.0 Forwarding is not available yet");
+    expect(transcript).toContain("<~  250 2.0.0 Message forwarded");
   });
 });
 
@@ -224,7 +234,7 @@ describe("DATA", () => {
     await talk.send("RCPT TO:<hello@example.test>");
     await talk.send("DATA");
     const r = await talk.send("From: Carol <carol@sender.test>\r\nTo: hello@example.test\r\nSubject: ledger\r\nMessage-ID: <m1@sender.test>\r\n\r\nSECRET-BODY-TEXT\r\n.");
-    expect(r.code).toBe(451);
+    expect(r.code).toBe(250);
     const sessionId = (await listEvents(mf.appliance.store.db, { stage: "data", limit: 1 }))[0]!.session_id;
     const events = (await listEvents(mf.appliance.store.db, { sessionId })).reverse();
     expect(events.map((e) => [e.stage, e.code])).toEqual([
@@ -232,8 +242,12 @@ describe("DATA", () => {
       ["mail", 250],
       ["rcpt", 550],
       ["rcpt", 250],
-      ["data", 451],
+      ["delivery", 250],
+      ["data", 250],
     ]);
+    const delivery = events.at(-2)!;
+    expect(JSON.parse(delivery.recipients!)).toEqual(["someone@elsewhere.test"]);
+    expect(JSON.parse(delivery.detail!)).toMatchObject({ original_recipient: "hello@example.test", mx: "mx.elsewhere.test" });
     const data = events.at(-1)!;
     expect(data.mail_from).toBe("carol@sender.test");
     expect(JSON.parse(data.recipients!)).toEqual(["hello@example.test"]);
@@ -245,7 +259,7 @@ describe("DATA", () => {
     for (const e of events) expect(JSON.stringify(e)).not.toContain("SECRET-BODY-TEXT");
     const lines = mf.logs.filter((l) => l.event === "smtp.verdict" && l.session === sessionId);
     expect(lines.map((l) => l.stage)).toEqual(["connect", "mail", "rcpt", "rcpt", "data"]);
-    expect(lines.at(-1)).toMatchObject({ ip: "127.0.0.1", reply: "451 4.3.0 Forwarding is not available yet, please try again later" });
+    expect(lines.at(-1)).toMatchObject({ ip: "127.0.0.1", reply: "250 2.0.0 Message forwarded" });
     talk.close();
   });
 });
@@ -324,7 +338,7 @@ describe("certificates", () => {
 
 describe("graceful shutdown", () => {
   test("a session in DATA finishes with its reply; new connections are refused; stop() resolves", async () => {
-    const instance = await startMailferry({ dns, domains: ["example.test"], aliases: { "example.test": "forward-email=hello:someone@elsewhere.test" } });
+    const instance = await startMailferry({ dns, domains: ["example.test"], aliases: { "example.test": "forward-email=hello:someone@elsewhere.test" }, env: { MAILFERRY_OUTBOUND_PORT: String(sink.port) } });
     const { talk } = await SmtpTalk.connect(instance.smtpPort);
     await talk.send("EHLO client.test");
     await talk.send("MAIL FROM:<someone@sender.test>");
@@ -334,7 +348,7 @@ describe("graceful shutdown", () => {
     const stopped = instance.stop();
     await Bun.sleep(100);
     const r = await talk.send(".");
-    expect(r.code).toBe(451);
+    expect(r.code).toBe(250);
     const after = await talk.send("NOOP");
     expect(after.code).toBe(421);
     await stopped;

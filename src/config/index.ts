@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from "node:path";
 import * as v from "./values.ts";
 
 export type LogFormat = "auto" | "json" | "text";
+export type SmarthostTls = "starttls" | "implicit" | "none";
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 
 export interface Config {
@@ -18,7 +19,10 @@ export interface Config {
   smtp: { host: string; port: number; maxSize: number; socketTimeout: number; shutdownGrace: number; maxClients: number };
   http: { host: string; port: number };
   dns: { servers: v.HostPort[]; timeout: number };
-  outbound: { port: number };
+  outbound: { port: number; connectTimeout: number; messageTimeout: number; caFile: string | null; mtaStsPort: number };
+  /** A relay for all outbound mail (VPSes that block port 25), or null to deliver to MX hosts directly. */
+  smarthost: { host: string; port: number; user: string | null; password: string | null; tls: SmarthostTls } | null;
+  srs: { domain: string };
   tls: { cert: string | null; key: string | null };
   log: { format: LogFormat; level: LogLevel };
 }
@@ -35,6 +39,7 @@ interface Setting {
 
 const LOG_FORMATS = ["auto", "json", "text"] as const;
 const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
+const SMARTHOST_TLS = ["starttls", "implicit", "none"] as const;
 
 export const SETTINGS: readonly Setting[] = [
   { section: "", key: "hostname", parse: v.hostname, default: () => v.normalizeDomain(osHostname()) ?? "localhost", doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
@@ -49,6 +54,16 @@ export const SETTINGS: readonly Setting[] = [
   { section: "dns", key: "servers", parse: v.dnsServers, default: () => systemResolvers(), doc: "Resolvers as host:port list; default from /etc/resolv.conf" },
   { section: "dns", key: "timeout", parse: v.positiveDuration, default: "5s", doc: "Timeout of one DNS query (per server try)" },
   { section: "outbound", key: "port", parse: v.port, default: 25, doc: "Port used to deliver to destination MX hosts" },
+  { section: "outbound", key: "connect_timeout", parse: v.positiveDuration, default: "30s", doc: "Timeout to connect to a destination MX host" },
+  { section: "outbound", key: "message_timeout", parse: v.positiveDuration, default: "5m", doc: "Bound on delivering one message, while its sender waits for the DATA reply" },
+  { section: "outbound", key: "ca_file", parse: v.optionalPath, default: "", doc: "Extra CA certificates (PEM) trusted for MX and MTA-STS certificates" },
+  { section: "outbound", key: "mta_sts_port", parse: v.port, default: 443, doc: "HTTPS port of MTA-STS policy hosts (443; other values are for tests)" },
+  { section: "smarthost", key: "host", parse: v.optionalHostname, default: "", doc: "Relay all outbound mail through this host (empty: deliver to MX hosts)" },
+  { section: "smarthost", key: "port", parse: v.port, default: 587, doc: "Smarthost port" },
+  { section: "smarthost", key: "user", parse: v.optionalPath, default: "", doc: "Smarthost AUTH user (empty: no AUTH)" },
+  { section: "smarthost", key: "password", parse: v.optionalPath, default: "", doc: "Smarthost AUTH password" },
+  { section: "smarthost", key: "tls", parse: v.oneOf(SMARTHOST_TLS), default: "starttls", doc: "starttls (required), implicit (TLS from the start) or none" },
+  { section: "srs", key: "domain", parse: v.optionalHostname, default: "", doc: "Domain of rewritten envelope senders; must route bounces here (default: hostname)" },
   { section: "tls", key: "cert", parse: v.optionalPath, default: "", doc: "PEM certificate (chain) for STARTTLS; default: self-signed in the data dir" },
   { section: "tls", key: "key", parse: v.optionalPath, default: "", doc: "PEM private key for tls.cert" },
   { section: "log", key: "format", parse: v.oneOf(LOG_FORMATS), default: "auto", doc: "auto (text on a terminal, JSON otherwise), json or text" },
@@ -143,7 +158,23 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
     },
     http: { host: values["http.host"] as string, port: values["http.port"] as number },
     dns: { servers: values["dns.servers"] as v.HostPort[], timeout: values["dns.timeout"] as number },
-    outbound: { port: values["outbound.port"] as number },
+    outbound: {
+      port: values["outbound.port"] as number,
+      connectTimeout: values["outbound.connect_timeout"] as number,
+      messageTimeout: values["outbound.message_timeout"] as number,
+      caFile: absolute(values["outbound.ca_file"] as string | null),
+      mtaStsPort: values["outbound.mta_sts_port"] as number,
+    },
+    smarthost: values["smarthost.host"]
+      ? {
+          host: values["smarthost.host"] as string,
+          port: values["smarthost.port"] as number,
+          user: values["smarthost.user"] as string | null,
+          password: values["smarthost.password"] as string | null,
+          tls: values["smarthost.tls"] as SmarthostTls,
+        }
+      : null,
+    srs: { domain: (values["srs.domain"] as string | null) ?? (values["hostname"] as string) },
     tls: { cert: absolute(tlsCert), key: absolute(tlsKey) },
     log: { format: values["log.format"] as LogFormat, level: values["log.level"] as LogLevel },
   };

@@ -40,6 +40,10 @@ export function hostname(raw: unknown): string {
   return ascii;
 }
 
+export function optionalHostname(raw: unknown): string | null {
+  return raw === "" || raw === null || raw === undefined ? null : hostname(raw);
+}
+
 /**
  * Lower-cased ASCII (punycode) form of a domain name without trailing dot, or
  * null when it is not a syntactically valid host name.

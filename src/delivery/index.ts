@@ -1,11 +1,164 @@
-// Delivery of an accepted message to its targets, answered in real time.
+// Delivery of an accepted message to its targets, answered in real time:
+// the DATA reply tells the sender the truth (SPEC §3.10-11), targets that
+// accepted are remembered so a retry does not send them the message twice,
+// and permanent failures next to successes are reported in one DSN.
+import { Readable } from "node:stream";
+import type { Srs } from "../auth/srs.ts";
+import type { Logger } from "../log.ts";
+import { automaticReplyBlocked } from "../policy/backscatter.ts";
+import type { Target } from "../routing/resolve.ts";
+import { headerValue } from "../smtp/headers.ts";
 import { type Reply, reply } from "../smtp/reply.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
+import type { DB } from "../store/db.ts";
+import { claimBounce, markDelivered, touchFingerprint } from "../store/deliveries.ts";
+import type { NewEvent } from "../store/schema.ts";
+import { buildDsn } from "./dsn.ts";
+import { fingerprint } from "./fingerprint.ts";
+import { dataAnswer, type TargetOutcome } from "./outcome.ts";
+import type { Outbox } from "./outbox.ts";
+import type { Envelope, Relay } from "./relay.ts";
+import { traceHeaders } from "./trace.ts";
 
 export type Deliver = (session: Session, message: InboundMessage) => Promise<Reply>;
 
-/**
- * Until the relay engine exists, every message is refused temporarily, so
- * senders keep it queued and nothing is accepted and lost.
- */
-export const deliverNotYetAvailable: Deliver = async () => reply(451, "4.3.0", "Forwarding is not available yet, please try again later");
+/** A message first seen longer ago than this is refused: the sender has retried long enough. */
+export const MAX_RETRY_AGE_MS = 5 * 86_400_000;
+
+export interface DeliverDeps {
+  db: DB;
+  relay: Relay;
+  srs: Srs;
+  outbox: Outbox;
+  hostname: string;
+  outboundPort: number;
+  messageTimeout: number;
+  logger: Logger;
+  recordEvent: (event: NewEvent) => Promise<void>;
+}
+
+interface Job {
+  original: string;
+  target: Target;
+  key: string;
+}
+
+const targetKey = (t: Target) => (t.kind === "address" ? t.address.toLowerCase() : t.url);
+
+export function createDeliver(deps: DeliverDeps): Deliver {
+  const { db, relay, srs, hostname } = deps;
+  let sequence = 0;
+
+  return async (session, message) => {
+    const fp = fingerprint(session, message);
+    const state = await touchFingerprint(db, fp);
+    if (Date.now() - state.firstSeen > MAX_RETRY_AGE_MS) {
+      return reply(550, "5.4.7", "This message has been retried for more than 5 days; giving up");
+    }
+
+    // Each target once, for the first original recipient that leads to it.
+    const jobs: Job[] = [];
+    const seen = new Set(state.delivered);
+    for (const r of session.recipients) {
+      if (r.verdict.action !== "deliver") continue;
+      for (const target of r.verdict.targets) {
+        const key = targetKey(target);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        jobs.push({ original: r.address, target, key });
+      }
+    }
+
+    const outcomes: TargetOutcome[] = [];
+    const answered = new Set<string>();
+    let answering = true;
+    const settle = async (job: Job, answer: Reply, mx: string | null, extra: Record<string, unknown> = {}) => {
+      // Results that arrive after the DATA answer are still recorded: the retry then skips those targets.
+      if (answer.code < 400) await markDelivered(db, fp, job.key);
+      await deps.recordEvent(deliveryEvent(session, message, job, answer, mx, { fingerprint: fp, late: answering ? undefined : true, ...extra }));
+      if (answering && !answered.has(job.key)) {
+        answered.add(job.key);
+        outcomes.push({ target: job.key, originalRecipient: job.original, reply: answer, remoteMta: mx });
+      }
+    };
+
+    const from = srs.forward(session.mailFrom ?? "");
+    const envelopes = new Map<Envelope, Job[]>();
+    for (const original of new Set(jobs.map((j) => j.original))) {
+      const addressJobs = jobs.filter((j) => j.original === original && j.target.kind === "address");
+      if (addressJobs.length === 0) continue;
+      const id = `${session.id}.${++sequence}`;
+      const trace = Buffer.from(traceHeaders({ session, hostname, originalRecipient: original, id, date: new Date() }), "utf8");
+      const envelope: Envelope = {
+        from,
+        to: addressJobs.map((j) => {
+          const t = j.target as Extract<Target, { kind: "address" }>;
+          return { address: t.address, domain: t.domain, port: t.port ?? deps.outboundPort };
+        }),
+        message: () => Readable.from([trace, message.raw]),
+      };
+      envelopes.set(envelope, addressJobs);
+    }
+    for (const job of jobs.filter((j) => j.target.kind === "webhook")) {
+      await settle(job, reply(451, "4.3.0", "Webhook delivery is not available yet, please try again later"), null);
+    }
+
+    const sending = relay.send([...envelopes.keys()]).then(async (results) => {
+      for (const result of results) {
+        const job = envelopes.get(result.envelope)!.find((j) => j.key === result.address.toLowerCase())!;
+        await settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: from });
+      }
+    });
+    // The sender waits for this answer; past the bound it gets a 421. Deliveries still
+    // under way are recorded when they finish, so its retry skips them.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), deps.messageTimeout)));
+    const finished = await Promise.race([sending.then(() => "done" as const), timedOut]);
+    clearTimeout(timer);
+    if (finished === "timeout") {
+      const late = reply(421, "4.4.7", "Delivery took too long, please try again later");
+      for (const job of jobs) if (!answered.has(job.key)) outcomes.push({ target: job.key, originalRecipient: job.original, reply: late, remoteMta: null });
+      answering = false;
+      sending.catch((err) => deps.logger.error("delivery.late_failure", { session: session.id, error: err }));
+    }
+
+    const answer = dataAnswer(outcomes, state.delivered.size);
+    if (answer.bounce.length) await bounce(session, message, fp, answer.bounce);
+    return answer.reply;
+  };
+
+  async function bounce(session: Session, message: InboundMessage, fp: string, failures: TargetOutcome[]) {
+    const sender = session.mailFrom ?? "";
+    const blocked = automaticReplyBlocked(sender, message.headers);
+    if (blocked) {
+      deps.logger.info("bounce.suppressed", { session: session.id, reason: blocked });
+      return;
+    }
+    const fresh: TargetOutcome[] = [];
+    for (const f of failures) if (await claimBounce(db, fp, f.target, f.reply.code)) fresh.push(f);
+    if (fresh.length === 0) return;
+    const dsn = buildDsn({ hostname, to: sender, arrival: new Date(), failures: fresh, headers: message.headerBlock });
+    await deps.outbox.queue(sender, dsn);
+    deps.logger.info("bounce.queued", { session: session.id, to: sender, targets: fresh.map((f) => f.target) });
+  }
+}
+
+function deliveryEvent(session: Session, message: InboundMessage, job: Job, answer: Reply, mx: string | null, detail: Record<string, unknown>): NewEvent {
+  const target = job.key;
+  return {
+    at: Date.now(),
+    session_id: session.id,
+    remote_ip: session.remoteIp,
+    stage: "delivery",
+    code: answer.code,
+    enhanced: answer.enhanced,
+    text: answer.text,
+    mail_from: session.mailFrom,
+    recipients: JSON.stringify([target]),
+    domain: job.original.slice(job.original.lastIndexOf("@") + 1),
+    message_id: headerValue(message.headers, "message-id") ?? null,
+    subject: headerValue(message.headers, "subject") ?? null,
+    headers: null,
+    detail: JSON.stringify({ original_recipient: job.original, mx, ...detail }),
+  };
+}

@@ -1,9 +1,11 @@
 // The decisions of each SMTP stage, in the order the conversation reaches
 // them (Haraka style: one hook per stage). Each returns the exact reply.
+import type { Srs } from "../auth/srs.ts";
 import type { Deliver } from "../delivery/index.ts";
 import type { Verdict } from "../routing/resolve.ts";
 import type { Router } from "../routing/router.ts";
 import { parseMailbox } from "./address.ts";
+import { contentVerdict } from "./content.ts";
 import { type Reply, reply } from "./reply.ts";
 import type { AcceptedRecipient, InboundMessage, Session } from "./session.ts";
 
@@ -54,27 +56,41 @@ export function sizeVerdict(message: InboundMessage, maxSize: number): Reply | n
   return message.oversized ? reply(552, "5.3.4", `Message size exceeds the limit of ${maxSize} bytes`) : null;
 }
 
+/**
+ * A bounce (or reply) to a rewritten sender address: valid ones go back to the
+ * original sender; a forged or expired one is refused. null: not an SRS address of ours.
+ */
+export function srsVerdict(address: string, srs: Srs): Verdict | null {
+  if (!srs.isSrsAddress(address)) return null;
+  const alias = { id: 0, domain: srs.domain, label: "SRS" };
+  const original = srs.reverse(address);
+  const mailbox = original ? parseMailbox(original) : null;
+  if (!mailbox || mailbox.isLiteral) return { action: "refuse", reply: reply(550, "5.1.1", "Invalid or expired SRS address"), alias };
+  return { action: "deliver", targets: [{ kind: "address", address: mailbox.address, domain: mailbox.domain, port: null, alias }], alias };
+}
+
 export interface HookDeps {
   router: Router;
+  srs: Srs;
   maxSize: number;
   deliver: Deliver;
 }
 
-export function createHooks({ router, maxSize, deliver }: HookDeps): StageHooks {
+export function createHooks({ router, srs, maxSize, deliver }: HookDeps): StageHooks {
   return {
     connect: async () => ACCEPT_CONNECT,
     mailFrom: async (_session, address, params) => senderVerdict(address, params),
     async rcptTo(session, address, params) {
       const badParam = paramsVerdict(params, RCPT_PARAMS);
       if (badParam) return { reply: badParam };
-      const verdict = await router.resolve(address);
+      const verdict = srsVerdict(address, srs) ?? (await router.resolve(address));
       const answer = recipientVerdict(verdict, session.recipients.length);
       if (answer !== ACCEPT_RECIPIENT || verdict.action === "refuse") return { reply: answer };
       return { reply: answer, accepted: { address: parseMailbox(address)!.address, verdict } };
     },
     async data(session, message) {
-      const tooBig = sizeVerdict(message, maxSize);
-      if (tooBig) return tooBig;
+      const refused = sizeVerdict(message, maxSize) ?? contentVerdict(message.headers, message.raw);
+      if (refused) return refused;
       // Every recipient was a silently disabled alias (`!alias`): accepted and discarded.
       if (session.recipients.every((r) => r.verdict.action === "drop")) return ACCEPT_DROPPED;
       return deliver(session, message);

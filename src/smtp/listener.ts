@@ -227,7 +227,7 @@ function readMessage(stream: SMTPServerDataStream): Promise<InboundMessage> {
       const end = headerBlockEnd(scanned);
       const headerEnd = end !== -1 ? end : scanned.length === size ? size : 0;
       const headerBlock = scanned.subarray(0, headerEnd).toString("utf8");
-      resolve({ raw, size, oversized, headers: parseHeaderBlock(headerBlock), headerBlock });
+      resolve({ raw, size, oversized, headers: parseHeaderBlock(headerBlock), headerBlock, bodyOffset: headerEnd });
     });
   });
 }

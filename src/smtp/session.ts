@@ -32,4 +32,6 @@ export interface InboundMessage {
   headers: HeaderField[];
   /** The header block as text (for the mail log), "" when none was found. */
   headerBlock: string;
+  /** Offset of the body in `raw` (just past the blank line after the headers). */
+  bodyOffset: number;
 }

@@ -69,11 +69,47 @@ export interface EventsTable {
   detail: string | null;
 }
 
+export interface FingerprintsTable {
+  /** sha256 hex of the message's identity (see src/delivery/fingerprint.ts). */
+  id: string;
+  first_seen: Timestamp;
+  last_seen: Timestamp;
+}
+
+export interface DeliveredTable {
+  fingerprint: string;
+  /** Lower-cased target address or webhook URL that accepted the message. */
+  target: string;
+  at: Timestamp;
+}
+
+export interface BouncedTable {
+  fingerprint: string;
+  target: string;
+  code: number;
+  at: Timestamp;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  rcpt_to: string;
+  /** The complete message (a DSN), sent with the null sender. */
+  raw: Uint8Array;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt: Timestamp;
+  last_error: string | null;
+  created_at: Timestamp;
+}
+
 export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
   settings: SettingsTable;
   events: EventsTable;
+  fingerprints: FingerprintsTable;
+  delivered: DeliveredTable;
+  bounced: BouncedTable;
+  outbox: OutboxTable;
 }
 
 export type Domain = Selectable<DomainsTable>;

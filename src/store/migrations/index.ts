@@ -3,8 +3,10 @@
 import type { Migration } from "kysely/migration";
 import * as m001 from "./001_initial.ts";
 import * as m002 from "./002_routing.ts";
+import * as m003 from "./003_delivery.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
   "002_routing": m002,
+  "003_delivery": m003,
 };

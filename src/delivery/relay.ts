@@ -1,0 +1,171 @@
+// Sends envelopes to their destinations in real time: recipients are grouped
+// by where their mail goes (MX hosts and port), each group uses one
+// connection carrying one transaction per envelope, and every recipient gets
+// the destination's own reply - or a 421 when we could not get an answer.
+import type { Readable } from "node:stream";
+import type { Config } from "../config/index.ts";
+import type { Resolver } from "../dns/resolver.ts";
+import { type Reply, reply } from "../smtp/reply.ts";
+import type { MtaSts } from "./mta-sts.ts";
+import { type MxHost, routeToDomain } from "./mx.ts";
+import { type Connection, ConnectError, connect, type TlsMode } from "./smtp-client.ts";
+
+export interface Envelope {
+  /** Envelope sender (already SRS-rewritten); "" for the null sender. */
+  from: string;
+  to: { address: string; domain: string; port: number }[];
+  /** A fresh stream of the complete message for each transaction. */
+  message: () => Readable;
+}
+
+export interface DeliveryResult {
+  envelope: Envelope;
+  address: string;
+  reply: Reply;
+  /** MX host name that answered, if one did. */
+  mx: string | null;
+  tls: string | null;
+  durationMs: number;
+}
+
+export interface Relay {
+  send(envelopes: Envelope[]): Promise<DeliveryResult[]>;
+}
+
+export interface RelayDeps {
+  config: Pick<Config, "hostname" | "outbound" | "smarthost">;
+  resolver: Resolver;
+  mtaSts: MtaSts;
+  ca?: Buffer;
+}
+
+interface Group {
+  hosts: MxHost[];
+  port: number;
+  tls: TlsMode;
+  /** Why verified TLS is required, for the reply when it cannot be had. */
+  enforcedBy: string | null;
+  auth?: { user: string; pass: string };
+  items: { envelope: Envelope; address: string }[];
+}
+
+export function createRelay({ config, resolver, mtaSts, ca }: RelayDeps): Relay {
+  const commandTimeout = Math.min(config.outbound.messageTimeout, 120_000);
+
+  async function plan(envelopes: Envelope[]): Promise<{ groups: Group[]; refused: DeliveryResult[] }> {
+    const groups = new Map<string, Group>();
+    const refused: DeliveryResult[] = [];
+    const routes = new Map<string, Promise<{ hosts: MxHost[]; tls: TlsMode; enforcedBy: string | null } | { refuse: Reply }>>();
+    const routeFor = (domain: string) => {
+      let route = routes.get(domain);
+      if (!route) {
+        route = destination(domain);
+        routes.set(domain, route);
+      }
+      return route;
+    };
+    for (const envelope of envelopes) {
+      for (const rcpt of envelope.to) {
+        const route = await routeFor(rcpt.domain);
+        if ("refuse" in route) {
+          refused.push({ envelope, address: rcpt.address, reply: route.refuse, mx: null, tls: null, durationMs: 0 });
+          continue;
+        }
+        const port = config.smarthost ? config.smarthost.port : rcpt.port;
+        const key = `${port}|${route.tls}|${route.hosts.map((h) => h.name).join(",")}`;
+        let group = groups.get(key);
+        if (!group) {
+          group = { hosts: route.hosts, port, tls: route.tls, enforcedBy: route.enforcedBy, items: [] };
+          if (config.smarthost?.user) group.auth = { user: config.smarthost.user, pass: config.smarthost.password ?? "" };
+          groups.set(key, group);
+        }
+        group.items.push({ envelope, address: rcpt.address });
+      }
+    }
+    return { groups: [...groups.values()], refused };
+  }
+
+  async function destination(domain: string): Promise<{ hosts: MxHost[]; tls: TlsMode; enforcedBy: string | null } | { refuse: Reply }> {
+    const smarthost = config.smarthost;
+    if (smarthost) {
+      const route = await routeToHost(smarthost.host, resolver);
+      if ("refuse" in route) return route;
+      const tls: TlsMode = smarthost.tls === "implicit" ? "implicit" : smarthost.tls === "none" ? "none" : "required";
+      return { hosts: route.hosts, tls, enforcedBy: tls === "required" ? `smarthost ${smarthost.host}` : null };
+    }
+    const [route, policy] = await Promise.all([routeToDomain(domain, resolver), mtaSts.policyFor(domain)]);
+    if ("refuse" in route) return route;
+    if (policy?.mode !== "enforce") return { hosts: route.hosts, tls: "opportunistic", enforcedBy: null };
+    const hosts = route.hosts.filter((h) => mtaSts.allows(policy, h.name));
+    if (hosts.length === 0) return { refuse: reply(421, "4.7.5", `no mail host of ${domain} matches its MTA-STS policy`) };
+    return { hosts, tls: "required", enforcedBy: `the MTA-STS policy of ${domain}` };
+  }
+
+  /** Tries the group's hosts and addresses in order; plain text once after a failed opportunistic TLS handshake. */
+  async function open(group: Group): Promise<Connection | { failure: Reply }> {
+    let last: Reply = reply(421, "4.4.1", "no mail host could be reached");
+    for (const host of group.hosts) {
+      for (const address of host.addresses) {
+        const base = { address, port: group.port, hostName: host.name, ehloName: config.hostname, connectTimeout: config.outbound.connectTimeout, commandTimeout, ...(ca ? { ca } : {}), ...(group.auth ? { auth: group.auth } : {}) };
+        try {
+          return await connect({ ...base, tls: group.tls });
+        } catch (err) {
+          if (!(err instanceof ConnectError)) throw err;
+          if (err.tlsFailure && group.enforcedBy) {
+            return { failure: reply(421, "4.7.5", `TLS with ${host.name} failed (${err.message}) and ${group.enforcedBy} requires it`) };
+          }
+          if (err.tlsFailure && group.tls === "opportunistic") {
+            try {
+              return await connect({ ...base, tls: "none" });
+            } catch (retry) {
+              if (!(retry instanceof ConnectError)) throw retry;
+              last = retry.reply ?? reply(421, "4.4.1", `${host.name} [${address}]: ${retry.message}`);
+              continue;
+            }
+          }
+          last = err.reply ?? reply(421, "4.4.1", `${host.name} [${address}]: ${err.message}`);
+        }
+      }
+    }
+    // A host that refuses us at the greeting speaks for itself; anything else is worth a retry.
+    return { failure: last.code >= 500 ? last : reply(421, last.enhanced.startsWith("4.") ? last.enhanced : "4.4.1", last.text) };
+  }
+
+  async function sendGroup(group: Group): Promise<DeliveryResult[]> {
+    const started = performance.now();
+    const conn = await open(group);
+    const elapsed = () => Math.round(performance.now() - started);
+    if ("failure" in conn) return group.items.map((i) => ({ envelope: i.envelope, address: i.address, reply: conn.failure, mx: null, tls: null, durationMs: elapsed() }));
+    const results: DeliveryResult[] = [];
+    try {
+      const byEnvelope = new Map<Envelope, string[]>();
+      for (const item of group.items) byEnvelope.set(item.envelope, [...(byEnvelope.get(item.envelope) ?? []), item.address]);
+      for (const [envelope, to] of byEnvelope) {
+        const replies = await conn.send(envelope.from, to, envelope.message);
+        for (const address of to) {
+          const answer = replies.get(address) ?? reply(421, "4.4.2", `${conn.hostName} gave no reply for <${address}>`);
+          results.push({ envelope, address, reply: answer, mx: conn.hostName, tls: conn.tls, durationMs: elapsed() });
+        }
+      }
+    } finally {
+      conn.close();
+    }
+    return results;
+  }
+
+  return {
+    async send(envelopes) {
+      const { groups, refused } = await plan(envelopes);
+      const sent = await Promise.all(groups.map(sendGroup));
+      return [...refused, ...sent.flat()];
+    },
+  };
+}
+
+/** A single named host (a smarthost): its addresses, or the host itself when it is an IP. */
+async function routeToHost(host: string, resolver: Resolver): Promise<{ hosts: MxHost[] } | { refuse: Reply }> {
+  if (/^[\d.]+$/.test(host) || host.includes(":")) return { hosts: [{ name: host, addresses: [host] }] };
+  const addresses = await resolver.resolve(host, "A").catch(() => [] as string[]);
+  if (addresses.length === 0) return { refuse: reply(421, "4.4.3", `smarthost ${host} has no address`) };
+  return { hosts: [{ name: host, addresses }] };
+}
