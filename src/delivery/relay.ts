@@ -111,6 +111,9 @@ export function createRelay({ config, resolver, mtaSts, ca }: RelayDeps): Relay 
           return await connect({ ...base, tls: group.tls });
         } catch (err) {
           if (!(err instanceof ConnectError)) throw err;
+          if (err.authFailure) {
+            return { failure: reply(421, "4.3.0", `smarthost ${host.name} refused our credentials (${err.reply ? `${err.reply.code} ${err.reply.text}` : err.message}); check the smarthost settings`) };
+          }
           if (err.tlsFailure && group.enforcedBy) {
             return { failure: reply(421, "4.7.5", `TLS with ${host.name} failed (${err.message}) and ${group.enforcedBy} requires it`) };
           }

@@ -36,6 +36,8 @@ export class ConnectError extends Error {
     readonly tlsFailure: boolean,
     /** The destination's own reply (e.g. a 421 or 554 greeting), when there was one. */
     readonly reply: Reply | null,
+    /** AUTH was refused: a problem of our configuration, never the sender's. */
+    readonly authFailure = false,
   ) {
     super(message);
   }
@@ -70,12 +72,12 @@ export function connect(opts: ConnectOptions): Promise<Connection> {
       logger: false,
     });
     let settled = false;
-    const fail = (err: NodemailerError) => {
+    const fail = (err: NodemailerError, authFailure = false) => {
       if (settled) return;
       settled = true;
       const upgrading = (conn as unknown as { upgrading?: boolean }).upgrading === true;
       const tlsFailure = upgrading || err.code === "ETLS";
-      reject(new ConnectError(err.message, tlsFailure, err.response ? parseReply(err.response) : null));
+      reject(new ConnectError(err.message, tlsFailure, err.response ? parseReply(err.response) : null, authFailure));
       conn.close();
     };
     conn.on("error", fail);
@@ -85,7 +87,7 @@ export function connect(opts: ConnectOptions): Promise<Connection> {
         try {
           await new Promise<void>((ok, no) => conn.login(opts.auth!, (err) => (err ? no(err) : ok())));
         } catch (err) {
-          return fail(err as NodemailerError);
+          return fail(err as NodemailerError, true);
         }
       }
       settled = true;

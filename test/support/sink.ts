@@ -13,6 +13,8 @@ export interface SinkMessage {
   tlsVersion: string | null;
   helo: string;
   remoteAddress: string;
+  /** The authenticated user, when the sink requires AUTH. */
+  user: string | null;
 }
 
 export interface SinkReply {
@@ -32,6 +34,10 @@ export interface SinkOptions {
   onData?: (message: SinkMessage) => SinkReply | undefined;
   /** Destroy the connection once this many DATA bytes arrived, without replying. */
   dropAfterDataBytes?: number;
+  /** Certificate for STARTTLS; default: a self-signed one for sink.test. */
+  credentials?: { cert: string; key: string };
+  /** Require SMTP AUTH (after STARTTLS) with these credentials, as a smarthost does. */
+  auth?: { user: string; pass: string };
 }
 
 export interface Sink {
@@ -54,14 +60,18 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
   const messages: SinkMessage[] = [];
   let connections = 0;
   const waiters: (() => void)[] = [];
-  const { cert, key } = sinkCredentials();
+  const { cert, key } = options.credentials ?? sinkCredentials();
 
   const server = new SMTPServer({
     name: "sink.test",
     key,
     cert,
-    authOptional: true,
-    disabledCommands: tlsMode === "none" ? ["AUTH", "STARTTLS"] : ["AUTH"],
+    authOptional: !options.auth,
+    disabledCommands: [...(tlsMode === "none" ? ["STARTTLS"] : []), ...(options.auth ? [] : ["AUTH"])],
+    onAuth(auth, _session, callback) {
+      const ok = options.auth && auth.username === options.auth.user && auth.password === options.auth.pass;
+      callback(ok ? null : Object.assign(new Error("5.7.8 Authentication failed"), { responseCode: 535 }), ok ? { user: auth.username } : undefined);
+    },
     disableReverseLookup: true,
     closeTimeout: 500,
     logger: false,
@@ -76,15 +86,18 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     onData(stream, session: SMTPServerSession, callback) {
       const chunks: Buffer[] = [];
       let bytes = 0;
+      let dropped = false;
       stream.on("data", (chunk: Buffer) => {
         chunks.push(chunk);
         bytes += chunk.length;
-        if (options.dropAfterDataBytes !== undefined && bytes >= options.dropAfterDataBytes) {
+        if (!dropped && options.dropAfterDataBytes !== undefined && bytes >= options.dropAfterDataBytes) {
+          dropped = true;
           // Simulates a destination that dies mid-transfer: no reply at all.
           (server as unknown as { connections: Set<{ _socket: net.Socket }> }).connections.forEach((c) => c._socket.destroy());
         }
       });
       stream.on("end", () => {
+        if (dropped) return;
         const message: SinkMessage = {
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
           rcptTo: session.envelope.rcptTo.map((r) => r.address),
@@ -93,6 +106,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
           tlsVersion: session.tlsOptions ? (session.tlsOptions.version ?? null) : null,
           helo: session.hostNameAppearsAs,
           remoteAddress: session.remoteAddress,
+          user: typeof session.user === "string" ? session.user : null,
         };
         const answer = options.onData?.(message);
         if (answer) return callback(Object.assign(new Error(answer.text), { responseCode: answer.code }));
