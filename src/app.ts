@@ -4,7 +4,9 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Config, ConfigError, envName } from "./config/index.ts";
 import { readFileSync } from "node:fs";
+import { authenticateInbound } from "./auth/inbound.ts";
 import { createSrs, loadSrsSecret } from "./auth/srs.ts";
+import { isAllowlisted } from "./store/allowlist.ts";
 import { createDeliver } from "./delivery/index.ts";
 import { createMtaSts } from "./delivery/mta-sts.ts";
 import { createOutbox, type Outbox } from "./delivery/outbox.ts";
@@ -79,7 +81,15 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
       logger,
       recordEvent: record,
     });
-    const hooks = createHooks({ router: createRouter(store.db), srs, maxSize: config.smtp.maxSize, deliver });
+    const hooks = createHooks({
+      router: createRouter(store.db),
+      srs,
+      maxSize: config.smtp.maxSize,
+      hostname: config.hostname,
+      authenticate: (session, raw) => authenticateInbound(session, raw, config.hostname, resolver),
+      isAllowlisted: (session) => isAllowlisted(store.db, { ip: session.remoteIp, clientHost: session.clientHost, mailFrom: session.mailFrom ?? "" }),
+      deliver,
+    });
     const smtp = await startMxListener({ config, tls, hooks, resolver, logger, recordEvent: record });
     stops.push(() => smtp.close());
 

@@ -19,8 +19,11 @@ import { dataAnswer, type TargetOutcome } from "./outcome.ts";
 import type { Outbox } from "./outbox.ts";
 import type { Envelope, Relay } from "./relay.ts";
 import { traceHeaders } from "./trace.ts";
+import { composeCopy } from "./compose.ts";
+import type { AuthResults } from "../auth/inbound.ts";
+import { signingKey } from "../store/dkim.ts";
 
-export type Deliver = (session: Session, message: InboundMessage) => Promise<Reply>;
+export type Deliver = (session: Session, message: InboundMessage, auth: AuthResults) => Promise<Reply>;
 
 /** A message first seen longer ago than this is refused: the sender has retried long enough. */
 export const MAX_RETRY_AGE_MS = 5 * 86_400_000;
@@ -49,7 +52,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
   const { db, relay, srs, hostname } = deps;
   let sequence = 0;
 
-  return async (session, message) => {
+  return async (session, message, auth) => {
     const fp = fingerprint(session, message);
     const state = await touchFingerprint(db, fp);
     if (Date.now() - state.firstSeen > MAX_RETRY_AGE_MS) {
@@ -70,6 +73,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
     }
 
     const outcomes: TargetOutcome[] = [];
+    const copies = new Map<Envelope, { signed: boolean; friendly_from: boolean }>();
     const answered = new Set<string>();
     let answering = true;
     const settle = async (job: Job, answer: Reply, mx: string | null, extra: Record<string, unknown> = {}) => {
@@ -84,20 +88,30 @@ export function createDeliver(deps: DeliverDeps): Deliver {
 
     const from = srs.forward(session.mailFrom ?? "");
     const envelopes = new Map<Envelope, Job[]>();
+    const authSummary = { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc };
     for (const original of new Set(jobs.map((j) => j.original))) {
       const addressJobs = jobs.filter((j) => j.original === original && j.target.kind === "address");
       if (addressJobs.length === 0) continue;
       const id = `${session.id}.${++sequence}`;
-      const trace = Buffer.from(traceHeaders({ session, hostname, originalRecipient: original, id, date: new Date() }), "utf8");
+      const copy = await composeCopy({
+        raw: message.raw,
+        bodyOffset: message.bodyOffset,
+        trace: traceHeaders({ session, hostname, originalRecipient: original, id, date: new Date() }),
+        auth,
+        alias: original,
+        key: await signingKey(db, original.slice(original.lastIndexOf("@") + 1)),
+      });
+      if (copy.rewroteFrom) deps.logger.info("delivery.friendly_from", { session: session.id, alias: original, from_domain: auth.fromDomain, dmarc_policy: auth.dmarcPolicy });
       const envelope: Envelope = {
         from,
         to: addressJobs.map((j) => {
           const t = j.target as Extract<Target, { kind: "address" }>;
           return { address: t.address, domain: t.domain, port: t.port ?? deps.outboundPort };
         }),
-        message: () => Readable.from([trace, message.raw]),
+        message: () => Readable.from([copy.message]),
       };
       envelopes.set(envelope, addressJobs);
+      copies.set(envelope, { signed: copy.signed, friendly_from: copy.rewroteFrom });
     }
     for (const job of jobs.filter((j) => j.target.kind === "webhook")) {
       await settle(job, reply(451, "4.3.0", "Webhook delivery is not available yet, please try again later"), null);
@@ -106,7 +120,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
     const sending = relay.send([...envelopes.keys()]).then(async (results) => {
       for (const result of results) {
         const job = envelopes.get(result.envelope)!.find((j) => j.key === result.address.toLowerCase())!;
-        await settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: from });
+        await settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: from, ...copies.get(result.envelope), auth: authSummary });
       }
     });
     // The sender waits for this answer; past the bound it gets a 421. Deliveries still

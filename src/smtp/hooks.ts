@@ -1,5 +1,6 @@
 // The decisions of each SMTP stage, in the order the conversation reaches
 // them (Haraka style: one hook per stage). Each returns the exact reply.
+import { type AuthResults, authVerdict, stripForgedResults } from "../auth/inbound.ts";
 import type { Srs } from "../auth/srs.ts";
 import type { Deliver } from "../delivery/index.ts";
 import type { Verdict } from "../routing/resolve.ts";
@@ -14,7 +15,8 @@ export interface StageHooks {
   mailFrom(session: Session, address: string, params: EsmtpParams): Promise<Reply>;
   /** On acceptance also returns the recipient with its routing, which the listener adds to the transaction. */
   rcptTo(session: Session, address: string, params: EsmtpParams): Promise<{ reply: Reply; accepted?: AcceptedRecipient }>;
-  data(session: Session, message: InboundMessage): Promise<Reply>;
+  /** The reply, and facts about the message for its mail-log event (e.g. authentication verdicts). */
+  data(session: Session, message: InboundMessage): Promise<{ reply: Reply; facts?: Record<string, unknown> }>;
 }
 
 export const ACCEPT_CONNECT = reply(220, "2.0.0", "Connected");
@@ -73,10 +75,15 @@ export interface HookDeps {
   router: Router;
   srs: Srs;
   maxSize: number;
+  hostname: string;
+  /** SPF, DKIM, DMARC, ARC and BIMI of a message (spoofed results of ours already removed). */
+  authenticate: (session: Session, raw: Buffer) => Promise<AuthResults>;
+  /** Whether the admin allowlist exempts this sender from SPF/DMARC enforcement. */
+  isAllowlisted: (session: Session) => Promise<boolean>;
   deliver: Deliver;
 }
 
-export function createHooks({ router, srs, maxSize, deliver }: HookDeps): StageHooks {
+export function createHooks({ router, srs, maxSize, hostname, authenticate, isAllowlisted, deliver }: HookDeps): StageHooks {
   return {
     connect: async () => ACCEPT_CONNECT,
     mailFrom: async (_session, address, params) => senderVerdict(address, params),
@@ -88,12 +95,17 @@ export function createHooks({ router, srs, maxSize, deliver }: HookDeps): StageH
       if (answer !== ACCEPT_RECIPIENT || verdict.action === "refuse") return { reply: answer };
       return { reply: answer, accepted: { address: parseMailbox(address)!.address, verdict } };
     },
-    async data(session, message) {
-      const refused = sizeVerdict(message, maxSize) ?? contentVerdict(message.headers, message.raw);
-      if (refused) return refused;
+    async data(session, received) {
+      const refused = sizeVerdict(received, maxSize) ?? contentVerdict(received.headers, received.raw);
+      if (refused) return { reply: refused };
+      const message = stripForgedResults(received, hostname);
+      const auth = await authenticate(session, message.raw);
+      const facts = { auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc, bimi: auth.bimi } };
+      const rejected = authVerdict(auth, { exempt: await isAllowlisted(session) });
+      if (rejected) return { reply: rejected, facts };
       // Every recipient was a silently disabled alias (`!alias`): accepted and discarded.
-      if (session.recipients.every((r) => r.verdict.action === "drop")) return ACCEPT_DROPPED;
-      return deliver(session, message);
+      if (session.recipients.every((r) => r.verdict.action === "drop")) return { reply: ACCEPT_DROPPED, facts };
+      return { reply: await deliver(session, message, auth), facts };
     },
   };
 }

@@ -48,7 +48,7 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
     }
   }
 
-  async function answer(stage: EventStage, session: Session, verdict: Reply, recipients: string[], message?: InboundMessage) {
+  async function answer(stage: EventStage, session: Session, verdict: Reply, recipients: string[], message?: InboundMessage, facts: Record<string, unknown> = {}) {
     logger[verdict.code >= 400 ? "warn" : "info"]("smtp.verdict", {
       session: session.id,
       ip: session.remoteIp,
@@ -72,7 +72,7 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
       message_id: message ? (headerValue(message.headers, "message-id") ?? null) : null,
       subject: message ? (headerValue(message.headers, "subject") ?? null) : null,
       headers: message?.headerBlock || null,
-      detail: JSON.stringify({ helo: session.helo, client_host: session.clientHost, tls: session.tls, size: message?.size }),
+      detail: JSON.stringify({ helo: session.helo, client_host: session.clientHost, tls: session.tls, size: message?.size, ...facts }),
     };
     await deps.recordEvent(event).catch((err) => logger.error("events.write_failed", { session: session.id, error: err }));
   }
@@ -161,8 +161,13 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
       const session = sessions.get(raw)!;
       readMessage(stream)
         .then(async (message) => {
-          const verdict = await decide("data", session, () => hooks.data(session, message));
-          await answer("data", session, verdict, session.recipients.map((r) => r.address), message);
+          let facts: Record<string, unknown> = {};
+          const verdict = await decide("data", session, async () => {
+            const outcome = await hooks.data(session, message);
+            facts = outcome.facts ?? {};
+            return outcome.reply;
+          });
+          await answer("data", session, verdict, session.recipients.map((r) => r.address), message, facts);
           return verdict;
         })
         .catch((err) => {

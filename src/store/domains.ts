@@ -1,7 +1,9 @@
 import { normalizeDomain } from "../config/values.ts";
 import { UserError } from "../errors.ts";
 import type { DB } from "./db.ts";
+import { DEFAULT_SELECTOR } from "../auth/dkim.ts";
 import type { DomainSettings } from "../routing/rules.ts";
+import { createDkimKey } from "./dkim.ts";
 import type { Domain } from "./schema.ts";
 
 /** The stored form of a domain name a user typed, or a UserError saying why it is not one. */
@@ -20,8 +22,10 @@ export function findDomain(db: DB, name: string): Promise<Domain | undefined> {
   return db.selectFrom("domains").selectAll().where("name", "=", name).executeTakeFirst();
 }
 
-export async function addDomain(db: DB, input: string, now = Date.now()): Promise<Domain> {
+/** Adds a domain with its first DKIM key (selector `mailferry` unless given). */
+export async function addDomain(db: DB, input: string, options: { selector?: string; now?: number } = {}): Promise<Domain> {
   const name = parseDomainName(input);
+  const now = options.now ?? Date.now();
   const inserted = await db
     .insertInto("domains")
     .values({ name, created_at: now, updated_at: now })
@@ -29,6 +33,12 @@ export async function addDomain(db: DB, input: string, now = Date.now()): Promis
     .returningAll()
     .executeTakeFirst();
   if (!inserted) throw new UserError("conflict", `domain ${name} already exists`, "name");
+  try {
+    await createDkimKey(db, inserted, options.selector ?? DEFAULT_SELECTOR, now);
+  } catch (err) {
+    await db.deleteFrom("domains").where("id", "=", inserted.id).execute();
+    throw err;
+  }
   return inserted;
 }
 

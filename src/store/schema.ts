@@ -101,6 +101,30 @@ export interface OutboxTable {
   created_at: Timestamp;
 }
 
+export interface DkimKeysTable {
+  id: Generated<number>;
+  domain_id: number;
+  selector: string;
+  algorithm: "rsa" | "ed25519";
+  /** PKCS#8 PEM. */
+  private_key: string;
+  /** base64 SubjectPublicKeyInfo (RSA) or raw key (ed25519), as the DNS record's p= value. */
+  public_key: string;
+  /** 1: still published (mail signed with it may be in flight) but no longer used to sign. */
+  retired: ColumnType<number, number | undefined, number>;
+  created_at: Timestamp;
+}
+
+export type AllowKind = "ip" | "cidr" | "domain" | "address";
+
+export interface AllowlistTable {
+  id: Generated<number>;
+  kind: AllowKind;
+  value: string;
+  note: ColumnType<string, string | undefined, string>;
+  created_at: Timestamp;
+}
+
 export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
@@ -110,9 +134,12 @@ export interface Schema {
   delivered: DeliveredTable;
   bounced: BouncedTable;
   outbox: OutboxTable;
+  dkim_keys: DkimKeysTable;
+  allowlist: AllowlistTable;
 }
 
 export type Domain = Selectable<DomainsTable>;
 export type Alias = Selectable<AliasesTable>;
 export type Event = Selectable<EventsTable>;
 export type NewEvent = Insertable<EventsTable>;
+export type DkimKey = Selectable<DkimKeysTable>;

@@ -129,7 +129,7 @@ describe("forwarding", () => {
     // Our headers are prepended; the original follows byte for byte.
     expect(text.endsWith(raw)).toBe(true);
     const added = text.slice(0, text.length - raw.length);
-    expect(added).toMatch(/^Received: from client\.test \(client\.loopback\.test \[127\.0\.0\.1\]\)\r\n\tby mx\.mailferry\.test \(mailferry\) with ESMTPS? id \S+\r\n/);
+    expect(added).toMatch(/\r\nReceived: from client\.test \(client\.loopback\.test \[127\.0\.0\.1\]\)\r\n\tby mx\.mailferry\.test \(mailferry\) with ESMTPS? id \S+\r\n/);
     expect(added).toContain("\tfor <hello@example.test>; ");
     expect(added).toContain("X-Original-To: hello@example.test\r\n");
     expect(added).toContain("X-Mailferry-Sender: rfc822; alice@sender.test, client.loopback.test, 127.0.0.1\r\n");

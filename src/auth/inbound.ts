@@ -1,0 +1,94 @@
+// Who really sent a message: SPF, DKIM, DMARC, ARC and BIMI by mailauth,
+// through mailferry's resolver, and what to do about it (SPEC §3.6).
+import { authenticate } from "mailauth";
+import type { Resolver } from "../dns/resolver.ts";
+import { editHeaders, parseHeaderBlock } from "../smtp/headers.ts";
+import { type Reply, reply } from "../smtp/reply.ts";
+import type { InboundMessage, Session } from "../smtp/session.ts";
+
+export interface AuthResults {
+  /** Received-SPF and Authentication-Results, to prepend to each copy. */
+  headers: string;
+  spf: string;
+  dkim: string;
+  dmarc: string;
+  arc: string;
+  bimi: string;
+  /** Author (From) domain and its effective DMARC policy, when it has one. */
+  fromDomain: string | null;
+  dmarcPolicy: "reject" | "quarantine" | "none" | null;
+  /** pct= of the DMARC record (historic, still honoured), 100 when absent. */
+  dmarcPct: number;
+  /** A DKIM signature that passes and aligns with the From domain: it survives forwarding. */
+  alignedDkim: boolean;
+  spfAligned: boolean;
+  /** The inputs of an ARC seal on forwarded copies. */
+  arcSeal: { authResults: string; cv: string };
+  /** The raw mailauth verdicts (JSON-safe), for the mail log and webhooks. */
+  detail: { spf: unknown; dkim: unknown; dmarc: unknown; arc: unknown; bimi: unknown };
+}
+
+type MailauthResult = Awaited<ReturnType<typeof authenticate>>;
+
+export async function authenticateInbound(session: Session, raw: Buffer, hostname: string, resolver: Resolver): Promise<AuthResults> {
+  const result = (await authenticate(raw, {
+    ip: session.remoteIp,
+    helo: session.helo ?? session.remoteIp,
+    sender: session.mailFrom ?? "",
+    mta: hostname,
+    resolver: resolver.forMailauth,
+  })) as MailauthResult & Record<string, any>;
+  const dkimResults = (result.dkim?.results ?? []) as { status: { result: string; aligned?: string } }[];
+  const dmarc = result.dmarc || null;
+  const pctTag = dmarc && typeof dmarc.rr === "string" ? /(?:^|;)\s*pct\s*=\s*(\d{1,3})\s*(?:;|$)/i.exec(dmarc.rr) : null;
+  const verdict = (r: unknown): string => ((r as { status?: { result?: string } } | null)?.status?.result ?? "none");
+  return {
+    headers: result.headers,
+    spf: verdict(result.spf),
+    dkim: dkimResults.length ? dkimResults.map((d) => d.status.result).join(",") : "none",
+    dmarc: dmarc ? verdict(dmarc) : "none",
+    arc: verdict(result.arc),
+    bimi: verdict(result.bimi),
+    fromDomain: dmarc?.status?.header?.from ?? null,
+    dmarcPolicy: (dmarc?.policy as AuthResults["dmarcPolicy"] | undefined) ?? null,
+    dmarcPct: pctTag ? Math.min(100, Number(pctTag[1])) : 100,
+    alignedDkim: !!dmarc?.alignment?.dkim?.result,
+    spfAligned: !!dmarc?.alignment?.spf?.result,
+    arcSeal: { authResults: result.arc ? (result.arc.authResults ?? "") : "", cv: result.arc ? (result.arc.status?.result ?? "none") : "none" },
+    detail: { spf: result.spf, dkim: result.dkim, dmarc, arc: result.arc, bimi: result.bimi },
+  };
+}
+
+/**
+ * Enforcement: DMARC reject (sampled by pct) and SPF hard fail without an
+ * aligned DKIM pass are refused; DNS trouble is temporary, never a pass.
+ * `random` is injectable so pct sampling is testable.
+ */
+export function authVerdict(auth: AuthResults, { exempt = false, random = Math.random }: { exempt?: boolean; random?: () => number } = {}): Reply | null {
+  if ([auth.spf, auth.dmarc, ...auth.dkim.split(",")].includes("temperror")) {
+    return reply(421, "4.7.0", "Temporary DNS failure while checking SPF, DKIM or DMARC, please try again later");
+  }
+  if (exempt) return null;
+  if (auth.dmarc === "fail" && auth.dmarcPolicy === "reject" && random() * 100 < auth.dmarcPct) {
+    return reply(550, "5.7.1", `Rejected by the DMARC policy of ${auth.fromDomain}: the message fails SPF and DKIM alignment`);
+  }
+  if (auth.spf === "fail" && !auth.alignedDkim) {
+    return reply(550, "5.7.23", "SPF validation failed: the sending host is not allowed to send for this sender's domain");
+  }
+  return null;
+}
+
+/** Authentication-Results claiming to be ours came from elsewhere: remove them (RFC 8601 §5). */
+export function stripForgedResults(message: InboundMessage, hostname: string): InboundMessage {
+  const ours = (f: { name: string; raw: string }) => f.name === "authentication-results" && authservId(f.raw) === hostname.toLowerCase();
+  const raw = editHeaders(message.raw, message.bodyOffset, (fields) => fields.filter((f) => !ours(f)));
+  if (raw === message.raw) return message;
+  const removed = message.raw.length - raw.length;
+  const headerBlock = raw.subarray(0, message.bodyOffset - removed).toString("utf8");
+  return { ...message, raw, headerBlock, bodyOffset: message.bodyOffset - removed, headers: parseHeaderBlock(headerBlock) };
+}
+
+function authservId(raw: string): string {
+  const value = raw.slice(raw.indexOf(":") + 1).replace(/\([^)]*\)/g, " ").trim();
+  return (/^([^;\s]+)/.exec(value)?.[1] ?? "").toLowerCase();
+}

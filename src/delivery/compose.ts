@@ -1,0 +1,73 @@
+// One forwarded copy, as it leaves: our trace and authentication headers,
+// the From rewritten only when DMARC would otherwise fail at the destination,
+// then an ARC seal carrying our verdicts and a DKIM signature of the alias domain.
+import libmime from "libmime";
+import addressparser from "nodemailer/lib/addressparser";
+import { sealMessage } from "mailauth/lib/arc";
+import { type SigningKey, signMessage } from "../auth/dkim.ts";
+import type { AuthResults } from "../auth/inbound.ts";
+import { editHeaders, type RawField } from "../smtp/headers.ts";
+
+/**
+ * The original sender's DMARC would fail after forwarding: SPF alignment is
+ * lost to SRS, so only an aligned, valid DKIM signature would carry it.
+ */
+export function needsFriendlyFrom(auth: Pick<AuthResults, "dmarcPolicy" | "alignedDkim">): boolean {
+  return (auth.dmarcPolicy === "reject" || auth.dmarcPolicy === "quarantine") && !auth.alignedDkim;
+}
+
+/** From becomes `"Name via alias" <alias>`; the original moves to X-Original-From (and Reply-To if there was none). */
+export function friendlyFrom(raw: Buffer, bodyOffset: number, alias: string): Buffer {
+  return editHeaders(raw, bodyOffset, (fields) => {
+    const from = fields.find((f) => f.name === "from");
+    if (!from) return fields;
+    const value = unfold(from.raw.slice(from.raw.indexOf(":") + 1));
+    const [original] = addressparser(value, { flatten: true });
+    const name = original?.name ? libmime.decodeWords(original.name) : (original?.address ?? alias);
+    const eol = from.raw.endsWith("\r\n") ? "\r\n" : "\n";
+    const field = (header: string, text: string): RawField => ({ name: header.toLowerCase(), raw: `${header}: ${text}${eol}` });
+    const replaced = field("From", `${displayName(`${name} via ${alias}`)} <${alias}>`);
+    const extra = [field("X-Original-From", value)];
+    if (!fields.some((f) => f.name === "reply-to")) extra.push(field("Reply-To", value));
+    return fields.flatMap((f) => (f === from ? [replaced, ...extra] : [f]));
+  });
+}
+
+function unfold(value: string): string {
+  return value.replace(/\r?\n[ \t]+/g, " ").trim();
+}
+
+function displayName(name: string): string {
+  if (/^[\x20-\x7e]*$/.test(name)) return `"${name.replace(/[\\"]/g, "\\$&")}"`;
+  return libmime.encodeWord(name, "B");
+}
+
+export interface CopyInput {
+  /** The message as received (forged Authentication-Results already removed). */
+  raw: Buffer;
+  bodyOffset: number;
+  /** Received, X-Original-To and X-Mailferry-Sender of this copy. */
+  trace: string;
+  auth: AuthResults;
+  /** The original recipient this copy is for: the alias that a friendly From names. */
+  alias: string;
+  /** The alias domain's DKIM key; null leaves the copy unsigned and unsealed. */
+  key: SigningKey | null;
+}
+
+export interface Copy {
+  message: Buffer;
+  rewroteFrom: boolean;
+  signed: boolean;
+}
+
+export async function composeCopy({ raw, bodyOffset, trace, auth, alias, key }: CopyInput): Promise<Copy> {
+  const rewroteFrom = needsFriendlyFrom(auth);
+  const body = rewroteFrom ? friendlyFrom(raw, bodyOffset, alias) : raw;
+  const unsigned = Buffer.concat([Buffer.from(trace + auth.headers, "utf8"), body]);
+  if (!key) return { message: unsigned, rewroteFrom, signed: false };
+  const arc = await sealMessage(unsigned, { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, authResults: auth.arcSeal.authResults, cv: auth.arcSeal.cv });
+  const sealed = Buffer.concat([arc, unsigned]);
+  const signature = await signMessage(sealed, key);
+  return { message: Buffer.concat([Buffer.from(signature, "utf8"), sealed]), rewroteFrom, signed: true };
+}
