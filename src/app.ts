@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { type Config, ConfigError, envName } from "./config/index.ts";
 import { readFileSync } from "node:fs";
 import { authenticateInbound } from "./auth/inbound.ts";
+import { mtaStsMode, mtaStsPolicy } from "./auth/records.ts";
 import { createSrs, loadSrsSecret } from "./auth/srs.ts";
 import { isAllowlisted } from "./store/allowlist.ts";
 import { createDeliver } from "./delivery/index.ts";
@@ -93,7 +94,7 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
     const smtp = await startMxListener({ config, tls, hooks, resolver, logger, recordEvent: record });
     stops.push(() => smtp.close());
 
-    const web = createWebApp({ store, smtp, startedAt });
+    const web = createWebApp({ store, smtp, startedAt, mtaStsPolicy: mtaStsPolicy(config.hostname, mtaStsMode(config.tls.cert !== null)) });
     const server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: web.fetch });
     stops.push(async () => {
       await server.stop();

@@ -109,6 +109,33 @@ describe("commands and exit codes", () => {
     expect((await mf(["alias", "export", "import.test"])).stdout).toBe("forward-email=hello:a@x.test\nforward-email=b@x.test\nforward-email-port=1337\n");
   });
 
+  test("DKIM keys: made on domain add, rotated (the old selector stays published), removed", async () => {
+    expect((await mf(["domain", "add", "keys.test", "--selector", "first"])).exitCode).toBe(0);
+    expect((await mf(["domain", "dkim", "keys.test"])).stdout).toMatch(/^first {2}rsa {2}signing {2}/);
+    const rotated = await mf(["domain", "dkim-rotate", "keys.test", "second"]);
+    expect(rotated.stdout).toContain("new signing key for keys.test: selector second");
+    const keys = (await mf(["domain", "dkim", "keys.test"])).stdout.split("\n");
+    expect(keys[0]).toMatch(/^second {2}rsa {2}signing/);
+    expect(keys[1]).toMatch(/^first {2}rsa {2}retired \(still published\)/);
+    const dns = (await mf(["domain", "dns", "keys.test"])).stdout;
+    expect(dns).toContain("first._domainkey.keys.test. 3600 IN TXT");
+    expect(dns).toContain("second._domainkey.keys.test. 3600 IN TXT");
+    expect((await mf(["domain", "dkim-remove", "keys.test", "second"])).exitCode).toBe(1);
+    expect((await mf(["domain", "dkim-remove", "keys.test", "first"])).exitCode).toBe(0);
+    expect((await mf(["domain", "dns", "keys.test"])).stdout).not.toContain("first._domainkey");
+    expect(JSON.stringify(JSON.parse((await mf(["domain", "dkim", "keys.test", "--json"])).stdout))).not.toContain("PRIVATE KEY");
+  });
+
+  test("allow add, list, remove", async () => {
+    expect((await mf(["allow", "add", "192.0.2.0/24", "--description", "partner relay"])).stdout).toBe("allowlisted cidr 192.0.2.0/24\n");
+    expect((await mf(["allow", "add", "Partner.Example"])).stdout).toBe("allowlisted domain partner.example\n");
+    expect((await mf(["allow", "add", "not valid!"])).exitCode).toBe(2);
+    expect((await mf(["allow", "add", "partner.example"])).exitCode).toBe(1);
+    expect((await mf(["allow", "list"])).stdout).toBe("cidr    192.0.2.0/24  (partner relay)\ndomain  partner.example\n");
+    expect((await mf(["allow", "remove", "192.0.2.0/24"])).exitCode).toBe(0);
+    expect((await mf(["allow", "list"])).stdout).toBe("domain  partner.example\n");
+  });
+
   test("config check prints effective values with their origin, or names the bad key (exit 2)", async () => {
     const ok = await mf(["config", "check", "--smtp-port", "2600"], { MAILFERRY_HTTP_PORT: "9090" });
     expect(ok.exitCode).toBe(0);

@@ -38,7 +38,7 @@ export async function authenticateInbound(session: Session, raw: Buffer, hostnam
     mta: hostname,
     resolver: resolver.forMailauth,
   })) as MailauthResult & Record<string, any>;
-  const dkimResults = (result.dkim?.results ?? []) as { status: { result: string; aligned?: string } }[];
+  const dkimResults = (result.dkim?.results ?? []) as { status: { result: string; aligned?: string | false } }[];
   const dmarc = result.dmarc || null;
   const pctTag = dmarc && typeof dmarc.rr === "string" ? /(?:^|;)\s*pct\s*=\s*(\d{1,3})\s*(?:;|$)/i.exec(dmarc.rr) : null;
   const verdict = (r: unknown): string => ((r as { status?: { result?: string } } | null)?.status?.result ?? "none");
@@ -52,7 +52,8 @@ export async function authenticateInbound(session: Session, raw: Buffer, hostnam
     fromDomain: dmarc?.status?.header?.from ?? null,
     dmarcPolicy: (dmarc?.policy as AuthResults["dmarcPolicy"] | undefined) ?? null,
     dmarcPct: pctTag ? Math.min(100, Number(pctTag[1])) : 100,
-    alignedDkim: !!dmarc?.alignment?.dkim?.result,
+    // Without a DMARC record mailauth still marks each passing signature aligned with From, or not.
+    alignedDkim: !!dmarc?.alignment?.dkim?.result || dkimResults.some((d) => d.status.result === "pass" && !!d.status.aligned),
     spfAligned: !!dmarc?.alignment?.spf?.result,
     arcSeal: { authResults: result.arc ? (result.arc.authResults ?? "") : "", cv: result.arc ? (result.arc.status?.result ?? "none") : "none" },
     detail: { spf: result.spf, dkim: result.dkim, dmarc, arc: result.arc, bimi: result.bimi },

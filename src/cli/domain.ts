@@ -1,7 +1,9 @@
 import { join } from "node:path";
 import { mkdirSync } from "node:fs";
+import { domainRecords, mtaStsMode, zoneLine } from "../auth/records.ts";
 import type { DomainSettings } from "../routing/rules.ts";
-import { addDomain, domainSettings, listDomains, removeDomain, updateDomainSettings } from "../store/domains.ts";
+import { listDkimKeys, removeDkimKey, rotateDkimKey } from "../store/dkim.ts";
+import { addDomain, domainSettings, listDomains, parseDomainName, removeDomain, updateDomainSettings } from "../store/domains.ts";
 import { DATABASE_FILE, openStore, type Store } from "../store/db.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
@@ -26,7 +28,7 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
   };
   switch (action) {
     case "add": {
-      const domain = await withStore(ctx, (s) => addDomain(s.db, needName()));
+      const domain = await withStore(ctx, (s) => addDomain(s.db, needName(), ctx.options.selector ? { selector: ctx.options.selector } : {}));
       ctx.io.out(ctx.json ? JSON.stringify(domain) : `added ${domain.name}`);
       return 0;
     }
@@ -43,6 +45,32 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
       else ctx.io.out(domains.length ? domains.map((d) => d.name).join("\n") : "(no domains)");
       return 0;
     }
+    case "dns": {
+      const { config } = ctx.config();
+      const keys = await withStore(ctx, (s) => listDkimKeys(s.db, needName()));
+      const records = domainRecords({ domain: parseDomainName(name!), hostname: config.hostname, srsDomain: config.srs.domain, dkimKeys: keys, mtaStsMode: mtaStsMode(config.tls.cert !== null) });
+      if (ctx.json) ctx.io.out(JSON.stringify(records));
+      else for (const r of records) ctx.io.out(`; ${r.purpose}\n${zoneLine(r)}`);
+      return 0;
+    }
+    case "dkim": {
+      const keys = await withStore(ctx, (s) => listDkimKeys(s.db, needName()));
+      if (ctx.json) ctx.io.out(JSON.stringify(keys.map(({ private_key: _secret, ...k }) => k)));
+      else ctx.io.out(keys.map((k) => `${k.selector}  ${k.algorithm}  ${k.retired ? "retired (still published)" : "signing"}  ${new Date(k.created_at).toISOString()}`).join("\n"));
+      return 0;
+    }
+    case "dkim-rotate": {
+      if (!name || rest.length > 1) throw new UsageError("usage: mailferry domain dkim-rotate <name> [selector]");
+      const key = await withStore(ctx, (s) => rotateDkimKey(s.db, name, rest[0]));
+      ctx.io.out(`new signing key for ${name.toLowerCase()}: selector ${key.selector}; publish it (mailferry domain dns ${name.toLowerCase()}), keep the old selector until mail signed with it has been read`);
+      return 0;
+    }
+    case "dkim-remove": {
+      if (!name || rest.length !== 1) throw new UsageError("usage: mailferry domain dkim-remove <name> <selector>");
+      await withStore(ctx, (s) => removeDkimKey(s.db, name, rest[0]!));
+      ctx.io.out(`removed selector ${rest[0]} of ${name.toLowerCase()}; remove its DNS record too`);
+      return 0;
+    }
     case "set": {
       if (!name || rest.length === 0) throw new UsageError("usage: mailferry domain set <name> key=value... (see mailferry --help)");
       const changes = parseSettings(rest);
@@ -51,7 +79,7 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError(`unknown domain command: ${action ?? "(none)"}; try: add, list, remove, set`);
+      throw new UsageError(`unknown domain command: ${action ?? "(none)"}; try: add, list, remove, set, dns, dkim, dkim-rotate, dkim-remove`);
   }
 }
 

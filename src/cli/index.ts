@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, type Config, flagName, type Effective, loadConfigWithOrigins, SETTINGS } from "../config/index.ts";
 import { UserError } from "../errors.ts";
 import { aliasCommand } from "./alias.ts";
+import { allowCommand } from "./allow.ts";
 import { configCheck } from "./config-check.ts";
 import { domainCommand } from "./domain.ts";
 import { serve } from "./serve.ts";
@@ -36,7 +37,11 @@ const USAGE = `usage: mailferry <command> [options]
 commands:
   serve                     run the MX listener, forwarding engine and admin HTTP server
   version                   print the version
-  domain add <name>         manage a domain (receive mail for it)
+  domain add <name> [--selector S]
+                            manage a domain (receive mail for it); makes its DKIM key
+  domain dns <name> [--json]
+                            the DNS records to publish, as zone-file lines
+  domain dkim <name>        its DKIM keys; dkim-rotate <name> [selector], dkim-remove <name> <selector>
   domain list [--json]      list managed domains
   domain remove <name>      stop managing a domain (its aliases are removed)
   domain set <name> key=value...
@@ -51,6 +56,9 @@ commands:
   alias import <domain> <file> [--apply] [--replace]
                             Forward Email TXT syntax, one value per line; dry run without --apply
   alias export <domain>     the domain's rules in TXT syntax
+  allow add <ip|cidr|domain|address> [--description TEXT]
+  allow list [--json]       senders exempt from SPF/DMARC refusal
+  allow remove <entry>
   config check [--json]     validate configuration and print the effective values
 
 global options (each also settable as MAILFERRY_<NAME> or in config.toml):
@@ -75,6 +83,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         help: { type: "boolean", short: "h" },
         disabled: { type: "string" },
         description: { type: "string" },
+        selector: { type: "string" },
         apply: { type: "boolean" },
         replace: { type: "boolean" },
       },
@@ -89,7 +98,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       io,
       args,
       json: !!values.json,
-      options: { disabled: values.disabled as string | undefined, description: values.description as string | undefined },
+      options: { disabled: values.disabled as string | undefined, description: values.description as string | undefined, selector: values.selector as string | undefined },
       flags: new Set(Object.entries(values).filter(([, v]) => v === true).map(([k]) => k)),
       config: () => loadConfigWithOrigins({ env: io.env, flags, cwd: io.cwd }),
     };
@@ -103,6 +112,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         return await domainCommand(ctx);
       case "alias":
         return await aliasCommand(ctx);
+      case "allow":
+        return await allowCommand(ctx);
       case "config":
         if (args[0] !== "check") throw new UsageError(`unknown config command: ${args[0] ?? "(none)"}; try: config check`);
         return configCheck(ctx);

@@ -1,6 +1,7 @@
 // The one HTTP port: health now; the admin UI and API mount here.
 import { Hono } from "hono";
 import { isHealthy, type Store } from "../store/db.ts";
+import { findDomain } from "../store/domains.ts";
 import type { MxListener } from "../smtp/listener.ts";
 import { VERSION } from "../version.ts";
 import { mountStatic } from "./static.ts";
@@ -9,10 +10,20 @@ export interface WebDeps {
   store: Store;
   smtp: MxListener;
   startedAt: number;
+  /** The MTA-STS policy text served for mta-sts.<managed domain>. */
+  mtaStsPolicy: string;
 }
 
-export function createWebApp({ store, smtp, startedAt }: WebDeps): Hono {
+export function createWebApp({ store, smtp, startedAt, mtaStsPolicy }: WebDeps): Hono {
   const app = new Hono();
+
+  // RFC 8461 §3.2: https://mta-sts.<domain>/.well-known/mta-sts.txt, for managed domains only.
+  app.get("/.well-known/mta-sts.txt", async (c) => {
+    const host = (c.req.header("host") ?? "").replace(/:\d+$/, "").toLowerCase();
+    const domain = host.startsWith("mta-sts.") ? host.slice("mta-sts.".length) : null;
+    if (!domain || !(await findDomain(store.db, domain))) return c.text("no MTA-STS policy for this host\n", 404);
+    return c.text(mtaStsPolicy, 200, { "cache-control": "max-age=3600" });
+  });
 
   app.get("/healthz", (c) => {
     const dbOk = isHealthy(store);

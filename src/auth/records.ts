@@ -1,0 +1,69 @@
+// The DNS records a domain owner publishes for mailferry, exactly as zone-file
+// lines: MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, and the SRS domain's SPF.
+import { createHash } from "node:crypto";
+import { dkimRecordValue } from "./dkim.ts";
+
+export interface DnsRecord {
+  /** Fully qualified, with the trailing dot. */
+  name: string;
+  type: "MX" | "TXT" | "CNAME";
+  value: string;
+  ttl: number;
+  purpose: string;
+}
+
+export interface RecordsInput {
+  domain: string;
+  /** The MX host name (mailferry's hostname). */
+  hostname: string;
+  srsDomain: string;
+  dkimKeys: { selector: string; algorithm: string; public_key: string }[];
+  mtaStsMode: "enforce" | "testing";
+}
+
+const TTL = 3600;
+
+/** enforce only with a certificate senders can verify; a self-signed one would make them refuse to deliver. */
+export function mtaStsMode(hasCaCertificate: boolean): "enforce" | "testing" {
+  return hasCaCertificate ? "enforce" : "testing";
+}
+
+export function mtaStsPolicy(hostname: string, mode: "enforce" | "testing"): string {
+  return `version: STSv1\nmode: ${mode}\nmx: ${hostname}\nmax_age: 604800\n`;
+}
+
+/** Changes whenever the policy does, so senders refetch it (RFC 8461 §3.1: 1-32 alphanumerics). */
+export function mtaStsId(policy: string): string {
+  return createHash("sha256").update(policy).digest("hex").slice(0, 20);
+}
+
+export function domainRecords({ domain, hostname, srsDomain, dkimKeys, mtaStsMode: mode }: RecordsInput): DnsRecord[] {
+  const fqdn = (name: string) => `${name}.`;
+  const record = (name: string, type: DnsRecord["type"], value: string, purpose: string): DnsRecord => ({ name: fqdn(name), type, value, ttl: TTL, purpose });
+  const records = [
+    record(domain, "MX", `10 ${fqdn(hostname)}`, "MX: mail for the domain comes to mailferry"),
+    record(domain, "TXT", "v=spf1 mx -all", "SPF: the MX host may send for the domain"),
+    ...dkimKeys.map((k) => record(`${k.selector}._domainkey.${domain}`, "TXT", dkimRecordValue(k), `DKIM key (selector ${k.selector})`)),
+    record(`_dmarc.${domain}`, "TXT", "v=DMARC1; p=quarantine; adkim=r; aspf=r", "DMARC: forwarded copies with a rewritten From are DKIM-signed and pass"),
+    record(`_mta-sts.${domain}`, "TXT", `v=STSv1; id=${mtaStsId(mtaStsPolicy(hostname, mode))}`, `MTA-STS (mode ${mode}), policy served by mailferry`),
+    record(`mta-sts.${domain}`, "CNAME", fqdn(hostname), "MTA-STS policy host: mailferry's HTTPS server"),
+    record(`_smtp._tls.${domain}`, "TXT", `v=TLSRPTv1; rua=mailto:postmaster@${domain}`, "TLS-RPT: where senders report TLS problems"),
+  ];
+  const srsSpf = srsDomain === hostname ? "v=spf1 a -all" : `v=spf1 a:${hostname} -all`;
+  records.push(record(srsDomain, "TXT", srsSpf, `SPF of the SRS domain: forwarded mail is sent as ...@${srsDomain}`));
+  if (srsDomain !== hostname) records.push(record(srsDomain, "MX", `10 ${fqdn(hostname)}`, "MX of the SRS domain: bounces come back to mailferry"));
+  return records;
+}
+
+/** `name ttl IN TYPE value`; TXT values quoted and split into strings of at most 255 bytes. */
+export function zoneLine(r: DnsRecord): string {
+  const value = r.type === "TXT" ? txtStrings(r.value) : r.value;
+  return `${r.name} ${r.ttl} IN ${r.type} ${value}`;
+}
+
+function txtStrings(value: string): string {
+  const bytes = Buffer.from(value, "utf8");
+  const parts: string[] = [];
+  for (let i = 0; i < bytes.length; i += 255) parts.push(bytes.subarray(i, i + 255).toString("utf8"));
+  return parts.map((p) => `"${p.replace(/[\\"]/g, "\\$&")}"`).join(" ");
+}

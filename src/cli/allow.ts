@@ -1,0 +1,30 @@
+import { addAllow, listAllow, removeAllow } from "../store/allowlist.ts";
+import { withStore } from "./domain.ts";
+import type { CommandContext } from "./index.ts";
+import { UsageError } from "./index.ts";
+
+export async function allowCommand(ctx: CommandContext): Promise<number> {
+  const [action, entry, ...rest] = ctx.args;
+  switch (action) {
+    case "add": {
+      if (!entry || rest.length) throw new UsageError("usage: mailferry allow add <ip|cidr|domain|address> [--description TEXT]");
+      const added = await withStore(ctx, (s) => addAllow(s.db, entry, ctx.options.description ?? ""));
+      ctx.io.out(`allowlisted ${added.kind} ${added.value}`);
+      return 0;
+    }
+    case "remove": {
+      if (!entry || rest.length) throw new UsageError("usage: mailferry allow remove <entry>");
+      await withStore(ctx, (s) => removeAllow(s.db, entry));
+      ctx.io.out(`removed ${entry}`);
+      return 0;
+    }
+    case "list": {
+      const entries = await withStore(ctx, (s) => listAllow(s.db));
+      if (ctx.json) ctx.io.out(JSON.stringify(entries));
+      else ctx.io.out(entries.length ? entries.map((e) => `${e.kind.padEnd(7)} ${e.value}${e.note ? `  (${e.note})` : ""}`).join("\n") : "(allowlist is empty)");
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown allow command: ${action ?? "(none)"}; try: add, list, remove`);
+  }
+}
