@@ -42,6 +42,8 @@ export interface DeliverDeps {
 
 interface Job {
   original: string;
+  /** The managed domain whose alias took the original recipient: its key signs the copy. */
+  aliasDomain: string;
   target: Target;
   key: string;
 }
@@ -68,7 +70,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
         const key = targetKey(target);
         if (seen.has(key)) continue;
         seen.add(key);
-        jobs.push({ original: r.address, target, key });
+        jobs.push({ original: r.address, aliasDomain: r.verdict.alias.domain, target, key });
       }
     }
 
@@ -99,7 +101,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
         trace: traceHeaders({ session, hostname, originalRecipient: original, id, date: new Date() }),
         auth,
         alias: original,
-        key: await signingKey(db, original.slice(original.lastIndexOf("@") + 1)),
+        key: await signingKey(db, addressJobs[0]!.aliasDomain),
       });
       if (copy.rewroteFrom) deps.logger.info("delivery.friendly_from", { session: session.id, alias: original, from_domain: auth.fromDomain, dmarc_policy: auth.dmarcPolicy });
       const envelope: Envelope = {

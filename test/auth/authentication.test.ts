@@ -14,6 +14,7 @@ import { createResolver } from "../../src/dns/resolver.ts";
 import { listDkimKeys } from "../../src/store/dkim.ts";
 import { listEvents } from "../../src/store/events.ts";
 import { addAllow } from "../../src/store/allowlist.ts";
+import { updateDomainSettings } from "../../src/store/domains.ts";
 import { type DnsServer, startDnsServer, type Zones } from "../support/dns-server.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "../support/mailferry.ts";
 import { type Sink, startSink } from "../support/sink.ts";
@@ -76,6 +77,7 @@ beforeAll(async () => {
   // Publish mailferry's own key, as the admin would after `mailferry domain dns`.
   for (const k of await listDkimKeys(mf.appliance.store.db, "example.test")) dns.zones[`${k.selector}._domainkey.example.test`] = { TXT: [dkimRecordValue(k)] };
   await addAllow(mf.appliance.store.db, "allowed.test");
+  await updateDomainSettings(mf.appliance.store.db, "example.test", { acceptSubdomains: true });
 }, 30_000);
 afterAll(async () => {
   await mf.stop();
@@ -190,6 +192,16 @@ describe("what reaches the destination verifies", () => {
     expect(result.arc && result.arc.status.result).toBe("pass");
     expect(result.arc && result.arc.i).toBe(2);
     expect(copy.toString()).toMatch(/ARC-Authentication-Results: i=2; mx\.mailferry\.test;/);
+  });
+
+  test("mail for a subdomain address is signed with the key of the domain whose alias took it", async () => {
+    const m = message("signed.test");
+    const raw = (await signed(m.raw, "signed.test", senderKey.privateKey as string)).replace("To: hello@example.test", "To: hello@team.example.test");
+    expect(await sendMail(mf.smtpPort, { from: "someone@signed.test", to: "hello@team.example.test", raw }).then((i) => String(i.response))).toStartWith("250");
+    const copy = (await copyOf(m.id))!.raw;
+    expect(copy.toString()).toContain("X-Original-To: hello@team.example.test");
+    const result = await authenticate(copy, { ip: "127.0.0.1", helo: TEST_HOSTNAME, sender: "x@mx.mailferry.test", mta: "dest.test", resolver: verifier() });
+    expect(result.dkim.results.find((r) => r.signingDomain === "example.test")?.status.result).toBe("pass");
   });
 
   const python = "/usr/bin/python3";
