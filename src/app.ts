@@ -7,12 +7,14 @@ import { readFileSync } from "node:fs";
 import { authenticateInbound } from "./auth/inbound.ts";
 import { mtaStsMode, mtaStsPolicy } from "./auth/records.ts";
 import { createSrs, loadSrsSecret } from "./auth/srs.ts";
-import { isAllowlisted } from "./store/allowlist.ts";
+import { createAbuseGuard } from "./policy/abuse.ts";
+import { scannerDown, scanVerdict, scanWithRspamd } from "./policy/scan.ts";
+import { anyDomainScans } from "./store/domains.ts";
 import { createDeliver } from "./delivery/index.ts";
 import { createMtaSts } from "./delivery/mta-sts.ts";
 import { createOutbox, type Outbox } from "./delivery/outbox.ts";
 import { createRelay } from "./delivery/relay.ts";
-import { pruneDeliveryState } from "./store/deliveries.ts";
+import { housekeeping } from "./store/housekeeping.ts";
 import { createResolver, type Resolver } from "./dns/resolver.ts";
 import type { Logger } from "./log.ts";
 import { createRouter } from "./routing/router.ts";
@@ -65,11 +67,19 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
     const outbox = createOutbox({ db: store.db, relay, outboundPort: config.outbound.port, logger });
     outbox.start();
     stops.push(() => outbox.stop());
-    const prune = () => pruneDeliveryState(store.db).catch((err) => logger.error("maintenance.failed", { error: err }));
+    const prune = () =>
+      housekeeping(store.db, { eventRetentionMs: config.log.retention }).then(
+        (removed) => logger.debug("housekeeping.done", removed),
+        (err) => logger.error("housekeeping.failed", { error: err }),
+      );
     void prune();
-    const maintenance = setInterval(prune, 3_600_000);
+    const maintenance = setInterval(prune, 600_000);
     maintenance.unref();
     stops.push(async () => clearInterval(maintenance));
+
+    const abuse = createAbuseGuard({ db: store.db, logger, greylistDelayMs: config.greylist.delay });
+    await abuse.start();
+    stops.push(() => abuse.stop());
 
     const deliver = createDeliver({
       db: store.db,
@@ -88,7 +98,12 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
       maxSize: config.smtp.maxSize,
       hostname: config.hostname,
       authenticate: (session, raw) => authenticateInbound(session, raw, config.hostname, resolver),
-      isAllowlisted: (session) => isAllowlisted(store.db, { ip: session.remoteIp, clientHost: session.clientHost, mailFrom: session.mailFrom ?? "" }),
+      abuse,
+      scan: {
+        applies: async (session) => config.scan.rspamdUrl !== null && (await anyDomainScans(store.db, session.recipients.map((r) => r.verdict.alias.domain))),
+        run: (session, message) =>
+          scanWithRspamd(config.scan.rspamdUrl!, message.raw, session, session.recipients.map((r) => r.address)).then(scanVerdict, (err) => scannerDown(err, config.scan.failOpen)),
+      },
       deliver,
     });
     const smtp = await startMxListener({ config, tls, hooks, resolver, logger, recordEvent: record });

@@ -119,7 +119,9 @@ describe("invalid configuration names the bad key and value", () => {
     const section = dataDir(`[smpt]\nport = 25\n`);
     expect(configError(() => loadConfig({ env: { MAILFERRY_DATA_DIR: section } })).message).toContain("smpt");
     const syntax = dataDir(`[smtp\nport = 25\n`);
-    expect(configError(() => loadConfig({ env: { MAILFERRY_DATA_DIR: syntax } })).message).toContain("line 1");
+    expect(configError(() => loadConfig({ env: { MAILFERRY_DATA_DIR: syntax } })).message).toContain("line 1)");
+    const later = dataDir(`hostname = "mx.example.test"\n\n[smtp]\nport = = 25\n`);
+    expect(configError(() => loadConfig({ env: { MAILFERRY_DATA_DIR: later } })).message).toContain("(line 4)");
   });
 
   test("a named config file that does not exist", () => {

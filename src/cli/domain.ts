@@ -101,6 +101,9 @@ function parseSettings(words: string[]): Partial<DomainSettings> {
       case "accept_subdomains":
         changes.acceptSubdomains = onOff(key, value);
         break;
+      case "scan_spam":
+        changes.scanSpam = onOff(key, value);
+        break;
       case "max_targets":
         changes.maxTargets = int(value);
         break;

@@ -46,7 +46,7 @@ commands:
   domain remove <name>      stop managing a domain (its aliases are removed)
   domain set <name> key=value...
                             catch_all=on|off  max_targets=N  delivery_port=N|default
-                            accept_subdomains=on|off  random_subdomain_length=1..63
+                            accept_subdomains=on|off  random_subdomain_length=1..63  scan_spam=on|off
   alias add <domain> <name> [recipient...] [--disabled drop|soft|hard] [--description TEXT]
                             name: a local part, * (catch-all) or /regex/ (/regex/g)
                             recipient: an address, a domain name or an http(s) URL

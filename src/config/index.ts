@@ -23,8 +23,11 @@ export interface Config {
   /** A relay for all outbound mail (VPSes that block port 25), or null to deliver to MX hosts directly. */
   smarthost: { host: string; port: number; user: string | null; password: string | null; tls: SmarthostTls } | null;
   srs: { domain: string };
+  /** Milliseconds; 0: greylisting off. */
+  greylist: { delay: number };
+  scan: { rspamdUrl: string | null; failOpen: boolean };
   tls: { cert: string | null; key: string | null };
-  log: { format: LogFormat; level: LogLevel };
+  log: { format: LogFormat; level: LogLevel; retention: number };
 }
 
 interface Setting {
@@ -66,6 +69,10 @@ export const SETTINGS: readonly Setting[] = [
   { section: "srs", key: "domain", parse: v.optionalHostname, default: "", doc: "Domain of rewritten envelope senders; must route bounces here (default: hostname)" },
   { section: "tls", key: "cert", parse: v.optionalPath, default: "", doc: "PEM certificate (chain) for STARTTLS; default: self-signed in the data dir" },
   { section: "tls", key: "key", parse: v.optionalPath, default: "", doc: "PEM private key for tls.cert" },
+  { section: "greylist", key: "delay", parse: v.duration, default: 300, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
+  { section: "scan", key: "rspamd_url", parse: v.optionalUrl, default: "", doc: "rspamd to scan messages with, e.g. http://127.0.0.1:11333 (empty: only GTUBE)" },
+  { section: "scan", key: "fail_open", parse: v.bool, default: false, doc: "Deliver unscanned when rspamd is down (default: answer 421)" },
+  { section: "log", key: "retention", parse: v.positiveDuration, default: "7d", doc: "How long mail-log events are kept" },
   { section: "log", key: "format", parse: v.oneOf(LOG_FORMATS), default: "auto", doc: "auto (text on a terminal, JSON otherwise), json or text" },
   { section: "log", key: "level", parse: v.oneOf(LOG_LEVELS), default: "info", doc: "debug, info, warn, error or silent" },
 ];
@@ -176,7 +183,9 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
       : null,
     srs: { domain: (values["srs.domain"] as string | null) ?? (values["hostname"] as string) },
     tls: { cert: absolute(tlsCert), key: absolute(tlsKey) },
-    log: { format: values["log.format"] as LogFormat, level: values["log.level"] as LogLevel },
+    greylist: { delay: values["greylist.delay"] as number },
+    scan: { rspamdUrl: values["scan.rspamd_url"] as string | null, failOpen: values["scan.fail_open"] as boolean },
+    log: { format: values["log.format"] as LogFormat, level: values["log.level"] as LogLevel, retention: values["log.retention"] as number },
   };
   return { config, effective };
 }
@@ -187,15 +196,31 @@ function readToml(path: string, requiredBy: string | null): { path: string | nul
     return { path: null, data: {} };
   }
   let data: Record<string, unknown>;
+  const text = readFileSync(path, "utf8");
   try {
-    data = Bun.TOML.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    data = Bun.TOML.parse(text) as Record<string, unknown>;
   } catch (err) {
-    const e = err as { message?: string; line?: number; column?: number };
-    const where = e.line ? ` (line ${e.line}, column ${e.column})` : "";
-    throw new ConfigError(path, `${path}${where}: ${e.message ?? String(err)}`);
+    throw new ConfigError(path, `${path} (line ${firstBadLine(text)}): ${(err as Error).message ?? String(err)}`);
   }
   rejectUnknownKeys(path, data);
   return { path, data };
+}
+
+/**
+ * The first line at which the file stops parsing. Bun's TOML errors carry a
+ * line number that keeps counting across parses in one process, so it is
+ * found here by parsing growing prefixes of the file.
+ */
+function firstBadLine(text: string): number {
+  const lines = text.split("\n");
+  for (let n = 1; n <= lines.length; n++) {
+    try {
+      Bun.TOML.parse(lines.slice(0, n).join("\n"));
+    } catch {
+      return n;
+    }
+  }
+  return lines.length;
 }
 
 /** A misspelt key would otherwise be silently ignored, so every unknown key is an error. */

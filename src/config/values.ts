@@ -112,6 +112,26 @@ export function oneOf<T extends string>(choices: readonly T[]) {
   };
 }
 
+export function bool(raw: unknown): boolean {
+  if (typeof raw === "boolean") return raw;
+  const s = typeof raw === "string" ? raw.trim().toLowerCase() : "";
+  if (["true", "yes", "on", "1"].includes(s)) return true;
+  if (["false", "no", "off", "0"].includes(s)) return false;
+  throw new ValueError("must be true or false");
+}
+
+/** An http(s) URL, or null when empty. */
+export function optionalUrl(raw: unknown): string | null {
+  if (raw === "" || raw === null || raw === undefined) return null;
+  try {
+    const url = new URL(text(raw));
+    if (url.protocol === "http:" || url.protocol === "https:") return url.href;
+  } catch {
+    // fall through to the error
+  }
+  throw new ValueError("must be an http(s) URL such as http://127.0.0.1:11333");
+}
+
 export function positiveInt(raw: unknown): number {
   const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
   if (!Number.isInteger(n) || n <= 0) throw new ValueError("must be a positive integer");

@@ -23,7 +23,8 @@ import { composeCopy } from "./compose.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import { signingKey } from "../store/dkim.ts";
 
-export type Deliver = (session: Session, message: InboundMessage, auth: AuthResults) => Promise<Reply>;
+/** `extraHeaders`: added to every copy (the scanner's X-Spam-* verdict), "" for none. */
+export type Deliver = (session: Session, message: InboundMessage, auth: AuthResults, extraHeaders: string) => Promise<Reply>;
 
 /** A message first seen longer ago than this is refused: the sender has retried long enough. */
 export const MAX_RETRY_AGE_MS = 5 * 86_400_000;
@@ -54,7 +55,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
   const { db, relay, srs, hostname } = deps;
   let sequence = 0;
 
-  return async (session, message, auth) => {
+  return async (session, message, auth, extraHeaders) => {
     const fp = fingerprint(session, message);
     const state = await touchFingerprint(db, fp);
     if (Date.now() - state.firstSeen > MAX_RETRY_AGE_MS) {
@@ -98,7 +99,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
       const copy = await composeCopy({
         raw: message.raw,
         bodyOffset: message.bodyOffset,
-        trace: traceHeaders({ session, hostname, originalRecipient: original, id, date: new Date() }),
+        trace: traceHeaders({ session, hostname, originalRecipient: original, id, date: new Date() }) + extraHeaders,
         auth,
         alias: original,
         key: await signingKey(db, addressJobs[0]!.aliasDomain),

@@ -43,6 +43,8 @@ export interface DomainSettings {
   acceptSubdomains: boolean;
   /** Length of the random label when an address is created with a random subdomain. */
   randomSubdomainLength: number;
+  /** Messages for this domain are checked by the configured spam scanner (when there is one). */
+  scanSpam: boolean;
 }
 
 export const DEFAULT_DOMAIN_SETTINGS: DomainSettings = {
@@ -51,6 +53,7 @@ export const DEFAULT_DOMAIN_SETTINGS: DomainSettings = {
   deliveryPort: null,
   acceptSubdomains: false,
   randomSubdomainLength: 8,
+  scanSpam: true,
 };
 
 export interface DomainRouting {

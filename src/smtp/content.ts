@@ -7,7 +7,8 @@ import addressparser from "nodemailer/lib/addressparser";
 export const MAX_RECEIVED_HEADERS = 25;
 export const GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
-export function contentVerdict(headers: HeaderField[], raw: Buffer): Reply | null {
+/** `raw` null: the GTUBE check is left to the configured scanner. */
+export function contentVerdict(headers: HeaderField[], raw: Buffer | null): Reply | null {
   const from = headers.filter((h) => h.name === "from");
   if (from.length === 0) return reply(550, "5.7.1", "The message has no From header");
   if (from.length > 1) return reply(550, "5.7.1", "The message has more than one From header");
@@ -17,6 +18,6 @@ export function contentVerdict(headers: HeaderField[], raw: Buffer): Reply | nul
   }
   const received = headers.filter((h) => h.name === "received").length;
   if (received > MAX_RECEIVED_HEADERS) return reply(550, "5.4.6", `Too many Received headers (${received}): a mail loop?`);
-  if (raw.includes(GTUBE)) return reply(554, "5.7.1", "Message content rejected (GTUBE test string)");
+  if (raw?.includes(GTUBE)) return reply(554, "5.7.1", "Message content rejected (GTUBE test string)");
   return null;
 }

@@ -2,6 +2,8 @@
 // them (Haraka style: one hook per stage). Each returns the exact reply.
 import { type AuthResults, authVerdict, stripForgedResults } from "../auth/inbound.ts";
 import type { Srs } from "../auth/srs.ts";
+import type { AbuseGuard } from "../policy/abuse.ts";
+import type { ScanVerdict } from "../policy/scan.ts";
 import type { Deliver } from "../delivery/index.ts";
 import type { Verdict } from "../routing/resolve.ts";
 import type { Router } from "../routing/router.ts";
@@ -12,6 +14,7 @@ import type { AcceptedRecipient, InboundMessage, Session } from "./session.ts";
 
 export interface StageHooks {
   connect(session: Session): Promise<Reply>;
+  close(session: Session): void;
   mailFrom(session: Session, address: string, params: EsmtpParams): Promise<Reply>;
   /** On acceptance also returns the recipient with its routing, which the listener adds to the transaction. */
   rcptTo(session: Session, address: string, params: EsmtpParams): Promise<{ reply: Reply; accepted?: AcceptedRecipient }>;
@@ -78,34 +81,59 @@ export interface HookDeps {
   hostname: string;
   /** SPF, DKIM, DMARC, ARC and BIMI of a message (spoofed results of ours already removed). */
   authenticate: (session: Session, raw: Buffer) => Promise<AuthResults>;
-  /** Whether the admin allowlist exempts this sender from SPF/DMARC enforcement. */
-  isAllowlisted: (session: Session) => Promise<boolean>;
+  abuse: AbuseGuard;
+  /** Content scanning: whether it applies to this transaction (a scanner is configured and a recipient domain wants it), and the scan. */
+  scan: { applies(session: Session): Promise<boolean>; run(session: Session, message: InboundMessage): Promise<ScanVerdict> };
   deliver: Deliver;
 }
 
-export function createHooks({ router, srs, maxSize, hostname, authenticate, isAllowlisted, deliver }: HookDeps): StageHooks {
+export function createHooks({ router, srs, maxSize, hostname, authenticate, abuse, scan, deliver }: HookDeps): StageHooks {
   return {
-    connect: async () => ACCEPT_CONNECT,
-    mailFrom: async (_session, address, params) => senderVerdict(address, params),
+    connect: async (session) => (await abuse.onConnect(session)) ?? ACCEPT_CONNECT,
+    close: (session) => abuse.onClose(session),
+    async mailFrom(session, address, params) {
+      const verdict = senderVerdict(address, params);
+      if (verdict !== ACCEPT_SENDER) return verdict;
+      session.mailFrom = address; // the guard matches the denylist against it
+      const denied = await abuse.onMailFrom(session);
+      session.mailFrom = null;
+      return denied ?? ACCEPT_SENDER;
+    },
     async rcptTo(session, address, params) {
       const badParam = paramsVerdict(params, RCPT_PARAMS);
       if (badParam) return { reply: badParam };
       const verdict = srsVerdict(address, srs) ?? (await router.resolve(address));
       const answer = recipientVerdict(verdict, session.recipients.length);
       if (answer !== ACCEPT_RECIPIENT || verdict.action === "refuse") return { reply: answer };
-      return { reply: answer, accepted: { address: parseMailbox(address)!.address, verdict } };
+      const mailbox = parseMailbox(address)!;
+      const limited = await abuse.onRecipient(session, mailbox.address, mailbox.domain);
+      if (limited) return { reply: limited };
+      return { reply: answer, accepted: { address: mailbox.address, verdict } };
     },
     async data(session, received) {
-      const refused = sizeVerdict(received, maxSize) ?? contentVerdict(received.headers, received.raw);
-      if (refused) return { reply: refused };
+      const tooBig = sizeVerdict(received, maxSize);
+      if (tooBig) return { reply: tooBig };
+      const scanning = await scan.applies(session);
+      // With a scanner, it judges GTUBE-like test strings too; without one, the built-in check does.
+      const refused = contentVerdict(received.headers, scanning ? null : received.raw);
+      if (refused) {
+        if (refused.code === 554) await abuse.recordAbuse(session, "GTUBE");
+        return { reply: refused };
+      }
       const message = stripForgedResults(received, hostname);
       const auth = await authenticate(session, message.raw);
-      const facts = { auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc, bimi: auth.bimi } };
-      const rejected = authVerdict(auth, { exempt: await isAllowlisted(session) });
+      const facts: Record<string, unknown> = { auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc, bimi: auth.bimi } };
+      const rejected = authVerdict(auth, { exempt: session.allowlisted });
       if (rejected) return { reply: rejected, facts };
+      const scanned = scanning ? await scan.run(session, message) : null;
+      if (scanned) facts.scan = scanned.summary;
+      if (scanned?.reply) {
+        if (scanned.abusive) await abuse.recordAbuse(session, "spam");
+        return { reply: scanned.reply, facts };
+      }
       // Every recipient was a silently disabled alias (`!alias`): accepted and discarded.
       if (session.recipients.every((r) => r.verdict.action === "drop")) return { reply: ACCEPT_DROPPED, facts };
-      return { reply: await deliver(session, message, auth), facts };
+      return { reply: await deliver(session, message, auth, scanned?.headers ?? ""), facts };
     },
   };
 }

@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { Config } from "../config/index.ts";
 import type { Resolver } from "../dns/resolver.ts";
+import { identifyClient } from "../policy/identity.ts";
 import type { Logger } from "../log.ts";
 import type { EventStage, NewEvent } from "../store/schema.ts";
 import { headerBlockEnd, headerValue, parseHeaderBlock } from "./headers.ts";
@@ -72,7 +73,7 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
       message_id: message ? (headerValue(message.headers, "message-id") ?? null) : null,
       subject: message ? (headerValue(message.headers, "subject") ?? null) : null,
       headers: message?.headerBlock || null,
-      detail: JSON.stringify({ helo: session.helo, client_host: session.clientHost, tls: session.tls, size: message?.size, ...facts }),
+      detail: JSON.stringify({ helo: session.helo, client_host: session.clientHost, verified_host: session.verifiedHost, sender_key: session.senderKey, tls: session.tls, size: message?.size, ...facts }),
     };
     await deps.recordEvent(event).catch((err) => logger.error("events.write_failed", { session: session.id, error: err }));
   }
@@ -94,11 +95,15 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
     logger: false,
 
     onConnect(raw, callback) {
+      const remoteIp = raw.remoteAddress.replace(/^::ffff:/, "");
       const session: Session = {
         id: raw.id,
-        remoteIp: raw.remoteAddress.replace(/^::ffff:/, ""),
+        remoteIp,
         remotePort: raw.remotePort,
         clientHost: null,
+        verifiedHost: null,
+        senderKey: remoteIp,
+        allowlisted: false,
         helo: null,
         tls: null,
         mailFrom: null,
@@ -106,11 +111,13 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
       };
       sessions.set(raw, session);
       void (async () => {
-        session.clientHost = await resolver
-          .reverse(session.remoteIp)
-          .then((names) => names[0] ?? null)
-          .catch(() => null);
-        const verdict = await decide("connect", session, () => hooks.connect(session));
+        const verdict = await decide("connect", session, async () => {
+          const identity = await identifyClient(remoteIp, resolver);
+          session.clientHost = identity.ptr;
+          session.verifiedHost = identity.verifiedHost;
+          session.senderKey = identity.key;
+          return hooks.connect(session);
+        });
         await answer("connect", session, verdict, []);
         callback(isAccepted(verdict) ? undefined : toServerError(verdict));
       })();
@@ -185,7 +192,9 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
 
     onClose(raw) {
       const session = sessions.get(raw);
-      if (session) logger.debug("smtp.disconnect", { session: session.id, ip: session.remoteIp });
+      if (!session) return;
+      hooks.close(session);
+      logger.debug("smtp.disconnect", { session: session.id, ip: session.remoteIp });
     },
   });
 

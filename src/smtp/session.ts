@@ -14,6 +14,12 @@ export interface Session {
   remotePort: number;
   /** Reverse-DNS name of the client IP, null when it has none. Never the HELO name. */
   clientHost: string | null;
+  /** The reverse-DNS name when its forward lookup confirms the IP (FCrDNS), else null. */
+  verifiedHost: string | null;
+  /** Root domain of verifiedHost, else the IP (IPv6: its /64): what limits and lists count by. */
+  senderKey: string;
+  /** Exempt from greylisting, rate limits and SPF/DMARC refusal (admin allowlist or a default suffix). */
+  allowlisted: boolean;
   /** The HELO/EHLO argument: recorded, never trusted. */
   helo: string | null;
   tls: { protocol: string; cipher: string } | null;

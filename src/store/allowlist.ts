@@ -8,13 +8,13 @@ import { parseMailbox } from "../smtp/address.ts";
 import type { DB } from "./db.ts";
 import type { AllowKind } from "./schema.ts";
 
-export interface AllowEntry {
+export interface SenderEntry {
   kind: AllowKind;
   value: string;
 }
 
-/** What a user typed, as an entry; throws a UserError when it is none of the four kinds. */
-export function parseAllowEntry(input: string): AllowEntry {
+/** What a user typed, as an allow- or denylist entry; throws a UserError when it is none of the four kinds. */
+export function parseSenderEntry(input: string): SenderEntry {
   const text = input.trim();
   const cidr = /^(.+)\/(\d{1,3})$/.exec(text);
   if (cidr && isIP(cidr[1]!)) {
@@ -33,15 +33,15 @@ export function parseAllowEntry(input: string): AllowEntry {
   throw new UserError("invalid", `"${text}" is not an IP address, CIDR, domain or email address`, "value");
 }
 
-export async function addAllow(db: DB, input: string, note = "", now = Date.now()): Promise<AllowEntry> {
-  const entry = parseAllowEntry(input);
+export async function addAllow(db: DB, input: string, note = "", now = Date.now()): Promise<SenderEntry> {
+  const entry = parseSenderEntry(input);
   const row = await db.insertInto("allowlist").values({ ...entry, note, created_at: now }).onConflict((oc) => oc.doNothing()).returning("id").executeTakeFirst();
   if (!row) throw new UserError("conflict", `${entry.value} is already allowlisted`, "value");
   return entry;
 }
 
 export async function removeAllow(db: DB, input: string): Promise<void> {
-  const entry = parseAllowEntry(input);
+  const entry = parseSenderEntry(input);
   const result = await db.deleteFrom("allowlist").where("kind", "=", entry.kind).where("value", "=", entry.value).executeTakeFirst();
   if (result.numDeletedRows === 0n) throw new UserError("not_found", `${entry.value} is not on the allowlist`, "value");
 }
@@ -52,35 +52,39 @@ export function listAllow(db: DB) {
 
 export interface SenderIdentity {
   ip: string;
-  /** Reverse-DNS name of the client, when it has one. */
-  clientHost: string | null;
-  /** Envelope sender ("" for the null sender). */
+  /** The client's verified (forward-confirmed) reverse-DNS name, when it has one. */
+  host: string | null;
+  /** Envelope sender ("" for the null sender or before MAIL FROM). */
   mailFrom: string;
 }
 
-export async function isAllowlisted(db: DB, sender: SenderIdentity): Promise<boolean> {
-  const entries = await listAllow(db);
-  if (entries.length === 0) return false;
+/**
+ * Whether an allow- or denylist entry covers a sender: IP and CIDR match the
+ * client; a domain matches the client's name or the envelope sender's domain
+ * (and their subdomains); an address matches the envelope sender.
+ */
+export function entryMatches(entry: SenderEntry, sender: SenderIdentity): boolean {
   const ip = sender.ip.toLowerCase();
-  const family = isIP(ip) === 6 ? "ipv6" : "ipv4";
   const address = sender.mailFrom.toLowerCase();
-  const domains = [address.slice(address.lastIndexOf("@") + 1), sender.clientHost?.toLowerCase() ?? ""].filter(Boolean);
-  const under = (name: string, domain: string) => name === domain || name.endsWith(`.${domain}`);
-  return entries.some((e) => {
-    switch (e.kind) {
-      case "ip":
-        return e.value === ip;
-      case "cidr": {
-        const [net, bits] = e.value.split("/") as [string, string];
-        if ((isIP(net) === 6) !== (family === "ipv6")) return false;
-        const list = new BlockList();
-        list.addSubnet(net, Number(bits), family);
-        return list.check(ip, family);
-      }
-      case "domain":
-        return domains.some((d) => under(d, e.value));
-      case "address":
-        return address !== "" && e.value === address;
+  const under = (name: string) => name === entry.value || name.endsWith(`.${entry.value}`);
+  switch (entry.kind) {
+    case "ip":
+      return entry.value === ip;
+    case "cidr": {
+      const [net, bits] = entry.value.split("/") as [string, string];
+      const family = isIP(net) === 6 ? "ipv6" : "ipv4";
+      if (isIP(ip) !== isIP(net)) return false;
+      const list = new BlockList();
+      list.addSubnet(net, Number(bits), family);
+      return list.check(ip, family);
     }
-  });
+    case "domain":
+      return (sender.host !== null && under(sender.host.toLowerCase())) || (address.includes("@") && under(address.slice(address.lastIndexOf("@") + 1)));
+    case "address":
+      return address !== "" && entry.value === address;
+  }
+}
+
+export async function isAllowlisted(db: DB, sender: SenderIdentity): Promise<boolean> {
+  return (await listAllow(db)).some((e) => entryMatches(e, sender));
 }

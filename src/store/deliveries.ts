@@ -45,8 +45,3 @@ export async function outboxDone(db: DB, id: number): Promise<void> {
 export async function outboxRetry(db: DB, id: number, attempts: number, nextAttempt: number, error: string): Promise<void> {
   await db.updateTable("outbox").set({ attempts, next_attempt: nextAttempt, last_error: error }).where("id", "=", id).execute();
 }
-
-/** Fingerprints (with their delivered and bounced rows) are kept 7 days after the last attempt. */
-export async function pruneDeliveryState(db: DB, now = Date.now(), keepMs = 7 * 86_400_000): Promise<void> {
-  await db.deleteFrom("fingerprints").where("last_seen", "<", now - keepMs).execute();
-}

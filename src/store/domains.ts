@@ -49,6 +49,13 @@ export async function removeDomain(db: DB, input: string): Promise<void> {
   if (result.numDeletedRows === 0n) throw new UserError("not_found", `domain ${name} does not exist`, "name");
 }
 
+/** Whether any of these managed domains wants its mail checked by the spam scanner. */
+export async function anyDomainScans(db: DB, names: string[]): Promise<boolean> {
+  if (names.length === 0) return false;
+  const row = await db.selectFrom("domains").select("id").where("name", "in", names).where("scan_spam", "=", 1).executeTakeFirst();
+  return row !== undefined;
+}
+
 export function domainSettings(row: Domain): DomainSettings {
   return {
     catchAll: row.catch_all === 1,
@@ -56,6 +63,7 @@ export function domainSettings(row: Domain): DomainSettings {
     deliveryPort: row.delivery_port,
     acceptSubdomains: row.accept_subdomains === 1,
     randomSubdomainLength: row.random_subdomain_length,
+    scanSpam: row.scan_spam === 1,
   };
 }
 
@@ -71,6 +79,7 @@ export function validateDomainSettings(changes: Partial<DomainSettings>): Partia
   };
   if ("catchAll" in changes) bool("catch_all", changes.catchAll);
   if ("acceptSubdomains" in changes) bool("accept_subdomains", changes.acceptSubdomains);
+  if ("scanSpam" in changes) bool("scan_spam", changes.scanSpam);
   if ("maxTargets" in changes) intIn("max_targets", changes.maxTargets, 1, 1000);
   if ("randomSubdomainLength" in changes) intIn("random_subdomain_length", changes.randomSubdomainLength, 1, 63);
   if ("deliveryPort" in changes && changes.deliveryPort !== null) intIn("delivery_port", changes.deliveryPort, 1, 65535);
@@ -88,6 +97,7 @@ export async function updateDomainSettings(db: DB, input: string, changes: Parti
       ...("deliveryPort" in valid ? { delivery_port: valid.deliveryPort ?? null } : {}),
       ...("acceptSubdomains" in valid ? { accept_subdomains: valid.acceptSubdomains ? 1 : 0 } : {}),
       ...("randomSubdomainLength" in valid ? { random_subdomain_length: valid.randomSubdomainLength! } : {}),
+      ...("scanSpam" in valid ? { scan_spam: valid.scanSpam ? 1 : 0 } : {}),
       updated_at: now,
     })
     .where("name", "=", name)

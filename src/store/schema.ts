@@ -13,6 +13,8 @@ export interface DomainsTable {
   delivery_port: ColumnType<number | null, number | null | undefined, number | null>;
   accept_subdomains: ColumnType<number, number | undefined, number>;
   random_subdomain_length: ColumnType<number, number | undefined, number>;
+  /** 1: messages for this domain are checked by the configured spam scanner. */
+  scan_spam: ColumnType<number, number | undefined, number>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -125,6 +127,34 @@ export interface AllowlistTable {
   created_at: Timestamp;
 }
 
+export interface GreylistTable {
+  /** `<sender key>|<recipient root domain>`. */
+  key: string;
+  first_seen: Timestamp;
+  /** When a retry came after the delay; null while still greylisted. */
+  passed_at: Timestamp | null;
+  last_seen: Timestamp;
+}
+
+export type DenyKind = "ip" | "cidr" | "domain" | "address";
+
+export interface DenylistTable {
+  id: Generated<number>;
+  kind: DenyKind;
+  value: string;
+  reason: ColumnType<string, string | undefined, string>;
+  source: "admin" | "auto";
+  expires_at: Timestamp | null;
+  created_at: Timestamp;
+}
+
+/** A counter over a window that starts at its first count (abuse: 24 h; rate: 1 h). */
+export interface CounterTable {
+  key: string;
+  window_start: Timestamp;
+  count: number;
+}
+
 export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
@@ -136,6 +166,10 @@ export interface Schema {
   outbox: OutboxTable;
   dkim_keys: DkimKeysTable;
   allowlist: AllowlistTable;
+  greylist: GreylistTable;
+  denylist: DenylistTable;
+  abuse_counts: CounterTable;
+  rate_counts: CounterTable;
 }
 
 export type Domain = Selectable<DomainsTable>;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { authVerdict, type AuthResults } from "../../src/auth/inbound.ts";
 import { friendlyFrom, needsFriendlyFrom } from "../../src/delivery/compose.ts";
 import { headerBlockEnd } from "../../src/smtp/headers.ts";
-import { addAllow, isAllowlisted, parseAllowEntry } from "../../src/store/allowlist.ts";
+import { addAllow, isAllowlisted, parseSenderEntry } from "../../src/store/allowlist.ts";
 import { openStore, type Store } from "../../src/store/db.ts";
 
 const base: AuthResults = {
@@ -78,13 +78,13 @@ describe("allowlist", () => {
   });
 
   test("entries are recognised by their form", () => {
-    expect(parseAllowEntry("10.0.0.1")).toEqual({ kind: "ip", value: "10.0.0.1" });
-    expect(parseAllowEntry("10.0.0.0/8")).toEqual({ kind: "cidr", value: "10.0.0.0/8" });
-    expect(parseAllowEntry("Boss@Corp.TEST")).toEqual({ kind: "address", value: "boss@corp.test" });
-    expect(() => parseAllowEntry("10.0.0.0/33")).toThrow();
+    expect(parseSenderEntry("10.0.0.1")).toEqual({ kind: "ip", value: "10.0.0.1" });
+    expect(parseSenderEntry("10.0.0.0/8")).toEqual({ kind: "cidr", value: "10.0.0.0/8" });
+    expect(parseSenderEntry("Boss@Corp.TEST")).toEqual({ kind: "address", value: "boss@corp.test" });
+    expect(() => parseSenderEntry("10.0.0.0/33")).toThrow();
   });
 
-  const who = (ip: string, mailFrom = "x@other.test", clientHost: string | null = null) => isAllowlisted(store.db, { ip, mailFrom, clientHost });
+  const who = (ip: string, mailFrom = "x@other.test", clientHost: string | null = null) => isAllowlisted(store.db, { ip, mailFrom, host: clientHost });
   test("matching by IP, CIDR (v4 and v6), domain (envelope or client name, and subdomains) and address", async () => {
     expect(await who("192.0.2.7")).toBe(true);
     expect(await who("192.0.2.8")).toBe(false);

@@ -5,10 +5,12 @@ import * as m001 from "./001_initial.ts";
 import * as m002 from "./002_routing.ts";
 import * as m003 from "./003_delivery.ts";
 import * as m004 from "./004_auth.ts";
+import * as m005 from "./005_abuse.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
   "002_routing": m002,
   "003_delivery": m003,
   "004_auth": m004,
+  "005_abuse": m005,
 };

@@ -1,0 +1,157 @@
+// Abuse protection at each SMTP stage (SPEC §2, §7): denylist, concurrency and
+// rate limits, greylisting, and the automatic denylist fed by detected spam.
+// Decisions are pure functions; the guard keeps their state.
+import type { Logger } from "../log.ts";
+import { type Reply, reply } from "../smtp/reply.ts";
+import type { Session } from "../smtp/session.ts";
+import { activeDenylist, addDeny, bumpCounter, countersSince, greylistEntry, saveCounters, saveGreylist } from "../store/abuse.ts";
+import { entryMatches, isAllowlisted, type SenderEntry, type SenderIdentity } from "../store/allowlist.ts";
+import type { DB } from "../store/db.ts";
+import type { GreylistTable } from "../store/schema.ts";
+import { hasAllowedSuffix, rootDomain } from "./identity.ts";
+
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+
+export const LIMITS = {
+  connectionsPerHourPerRecipient: 100,
+  concurrentPerSender: 10,
+  greylistMemoryMs: 30 * DAY,
+  abuseWindowMs: DAY,
+  autoDeny: { threshold: 5, allowlistedThreshold: 10, durationMs: 30 * DAY, allowlistedDurationMs: 7 * DAY },
+} as const;
+
+/** 450 until the same sender retries after `delayMs`; a sender that passed is remembered for 30 days. */
+export function greylistDecision(entry: GreylistTable | undefined, key: string, now: number, delayMs: number): { reply: Reply | null; next: GreylistTable } {
+  if (entry?.passed_at && now - entry.last_seen <= LIMITS.greylistMemoryMs) return { reply: null, next: { ...entry, last_seen: now } };
+  if (entry && !entry.passed_at && now - entry.first_seen >= delayMs) return { reply: null, next: { ...entry, passed_at: now, last_seen: now } };
+  const first = entry && !entry.passed_at ? entry.first_seen : now;
+  const wait = Math.max(1, Math.ceil((first + delayMs - now) / 1000));
+  return {
+    reply: reply(450, "4.7.1", `Greylisted: this is the first message from ${key.split("|")[0]} to this domain; please try again in ${wait} seconds`),
+    next: { key, first_seen: first, passed_at: null, last_seen: now },
+  };
+}
+
+/** A denied sender gets 421, not 5xx: a false positive recovers as soon as the entry is removed. */
+export function denyReply(entry: SenderEntry & { reason: string }): Reply {
+  const why = entry.reason ? ` (${entry.reason})` : "";
+  return reply(421, "4.7.1", `${entry.value} is on the denylist of this server${why}; contact its postmaster if this is a mistake`);
+}
+
+export interface AbuseGuard {
+  /** After the client is identified: denylist (IP, name) and concurrent connections. */
+  onConnect(session: Session): Promise<Reply | null>;
+  onClose(session: Session): void;
+  /** After MAIL FROM: denylist (sender address and domain); the allowlist may now match the sender. */
+  onMailFrom(session: Session): Promise<Reply | null>;
+  /** For an accepted recipient: rate limit, then greylist. */
+  onRecipient(session: Session, recipient: string, recipientDomain: string): Promise<Reply | null>;
+  /** Spam, a virus or GTUBE from this sender: counts toward an automatic denylist entry. */
+  recordAbuse(session: Session, what: string): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface AbuseOptions {
+  db: DB;
+  logger: Logger;
+  /** 0 turns greylisting off. */
+  greylistDelayMs: number;
+  now?: () => number;
+}
+
+export function createAbuseGuard({ db, logger, greylistDelayMs, now = Date.now }: AbuseOptions): AbuseGuard {
+  const concurrent = new Map<string, number>();
+  // Hourly per-(sender, recipient) counts: in memory on the hot path, flushed to SQLite.
+  const rates = new Map<string, { window_start: number; count: number }>();
+  const dirty = new Set<string>();
+  const counted = new WeakMap<Session, Set<string>>();
+  let flushTimer: ReturnType<typeof setInterval> | undefined;
+
+  const identity = (session: Session, withSender: boolean): SenderIdentity => ({ ip: session.remoteIp, host: session.verifiedHost, mailFrom: withSender ? (session.mailFrom ?? "") : "" });
+
+  async function denied(session: Session, withSender: boolean): Promise<Reply | null> {
+    const sender = identity(session, withSender);
+    const entry = (await activeDenylist(db, now())).find((e) => entryMatches(e, sender));
+    return entry ? denyReply(entry) : null;
+  }
+
+  async function flush() {
+    const rows = [...dirty].map((key) => ({ key, ...rates.get(key)! }));
+    dirty.clear();
+    await saveCounters(db, "rate_counts", rows);
+  }
+
+  return {
+    async onConnect(session) {
+      session.allowlisted = hasAllowedSuffix(session.verifiedHost) || (await isAllowlisted(db, identity(session, false)));
+      const deny = await denied(session, false);
+      if (deny) return deny;
+      const open = (concurrent.get(session.senderKey) ?? 0) + 1;
+      concurrent.set(session.senderKey, open);
+      counted.set(session, new Set());
+      if (open > LIMITS.concurrentPerSender && !session.allowlisted) {
+        return reply(421, "4.7.0", `Too many concurrent connections from ${session.senderKey} (at most ${LIMITS.concurrentPerSender}); try again later`);
+      }
+      return null;
+    },
+
+    onClose(session) {
+      if (!counted.has(session)) return; // refused before it was counted
+      counted.delete(session);
+      const open = (concurrent.get(session.senderKey) ?? 1) - 1;
+      if (open > 0) concurrent.set(session.senderKey, open);
+      else concurrent.delete(session.senderKey);
+    },
+
+    async onMailFrom(session) {
+      if (!session.allowlisted) session.allowlisted = await isAllowlisted(db, identity(session, true));
+      return denied(session, true);
+    },
+
+    async onRecipient(session, recipient, recipientDomain) {
+      if (session.allowlisted) return null;
+      const seen = counted.get(session);
+      const rateKey = `${session.senderKey}|${recipient.toLowerCase()}`;
+      if (seen && !seen.has(rateKey)) {
+        seen.add(rateKey);
+        const t = now();
+        const current = rates.get(rateKey);
+        const next = current && t - current.window_start < HOUR ? { window_start: current.window_start, count: current.count + 1 } : { window_start: t, count: 1 };
+        rates.set(rateKey, next);
+        dirty.add(rateKey);
+        if (next.count > LIMITS.connectionsPerHourPerRecipient) {
+          return reply(421, "4.7.0", `Rate limit: more than ${LIMITS.connectionsPerHourPerRecipient} connections in an hour from ${session.senderKey} to ${recipient}; try again later`);
+        }
+      }
+      if (greylistDelayMs <= 0) return null;
+      const key = `${session.senderKey}|${rootDomain(recipientDomain)}`;
+      const decision = greylistDecision(await greylistEntry(db, key), key, now(), greylistDelayMs);
+      await saveGreylist(db, decision.next);
+      return decision.reply;
+    },
+
+    async recordAbuse(session, what) {
+      const count = await bumpCounter(db, "abuse_counts", session.senderKey, LIMITS.abuseWindowMs, now());
+      const { threshold, allowlistedThreshold, durationMs, allowlistedDurationMs } = LIMITS.autoDeny;
+      const limit = session.allowlisted ? allowlistedThreshold : threshold;
+      if (count < limit) return;
+      const key = session.senderKey;
+      // The key is an IP, an IPv6 /64 or a domain: each is a denylist entry form.
+      await addDeny(db, key, { reason: `${count} detections (${what}) in 24 hours`, source: "auto", expiresAt: now() + (session.allowlisted ? allowlistedDurationMs : durationMs) });
+      logger.warn("abuse.auto_deny", { key, count, what });
+    },
+
+    async start() {
+      for (const row of await countersSince(db, "rate_counts", now() - HOUR)) rates.set(row.key, { window_start: row.window_start, count: row.count });
+      flushTimer = setInterval(() => void flush().catch((err) => logger.error("abuse.flush_failed", { error: err })), 10_000);
+      flushTimer.unref();
+    },
+
+    async stop() {
+      clearInterval(flushTimer);
+      await flush();
+    },
+  };
+}

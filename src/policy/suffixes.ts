@@ -1,0 +1,31 @@
+// Domain suffixes allowlisted by default (SPEC §7; the list Forward Email publishes):
+// government, military, education and similar registries whose mail is
+// exempt from greylisting and rate limits when the sender's name is verified.
+export const ALLOWED_SUFFIXES: ReadonlySet<string> = new Set([
+  "edu", "gov", "mil", "int", "arpa", "dni.us", "fed.us", "isa.us",
+  "kids.us", "nsn.us", "ak.us", "al.us", "ar.us", "as.us", "az.us", "ca.us",
+  "co.us", "ct.us", "dc.us", "de.us", "fl.us", "ga.us", "gu.us", "hi.us",
+  "ia.us", "id.us", "il.us", "in.us", "ks.us", "ky.us", "la.us", "ma.us",
+  "md.us", "me.us", "mi.us", "mn.us", "mo.us", "ms.us", "mt.us", "nc.us",
+  "nd.us", "ne.us", "nh.us", "nj.us", "nm.us", "nv.us", "ny.us", "oh.us",
+  "ok.us", "or.us", "pa.us", "pr.us", "ri.us", "sc.us", "sd.us", "tn.us",
+  "tx.us", "ut.us", "va.us", "vi.us", "vt.us", "wa.us", "wi.us", "wv.us",
+  "wy.us", "mil.tt", "edu.tt", "edu.tr", "edu.ua", "edu.au", "ac.at", "edu.br",
+  "ac.nz", "school.nz", "cri.nz", "health.nz", "mil.nz", "parliament.nz", "ac.in", "edu.in",
+  "mil.in", "ac.jp", "ed.jp", "lg.jp", "ac.za", "edu.za", "mil.za", "school.za",
+  "mil.kr", "ac.kr", "hs.kr", "ms.kr", "es.kr", "sc.kr", "kg.kr", "edu.es",
+  "ac.lk", "sch.lk", "edu.lk", "ac.th", "mi.th", "admin.ch", "canada.ca", "gc.ca",
+  "go.id", "go.jp", "go.ke", "go.kr", "go.th", "gob.ar", "gob.cl", "gob.es",
+  "gob.mx", "gob.ve", "gob.sv", "gouv.fr", "gouv.nc", "gouv.qc.ca", "gov.ad", "gov.af",
+  "gov.ai", "gov.al", "gov.am", "gov.ao", "gov.au", "gov.aw", "gov.ax", "gov.az",
+  "gov.bd", "gov.be", "gov.bg", "gov.bm", "gov.by", "gov.cl", "gov.cn", "gov.co",
+  "gov.cy", "gov.cz", "gov.dz", "gov.eg", "gov.fi", "gov.fk", "gov.gg", "gov.gr",
+  "gov.hk", "gov.hr", "gov.hu", "gov.ie", "gov.il", "gov.im", "gov.in", "gov.iq",
+  "gov.ir", "gov.it", "gov.je", "gov.kp", "gov.krd", "gov.ky", "gov.kz", "gov.lb",
+  "gov.lk", "gov.lt", "gov.lv", "gov.ma", "gov.mm", "gov.mo", "gov.mt", "gov.my",
+  "gov.ng", "gov.np", "gov.ph", "gov.pk", "gov.pl", "gov.pt", "gov.py", "gov.ro",
+  "gov.ru", "gov.scot", "gov.se", "gov.sg", "gov.si", "gov.sk", "gov.tr", "gov.tt",
+  "gov.tw", "gov.ua", "gov.uk", "gov.vn", "gov.wales", "gov.za", "government.pn", "govt.nz",
+  "gv.at", "ac.uk", "bl.uk", "judiciary.uk", "mod.uk", "nhs.uk", "parliament.uk", "police.uk",
+  "rct.uk", "royal.uk", "sch.uk", "ukaea.uk",
+]);

@@ -1,0 +1,39 @@
+// Periodic cleanup of state that has outlived its purpose. Deletes in batches
+// within a time budget, so a large backlog never blocks the listener for long.
+import { sql } from "kysely";
+import type { DB } from "./db.ts";
+
+const DAY = 86_400_000;
+
+export interface HousekeepingOptions {
+  now?: number;
+  /** Mail-log events older than this are removed. */
+  eventRetentionMs: number;
+  batch?: number;
+  budgetMs?: number;
+}
+
+/** Rows removed per table; a table left unfinished when the budget ran out continues next run. */
+export async function housekeeping(db: DB, { now = Date.now(), eventRetentionMs, batch = 5000, budgetMs = 2000 }: HousekeepingOptions): Promise<Record<string, number>> {
+  const rules: [table: string, condition: ReturnType<typeof sql>][] = [
+    ["fingerprints", sql`last_seen < ${now - 7 * DAY}`],
+    ["greylist", sql`last_seen < ${now - 30 * DAY}`],
+    ["denylist", sql`expires_at IS NOT NULL AND expires_at < ${now}`],
+    ["abuse_counts", sql`window_start < ${now - DAY}`],
+    ["rate_counts", sql`window_start < ${now - 3_600_000}`],
+    ["events", sql`at < ${now - eventRetentionMs}`],
+  ];
+  const started = performance.now();
+  const removed: Record<string, number> = {};
+  for (const [table, condition] of rules) {
+    removed[table] = 0;
+    for (;;) {
+      if (performance.now() - started > budgetMs) return removed;
+      const result = await sql`DELETE FROM ${sql.table(table)} WHERE rowid IN (SELECT rowid FROM ${sql.table(table)} WHERE ${condition} LIMIT ${batch})`.execute(db);
+      const count = Number(result.numAffectedRows ?? 0n);
+      removed[table] += count;
+      if (count < batch) break;
+    }
+  }
+  return removed;
+}
