@@ -136,6 +136,16 @@ describe("commands and exit codes", () => {
     expect((await mf(["allow", "list"])).stdout).toBe("domain  partner.example\n");
   });
 
+  test("deny add (with reason and expiry), list, remove", async () => {
+    expect((await mf(["deny", "add", "203.0.113.9", "--reason", "spam run", "--expires", "2d"])).stdout).toMatch(/^denylisted ip 203\.0\.113\.9 until \d{4}-/);
+    expect((await mf(["deny", "add", "spammer.test"])).exitCode).toBe(0);
+    expect((await mf(["deny", "add", "x", "--expires", "soon"])).exitCode).toBe(2);
+    const listed = (await mf(["deny", "list"])).stdout;
+    expect(listed).toMatch(/^domain {2}spammer\.test {2}admin\nip {6}203\.0\.113\.9 {2}admin until .* \(spam run\)\n$/);
+    expect((await mf(["deny", "remove", "203.0.113.9"])).exitCode).toBe(0);
+    expect((await mf(["deny", "remove", "203.0.113.9"])).exitCode).toBe(1);
+  });
+
   test("config check prints effective values with their origin, or names the bad key (exit 2)", async () => {
     const ok = await mf(["config", "check", "--smtp-port", "2600"], { MAILFERRY_HTTP_PORT: "9090" });
     expect(ok.exitCode).toBe(0);

@@ -6,6 +6,7 @@ import { ConfigError, type Config, flagName, type Effective, loadConfigWithOrigi
 import { UserError } from "../errors.ts";
 import { aliasCommand } from "./alias.ts";
 import { allowCommand } from "./allow.ts";
+import { denyCommand } from "./deny.ts";
 import { configCheck } from "./config-check.ts";
 import { domainCommand } from "./domain.ts";
 import { serve } from "./serve.ts";
@@ -57,8 +58,11 @@ commands:
                             Forward Email TXT syntax, one value per line; dry run without --apply
   alias export <domain>     the domain's rules in TXT syntax
   allow add <ip|cidr|domain|address> [--description TEXT]
-  allow list [--json]       senders exempt from SPF/DMARC refusal
+  allow list [--json]       senders exempt from greylisting, rate limits and SPF/DMARC refusal
   allow remove <entry>
+  deny add <ip|cidr|domain|address> [--reason TEXT] [--expires 30d]
+  deny list [--json]        senders answered 421 (automatic entries expire by themselves)
+  deny remove <entry>
   config check [--json]     validate configuration and print the effective values
 
 global options (each also settable as MAILFERRY_<NAME> or in config.toml):
@@ -84,6 +88,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         disabled: { type: "string" },
         description: { type: "string" },
         selector: { type: "string" },
+        reason: { type: "string" },
+        expires: { type: "string" },
         apply: { type: "boolean" },
         replace: { type: "boolean" },
       },
@@ -98,7 +104,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       io,
       args,
       json: !!values.json,
-      options: { disabled: values.disabled as string | undefined, description: values.description as string | undefined, selector: values.selector as string | undefined },
+      options: Object.fromEntries(["disabled", "description", "selector", "reason", "expires"].map((k) => [k, values[k as keyof typeof values] as string | undefined])),
       flags: new Set(Object.entries(values).filter(([, v]) => v === true).map(([k]) => k)),
       config: () => loadConfigWithOrigins({ env: io.env, flags, cwd: io.cwd }),
     };
@@ -114,6 +120,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         return await aliasCommand(ctx);
       case "allow":
         return await allowCommand(ctx);
+      case "deny":
+        return await denyCommand(ctx);
       case "config":
         if (args[0] !== "check") throw new UsageError(`unknown config command: ${args[0] ?? "(none)"}; try: config check`);
         return configCheck(ctx);

@@ -28,7 +28,7 @@ export async function housekeeping(db: DB, { now = Date.now(), eventRetentionMs,
   for (const [table, condition] of rules) {
     removed[table] = 0;
     for (;;) {
-      if (performance.now() - started > budgetMs) return removed;
+      if (performance.now() - started >= budgetMs) return removed;
       const result = await sql`DELETE FROM ${sql.table(table)} WHERE rowid IN (SELECT rowid FROM ${sql.table(table)} WHERE ${condition} LIMIT ${batch})`.execute(db);
       const count = Number(result.numAffectedRows ?? 0n);
       removed[table] += count;

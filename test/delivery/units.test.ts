@@ -1,9 +1,7 @@
-// The pure decisions of delivery: the DATA answer, destination replies, who may get a bounce.
+// The pure decisions of delivery: the DATA answer and destination replies.
 import { describe, expect, test } from "bun:test";
 import { dataAnswer } from "../../src/delivery/outcome.ts";
 import { parseReply } from "../../src/delivery/smtp-client.ts";
-import { automaticReplyBlocked, isUnreplyableName } from "../../src/policy/backscatter.ts";
-import { parseHeaderBlock } from "../../src/smtp/headers.ts";
 import { reply } from "../../src/smtp/reply.ts";
 
 const outcome = (target: string, code: number, text = "x") => ({ target, originalRecipient: "a@example.test", reply: reply(code, `${String(code)[0]}.0.0`, text), remoteMta: null });
@@ -39,27 +37,5 @@ describe("parseReply", () => {
   test("a 5xx asking to defer or slow down counts as 421", () => {
     expect(parseReply("550 5.7.28 Please slow down, rate limited")).toEqual(reply(421, "4.7.28", "Please slow down, rate limited"));
     expect(parseReply("554 Message deferred")).toEqual(reply(421, "4.0.0", "Message deferred"));
-  });
-});
-
-describe("automatic replies and bounces are never sent", () => {
-  const h = (block: string) => parseHeaderBlock(block.replace(/\n/g, "\r\n"));
-  const from = "From: Alice <alice@sender.test>\n";
-  test("to the null sender, mail daemons or no-reply names", () => {
-    expect(automaticReplyBlocked("", h(from))).toBe("null sender");
-    for (const name of ["MAILER-DAEMON@x.test", "postmaster@x.test", "bounce@x.test", "noreply@x.test", "no-reply@x.test", "donotreply@x.test", "alice+noreply@x.test", "alerts-noreply@x.test"]) {
-      expect(isUnreplyableName(name)).toBe(true);
-    }
-    expect(isUnreplyableName("alice@x.test")).toBe(false);
-    expect(automaticReplyBlocked("alice@sender.test", h("From: noreply@sender.test\n"))).toContain("From");
-  });
-  test("in reply to automatic, bulk or list mail, or to a report", () => {
-    expect(automaticReplyBlocked("alice@sender.test", h(from))).toBeNull();
-    expect(automaticReplyBlocked("alice@sender.test", h(`${from}Auto-Submitted: no\n`))).toBeNull();
-    expect(automaticReplyBlocked("alice@sender.test", h(`${from}Auto-Submitted: auto-replied\n`))).toContain("Auto-Submitted");
-    expect(automaticReplyBlocked("alice@sender.test", h(`${from}X-Auto-Response-Suppress: OOF, AutoReply\n`))).toContain("X-Auto-Response-Suppress");
-    expect(automaticReplyBlocked("alice@sender.test", h(`${from}List-Unsubscribe: <mailto:x@y.test>\n`))).toContain("List-*");
-    expect(automaticReplyBlocked("alice@sender.test", h(`${from}Precedence: bulk\n`))).toContain("Precedence");
-    expect(automaticReplyBlocked("alice@sender.test", h(`${from}Content-Type: multipart/report; report-type=delivery-status\n`))).toContain("report");
   });
 });

@@ -22,8 +22,9 @@ export class SmtpTalk {
     this.attach(socket);
   }
 
-  static async connect(port: number, host = "127.0.0.1"): Promise<{ talk: SmtpTalk; greeting: SmtpReplyLines }> {
-    const socket = net.connect(port, host);
+  /** `localAddress` (another 127.0.0.x) makes the client look like a different host. */
+  static async connect(port: number, host = "127.0.0.1", localAddress?: string): Promise<{ talk: SmtpTalk; greeting: SmtpReplyLines }> {
+    const socket = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", () => resolve());
       socket.once("error", reject);
@@ -103,6 +104,8 @@ export interface SendOptions {
   text?: string;
   requireTLS?: boolean;
   ignoreTLS?: boolean;
+  /** Send from this loopback address (another 127.0.0.x looks like another host). */
+  localAddress?: string;
 }
 
 /** Sends one message with nodemailer; rejects with nodemailer's error (responseCode, response) on refusal. */
@@ -115,6 +118,7 @@ export async function sendMail(port: number, options: SendOptions) {
     ignoreTLS: options.ignoreTLS ?? false,
     tls: { rejectUnauthorized: false },
     name: "client.test",
+    ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     connectionTimeout: 5000,
     greetingTimeout: 5000,
     socketTimeout: 10000,

@@ -1,0 +1,43 @@
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openStore, type Store } from "../../src/store/db.ts";
+import { housekeeping } from "../../src/store/housekeeping.ts";
+
+const DAY = 86_400_000;
+const NOW = Date.UTC(2026, 10, 25);
+let dir: string;
+let store: Store;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "mailferry-housekeeping-"));
+  store = await openStore(join(dir, "t.db"));
+});
+afterAll(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("expired rows go, current ones stay; batches stop at the time budget and resume", async () => {
+  const db = store.db;
+  await db.insertInto("fingerprints").values([{ id: "old", first_seen: NOW - 9 * DAY, last_seen: NOW - 8 * DAY }, { id: "new", first_seen: NOW - DAY, last_seen: NOW - DAY }]).execute();
+  await db.insertInto("delivered").values({ fingerprint: "old", target: "a@x.test", at: NOW - 8 * DAY }).execute();
+  await db.insertInto("greylist").values([{ key: "a|b", first_seen: NOW - 40 * DAY, passed_at: NOW - 40 * DAY, last_seen: NOW - 31 * DAY }, { key: "c|d", first_seen: NOW, passed_at: null, last_seen: NOW }]).execute();
+  await db.insertInto("denylist").values([
+    { kind: "ip", value: "192.0.2.1", source: "auto", expires_at: NOW - 1, created_at: NOW - 30 * DAY },
+    { kind: "ip", value: "192.0.2.2", source: "admin", expires_at: null, created_at: NOW - 300 * DAY },
+  ]).execute();
+  const event = (at: number) => ({ at, session_id: "s", remote_ip: "127.0.0.1", stage: "connect" as const, code: 220, enhanced: "2.0.0", text: "x", mail_from: null, recipients: null, domain: null, message_id: null, subject: null, headers: null, detail: null });
+  await db.insertInto("events").values([...Array.from({ length: 30 }, () => event(NOW - 8 * DAY)), event(NOW - DAY)]).execute();
+
+  const first = await housekeeping(db, { now: NOW, eventRetentionMs: 7 * DAY, batch: 10, budgetMs: 0 });
+  // No time budget at all: the run stops before its first batch.
+  expect(Object.values(first).reduce((a, b) => a + b, 0)).toBe(0);
+  const removed = await housekeeping(db, { now: NOW, eventRetentionMs: 7 * DAY, batch: 10, budgetMs: 10_000 });
+  expect(removed).toMatchObject({ fingerprints: 1, greylist: 1, denylist: 1, events: 30 });
+  expect((await db.selectFrom("fingerprints").select("id").execute()).map((r) => r.id)).toEqual(["new"]);
+  expect(await db.selectFrom("delivered").selectAll().execute()).toEqual([]);
+  expect((await db.selectFrom("greylist").select("key").execute()).map((r) => r.key)).toEqual(["c|d"]);
+  expect((await db.selectFrom("denylist").select("value").execute()).map((r) => r.value)).toEqual(["192.0.2.2"]);
+  expect(await db.selectFrom("events").select("id").execute()).toHaveLength(1);
+});
