@@ -40,7 +40,6 @@ const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 
 export async function startDnsServer(zones: Zones, host = "127.0.0.1"): Promise<DnsServer> {
   const queries: DnsServer["queries"] = [];
-  const udp = dgram.createSocket("udp4");
   const tcp = net.createServer();
   const state = { zones };
 
@@ -64,17 +63,6 @@ export async function startDnsServer(zones: Zones, host = "127.0.0.1"): Promise<
     return full;
   }
 
-  udp.on("message", (msg, rinfo) => {
-    let request: packet.DecodedPacket;
-    try {
-      request = packet.decode(msg);
-    } catch {
-      return;
-    }
-    const out = respond(request, "udp");
-    if (out) udp.send(out, rinfo.port, rinfo.address);
-  });
-
   tcp.on("connection", (socket) => {
     let buffered = Buffer.alloc(0);
     socket.on("error", () => socket.destroy());
@@ -93,9 +81,11 @@ export async function startDnsServer(zones: Zones, host = "127.0.0.1"): Promise<
     });
   });
 
-  // Same port on UDP and TCP: bind UDP first, then TCP on that port (retry if taken).
+  // Same port on UDP and TCP: bind UDP first, then TCP on that port (a new UDP socket if that port is taken).
+  let udp: dgram.Socket;
   let port = 0;
   for (let attempt = 0; ; attempt++) {
+    udp = dgram.createSocket("udp4");
     port = await new Promise<number>((resolve, reject) => {
       udp.once("error", reject);
       udp.bind(0, host, () => resolve(udp.address().port));
@@ -108,6 +98,16 @@ export async function startDnsServer(zones: Zones, host = "127.0.0.1"): Promise<
     if (attempt > 20) throw new Error("test DNS server: no free port for UDP+TCP");
     await new Promise<void>((resolve) => udp.close(() => resolve()));
   }
+  udp.on("message", (msg, rinfo) => {
+    let request: packet.DecodedPacket;
+    try {
+      request = packet.decode(msg);
+    } catch {
+      return;
+    }
+    const out = respond(request, "udp");
+    if (out) udp.send(out, rinfo.port, rinfo.address);
+  });
 
   return {
     host,
