@@ -14,6 +14,7 @@ import { createDeliver } from "./delivery/index.ts";
 import { createMtaSts } from "./delivery/mta-sts.ts";
 import { createOutbox, type Outbox } from "./delivery/outbox.ts";
 import { createRelay } from "./delivery/relay.ts";
+import { createVacationResponder } from "./delivery/vacation.ts";
 import { housekeeping } from "./store/housekeeping.ts";
 import { createResolver, type Resolver } from "./dns/resolver.ts";
 import type { Logger } from "./log.ts";
@@ -83,6 +84,7 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
 
     const deliver = createDeliver({
       db: store.db,
+      webhooks: { resolver, timeoutMs: config.webhooks.timeout, allowPrivate: config.webhooks.allowPrivate },
       relay,
       srs,
       outbox,
@@ -105,6 +107,7 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
           scanWithRspamd(config.scan.rspamdUrl!, message.raw, session, session.recipients.map((r) => r.address)).then(scanVerdict, (err) => scannerDown(err, config.scan.failOpen)),
       },
       deliver,
+      vacations: createVacationResponder({ db: store.db, outbox, hostname: config.hostname, logger }),
     });
     const smtp = await startMxListener({ config, tls, hooks, resolver, logger, recordEvent: record });
     stops.push(() => smtp.close());

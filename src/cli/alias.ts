@@ -4,6 +4,7 @@ import type { Verdict } from "../routing/resolve.ts";
 import { type AliasRule, aliasLabel, parseAliasName } from "../routing/rules.ts";
 import { formatReply } from "../smtp/reply.ts";
 import { addAlias, exportAliases, importAliases, listAliases, removeAlias } from "../store/aliases.ts";
+import { setVacation } from "../store/vacations.ts";
 import type { DisabledMode } from "../store/schema.ts";
 import { withStore } from "./domain.ts";
 import type { CommandContext } from "./index.ts";
@@ -20,8 +21,9 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
       if (!domain || !name) throw new UsageError("usage: mailferry alias add <domain> <name|*|/regex/[g]> [recipient...] [--disabled drop|soft|hard] [--description TEXT]");
       const disabled = ctx.options.disabled;
       if (disabled !== undefined && !MODES.includes(disabled as DisabledMode)) throw new UsageError("--disabled takes drop, soft or hard");
+      const allowPrivateWebhooks = ctx.config().config.webhooks.allowPrivate;
       const rule = await withStore(ctx, (s) =>
-        addAlias(s.db, domain, { ...parseAliasName(name), recipients, disabled: (disabled as DisabledMode | undefined) ?? null, description: ctx.options.description ?? "" }),
+        addAlias(s.db, domain, { ...parseAliasName(name), recipients, disabled: (disabled as DisabledMode | undefined) ?? null, description: ctx.options.description ?? "" }, { allowPrivateWebhooks }),
       );
       out(ctx.json ? JSON.stringify(rule) : `added ${describe(rule)}`);
       return 0;
@@ -57,7 +59,8 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
         throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
       }
       const apply = ctx.flags.has("apply");
-      const report = await withStore(ctx, (s) => importAliases(s.db, domain, text, { apply, replace: ctx.flags.has("replace") }));
+      const allowPrivateWebhooks = ctx.config().config.webhooks.allowPrivate;
+      const report = await withStore(ctx, (s) => importAliases(s.db, domain, text, { apply, replace: ctx.flags.has("replace"), allowPrivateWebhooks }));
       for (const e of report.errors) ctx.io.err(`${file}:${e.line}:${e.column}: ${JSON.stringify(e.token)}: ${e.message}`);
       const summary = `${report.aliases.length} alias${report.aliases.length === 1 ? "" : "es"}${report.port !== null ? ` and delivery port ${report.port}` : ""}`;
       if (report.errors.length) {
@@ -73,8 +76,20 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
       if (lines.length) out(lines.join("\n"));
       return 0;
     }
+    case "vacation": {
+      const [domain, name, ...rest] = args;
+      const { subject, message, start, end } = ctx.options;
+      if (!domain || !name || rest.length || !subject || !message) {
+        throw new UsageError("usage: mailferry alias vacation <domain> <name> --subject S --message M [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--off]");
+      }
+      const enabled = !ctx.flags.has("off");
+      const saved = await withStore(ctx, (s) => setVacation(s.db, domain, name, { subject, message, start: start ?? null, end: end ?? null, enabled }));
+      const window = `${saved.start_date ?? "now"} to ${saved.end_date ?? "until turned off"}`;
+      out(`vacation reply for ${name}@${domain.toLowerCase()} ${enabled ? `on, ${window}` : "off"}`);
+      return 0;
+    }
     default:
-      throw new UsageError(`unknown alias command: ${action ?? "(none)"}; try: add, list, remove, test, import, export`);
+      throw new UsageError(`unknown alias command: ${action ?? "(none)"}; try: add, list, remove, test, import, export, vacation`);
   }
 }
 

@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { domainRecords, mtaStsMode, zoneLine } from "../auth/records.ts";
 import type { DomainSettings } from "../routing/rules.ts";
 import { listDkimKeys, removeDkimKey, rotateDkimKey } from "../store/dkim.ts";
-import { addDomain, domainSettings, listDomains, parseDomainName, removeDomain, updateDomainSettings } from "../store/domains.ts";
+import { addDomain, domainSettings, listDomains, parseDomainName, removeDomain, updateDomainSettings, webhookKey } from "../store/domains.ts";
 import { DATABASE_FILE, openStore, type Store } from "../store/db.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
@@ -53,6 +53,11 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
       else for (const r of records) ctx.io.out(`; ${r.purpose}\n${zoneLine(r)}`);
       return 0;
     }
+    case "webhook-key": {
+      const key = await withStore(ctx, (s) => webhookKey(s.db, needName(), ctx.flags.has("rotate")));
+      ctx.io.out(key);
+      return 0;
+    }
     case "dkim": {
       const keys = await withStore(ctx, (s) => listDkimKeys(s.db, needName()));
       if (ctx.json) ctx.io.out(JSON.stringify(keys.map(({ private_key: _secret, ...k }) => k)));
@@ -79,7 +84,7 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
       return 0;
     }
     default:
-      throw new UsageError(`unknown domain command: ${action ?? "(none)"}; try: add, list, remove, set, dns, dkim, dkim-rotate, dkim-remove`);
+      throw new UsageError(`unknown domain command: ${action ?? "(none)"}; try: add, list, remove, set, dns, dkim, dkim-rotate, dkim-remove, webhook-key`);
   }
 }
 

@@ -43,6 +43,8 @@ commands:
   domain dns <name> [--json]
                             the DNS records to publish, as zone-file lines
   domain dkim <name>        its DKIM keys; dkim-rotate <name> [selector], dkim-remove <name> <selector>
+  domain webhook-key <name> [--rotate]
+                            the key that signs its webhook requests (X-Webhook-Signature)
   domain list [--json]      list managed domains
   domain remove <name>      stop managing a domain (its aliases are removed)
   domain set <name> key=value...
@@ -57,6 +59,8 @@ commands:
   alias import <domain> <file> [--apply] [--replace]
                             Forward Email TXT syntax, one value per line; dry run without --apply
   alias export <domain>     the domain's rules in TXT syntax
+  alias vacation <domain> <name> --subject S --message M [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--off]
+                            auto-reply of an exact alias (--off keeps the text, stops replying)
   allow add <ip|cidr|domain|address> [--description TEXT]
   allow list [--json]       senders exempt from greylisting, rate limits and SPF/DMARC refusal
   allow remove <entry>
@@ -90,8 +94,14 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         selector: { type: "string" },
         reason: { type: "string" },
         expires: { type: "string" },
+        subject: { type: "string" },
+        message: { type: "string" },
+        start: { type: "string" },
+        end: { type: "string" },
+        off: { type: "boolean" },
         apply: { type: "boolean" },
         replace: { type: "boolean" },
+        rotate: { type: "boolean" },
       },
     });
     const [command, ...args] = positionals;
@@ -104,7 +114,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       io,
       args,
       json: !!values.json,
-      options: Object.fromEntries(["disabled", "description", "selector", "reason", "expires"].map((k) => [k, values[k as keyof typeof values] as string | undefined])),
+      options: Object.fromEntries(["disabled", "description", "selector", "reason", "expires", "subject", "message", "start", "end"].map((k) => [k, values[k as keyof typeof values] as string | undefined])),
       flags: new Set(Object.entries(values).filter(([, v]) => v === true).map(([k]) => k)),
       config: () => loadConfigWithOrigins({ env: io.env, flags, cwd: io.cwd }),
     };

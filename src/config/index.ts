@@ -26,6 +26,7 @@ export interface Config {
   /** Milliseconds; 0: greylisting off. */
   greylist: { delay: number };
   scan: { rspamdUrl: string | null; failOpen: boolean };
+  webhooks: { timeout: number; allowPrivate: boolean };
   tls: { cert: string | null; key: string | null };
   log: { format: LogFormat; level: LogLevel; retention: number };
 }
@@ -34,6 +35,8 @@ interface Setting {
   /** TOML section, or "" for a top-level key. */
   section: string;
   key: string;
+  /** The environment/flag name when it is not `<section>_<key>` (names fixed by earlier docs). */
+  name?: string;
   parse: (raw: unknown) => unknown;
   /** Shown in `config check` and the README; a function when it depends on the machine. */
   default: unknown | (() => unknown);
@@ -69,6 +72,8 @@ export const SETTINGS: readonly Setting[] = [
   { section: "srs", key: "domain", parse: v.optionalHostname, default: "", doc: "Domain of rewritten envelope senders; must route bounces here (default: hostname)" },
   { section: "tls", key: "cert", parse: v.optionalPath, default: "", doc: "PEM certificate (chain) for STARTTLS; default: self-signed in the data dir" },
   { section: "tls", key: "key", parse: v.optionalPath, default: "", doc: "PEM private key for tls.cert" },
+  { section: "webhooks", key: "timeout", name: "webhook_timeout", parse: v.positiveDuration, default: "60s", doc: "Timeout of one webhook request" },
+  { section: "webhooks", key: "allow_private", name: "webhook_allow_private", parse: v.bool, default: false, doc: "Allow webhook URLs on loopback, private or link-local addresses (SSRF guard off)" },
   { section: "greylist", key: "delay", parse: v.duration, default: 300, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
   { section: "scan", key: "rspamd_url", parse: v.optionalUrl, default: "", doc: "rspamd to scan messages with, e.g. http://127.0.0.1:11333 (empty: only GTUBE)" },
   { section: "scan", key: "fail_open", parse: v.bool, default: false, doc: "Deliver unscanned when rspamd is down (default: answer 421)" },
@@ -80,12 +85,12 @@ export const SETTINGS: readonly Setting[] = [
 export const DATA_DIR_ENV = "MAILFERRY_DATA_DIR";
 export const CONFIG_FILE_ENV = "MAILFERRY_CONFIG";
 
-export function envName(s: Pick<Setting, "section" | "key">): string {
-  return ["MAILFERRY", s.section, s.key].filter(Boolean).join("_").toUpperCase();
+export function envName(s: Pick<Setting, "section" | "key" | "name">): string {
+  return ["MAILFERRY", s.name ?? [s.section, s.key].filter(Boolean).join("_")].join("_").toUpperCase();
 }
 
-export function flagName(s: Pick<Setting, "section" | "key">): string {
-  return [s.section, s.key].filter(Boolean).join("-").replaceAll("_", "-");
+export function flagName(s: Pick<Setting, "section" | "key" | "name">): string {
+  return (s.name ?? [s.section, s.key].filter(Boolean).join("-")).replaceAll("_", "-");
 }
 
 export function tomlName(s: Pick<Setting, "section" | "key">): string {
@@ -185,6 +190,7 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
     tls: { cert: absolute(tlsCert), key: absolute(tlsKey) },
     greylist: { delay: values["greylist.delay"] as number },
     scan: { rspamdUrl: values["scan.rspamd_url"] as string | null, failOpen: values["scan.fail_open"] as boolean },
+    webhooks: { timeout: values["webhooks.timeout"] as number, allowPrivate: values["webhooks.allow_private"] as boolean },
     log: { format: values["log.format"] as LogFormat, level: values["log.level"] as LogLevel, retention: values["log.retention"] as number },
   };
   return { config, effective };

@@ -20,6 +20,8 @@ import type { Outbox } from "./outbox.ts";
 import type { Envelope, Relay } from "./relay.ts";
 import { traceHeaders } from "./trace.ts";
 import { composeCopy } from "./compose.ts";
+import { postWebhook, webhookPayload, type WebhookOptions } from "./webhook.ts";
+import { webhookKey } from "../store/domains.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import { signingKey } from "../store/dkim.ts";
 
@@ -31,6 +33,7 @@ export const MAX_RETRY_AGE_MS = 5 * 86_400_000;
 
 export interface DeliverDeps {
   db: DB;
+  webhooks: WebhookOptions;
   relay: Relay;
   srs: Srs;
   outbox: Outbox;
@@ -116,9 +119,26 @@ export function createDeliver(deps: DeliverDeps): Deliver {
       envelopes.set(envelope, addressJobs);
       copies.set(envelope, { signed: copy.signed, friendly_from: copy.rewroteFrom });
     }
-    for (const job of jobs.filter((j) => j.target.kind === "webhook")) {
-      await settle(job, reply(451, "4.3.0", "Webhook delivery is not available yet, please try again later"), null);
-    }
+    // Webhooks: one POST per URL (and signing domain), listing every original recipient that leads to it.
+    const webhookJobs = jobs.filter((j) => j.target.kind === "webhook");
+    const posting = webhookJobs.length
+      ? (async () => {
+          const payload = await webhookPayload({ raw: message.raw, auth, session, hostname, arrival: new Date() }, []);
+          await Promise.all(
+            webhookJobs.map(async (job) => {
+              const url = (job.target as Extract<Target, { kind: "webhook" }>).url;
+              const recipients = session.recipients.filter((r) => r.verdict.action === "deliver" && r.verdict.targets.some((t) => t.kind === "webhook" && t.url === url)).map((r) => r.address);
+              const started = performance.now();
+              const outcome = await postWebhook(url, { ...payload, recipients, session: { ...(payload.session as object), recipient: recipients[0] } }, await webhookKey(db, job.aliasDomain), deps.webhooks);
+              for (const [i, a] of outcome.attempts.entries()) {
+                deps.logger.info("webhook.attempt_failed", { session: session.id, url: new URL(url).host, attempt: i + 1, status: a.status, error: a.error ?? undefined });
+              }
+              const attempts = outcome.attempts.map((a) => ({ status: a.status, error: a.error, excerpt: a.excerpt }));
+              await settle(job, outcome.reply, null, { webhook: true, recipients, attempts, duration_ms: Math.round(performance.now() - started) });
+            }),
+          );
+        })()
+      : Promise.resolve();
 
     const sending = relay.send([...envelopes.keys()]).then(async (results) => {
       for (const result of results) {
@@ -130,13 +150,13 @@ export function createDeliver(deps: DeliverDeps): Deliver {
     // under way are recorded when they finish, so its retry skips them.
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), deps.messageTimeout)));
-    const finished = await Promise.race([sending.then(() => "done" as const), timedOut]);
+    const finished = await Promise.race([Promise.all([sending, posting]).then(() => "done" as const), timedOut]);
     clearTimeout(timer);
     if (finished === "timeout") {
       const late = reply(421, "4.4.7", "Delivery took too long, please try again later");
       for (const job of jobs) if (!answered.has(job.key)) outcomes.push({ target: job.key, originalRecipient: job.original, reply: late, remoteMta: null });
       answering = false;
-      sending.catch((err) => deps.logger.error("delivery.late_failure", { session: session.id, error: err }));
+      Promise.all([sending, posting]).catch((err) => deps.logger.error("delivery.late_failure", { session: session.id, error: err }));
     }
 
     const answer = dataAnswer(outcomes, state.delivered.size);

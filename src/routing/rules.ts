@@ -4,6 +4,7 @@ import { normalizeDomain } from "../config/values.ts";
 import { UserError } from "../errors.ts";
 import { parseMailbox } from "../smtp/address.ts";
 import type { AliasMatcher, DisabledMode } from "../store/schema.ts";
+import { webhookUrlProblem } from "../delivery/ssrf.ts";
 import { type CompiledPattern, compilePattern, patternProblem } from "./regex.ts";
 
 export type { AliasMatcher, DisabledMode };
@@ -124,7 +125,12 @@ const TEMPLATE = /\$([1-9])/g;
  * Validates and normalises an alias. Throws a UserError naming the field.
  * Regex patterns are checked for ReDoS, which is why this is async.
  */
-export async function validateAlias(input: AliasInput, settings: DomainSettings = DEFAULT_DOMAIN_SETTINGS): Promise<Omit<AliasRule, "id" | "domain">> {
+export interface ValidationOptions {
+  /** Webhook URLs on loopback/private/link-local addresses are allowed (webhooks.allow_private). */
+  allowPrivateWebhooks?: boolean;
+}
+
+export async function validateAlias(input: AliasInput, settings: DomainSettings = DEFAULT_DOMAIN_SETTINGS, options: ValidationOptions = {}): Promise<Omit<AliasRule, "id" | "domain">> {
   const disabled = input.disabled ?? null;
   const global = !!input.global;
   let pattern: string;
@@ -161,6 +167,10 @@ export async function validateAlias(input: AliasInput, settings: DomainSettings 
     const canonical = canonicalRecipient(usesCaptures ? recipient.replace(TEMPLATE, "x") : recipient);
     if (!canonical) throw new UserError("invalid", `"${recipient}" is not an email address, domain name or http(s) URL`, "recipients");
     const value = usesCaptures ? recipient : canonical.value;
+    if (canonical.kind === "webhook" && !options.allowPrivateWebhooks) {
+      const problem = webhookUrlProblem(usesCaptures ? recipient.replace(TEMPLATE, "x") : value);
+      if (problem) throw new UserError("invalid", problem, "recipients");
+    }
     if (!recipients.some((r) => r.toLowerCase() === value.toLowerCase())) recipients.push(value);
   }
   if (recipients.length === 0 && disabled === null) throw new UserError("invalid", "an enabled alias needs at least one recipient", "recipients");

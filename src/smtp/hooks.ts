@@ -5,6 +5,7 @@ import type { Srs } from "../auth/srs.ts";
 import type { AbuseGuard } from "../policy/abuse.ts";
 import type { ScanVerdict } from "../policy/scan.ts";
 import type { Deliver } from "../delivery/index.ts";
+import type { VacationResponder } from "../delivery/vacation.ts";
 import type { Verdict } from "../routing/resolve.ts";
 import type { Router } from "../routing/router.ts";
 import { parseMailbox } from "./address.ts";
@@ -85,9 +86,10 @@ export interface HookDeps {
   /** Content scanning: whether it applies to this transaction (a scanner is configured and a recipient domain wants it), and the scan. */
   scan: { applies(session: Session): Promise<boolean>; run(session: Session, message: InboundMessage): Promise<ScanVerdict> };
   deliver: Deliver;
+  vacations: VacationResponder;
 }
 
-export function createHooks({ router, srs, maxSize, hostname, authenticate, abuse, scan, deliver }: HookDeps): StageHooks {
+export function createHooks({ router, srs, maxSize, hostname, authenticate, abuse, scan, deliver, vacations }: HookDeps): StageHooks {
   return {
     connect: async (session) => (await abuse.onConnect(session)) ?? ACCEPT_CONNECT,
     close: (session) => abuse.onClose(session),
@@ -133,7 +135,9 @@ export function createHooks({ router, srs, maxSize, hostname, authenticate, abus
       }
       // Every recipient was a silently disabled alias (`!alias`): accepted and discarded.
       if (session.recipients.every((r) => r.verdict.action === "drop")) return { reply: ACCEPT_DROPPED, facts };
-      return { reply: await deliver(session, message, auth, scanned?.headers ?? ""), facts };
+      const delivered = await deliver(session, message, auth, scanned?.headers ?? "");
+      if (delivered.code < 400) await vacations.afterDelivery(session, message);
+      return { reply: delivered, facts };
     },
   };
 }

@@ -1,7 +1,7 @@
 // Alias queries. Validation is the routing layer's (validateAlias); this
 // module stores what it returns and keeps imports all-or-nothing.
 import { UserError } from "../errors.ts";
-import { type AliasInput, type AliasRule, aliasLabel, parseAliasName, validateAlias } from "../routing/rules.ts";
+import { type AliasInput, type AliasRule, aliasLabel, parseAliasName, type ValidationOptions, validateAlias } from "../routing/rules.ts";
 import { parseTxt, printTxt, type TxtError } from "../routing/txt.ts";
 import type { DB } from "./db.ts";
 import { domainSettings, findDomain, parseDomainName } from "./domains.ts";
@@ -52,9 +52,9 @@ function toRow(domainId: number, alias: Validated, now: number) {
   };
 }
 
-export async function addAlias(db: DB, domainInput: string, input: AliasInput, now = Date.now()): Promise<AliasRule> {
+export async function addAlias(db: DB, domainInput: string, input: AliasInput, options: ValidationOptions = {}, now = Date.now()): Promise<AliasRule> {
   const domain = await requireDomain(db, domainInput);
-  const alias = await validateAlias(input, domainSettings(domain));
+  const alias = await validateAlias(input, domainSettings(domain), options);
   const row = await db
     .insertInto("aliases")
     .values(toRow(domain.id, alias, now))
@@ -88,7 +88,7 @@ export interface ImportReport {
  * first; with any error nothing is written. `apply: false` is a dry run;
  * `replace` deletes the domain's existing aliases in the same transaction.
  */
-export async function importAliases(db: DB, domainInput: string, text: string, options: { apply: boolean; replace?: boolean }): Promise<ImportReport> {
+export async function importAliases(db: DB, domainInput: string, text: string, options: { apply: boolean; replace?: boolean } & ValidationOptions): Promise<ImportReport> {
   const domain = await requireDomain(db, domainInput);
   const parsed = parseTxt(text);
   const errors = [...parsed.errors];
@@ -97,7 +97,7 @@ export async function importAliases(db: DB, domainInput: string, text: string, o
   for (const input of parsed.aliases) {
     const where = { line: input.line, column: input.column, token: aliasLabel({ ...input, global: !!input.global }) };
     try {
-      const alias = await validateAlias(input, domainSettings(domain));
+      const alias = await validateAlias(input, domainSettings(domain), options);
       if (existing.has(`${alias.matcher}:${alias.pattern}`)) errors.push({ ...where, message: `alias ${aliasLabel(alias)} already exists on ${domain.name} (use --replace)` });
       else aliases.push(alias);
     } catch (err) {

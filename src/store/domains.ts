@@ -1,6 +1,7 @@
 import { normalizeDomain } from "../config/values.ts";
 import { UserError } from "../errors.ts";
 import type { DB } from "./db.ts";
+import { randomBytes } from "node:crypto";
 import { DEFAULT_SELECTOR } from "../auth/dkim.ts";
 import type { DomainSettings } from "../routing/rules.ts";
 import { createDkimKey } from "./dkim.ts";
@@ -28,7 +29,7 @@ export async function addDomain(db: DB, input: string, options: { selector?: str
   const now = options.now ?? Date.now();
   const inserted = await db
     .insertInto("domains")
-    .values({ name, created_at: now, updated_at: now })
+    .values({ name, webhook_key: newWebhookKey(), created_at: now, updated_at: now })
     .onConflict((oc) => oc.column("name").doNothing())
     .returningAll()
     .executeTakeFirst();
@@ -47,6 +48,19 @@ export async function removeDomain(db: DB, input: string): Promise<void> {
   const name = parseDomainName(input);
   const result = await db.deleteFrom("domains").where("name", "=", name).executeTakeFirst();
   if (result.numDeletedRows === 0n) throw new UserError("not_found", `domain ${name} does not exist`, "name");
+}
+
+export function newWebhookKey(): string {
+  return randomBytes(32).toString("hex");
+}
+
+/** The domain's webhook signing key; `rotate` replaces it first. */
+export async function webhookKey(db: DB, input: string, rotate = false): Promise<string> {
+  const name = parseDomainName(input);
+  if (rotate) await db.updateTable("domains").set({ webhook_key: newWebhookKey(), updated_at: Date.now() }).where("name", "=", name).execute();
+  const row = await db.selectFrom("domains").select("webhook_key").where("name", "=", name).executeTakeFirst();
+  if (!row) throw new UserError("not_found", `domain ${name} does not exist`, "name");
+  return row.webhook_key;
 }
 
 /** Whether any of these managed domains wants its mail checked by the spam scanner. */

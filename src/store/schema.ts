@@ -15,6 +15,8 @@ export interface DomainsTable {
   random_subdomain_length: ColumnType<number, number | undefined, number>;
   /** 1: messages for this domain are checked by the configured spam scanner. */
   scan_spam: ColumnType<number, number | undefined, number>;
+  /** hex key for X-Webhook-Signature (HMAC-SHA256 of the body). */
+  webhook_key: ColumnType<string, string | undefined, string>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -155,6 +157,24 @@ export interface CounterTable {
   count: number;
 }
 
+export interface VacationsTable {
+  alias_id: number;
+  enabled: ColumnType<number, number | undefined, number>;
+  /** Inclusive UTC dates, YYYY-MM-DD; null: no bound. */
+  start_date: string | null;
+  end_date: string | null;
+  subject: string;
+  message: string;
+  updated_at: Timestamp;
+}
+
+export interface VacationRepliesTable {
+  alias_id: number;
+  /** The sender's address (allowlisted senders) or root domain (others). */
+  sender: string;
+  sent_at: Timestamp;
+}
+
 export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
@@ -170,6 +190,8 @@ export interface Schema {
   denylist: DenylistTable;
   abuse_counts: CounterTable;
   rate_counts: CounterTable;
+  vacations: VacationsTable;
+  vacation_replies: VacationRepliesTable;
 }
 
 export type Domain = Selectable<DomainsTable>;
@@ -177,3 +199,4 @@ export type Alias = Selectable<AliasesTable>;
 export type Event = Selectable<EventsTable>;
 export type NewEvent = Insertable<EventsTable>;
 export type DkimKey = Selectable<DkimKeysTable>;
+export type Vacation = Selectable<VacationsTable>;

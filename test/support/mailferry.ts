@@ -55,7 +55,7 @@ export async function startMailferry({ dns, domains = [], aliases = {}, env = {}
   const appliance = await startAppliance(config, logger);
   for (const domain of domains) await addDomain(appliance.store.db, domain);
   for (const [domain, text] of Object.entries(aliases)) {
-    const report = await importAliases(appliance.store.db, domain, text, { apply: true });
+    const report = await importAliases(appliance.store.db, domain, text, { apply: true, allowPrivateWebhooks: config.webhooks.allowPrivate });
     if (!report.applied) throw new Error(`test aliases for ${domain}: ${JSON.stringify(report.errors)}`);
   }
   return {

@@ -6,6 +6,7 @@ import * as m002 from "./002_routing.ts";
 import * as m003 from "./003_delivery.ts";
 import * as m004 from "./004_auth.ts";
 import * as m005 from "./005_abuse.ts";
+import * as m006 from "./006_webhooks_vacation.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   "003_delivery": m003,
   "004_auth": m004,
   "005_abuse": m005,
+  "006_webhooks_vacation": m006,
 };

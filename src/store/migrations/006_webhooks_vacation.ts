@@ -1,0 +1,22 @@
+import { type Kysely, sql } from "kysely";
+
+/** A webhook signing key per domain, and vacation responders with their memory of who was answered. */
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await sql`ALTER TABLE domains ADD COLUMN webhook_key TEXT NOT NULL DEFAULT ''`.execute(db);
+  await sql`UPDATE domains SET webhook_key = lower(hex(randomblob(32)))`.execute(db);
+  await sql`CREATE TABLE vacations (
+    alias_id INTEGER PRIMARY KEY REFERENCES aliases (id) ON DELETE CASCADE,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    start_date TEXT,
+    end_date TEXT,
+    subject TEXT NOT NULL,
+    message TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  )`.execute(db);
+  await sql`CREATE TABLE vacation_replies (
+    alias_id INTEGER NOT NULL REFERENCES aliases (id) ON DELETE CASCADE,
+    sender TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    PRIMARY KEY (alias_id, sender)
+  )`.execute(db);
+}
