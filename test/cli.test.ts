@@ -146,6 +146,28 @@ describe("commands and exit codes", () => {
     expect((await mf(["deny", "remove", "203.0.113.9"])).exitCode).toBe(1);
   });
 
+  test("domain webhook-key prints only the key; --rotate replaces it", async () => {
+    await mf(["domain", "add", "hooks.test"]);
+    const key = (await mf(["domain", "webhook-key", "hooks.test"])).stdout;
+    expect(key).toMatch(/^[0-9a-f]{64}\n$/);
+    expect((await mf(["domain", "webhook-key", "hooks.test"])).stdout).toBe(key);
+    const rotated = (await mf(["domain", "webhook-key", "hooks.test", "--rotate"])).stdout;
+    expect(rotated).toMatch(/^[0-9a-f]{64}\n$/);
+    expect(rotated).not.toBe(key);
+  });
+
+  test("alias vacation turns an auto-reply on and off; refused for catch-all", async () => {
+    await mf(["domain", "add", "vacation.test"]);
+    await mf(["alias", "add", "vacation.test", "me", "me@elsewhere.test"]);
+    await mf(["alias", "add", "vacation.test", "*", "me@elsewhere.test"]);
+    const on = await mf(["alias", "vacation", "vacation.test", "me", "--subject", "Away", "--message", "Back soon", "--start", "2026-12-20", "--end", "2027-01-05"]);
+    expect(on).toMatchObject({ exitCode: 0, stdout: "vacation reply for me@vacation.test on, 2026-12-20 to 2027-01-05\n" });
+    expect((await mf(["alias", "vacation", "vacation.test", "me", "--subject", "Away", "--message", "Back soon", "--off"])).stdout).toBe("vacation reply for me@vacation.test off\n");
+    const star = await mf(["alias", "vacation", "vacation.test", "*", "--subject", "Away", "--message", "x"]);
+    expect(star.exitCode).toBe(2);
+    expect(star.stderr).toContain("only for exact aliases");
+  });
+
   test("config check prints effective values with their origin, or names the bad key (exit 2)", async () => {
     const ok = await mf(["config", "check", "--smtp-port", "2600"], { MAILFERRY_HTTP_PORT: "9090" });
     expect(ok.exitCode).toBe(0);
