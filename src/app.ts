@@ -2,7 +2,9 @@
 // HTTP server, started in dependency order and stopped in reverse.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Config, ConfigError, envName } from "./config/index.ts";
+import { type Config, ConfigError, type ConfigInput, envName } from "./config/index.ts";
+import { adminCount } from "./store/admins.ts";
+import { createSetupToken } from "./web/session.ts";
 import { readFileSync } from "node:fs";
 import { authenticateInbound } from "./auth/inbound.ts";
 import { mtaStsMode, mtaStsPolicy } from "./auth/records.ts";
@@ -33,6 +35,8 @@ export interface Appliance {
   smtp: MxListener;
   http: { host: string; port: number; url: string };
   outbox: Outbox;
+  /** The one-time set-up URL while no admin exists, else null. */
+  setupUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -46,7 +50,11 @@ function readCa(path: string | null): Buffer | undefined {
   }
 }
 
-export async function startAppliance(config: Config, logger: Logger): Promise<Appliance> {
+/**
+ * `input` is how `config` was loaded (environment, flags, working dir): the
+ * settings page reloads the configuration the same way after a change.
+ */
+export async function startAppliance(config: Config, logger: Logger, input: ConfigInput = {}): Promise<Appliance> {
   const startedAt = Date.now();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   const store = await openStore(join(config.dataDir, DATABASE_FILE));
@@ -78,7 +86,7 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
     maintenance.unref();
     stops.push(async () => clearInterval(maintenance));
 
-    const abuse = createAbuseGuard({ db: store.db, logger, greylistDelayMs: config.greylist.delay });
+    const abuse = createAbuseGuard({ db: store.db, logger, greylistDelayMs: () => config.greylist.delay });
     await abuse.start();
     stops.push(() => abuse.stop());
 
@@ -94,8 +102,9 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
       logger,
       recordEvent: record,
     });
+    const router = createRouter(store.db);
     const hooks = createHooks({
-      router: createRouter(store.db),
+      router,
       srs,
       maxSize: config.smtp.maxSize,
       hostname: config.hostname,
@@ -112,19 +121,45 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
     const smtp = await startMxListener({ config, tls, hooks, resolver, logger, recordEvent: record });
     stops.push(() => smtp.close());
 
-    const web = createWebApp({ store, smtp, startedAt, mtaStsPolicy: mtaStsPolicy(config.hostname, mtaStsMode(config.tls.cert !== null)) });
-    const server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: web.fetch });
+    // While no admin exists, the set-up page needs this token (printed below), so a
+    // stranger who finds the port cannot claim the instance first.
+    const setupToken = (await adminCount(store.db)) === 0 ? createSetupToken() : null;
+    const web = createWebApp({
+      store,
+      smtp,
+      startedAt,
+      mtaStsPolicy: mtaStsPolicy(config.hostname, mtaStsMode(config.tls.cert !== null)),
+      db: store.db,
+      config,
+      configInput: input,
+      resolver,
+      liveResolver: createResolver({ servers: config.dns.servers, timeout: config.dns.timeout, maxCacheEntries: 0 }),
+      router,
+      logger,
+      setupToken: () => setupToken,
+      applyConfig: (next) => {
+        // What the running parts read on each use; the rest applies after a restart.
+        config.greylist = next.greylist;
+        config.scan = next.scan;
+        config.smarthost = next.smarthost;
+        config.log.retention = next.log.retention;
+      },
+      secureCookies: false,
+    });
+    const server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: (req, srv) => web.fetch(req, srv) });
     stops.push(async () => {
       await server.stop();
     });
     const httpHost = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
     const http = { host: config.http.host, port: server.port!, url: `http://${httpHost}:${server.port}/` };
 
+    const setupUrl = setupToken ? `${http.url}setup?token=${setupToken}` : null;
     logger.info("mailferry.ready", {
       hostname: config.hostname,
       data_dir: config.dataDir,
       smtp: `${smtp.host}:${smtp.port}`,
       admin_url: http.url,
+      setup_url: setupUrl ?? undefined,
       health_url: `${http.url}healthz`,
       startup_ms: Date.now() - startedAt,
     });
@@ -136,7 +171,7 @@ export async function startAppliance(config: Config, logger: Logger): Promise<Ap
         await stopAll();
         logger.info("mailferry.stopped", {});
       })());
-    return { config, store, resolver, smtp, http, outbox, stop };
+    return { config, store, resolver, smtp, http, outbox, setupUrl, stop };
   } catch (err) {
     await stopAll().catch(() => {});
     throw err;

@@ -5,6 +5,10 @@ declare module "htmx.org/dist/htmx.min.js" {
   const path: string;
   export default path;
 }
+declare module "*.css" {
+  const path: string;
+  export default path;
+}
 
 // Documented in mailauth's README, not in its bundled typings.
 declare module "mailauth/lib/dmarc/get-dmarc-record" {

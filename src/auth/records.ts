@@ -67,3 +67,39 @@ function txtStrings(value: string): string {
   for (let i = 0; i < bytes.length; i += 255) parts.push(bytes.subarray(i, i + 255).toString("utf8"));
   return parts.map((p) => `"${p.replace(/[\\"]/g, "\\$&")}"`).join(" ");
 }
+
+export interface RecordCheck {
+  record: DnsRecord;
+  status: "ok" | "missing" | "different";
+  /** What DNS has for that name and type. */
+  found: string[];
+  error?: string;
+}
+
+type Lookup = (name: string, type: "MX" | "TXT" | "CNAME") => Promise<unknown>;
+
+/** Looks each record up and compares what is published with what is expected. */
+export async function checkRecords(records: DnsRecord[], lookup: Lookup): Promise<RecordCheck[]> {
+  return Promise.all(
+    records.map(async (record): Promise<RecordCheck> => {
+      const name = record.name.replace(/\.$/, "");
+      let found: string[];
+      try {
+        const answer = await lookup(name, record.type);
+        if (record.type === "MX") found = (answer as { exchange: string; priority: number }[]).map((m) => `${m.priority} ${m.exchange}.`);
+        else if (record.type === "TXT") found = (answer as string[][]).map((parts) => parts.join(""));
+        else found = (answer as string[]).map((n) => `${n}.`);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        return { record, status: "missing", found: [], error: code === "ENOTFOUND" || code === "ENODATA" ? "not published" : `lookup failed (${code ?? err})` };
+      }
+      const same = (a: string, b: string) => (record.type === "TXT" ? a.replace(/\s*;\s*/g, ";").trim() === b.replace(/\s*;\s*/g, ";").trim() : a.toLowerCase() === b.toLowerCase());
+      const expected = record.type === "MX" ? record.value.replace(/^\d+\s+/, "") : record.value;
+      const match = found.some((f) => (record.type === "MX" ? same(f.replace(/^\d+\s+/, ""), expected) : same(f, expected)));
+      // Only TXT records of the same kind count (an SPF next to a site-verification TXT is fine).
+      const kind = record.value.split(/[;\s]/)[0]!;
+      const relevant = record.type === "TXT" ? found.filter((f) => f.startsWith(kind)) : found;
+      return { record, status: match ? "ok" : relevant.length ? "different" : "missing", found: relevant };
+    }),
+  );
+}

@@ -2,7 +2,7 @@
 // and the compiled binary. Exit codes: 0 ok, 1 runtime error, 2 usage or
 // configuration error.
 import { parseArgs } from "node:util";
-import { ConfigError, type Config, flagName, type Effective, loadConfigWithOrigins, SETTINGS } from "../config/index.ts";
+import { ConfigError, type Config, type ConfigInput, flagName, type Effective, loadConfigWithOrigins, SETTINGS } from "../config/index.ts";
 import { UserError } from "../errors.ts";
 import { aliasCommand } from "./alias.ts";
 import { allowCommand } from "./allow.ts";
@@ -31,6 +31,8 @@ export interface CommandContext {
   flags: Set<string>;
   /** Loads configuration from defaults, config.toml, environment and the global flags. */
   config(): { config: Config; effective: Effective };
+  /** What config() loads from, for parts that reload it. */
+  configInput: ConfigInput;
 }
 
 const USAGE = `usage: mailferry <command> [options]
@@ -117,6 +119,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       options: Object.fromEntries(["disabled", "description", "selector", "reason", "expires", "subject", "message", "start", "end"].map((k) => [k, values[k as keyof typeof values] as string | undefined])),
       flags: new Set(Object.entries(values).filter(([, v]) => v === true).map(([k]) => k)),
       config: () => loadConfigWithOrigins({ env: io.env, flags, cwd: io.cwd }),
+      configInput: { env: io.env, flags, cwd: io.cwd },
     };
     switch (command) {
       case "serve":

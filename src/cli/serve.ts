@@ -8,7 +8,7 @@ export async function serve(ctx: CommandContext): Promise<number> {
   if (ctx.args.length) throw new UsageError(`serve takes no arguments, got: ${ctx.args.join(" ")}`);
   const { config } = ctx.config();
   const logger = createLogger(config.log);
-  const appliance = await startAppliance(config, logger);
+  const appliance = await startAppliance(config, logger, ctx.configInput);
   return new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals) => {

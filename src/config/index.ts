@@ -114,8 +114,8 @@ export interface ConfigInput {
   cwd?: string;
 }
 
-/** Each effective value and where it came from, for `config check`. */
-export type Effective = { key: string; value: unknown; origin: string }[];
+/** Each effective value (as written in config, e.g. "3m") and where it came from, for `config check`. */
+export type Effective = { key: string; value: unknown; shown: string; origin: string }[];
 
 export function loadConfig(input: ConfigInput = {}): Config {
   return loadConfigWithOrigins(input).config;
@@ -128,7 +128,7 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
   const toml = readToml(configPath, explicitFile ? (flags["config"] ? "--config" : CONFIG_FILE_ENV) : null);
 
   const values: Record<string, unknown> = {};
-  const effective: Effective = [{ key: "data_dir", value: dataDir, origin: flags["data-dir"] ? "--data-dir" : env[DATA_DIR_ENV] ? DATA_DIR_ENV : "default" }];
+  const effective: Effective = [{ key: "data_dir", value: dataDir, shown: dataDir, origin: flags["data-dir"] ? "--data-dir" : env[DATA_DIR_ENV] ? DATA_DIR_ENV : "default" }];
   for (const s of SETTINGS) {
     const name = [s.section, s.key].filter(Boolean).join(".");
     const fromToml = s.section ? (toml.data[s.section] as Record<string, unknown> | undefined)?.[s.key] : toml.data[s.key];
@@ -145,7 +145,7 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
       const source = origin === "default" ? `${tomlName(s)} (default)` : origin;
       throw new ConfigError(source, `${source}=${JSON.stringify(raw)}: ${err.message}`);
     }
-    effective.push({ key: name, value: values[name], origin });
+    effective.push({ key: name, value: values[name], shown: show(s, values[name]), origin });
   }
 
   const tlsCert = values["tls.cert"] as string | null;
@@ -194,6 +194,14 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
     log: { format: values["log.format"] as LogFormat, level: values["log.level"] as LogLevel, retention: values["log.retention"] as number },
   };
   return { config, effective };
+}
+
+/** A parsed value written back the way an admin would type it. */
+function show(s: Setting, value: unknown): string {
+  if (value === null || value === undefined) return "";
+  if (s.parse === v.duration || s.parse === v.positiveDuration) return v.formatDuration(value as number);
+  if (Array.isArray(value)) return value.map((h: v.HostPort) => `${h.host.includes(":") ? `[${h.host}]` : h.host}:${h.port}`).join(",");
+  return String(value);
 }
 
 function readToml(path: string, requiredBy: string | null): { path: string | null; data: Record<string, unknown> } {

@@ -79,6 +79,13 @@ export function duration(raw: unknown): number {
   return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!.toLowerCase()]!);
 }
 
+/** Milliseconds in the largest whole unit: 300000 → "5m", 604800000 → "7d". */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return "0";
+  for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+
 export function positiveDuration(raw: unknown): number {
   const ms = duration(raw);
   if (ms <= 0) throw new ValueError("must be a duration greater than zero");

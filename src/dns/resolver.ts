@@ -51,6 +51,7 @@ export interface ResolverOptions {
   timeout: number;
   /** Rounds over the server list before giving up on timeouts. */
   attempts?: number;
+  /** 0 turns caching off (live checks of what is published right now). */
   maxCacheEntries?: number;
   /** Injected clock, in milliseconds, so cache expiry is testable without sleeping. */
   now?: () => number;
@@ -113,7 +114,7 @@ export function createResolver(opts: ResolverOptions): Resolver {
   }
 
   function remember(key: string, entry: CacheEntry) {
-    if (entry.expires <= now()) return;
+    if (entry.expires <= now() || maxCacheEntries === 0) return;
     cache.delete(key);
     if (cache.size >= maxCacheEntries) cache.delete(cache.keys().next().value!);
     cache.set(key, entry);

@@ -56,8 +56,8 @@ export interface AbuseGuard {
 export interface AbuseOptions {
   db: DB;
   logger: Logger;
-  /** 0 turns greylisting off. */
-  greylistDelayMs: number;
+  /** Read on each use (the settings page can change it); 0 turns greylisting off. */
+  greylistDelayMs: () => number;
   now?: () => number;
 }
 
@@ -125,9 +125,10 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, now = Date.now }
           return reply(421, "4.7.0", `Rate limit: more than ${LIMITS.connectionsPerHourPerRecipient} connections in an hour from ${session.senderKey} to ${recipient}; try again later`);
         }
       }
-      if (greylistDelayMs <= 0) return null;
+      const delay = greylistDelayMs();
+      if (delay <= 0) return null;
       const key = `${session.senderKey}|${rootDomain(recipientDomain)}`;
-      const decision = greylistDecision(await greylistEntry(db, key), key, now(), greylistDelayMs);
+      const decision = greylistDecision(await greylistEntry(db, key), key, now(), delay);
       await saveGreylist(db, decision.next);
       return decision.reply;
     },

@@ -123,3 +123,54 @@ export async function exportAliases(db: DB, domainInput: string): Promise<string
   const domain = await requireDomain(db, domainInput);
   return printTxt(await listAliases(db, domain.name), domain.delivery_port);
 }
+
+export function aliasById(db: DB, id: number): Promise<AliasRule | undefined> {
+  return db
+    .selectFrom("aliases")
+    .innerJoin("domains", "domains.id", "aliases.domain_id")
+    .selectAll("aliases")
+    .select("domains.name as domain_name")
+    .where("aliases.id", "=", id)
+    .executeTakeFirst()
+    .then((row) => (row ? toRule(row, row.domain_name) : undefined));
+}
+
+export interface AliasPage {
+  aliases: AliasRule[];
+  total: number;
+}
+
+/** One page of aliases, newest last, optionally of one domain and matching a search in name, recipients or description. */
+export async function searchAliases(db: DB, { domain, q, page, perPage }: { domain?: string | null; q?: string; page: number; perPage: number }): Promise<AliasPage> {
+  let query = db.selectFrom("aliases").innerJoin("domains", "domains.id", "aliases.domain_id");
+  if (domain) query = query.where("domains.name", "=", domain);
+  if (q) {
+    // % and _ in the search act as wildcards: harmless in an admin's filter.
+    const like = `%${q}%`;
+    query = query.where((eb) => eb.or([eb("aliases.pattern", "like", like), eb("aliases.recipients", "like", like), eb("aliases.description", "like", like)]));
+  }
+  const { n } = await query.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+  const rows = await query.selectAll("aliases").select("domains.name as domain_name").orderBy("domains.name").orderBy("aliases.id").limit(perPage).offset((page - 1) * perPage).execute();
+  return { aliases: rows.map((r) => toRule(r, r.domain_name)), total: Number(n) };
+}
+
+/** Changes recipients, state and description (validated as on creation). */
+export async function updateAlias(db: DB, id: number, input: Pick<AliasInput, "recipients" | "disabled" | "description">, options: ValidationOptions = {}, now = Date.now()): Promise<AliasRule> {
+  const current = await aliasById(db, id);
+  if (!current) throw new UserError("not_found", `alias ${id} does not exist`, "id");
+  const domain = (await findDomain(db, current.domain))!;
+  const valid = await validateAlias({ matcher: current.matcher, pattern: current.pattern, global: current.global, ...input }, domainSettings(domain), options);
+  await db
+    .updateTable("aliases")
+    .set({ recipients: JSON.stringify(valid.recipients), enabled: valid.disabled ? 0 : 1, disabled_mode: valid.disabled, description: valid.description, updated_at: now })
+    .where("id", "=", id)
+    .execute();
+  return (await aliasById(db, id))!;
+}
+
+export async function removeAliasById(db: DB, id: number): Promise<AliasRule> {
+  const current = await aliasById(db, id);
+  if (!current) throw new UserError("not_found", `alias ${id} does not exist`, "id");
+  await db.deleteFrom("aliases").where("id", "=", id).execute();
+  return current;
+}

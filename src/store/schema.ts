@@ -175,6 +175,54 @@ export interface VacationRepliesTable {
   sent_at: Timestamp;
 }
 
+export interface AdminsTable {
+  id: Generated<number>;
+  username: string;
+  /** argon2id (Bun.password). */
+  password_hash: string;
+  totp_secret: string | null;
+  totp_enabled: ColumnType<number, number | undefined, number>;
+  /** JSON array of sha256 hashes of unused recovery codes. */
+  recovery_codes: ColumnType<string, string | undefined, string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface WebSessionsTable {
+  /** sha256 of the cookie token: a stolen database does not yield live sessions. */
+  id: string;
+  admin_id: number;
+  csrf: string;
+  ip: string;
+  user_agent: ColumnType<string, string | undefined, string>;
+  created_at: Timestamp;
+  last_seen: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: Timestamp;
+  /** "admin:<name>", "token:<name>" or "cli". */
+  actor: string;
+  ip: string;
+  action: string;
+  target: string;
+  before: string | null;
+  after: string | null;
+}
+
+export type StatCategory = "forwarded" | "rejected" | "greylisted" | "spam" | "bounced" | "webhook";
+
+export interface DailyStatsTable {
+  /** YYYY-MM-DD (UTC). */
+  day: string;
+  /** Recipient domain, "" when none applies. */
+  domain: string;
+  category: StatCategory;
+  count: number;
+}
+
 export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
@@ -192,6 +240,11 @@ export interface Schema {
   rate_counts: CounterTable;
   vacations: VacationsTable;
   vacation_replies: VacationRepliesTable;
+  admins: AdminsTable;
+  web_sessions: WebSessionsTable;
+  login_failures: CounterTable;
+  audit_log: AuditLogTable;
+  daily_stats: DailyStatsTable;
 }
 
 export type Domain = Selectable<DomainsTable>;
@@ -200,3 +253,5 @@ export type Event = Selectable<EventsTable>;
 export type NewEvent = Insertable<EventsTable>;
 export type DkimKey = Selectable<DkimKeysTable>;
 export type Vacation = Selectable<VacationsTable>;
+export type Admin = Selectable<AdminsTable>;
+export type AuditEntry = Selectable<AuditLogTable>;

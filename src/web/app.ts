@@ -1,12 +1,14 @@
-// The one HTTP port: health now; the admin UI and API mount here.
+// The one HTTP port: health, the MTA-STS policy, static assets and the admin UI.
 import { Hono } from "hono";
 import { isHealthy, type Store } from "../store/db.ts";
 import { findDomain } from "../store/domains.ts";
 import type { MxListener } from "../smtp/listener.ts";
 import { VERSION } from "../version.ts";
+import { authenticate, csrf, type Env, securityHeaders } from "./session.ts";
 import { mountStatic } from "./static.ts";
+import { mountUi, type UiDeps } from "./ui.tsx";
 
-export interface WebDeps {
+export interface WebDeps extends UiDeps {
   store: Store;
   smtp: MxListener;
   startedAt: number;
@@ -14,16 +16,10 @@ export interface WebDeps {
   mtaStsPolicy: string;
 }
 
-export function createWebApp({ store, smtp, startedAt, mtaStsPolicy }: WebDeps): Hono {
-  const app = new Hono();
-
-  // RFC 8461 §3.2: https://mta-sts.<domain>/.well-known/mta-sts.txt, for managed domains only.
-  app.get("/.well-known/mta-sts.txt", async (c) => {
-    const host = (c.req.header("host") ?? "").replace(/:\d+$/, "").toLowerCase();
-    const domain = host.startsWith("mta-sts.") ? host.slice("mta-sts.".length) : null;
-    if (!domain || !(await findDomain(store.db, domain))) return c.text("no MTA-STS policy for this host\n", 404);
-    return c.text(mtaStsPolicy, 200, { "cache-control": "max-age=3600" });
-  });
+export function createWebApp(deps: WebDeps): Hono<Env> {
+  const { store, smtp, startedAt, mtaStsPolicy } = deps;
+  const app = new Hono<Env>();
+  app.use(securityHeaders(deps.secureCookies));
 
   app.get("/healthz", (c) => {
     const dbOk = isHealthy(store);
@@ -40,6 +36,17 @@ export function createWebApp({ store, smtp, startedAt, mtaStsPolicy }: WebDeps):
     );
   });
 
+  // RFC 8461 §3.2: https://mta-sts.<domain>/.well-known/mta-sts.txt, for managed domains only.
+  app.get("/.well-known/mta-sts.txt", async (c) => {
+    const host = (c.req.header("host") ?? "").replace(/:\d+$/, "").toLowerCase();
+    const domain = host.startsWith("mta-sts.") ? host.slice("mta-sts.".length) : null;
+    if (!domain || !(await findDomain(store.db, domain))) return c.text("no MTA-STS policy for this host\n", 404);
+    return c.text(mtaStsPolicy, 200, { "cache-control": "max-age=3600" });
+  });
+
   mountStatic(app);
+  app.use(authenticate(store.db));
+  app.use(csrf());
+  mountUi(app, deps);
   return app;
 }

@@ -2,12 +2,14 @@
 // `bun build --compile` embed the file, so the binary runs from any directory.
 import type { Hono } from "hono";
 import htmxPath from "htmx.org/dist/htmx.min.js" with { type: "file" };
+import stylePath from "../../views/style.css" with { type: "file" };
 
 const ASSETS: Record<string, { path: string; type: string }> = {
   "htmx.min.js": { path: htmxPath, type: "text/javascript; charset=utf-8" },
+  "style.css": { path: stylePath, type: "text/css; charset=utf-8" },
 };
 
-export function mountStatic(app: Hono): void {
+export function mountStatic<E extends object>(app: Hono<E>): void {
   app.get("/static/:name", (c) => {
     const asset = ASSETS[c.req.param("name")];
     if (!asset) return c.notFound();

@@ -36,7 +36,7 @@ export interface StartOptions {
 
 export async function startMailferry({ dns, domains = [], aliases = {}, env = {}, dataDir }: StartOptions): Promise<TestMailferry> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "mailferry-test-"));
-  const config = loadConfig({
+  const input = {
     env: {
       MAILFERRY_DATA_DIR: dir,
       MAILFERRY_HOSTNAME: TEST_HOSTNAME,
@@ -49,10 +49,11 @@ export async function startMailferry({ dns, domains = [], aliases = {}, env = {}
       MAILFERRY_GREYLIST_DELAY: "0",
       ...env,
     },
-  });
+  };
+  const config = loadConfig(input);
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({ level: "debug", format: "json", write: (line) => logs.push(JSON.parse(line)) });
-  const appliance = await startAppliance(config, logger);
+  const appliance = await startAppliance(config, logger, input);
   for (const domain of domains) await addDomain(appliance.store.db, domain);
   for (const [domain, text] of Object.entries(aliases)) {
     const report = await importAliases(appliance.store.db, domain, text, { apply: true, allowPrivateWebhooks: config.webhooks.allowPrivate });

@@ -7,6 +7,7 @@ import * as m003 from "./003_delivery.ts";
 import * as m004 from "./004_auth.ts";
 import * as m005 from "./005_abuse.ts";
 import * as m006 from "./006_webhooks_vacation.ts";
+import * as m007 from "./007_admin.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   "004_auth": m004,
   "005_abuse": m005,
   "006_webhooks_vacation": m006,
+  "007_admin": m007,
 };

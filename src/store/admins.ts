@@ -1,0 +1,135 @@
+// Admin accounts, their sessions and login throttling. Passwords are argon2id
+// (Bun.password); session tokens and recovery codes are stored only as hashes.
+import { createHash, randomBytes } from "node:crypto";
+import * as OTPAuth from "otpauth";
+import { UserError } from "../errors.ts";
+import type { DB } from "./db.ts";
+import type { Admin } from "./schema.ts";
+
+export const MIN_PASSWORD = 12;
+export const SESSION_TTL_MS = 7 * 86_400_000;
+export const LOGIN_FAILURES = { max: 5, windowMs: 15 * 60_000 } as const;
+
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+export function adminCount(db: DB): Promise<number> {
+  return db.selectFrom("admins").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow().then((r) => Number(r.n));
+}
+
+export async function createAdmin(db: DB, username: string, password: string, now = Date.now()): Promise<Admin> {
+  const name = username.trim().toLowerCase();
+  if (!/^[a-z0-9._@-]{1,64}$/.test(name)) throw new UserError("invalid", "the user name may use letters, digits and . _ @ - (at most 64)", "username");
+  if (password.length < MIN_PASSWORD) throw new UserError("invalid", `the password must be at least ${MIN_PASSWORD} characters`, "password");
+  if (password.length > 1024) throw new UserError("invalid", "the password is too long", "password");
+  const password_hash = await Bun.password.hash(password, { algorithm: "argon2id" });
+  const row = await db.insertInto("admins").values({ username: name, password_hash, created_at: now, updated_at: now }).onConflict((oc) => oc.doNothing()).returningAll().executeTakeFirst();
+  if (!row) throw new UserError("conflict", `an admin named ${name} already exists`, "username");
+  return row;
+}
+
+export function findAdmin(db: DB, username: string): Promise<Admin | undefined> {
+  return db.selectFrom("admins").selectAll().where("username", "=", username.trim().toLowerCase()).executeTakeFirst();
+}
+
+export type LoginResult = { admin: Admin } | { error: "invalid" | "throttled" | "totp_required" | "totp_invalid"; retryAfterS?: number };
+
+/**
+ * Checks a login. Failures count per IP and user name; after 5 in 15 minutes
+ * further attempts are refused until the window passes.
+ */
+export async function checkLogin(db: DB, input: { username: string; password: string; code?: string; ip: string }, now = Date.now()): Promise<LoginResult> {
+  const key = `${input.ip}|${input.username.trim().toLowerCase()}`;
+  const failures = await db.selectFrom("login_failures").selectAll().where("key", "=", key).executeTakeFirst();
+  if (failures && now - failures.window_start < LOGIN_FAILURES.windowMs && failures.count >= LOGIN_FAILURES.max) {
+    return { error: "throttled", retryAfterS: Math.ceil((failures.window_start + LOGIN_FAILURES.windowMs - now) / 1000) };
+  }
+  const fail = async (error: "invalid" | "totp_invalid"): Promise<LoginResult> => {
+    const fresh = !failures || now - failures.window_start >= LOGIN_FAILURES.windowMs;
+    await db
+      .insertInto("login_failures")
+      .values({ key, window_start: now, count: 1 })
+      .onConflict((oc) => oc.column("key").doUpdateSet(fresh ? { window_start: now, count: 1 } : { count: (failures?.count ?? 0) + 1 }))
+      .execute();
+    return { error };
+  };
+  const admin = await findAdmin(db, input.username);
+  // Verify against a dummy hash for unknown users, so timing does not reveal which names exist.
+  const ok = await Bun.password.verify(input.password, admin?.password_hash ?? DUMMY_HASH);
+  if (!admin || !ok) return fail("invalid");
+  if (admin.totp_enabled) {
+    if (!input.code) return { error: "totp_required" };
+    if (!(await checkSecondFactor(db, admin, input.code))) return fail("totp_invalid");
+  }
+  await db.deleteFrom("login_failures").where("key", "=", key).execute();
+  return { admin };
+}
+
+const DUMMY_HASH = await Bun.password.hash("not a real password, only for timing", { algorithm: "argon2id" });
+
+export function totpFor(username: string, secret: string): OTPAuth.TOTP {
+  return new OTPAuth.TOTP({ issuer: "mailferry", label: username, algorithm: "SHA1", digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secret) });
+}
+
+/** A TOTP code (±1 step) or an unused recovery code, which is then spent. */
+async function checkSecondFactor(db: DB, admin: Admin, code: string): Promise<boolean> {
+  const clean = code.replace(/\s+/g, "");
+  if (/^\d{6}$/.test(clean) && admin.totp_secret && totpFor(admin.username, admin.totp_secret).validate({ token: clean, window: 1 }) !== null) return true;
+  const codes = JSON.parse(admin.recovery_codes) as string[];
+  const hash = sha256(clean.toLowerCase());
+  if (!codes.includes(hash)) return false;
+  await db.updateTable("admins").set({ recovery_codes: JSON.stringify(codes.filter((c) => c !== hash)), updated_at: Date.now() }).where("id", "=", admin.id).execute();
+  return true;
+}
+
+/** Step 1 of turning TOTP on: a new secret (not yet enforced). */
+export async function startTotp(db: DB, adminId: number): Promise<string> {
+  const secret = new OTPAuth.Secret({ size: 20 }).base32;
+  await db.updateTable("admins").set({ totp_secret: secret, totp_enabled: 0, updated_at: Date.now() }).where("id", "=", adminId).execute();
+  return secret;
+}
+
+/** Step 2: a valid code proves the authenticator works; returns the recovery codes (shown once). */
+export async function confirmTotp(db: DB, admin: Admin, code: string): Promise<string[]> {
+  if (!admin.totp_secret || totpFor(admin.username, admin.totp_secret).validate({ token: code.replace(/\s+/g, ""), window: 1 }) === null) {
+    throw new UserError("invalid", "that code is not valid for the secret shown; check the authenticator's clock", "code");
+  }
+  const recovery = Array.from({ length: 8 }, () => randomBytes(5).toString("hex"));
+  await db.updateTable("admins").set({ totp_enabled: 1, recovery_codes: JSON.stringify(recovery.map(sha256)), updated_at: Date.now() }).where("id", "=", admin.id).execute();
+  return recovery;
+}
+
+export async function disableTotp(db: DB, adminId: number): Promise<void> {
+  await db.updateTable("admins").set({ totp_enabled: 0, totp_secret: null, recovery_codes: "[]", updated_at: Date.now() }).where("id", "=", adminId).execute();
+}
+
+export interface WebSession {
+  admin: Admin;
+  sessionId: string;
+  csrf: string;
+}
+
+/** A new session; returns the cookie token (only its hash is stored). */
+export async function createSession(db: DB, adminId: number, ip: string, userAgent: string, now = Date.now()): Promise<{ token: string; csrf: string }> {
+  const token = randomBytes(32).toString("base64url");
+  const csrf = randomBytes(24).toString("base64url");
+  await db.insertInto("web_sessions").values({ id: sha256(token), admin_id: adminId, csrf, ip, user_agent: userAgent.slice(0, 200), created_at: now, last_seen: now, expires_at: now + SESSION_TTL_MS }).execute();
+  return { token, csrf };
+}
+
+export async function sessionFor(db: DB, token: string, now = Date.now()): Promise<WebSession | null> {
+  const id = sha256(token);
+  const row = await db.selectFrom("web_sessions").selectAll().where("id", "=", id).where("expires_at", ">", now).executeTakeFirst();
+  if (!row) return null;
+  const admin = await db.selectFrom("admins").selectAll().where("id", "=", row.admin_id).executeTakeFirst();
+  if (!admin) return null;
+  if (now - row.last_seen > 60_000) await db.updateTable("web_sessions").set({ last_seen: now }).where("id", "=", id).execute();
+  return { admin, sessionId: id, csrf: row.csrf };
+}
+
+export function listSessions(db: DB, adminId: number) {
+  return db.selectFrom("web_sessions").select(["id", "ip", "user_agent", "created_at", "last_seen"]).where("admin_id", "=", adminId).where("expires_at", ">", Date.now()).orderBy("last_seen", "desc").execute();
+}
+
+export async function revokeSession(db: DB, adminId: number, sessionId: string): Promise<void> {
+  await db.deleteFrom("web_sessions").where("id", "=", sessionId).where("admin_id", "=", adminId).execute();
+}

@@ -1,0 +1,82 @@
+// Who is asking: the session cookie, the CSRF check on every state change,
+// the first-run set-up gate, and the security headers of every response.
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { Context, MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
+import type { DB } from "../store/db.ts";
+import { adminCount, sessionFor, type WebSession } from "../store/admins.ts";
+import type { Actor } from "../store/audit.ts";
+
+export const SESSION_COOKIE = "mf_session";
+
+export type Env = { Variables: { session: WebSession | null; ip: string } };
+
+/** Paths anyone may reach: health, the MTA-STS policy, assets, set-up and login. */
+const PUBLIC = [/^\/healthz$/, /^\/\.well-known\/mta-sts\.txt$/, /^\/static\//, /^\/setup$/, /^\/login$/];
+
+export function securityHeaders(secure: boolean): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    await next();
+    c.header("content-security-policy", "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'");
+    c.header("x-frame-options", "DENY");
+    c.header("x-content-type-options", "nosniff");
+    c.header("referrer-policy", "same-origin");
+    if (secure) c.header("strict-transport-security", "max-age=31536000");
+  };
+}
+
+/** The one-time set-up token of this process, printed at start while no admin exists. */
+export function createSetupToken(): string {
+  return randomBytes(18).toString("base64url");
+}
+
+export function authenticate(db: DB): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    c.set("ip", clientIp(c));
+    const token = getCookie(c, SESSION_COOKIE);
+    c.set("session", token ? await sessionFor(db, token) : null);
+    const path = new URL(c.req.url).pathname;
+    if (PUBLIC.some((p) => p.test(path))) return next();
+    if ((await adminCount(db)) === 0) return c.redirect("/setup");
+    if (c.get("session")) return next();
+    if (c.req.method === "GET" && !c.req.header("hx-request")) return c.redirect(`/login?next=${encodeURIComponent(path)}`);
+    return c.text("Not logged in\n", 401);
+  };
+}
+
+/** Every POST carries the session's CSRF token, as the `_csrf` field or the `x-csrf-token` header. */
+export function csrf(): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    if (c.req.method === "GET" || c.req.method === "HEAD") return next();
+    const path = new URL(c.req.url).pathname;
+    if (path === "/setup" || path === "/login") return next(); // no session yet: protected by their own token / credentials
+    const session = c.get("session");
+    const given = c.req.header("x-csrf-token") ?? (await formValue(c, "_csrf"));
+    if (!session || !given || !sameToken(given, session.csrf)) return c.text("Missing or invalid CSRF token\n", 403);
+    return next();
+  };
+}
+
+function sameToken(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+async function formValue(c: Context, name: string): Promise<string | undefined> {
+  const type = c.req.header("content-type") ?? "";
+  if (!type.includes("form")) return undefined;
+  const body = await c.req.parseBody();
+  const value = body[name];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** The peer address: no proxy headers are trusted (the UI is served directly). */
+export function clientIp(c: Context): string {
+  const info = (c.env as { requestIP?: (req: Request) => { address: string } | null } | undefined)?.requestIP?.(c.req.raw);
+  return info?.address?.replace(/^::ffff:/, "") ?? "unknown";
+}
+
+export function actorOf(c: Context<Env>): Actor {
+  return { name: `admin:${c.get("session")?.admin.username ?? "?"}`, ip: c.get("ip") };
+}

@@ -1,0 +1,187 @@
+/** @jsxImportSource hono/jsx */
+// Domains: the list, and one domain's DNS records (with live checks) and settings.
+import type { FC } from "hono/jsx";
+import type { RecordCheck } from "../src/auth/records.ts";
+import type { DomainSettings } from "../src/routing/rules.ts";
+import { Csrf, Field, type FieldErrors, Flash, Page, when } from "./layout.tsx";
+
+export interface DomainRow {
+  name: string;
+  aliases: number;
+  created_at: number;
+}
+
+export const DomainsPage: FC<{ user: string; csrf: string; domains: DomainRow[]; errors?: FieldErrors; name?: string; ok?: string | null }> = (p) => (
+  <Page title="Domains" section="/domains" user={p.user} csrf={p.csrf}>
+    <h1>Domains</h1>
+    <Flash ok={p.ok} />
+    <section class="panel">
+      <h2>Add a domain</h2>
+      <form method="post" action="/domains" class="row">
+        <Csrf token={p.csrf} />
+        <Field label="Domain name" name="name" value={p.name} errors={p.errors} placeholder="example.com" required />
+        <div>
+          <button type="submit">Add domain</button>
+        </div>
+      </form>
+    </section>
+    <section class="panel">
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>Domain</th>
+              <th class="num">Aliases</th>
+              <th>Added</th>
+            </tr>
+          </thead>
+          <tbody>
+            {p.domains.length === 0 && (
+              <tr>
+                <td colspan={3} class="muted">
+                  No domains yet.
+                </td>
+              </tr>
+            )}
+            {p.domains.map((d) => (
+              <tr>
+                <td>
+                  <a href={`/domains/${d.name}`}>{d.name}</a>
+                </td>
+                <td class="num">{d.aliases}</td>
+                <td>{when(d.created_at)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  </Page>
+);
+
+export const RecordChecks: FC<{ checks: RecordCheck[]; domain: string }> = ({ checks, domain }) => (
+  <div id="dns-records">
+    <div class="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            <th></th>
+            <th>Name</th>
+            <th>Type</th>
+            <th>Value to publish</th>
+            <th>Found</th>
+          </tr>
+        </thead>
+        <tbody>
+          {checks.map((c) => (
+            <tr>
+              <td class={c.status === "ok" ? "ok" : "bad"} aria-label={c.status}>
+                {c.status === "ok" ? "✓" : "✗"}
+              </td>
+              <td class="mono">{c.record.name}</td>
+              <td>{c.record.type}</td>
+              <td class="mono">
+                {c.record.value}
+                <div class="muted">{c.record.purpose}</div>
+              </td>
+              <td class="mono">{c.found.length ? c.found.join("\n") : <span class="muted">{c.error ?? "nothing"}</span>}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+    <p>
+      <button class="secondary" hx-get={`/domains/${domain}/check`} hx-target="#dns-records" hx-swap="outerHTML">
+        Check again
+      </button>{" "}
+      <a href={`/domains/${domain}/zone`}>Download as zone file lines</a>
+    </p>
+  </div>
+);
+
+export interface DomainPageProps {
+  user: string;
+  csrf: string;
+  name: string;
+  settings: DomainSettings;
+  checks: RecordCheck[];
+  webhookKey: string;
+  dkim: { selector: string; retired: number; created_at: number }[];
+  errors?: FieldErrors;
+  ok?: string | null;
+}
+
+export const DomainPage: FC<DomainPageProps> = (p) => (
+  <Page title={p.name} section="/domains" user={p.user} csrf={p.csrf}>
+    <h1>{p.name}</h1>
+    <Flash ok={p.ok} />
+    <p>
+      <a href={`/aliases?domain=${p.name}`}>Aliases of {p.name}</a>
+    </p>
+    <section class="panel">
+      <h2>DNS records to publish</h2>
+      <RecordChecks checks={p.checks} domain={p.name} />
+    </section>
+    <section class="panel">
+      <h2>Settings</h2>
+      <form method="post" action={`/domains/${p.name}/settings`}>
+        <Csrf token={p.csrf} />
+        <label class="check">
+          <input type="checkbox" name="catch_all" value="on" checked={p.settings.catchAll} /> Catch-all aliases apply
+        </label>
+        <label class="check">
+          <input type="checkbox" name="accept_subdomains" value="on" checked={p.settings.acceptSubdomains} /> Accept any subdomain (x@team.{p.name} uses these aliases)
+        </label>
+        <label class="check">
+          <input type="checkbox" name="scan_spam" value="on" checked={p.settings.scanSpam} /> Check messages with the spam scanner (when one is configured)
+        </label>
+        <div class="row">
+          <Field label="Max targets per recipient" name="max_targets" type="number" value={p.settings.maxTargets} errors={p.errors} />
+          <Field label="Delivery port (empty: default)" name="delivery_port" type="number" value={p.settings.deliveryPort} errors={p.errors} />
+          <Field label="Random subdomain length" name="random_subdomain_length" type="number" value={p.settings.randomSubdomainLength} errors={p.errors} />
+        </div>
+        <p>
+          <button type="submit">Save settings</button>
+        </p>
+      </form>
+    </section>
+    <section class="panel">
+      <h2>Keys</h2>
+      <p>
+        Webhook signing key (<code>X-Webhook-Signature</code>): <code id="webhook-key">{p.webhookKey}</code>
+      </p>
+      <form class="inline" method="post" action={`/domains/${p.name}/webhook-key`}>
+        <Csrf token={p.csrf} />
+        <button class="secondary" type="submit">
+          Rotate webhook key
+        </button>
+      </form>
+      <h3>DKIM</h3>
+      <ul>
+        {p.dkim.map((k) => (
+          <li>
+            <code>{k.selector}</code> {k.retired ? <span class="muted">retired, still published</span> : <span class="ok">signing</span>} · {when(k.created_at)}
+          </li>
+        ))}
+      </ul>
+      <form class="inline" method="post" action={`/domains/${p.name}/dkim-rotate`}>
+        <Csrf token={p.csrf} />
+        <button class="secondary" type="submit">
+          Rotate DKIM key
+        </button>
+      </form>
+    </section>
+    <section class="panel">
+      <h2>Remove</h2>
+      <form method="post" action={`/domains/${p.name}/delete`} hx-confirm={`Remove ${p.name} and all its aliases?`}>
+        <Csrf token={p.csrf} />
+        <label class="check">
+          <input type="checkbox" name="confirm" value="yes" required /> I understand that mail for {p.name} will be refused
+        </label>
+        <button class="danger" type="submit">
+          Remove {p.name}
+        </button>
+      </form>
+    </section>
+  </Page>
+);

@@ -1,0 +1,332 @@
+/** @jsxImportSource hono/jsx */
+// Mail log, deny/allow/greylist lists, audit log and settings pages.
+import type { FC } from "hono/jsx";
+import type { AuditEntry, Event } from "../src/store/schema.ts";
+import { EventRows } from "./dashboard.tsx";
+import { Csrf, Field, type FieldErrors, Flash, Page, when } from "./layout.tsx";
+
+export interface LogFilters {
+  domain: string;
+  alias: string;
+  sender: string;
+  verdict: string;
+  since: string;
+}
+
+export const LogPage: FC<{ user: string; csrf: string; filters: LogFilters; events: Event[]; page: number; more: boolean; retentionDays: number }> = (p) => {
+  const link = (page: number) => `/log?${new URLSearchParams({ ...p.filters, page: String(page) })}`;
+  return (
+    <Page title="Mail log" section="/log" user={p.user} csrf={p.csrf}>
+      <h1>Mail log</h1>
+      <p class="muted">Envelope, headers, authentication results and replies — never bodies. Kept {p.retentionDays} days.</p>
+      <form class="panel row" method="get" action="/log">
+        <Field label="Domain" name="domain" value={p.filters.domain} />
+        <Field label="Recipient contains" name="alias" value={p.filters.alias} />
+        <Field label="Sender contains" name="sender" value={p.filters.sender} />
+        <div>
+          <label for="f-verdict">Verdict</label>
+          <select id="f-verdict" name="verdict">
+            {["", "accepted", "deferred", "rejected"].map((v) => (
+              <option value={v} selected={p.filters.verdict === v}>
+                {v || "any"}
+              </option>
+            ))}
+          </select>
+        </div>
+        <Field label="Since (date)" name="since" type="date" value={p.filters.since} />
+        <div>
+          <button type="submit" class="secondary">
+            Filter
+          </button>
+        </div>
+      </form>
+      <section class="panel">
+        <EventRows events={p.events} />
+        <nav class="pager" aria-label="Pages">
+          {p.page > 1 && <a href={link(p.page - 1)}>← Newer</a>}
+          <span class="muted">Page {p.page}</span>
+          {p.more && <a href={link(p.page + 1)}>Older →</a>}
+        </nav>
+      </section>
+    </Page>
+  );
+};
+
+export const EventPage: FC<{ user: string; csrf: string; event: Event; related: Event[] }> = ({ user, csrf, event, related }) => {
+  const detail = event.detail ? (JSON.parse(event.detail) as Record<string, unknown>) : {};
+  return (
+    <Page title={`Event ${event.id}`} section="/log" user={user} csrf={csrf}>
+      <h1>
+        {event.stage} · {event.code} {event.enhanced}
+      </h1>
+      <div class="panel">
+        <p class={event.code >= 500 ? "bad" : event.code >= 400 ? "warn" : "ok"}>
+          {event.code} {event.enhanced} {event.text}
+        </p>
+        <table>
+          <tbody>
+            <tr>
+              <th>When</th>
+              <td>{when(event.at)}</td>
+            </tr>
+            <tr>
+              <th>Client</th>
+              <td class="mono">{event.remote_ip}</td>
+            </tr>
+            <tr>
+              <th>Envelope sender</th>
+              <td class="mono">{event.mail_from ?? ""}</td>
+            </tr>
+            <tr>
+              <th>Recipients</th>
+              <td class="mono">{event.recipients ?? ""}</td>
+            </tr>
+            <tr>
+              <th>Subject</th>
+              <td>{event.subject ?? ""}</td>
+            </tr>
+            <tr>
+              <th>Message-ID</th>
+              <td class="mono">{event.message_id ?? ""}</td>
+            </tr>
+          </tbody>
+        </table>
+      </div>
+      {"auth" in detail && (
+        <div class="panel">
+          <h2>Authentication</h2>
+          <pre>{JSON.stringify(detail.auth, null, 2)}</pre>
+        </div>
+      )}
+      <div class="panel">
+        <h2>Details</h2>
+        <pre>{JSON.stringify(detail, null, 2)}</pre>
+      </div>
+      {event.headers && (
+        <div class="panel">
+          <h2>Headers</h2>
+          <pre>{event.headers}</pre>
+        </div>
+      )}
+      <div class="panel">
+        <h2>The whole session</h2>
+        <EventRows events={related} />
+      </div>
+    </Page>
+  );
+};
+
+export interface ListsProps {
+  user: string;
+  csrf: string;
+  deny: { kind: string; value: string; reason: string; source: string; expires_at: number | null }[];
+  allow: { kind: string; value: string; note: string }[];
+  greylist: { key: string; first_seen: number; passed_at: number | null; last_seen: number }[];
+  errors?: FieldErrors;
+  ok?: string | null;
+}
+
+export const ListsPage: FC<ListsProps> = (p) => (
+  <Page title="Lists" section="/lists" user={p.user} csrf={p.csrf}>
+    <h1>Deny, allow and greylist</h1>
+    <Flash ok={p.ok} />
+    <section class="panel">
+      <h2>Denylist</h2>
+      <p class="muted">Denied senders get 421 (never a bounce), so a mistake costs a delay, not mail.</p>
+      <form method="post" action="/lists/deny" class="row">
+        <Csrf token={p.csrf} />
+        <Field label="IP, CIDR, domain or address" name="deny_value" errors={p.errors} required />
+        <Field label="Reason" name="reason" maxlength={200} />
+        <Field label="Expires after (e.g. 30d, empty: never)" name="expires" errors={p.errors} />
+        <div>
+          <button type="submit">Deny</button>
+        </div>
+      </form>
+      <EntryTable rows={p.deny.map((d) => ({ value: d.value, kind: d.kind, note: [d.source, d.reason, d.expires_at ? `until ${when(d.expires_at)}` : ""].filter(Boolean).join(" · ") }))} action="/lists/deny/delete" csrf={p.csrf} />
+    </section>
+    <section class="panel">
+      <h2>Allowlist</h2>
+      <p class="muted">Allowlisted senders skip greylisting and rate limits, and SPF/DMARC refusal. Government, military and education domains are allowlisted by default.</p>
+      <form method="post" action="/lists/allow" class="row">
+        <Csrf token={p.csrf} />
+        <Field label="IP, CIDR, domain or address" name="allow_value" errors={p.errors} required />
+        <Field label="Note" name="note" maxlength={200} />
+        <div>
+          <button type="submit">Allow</button>
+        </div>
+      </form>
+      <EntryTable rows={p.allow.map((a) => ({ value: a.value, kind: a.kind, note: a.note }))} action="/lists/allow/delete" csrf={p.csrf} />
+    </section>
+    <section class="panel">
+      <h2>Greylist (latest 100)</h2>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>Sender → recipient domain</th>
+              <th>First seen</th>
+              <th>Passed</th>
+              <th>Last seen</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody>
+            {p.greylist.map((g) => (
+              <tr>
+                <td class="mono">{g.key.replace("|", " → ")}</td>
+                <td>{when(g.first_seen)}</td>
+                <td>{g.passed_at ? when(g.passed_at) : <span class="warn">waiting</span>}</td>
+                <td>{when(g.last_seen)}</td>
+                <td>
+                  <form class="inline" method="post" action="/lists/greylist/delete">
+                    <Csrf token={p.csrf} />
+                    <input type="hidden" name="key" value={g.key} />
+                    <button class="danger small" type="submit">
+                      Forget
+                    </button>
+                  </form>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  </Page>
+);
+
+const EntryTable: FC<{ rows: { value: string; kind: string; note: string }[]; action: string; csrf: string }> = ({ rows, action, csrf }) => (
+  <div class="table-wrap">
+    <table>
+      <tbody>
+        {rows.length === 0 && (
+          <tr>
+            <td class="muted">empty</td>
+          </tr>
+        )}
+        {rows.map((r) => (
+          <tr>
+            <td class="mono">{r.value}</td>
+            <td>{r.kind}</td>
+            <td class="muted">{r.note}</td>
+            <td>
+              <form class="inline" method="post" action={action}>
+                <Csrf token={csrf} />
+                <input type="hidden" name="value" value={r.value} />
+                <button class="danger small" type="submit">
+                  Remove
+                </button>
+              </form>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  </div>
+);
+
+export const AuditPage: FC<{ user: string; csrf: string; entries: AuditEntry[]; page: number; more: boolean }> = (p) => (
+  <Page title="Audit log" section="/audit" user={p.user} csrf={p.csrf}>
+    <h1>Audit log</h1>
+    <section class="panel">
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>When</th>
+              <th>Who</th>
+              <th>IP</th>
+              <th>What</th>
+              <th>Before → after</th>
+            </tr>
+          </thead>
+          <tbody>
+            {p.entries.map((e) => (
+              <tr>
+                <td class="mono">{when(e.at)}</td>
+                <td>{e.actor}</td>
+                <td class="mono">{e.ip}</td>
+                <td>
+                  {e.action} <span class="mono">{e.target}</span>
+                </td>
+                <td class="mono">
+                  {e.before && <div class="bad">{e.before.slice(0, 300)}</div>}
+                  {e.after && <div class="ok">{e.after.slice(0, 300)}</div>}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <nav class="pager" aria-label="Pages">
+        {p.page > 1 && <a href={`/audit?page=${p.page - 1}`}>← Newer</a>}
+        <span class="muted">Page {p.page}</span>
+        {p.more && <a href={`/audit?page=${p.page + 1}`}>Older →</a>}
+      </nav>
+    </section>
+  </Page>
+);
+
+export interface SettingsProps {
+  user: string;
+  csrf: string;
+  effective: { key: string; value: string; origin: string }[];
+  values: Record<string, string>;
+  errors?: FieldErrors;
+  ok?: string | null;
+  configFile: string;
+}
+
+/** The settings an admin may change here; the rest needs config.toml or the environment. */
+export const EDITABLE: [key: string, label: string, hint: string][] = [
+  ["greylist.delay", "Greylisting delay", "seconds, or with a unit (5m); 0 turns greylisting off"],
+  ["log.retention", "Mail log retention", "e.g. 7d"],
+  ["scan.rspamd_url", "rspamd URL", "e.g. http://127.0.0.1:11333; empty turns scanning off"],
+  ["scan.fail_open", "Deliver unscanned when rspamd is down", "true or false"],
+  ["smarthost.host", "Smarthost", "relay all outbound mail through this host; empty: deliver directly"],
+  ["smarthost.port", "Smarthost port", "587 for STARTTLS, 465 for implicit TLS"],
+  ["smarthost.user", "Smarthost user", ""],
+  ["smarthost.password", "Smarthost password", "leave empty to keep the current one"],
+  ["smarthost.tls", "Smarthost TLS", "starttls, implicit or none"],
+  ["hostname", "Host name", "takes effect after a restart"],
+];
+
+export const SettingsPage: FC<SettingsProps> = (p) => (
+  <Page title="Settings" section="/settings" user={p.user} csrf={p.csrf}>
+    <h1>Settings</h1>
+    <Flash ok={p.ok} />
+    <form class="panel" method="post" action="/settings">
+      <Csrf token={p.csrf} />
+      <p class="muted">
+        Saved to <code>{p.configFile}</code> and applied at once (the host name after a restart). A value set by an environment variable or a flag wins over the file.
+      </p>
+      {EDITABLE.map(([key, label, hint]) => (
+        <Field label={label} name={key} type={key.endsWith("password") ? "password" : "text"} value={key.endsWith("password") ? "" : p.values[key]} hint={hint} errors={p.errors} />
+      ))}
+      {p.errors?.form && (
+        <div class="error" role="alert">
+          {p.errors.form}
+        </div>
+      )}
+      <p>
+        <button type="submit">Save settings</button>
+      </p>
+    </form>
+    <section class="panel">
+      <h2>Effective configuration</h2>
+      <div class="table-wrap">
+        <table>
+          <tbody>
+            {p.effective.map((e) => (
+              <tr>
+                <td class="mono">{e.key}</td>
+                <td class="mono">{e.key.endsWith("password") && e.value !== "(none)" ? "••••••" : e.value}</td>
+                <td class="muted">{e.origin}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  </Page>
+);
