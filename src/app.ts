@@ -4,7 +4,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Config, ConfigError, type ConfigInput, envName } from "./config/index.ts";
 import { adminCount } from "./store/admins.ts";
-import { createSetupToken } from "./web/session.ts";
+import type { Hono } from "hono";
+import { createSetupToken, type Env } from "./web/session.ts";
 import { readFileSync } from "node:fs";
 import { authenticateInbound } from "./auth/inbound.ts";
 import { mtaStsMode, mtaStsPolicy } from "./auth/records.ts";
@@ -37,6 +38,8 @@ export interface Appliance {
   outbox: Outbox;
   /** The one-time set-up URL while no admin exists, else null. */
   setupUrl: string | null;
+  /** The HTTP application (its route table is what the route tests walk). */
+  web: Hono<Env>;
   stop(): Promise<void>;
 }
 
@@ -171,7 +174,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
         await stopAll();
         logger.info("mailferry.stopped", {});
       })());
-    return { config, store, resolver, smtp, http, outbox, setupUrl, stop };
+    return { config, store, resolver, smtp, http, outbox, setupUrl, web, stop };
   } catch (err) {
     await stopAll().catch(() => {});
     throw err;

@@ -33,7 +33,8 @@ export const Chart: FC<{ data: DaySeries }> = ({ data }) => {
         <text x={4} y={y(0) + 4}>
           0
         </text>
-        {data.days.map((d, i) => (i % 7 === 0 || i === data.days.length - 1 ? <text x={x(i) - 14} y={height - 6}>{d.slice(5)}</text> : null))}
+        {/* A label each week, counted back from today so the last one is never crowded. */}
+        {data.days.map((d, i) => ((data.days.length - 1 - i) % 7 === 0 ? <text x={x(i) - 14} y={height - 6}>{d.slice(5)}</text> : null))}
         {(Object.keys(COLORS) as StatCategory[]).map((c) => (
           <polyline fill="none" stroke={COLORS[c]} stroke-width="2" points={data.series[c].map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ")}>
             <title>{c}</title>

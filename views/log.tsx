@@ -136,7 +136,7 @@ export const ListsPage: FC<ListsProps> = (p) => (
       <form method="post" action="/lists/deny" class="row">
         <Csrf token={p.csrf} />
         <Field label="IP, CIDR, domain or address" name="deny_value" errors={p.errors} required />
-        <Field label="Reason" name="reason" maxlength={200} />
+        <Field label="Reason" name="reason" errors={p.errors} maxlength={200} />
         <Field label="Expires after (e.g. 30d, empty: never)" name="expires" errors={p.errors} />
         <div>
           <button type="submit">Deny</button>
@@ -150,7 +150,7 @@ export const ListsPage: FC<ListsProps> = (p) => (
       <form method="post" action="/lists/allow" class="row">
         <Csrf token={p.csrf} />
         <Field label="IP, CIDR, domain or address" name="allow_value" errors={p.errors} required />
-        <Field label="Note" name="note" maxlength={200} />
+        <Field label="Note" name="note" errors={p.errors} maxlength={200} />
         <div>
           <button type="submit">Allow</button>
         </div>

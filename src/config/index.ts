@@ -137,14 +137,10 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
       [env[envName(s)], envName(s)],
       [fromToml, `${tomlName(s)} in ${configPath}`],
     ];
+    // A bad value in config.toml is reported even when the environment or a flag overrides it.
+    if (fromToml !== undefined) parseOrThrow(s, fromToml, `${tomlName(s)} in ${configPath}`);
     const [raw, origin] = candidates.find(([value]) => value !== undefined) ?? [typeof s.default === "function" ? s.default() : s.default, "default"];
-    try {
-      values[name] = s.parse(raw);
-    } catch (err) {
-      if (!(err instanceof v.ValueError)) throw err;
-      const source = origin === "default" ? `${tomlName(s)} (default)` : origin;
-      throw new ConfigError(source, `${source}=${JSON.stringify(raw)}: ${err.message}`);
-    }
+    values[name] = parseOrThrow(s, raw, origin === "default" ? `${tomlName(s)} (default)` : origin);
     effective.push({ key: name, value: values[name], shown: show(s, values[name]), origin });
   }
 
@@ -194,6 +190,15 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
     log: { format: values["log.format"] as LogFormat, level: values["log.level"] as LogLevel, retention: values["log.retention"] as number },
   };
   return { config, effective };
+}
+
+function parseOrThrow(s: Setting, raw: unknown, source: string): unknown {
+  try {
+    return s.parse(raw);
+  } catch (err) {
+    if (!(err instanceof v.ValueError)) throw err;
+    throw new ConfigError(source, `${source}=${JSON.stringify(raw)}: ${err.message}`);
+  }
 }
 
 /** A parsed value written back the way an admin would type it. */

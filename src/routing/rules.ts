@@ -120,6 +120,9 @@ export function canonicalRecipient(recipient: string): { kind: RecipientKind; va
 }
 
 const TEMPLATE = /\$([1-9])/g;
+export const MAX_DESCRIPTION = 500;
+/** Recipients longer than this are no address, domain or sane URL. */
+const MAX_RECIPIENT = 2048;
 
 /**
  * Validates and normalises an alias. Throws a UserError naming the field.
@@ -160,6 +163,7 @@ export async function validateAlias(input: AliasInput, settings: DomainSettings 
   for (const raw of input.recipients) {
     const recipient = raw.trim();
     if (recipient === "") continue;
+    if (recipient.length > MAX_RECIPIENT) throw new UserError("invalid", `a recipient is longer than ${MAX_RECIPIENT} characters`, "recipients");
     const usesCaptures = TEMPLATE.test(recipient);
     TEMPLATE.lastIndex = 0;
     if (usesCaptures && input.matcher !== "regex") throw new UserError("invalid", `"${recipient}" uses $1…$9, which only regex aliases provide`, "recipients");
@@ -177,7 +181,9 @@ export async function validateAlias(input: AliasInput, settings: DomainSettings 
   if (recipients.length > settings.maxTargets) {
     throw new UserError("invalid", `${recipients.length} recipients is more than this domain's limit of ${settings.maxTargets}`, "recipients");
   }
-  return { matcher: input.matcher, pattern, global, recipients, disabled, description: (input.description ?? "").trim() };
+  const description = (input.description ?? "").trim();
+  if (description.length > MAX_DESCRIPTION) throw new UserError("invalid", `the description is longer than ${MAX_DESCRIPTION} characters`, "description");
+  return { matcher: input.matcher, pattern, global, recipients, disabled, description };
 }
 
 /** How an alias is named to people: `hello`, `*` or `/^re$/g`. */

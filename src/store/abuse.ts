@@ -1,7 +1,7 @@
 // Greylist, denylist and counters: the state of abuse protection, all in
 // SQLite so it survives a restart.
 import { UserError } from "../errors.ts";
-import { parseSenderEntry } from "./allowlist.ts";
+import { MAX_NOTE, parseSenderEntry } from "./allowlist.ts";
 import type { DB } from "./db.ts";
 import type { CounterTable, DenyKind, GreylistTable } from "./schema.ts";
 
@@ -28,6 +28,7 @@ export interface DenyEntry {
 /** Denylist entries use the allowlist's forms (IP, CIDR, domain, address). */
 export async function addDeny(db: DB, input: string, options: { reason?: string; expiresAt?: number | null; source?: "admin" | "auto" } = {}, now = Date.now()): Promise<DenyEntry> {
   const { kind, value } = parseSenderEntry(input);
+  if ((options.reason ?? "").length > MAX_NOTE) throw new UserError("invalid", `the reason is longer than ${MAX_NOTE} characters`, "reason");
   const entry: DenyEntry = { kind, value, reason: options.reason ?? "", source: options.source ?? "admin", expires_at: options.expiresAt ?? null };
   const row = await db
     .insertInto("denylist")

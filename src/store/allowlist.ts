@@ -16,6 +16,7 @@ export interface SenderEntry {
 /** What a user typed, as an allow- or denylist entry; throws a UserError when it is none of the four kinds. */
 export function parseSenderEntry(input: string): SenderEntry {
   const text = input.trim();
+  if (text.length > 320) throw new UserError("invalid", "that is too long for an IP address, CIDR, domain or email address", "value");
   const cidr = /^(.+)\/(\d{1,3})$/.exec(text);
   if (cidr && isIP(cidr[1]!)) {
     const bits = Number(cidr[2]);
@@ -33,8 +34,11 @@ export function parseSenderEntry(input: string): SenderEntry {
   throw new UserError("invalid", `"${text}" is not an IP address, CIDR, domain or email address`, "value");
 }
 
+export const MAX_NOTE = 200;
+
 export async function addAllow(db: DB, input: string, note = "", now = Date.now()): Promise<SenderEntry> {
   const entry = parseSenderEntry(input);
+  if (note.length > MAX_NOTE) throw new UserError("invalid", `the note is longer than ${MAX_NOTE} characters`, "note");
   const row = await db.insertInto("allowlist").values({ ...entry, note, created_at: now }).onConflict((oc) => oc.doNothing()).returning("id").executeTakeFirst();
   if (!row) throw new UserError("conflict", `${entry.value} is already allowlisted`, "value");
   return entry;

@@ -15,7 +15,7 @@ import type { Logger } from "../log.ts";
 import type { Router } from "../routing/router.ts";
 import { type AliasRule, aliasLabel, type DomainSettings, parseAliasName } from "../routing/rules.ts";
 import { activeDenylist, addDeny, removeDeny } from "../store/abuse.ts";
-import { checkLogin, confirmTotp, createAdmin, createSession, disableTotp, listSessions, revokeSession, startTotp, totpFor } from "../store/admins.ts";
+import { adminCount, checkLogin, confirmTotp, createAdmin, createSession, disableTotp, listSessions, revokeSession, startTotp, totpFor } from "../store/admins.ts";
 import { addAlias, aliasById, exportAliases, importAliases, removeAliasById, searchAliases, updateAlias } from "../store/aliases.ts";
 import { addAllow, listAllow, removeAllow } from "../store/allowlist.ts";
 import { audit, listAudit } from "../store/audit.ts";
@@ -68,14 +68,16 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   const ok = (c: Context<Env>) => c.req.query("ok") ?? null;
 
   // --- first run and login ---------------------------------------------------------------
+  // Set-up exists only while there is no admin, and only with the token printed at start.
+  const setupToken = async () => ((await adminCount(db)) === 0 ? deps.setupToken() : null);
   app.get("/setup", async (c) => {
-    const token = deps.setupToken();
+    const token = await setupToken();
     if (!token || c.req.query("token") !== token) return c.html(<SetupLocked />, token ? 403 : 404);
     return c.html(<SetupPage token={token} />);
   });
   app.post("/setup", async (c) => {
     const f = await form(c);
-    const token = deps.setupToken();
+    const token = await setupToken();
     if (!token || f.token !== token) return c.html(<SetupLocked />, 403);
     if (f.password !== f.password2) return c.html(<SetupPage token={token} username={f.username} errors={{ password2: "The passwords differ" }} />, 422);
     try {
@@ -373,7 +375,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
           throw new UserError("invalid", "use a duration such as 12h, 7d or 30d", "expires");
         }
       }
-      const entry = await addDeny(db, f.deny_value ?? "", { reason: (f.reason ?? "").slice(0, 200), expiresAt });
+      const entry = await addDeny(db, f.deny_value ?? "", { reason: f.reason ?? "", expiresAt });
       await audit(db, actorOf(c), "deny.add", entry.value, null, entry);
       return back(c, "/lists", `Denied ${entry.value}.`);
     } catch (err) {
@@ -390,7 +392,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   app.post("/lists/allow", async (c) => {
     const f = await form(c);
     try {
-      const entry = await addAllow(db, f.allow_value ?? "", (f.note ?? "").slice(0, 200));
+      const entry = await addAllow(db, f.allow_value ?? "", f.note ?? "");
       await audit(db, actorOf(c), "allow.add", entry.value, null, entry);
       return back(c, "/lists", `Allowlisted ${entry.value}.`);
     } catch (err) {

@@ -1,0 +1,133 @@
+// The admin UI at the HTTP level: every state-changing route refuses
+// unauthenticated and CSRF-less requests; hostile input is escaped or refused.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createAdmin, createSession } from "../../src/store/admins.ts";
+import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
+import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
+
+let dns: DnsServer;
+let mf: TestMailferry;
+let cookie: string;
+let csrf: string;
+let aliasId: number;
+
+beforeAll(async () => {
+  dns = await startDnsServer({});
+  mf = await startMailferry({ dns, domains: ["example.test"], aliases: { "example.test": "forward-email=hello:a@x.test" } });
+  const admin = await createAdmin(mf.appliance.store.db, "admin", "correct horse battery staple");
+  const session = await createSession(mf.appliance.store.db, admin.id, "127.0.0.1", "test");
+  cookie = `mf_session=${session.token}`;
+  csrf = session.csrf;
+  aliasId = (await mf.appliance.store.db.selectFrom("aliases").select("id").executeTakeFirstOrThrow()).id;
+});
+afterAll(async () => {
+  await mf.stop();
+  await dns.close();
+});
+
+const at = (path: string) => `${mf.httpUrl}${path.replace(/^\//, "")}`;
+const post = (path: string, body: Record<string, string>, headers: Record<string, string> = {}) =>
+  fetch(at(path), { method: "POST", body: new URLSearchParams(body), headers, redirect: "manual" });
+
+/** Every POST route of the app, with its parameters filled in. */
+function postRoutes(): string[] {
+  const paths = mf.appliance.web.routes.filter((r) => r.method === "POST").map((r) => r.path);
+  return [...new Set(paths)].filter((p) => p !== "/setup" && p !== "/login").map((p) => p.replace(":name", "example.test").replace(":id", String(aliasId)));
+}
+
+describe("state-changing routes", () => {
+  test("there are many, and each refuses a request without a session (401)", async () => {
+    const routes = postRoutes();
+    expect(routes.length).toBeGreaterThan(20);
+    for (const path of routes) {
+      const res = await post(path, { _csrf: csrf });
+      expect(`${path} ${res.status}`).toBe(`${path} 401`);
+    }
+  });
+
+  test("each refuses a missing or wrong CSRF token (403), with a valid session", async () => {
+    for (const path of postRoutes()) {
+      expect(`${path} ${(await post(path, {}, { cookie })).status}`).toBe(`${path} 403`);
+      expect(`${path} ${(await post(path, { _csrf: "forged" }, { cookie })).status}`).toBe(`${path} 403`);
+      expect(`${path} ${(await post(path, {}, { cookie, "x-csrf-token": `${csrf}x` })).status}`).toBe(`${path} 403`);
+    }
+    // Nothing changed.
+    expect((await mf.appliance.store.db.selectFrom("domains").select("name").execute()).map((d) => d.name)).toEqual(["example.test"]);
+  });
+
+  test("with the token (form field or header) the request goes through", async () => {
+    expect((await post("/domains", { _csrf: csrf, name: "second.test" }, { cookie })).status).toBe(302);
+    expect((await post("/domains/second.test/delete", { confirm: "yes" }, { cookie, "x-csrf-token": csrf })).status).toBe(302);
+  });
+
+  test("pages need a session: GET redirects to the login page, htmx requests get 401", async () => {
+    const page = await fetch(at("/aliases"), { redirect: "manual" });
+    expect(page.status).toBe(302);
+    expect(page.headers.get("location")).toBe("/login?next=%2Faliases");
+    expect((await fetch(at("/aliases/test?address=x@example.test"), { headers: { "hx-request": "true" } })).status).toBe(401);
+  });
+
+  test("security headers on every response", async () => {
+    const res = await fetch(at("/login"));
+    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(res.headers.get("x-frame-options")).toBe("DENY");
+    expect(res.headers.get("referrer-policy")).toBe("same-origin");
+    expect(await res.text()).not.toMatch(/<script>(?!<\/script>)/);
+  });
+
+  test("the session cookie is HttpOnly and SameSite=Strict", async () => {
+    const res = await post("/login", { username: "admin", password: "correct horse battery staple" });
+    expect(res.headers.get("set-cookie")).toMatch(/mf_session=[^;]+;.*HttpOnly/i);
+    expect(res.headers.get("set-cookie")).toMatch(/SameSite=Strict/i);
+  });
+});
+
+describe("hostile input", () => {
+  const withSession = { cookie, "x-csrf-token": "" };
+  test("HTML in a description is escaped where it is shown", async () => {
+    withSession.cookie = cookie;
+    withSession["x-csrf-token"] = csrf;
+    const res = await post("/aliases", { domain: "example.test", name: "xss", recipients: "a@x.test", description: '<script>alert("x")</script><img src=x onerror=alert(1)>' }, withSession);
+    expect(res.status).toBe(302);
+    const page = await (await fetch(at("/aliases?domain=example.test"), { headers: { cookie } })).text();
+    expect(page).toContain("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;");
+    expect(page).not.toContain("<img src=x");
+  });
+
+  test("10 kB fields and an invalid regex are refused with a message; nothing is stored", async () => {
+    const big = "x".repeat(10_000);
+    const before = await mf.appliance.store.db.selectFrom("aliases").select("id").execute();
+    for (const [fields, message] of [
+      [{ name: big, recipients: "a@x.test" }, "is not a valid local part"],
+      [{ name: "ok1", recipients: big }, "longer than 2048"],
+      [{ name: "ok2", recipients: "a@x.test", description: big }, "longer than 500"],
+      [{ name: "/^(a|b$/", recipients: "a@x.test" }, "not a valid regular expression"],
+    ] as const) {
+      const res = await post("/aliases", { domain: "example.test", ...fields }, withSession);
+      expect(res.status).toBe(422);
+      expect(await res.text()).toContain(message);
+    }
+    expect((await post("/domains", { name: big }, withSession)).status).toBe(422);
+    expect((await post("/lists/deny", { deny_value: "192.0.2.1", reason: big }, withSession)).status).toBe(422);
+    expect((await post("/lists/allow", { allow_value: big }, withSession)).status).toBe(422);
+    expect(await mf.appliance.store.db.selectFrom("aliases").select("id").execute()).toEqual(before);
+    expect(await mf.appliance.store.db.selectFrom("denylist").selectAll().execute()).toEqual([]);
+  });
+
+  test("settings: an invalid value is refused next to its field and the file is not changed", async () => {
+    const res = await post("/settings", { "log.retention": "soon" }, withSession);
+    expect(res.status).toBe(422);
+    expect(await res.text()).toContain("must be a duration");
+    expect(mf.appliance.config.log.retention).toBe(7 * 86_400_000);
+    // Applied at once; a value the environment sets (the tests' greylist delay) keeps the environment's.
+    const ok = await post("/settings", { "greylist.delay": "10m", "log.retention": "14d", "scan.fail_open": "true" }, withSession);
+    expect(ok.status).toBe(302);
+    expect(mf.appliance.config.log.retention).toBe(14 * 86_400_000);
+    expect(mf.appliance.config.scan.failOpen).toBe(true);
+    expect(mf.appliance.config.greylist.delay).toBe(0);
+    const page = await (await fetch(at("/settings"), { headers: { cookie } })).text();
+    expect(page).toMatch(/greylist\.delay<\/td><td class="mono">0<\/td><td class="muted">MAILFERRY_GREYLIST_DELAY/);
+    const audit = await mf.appliance.store.db.selectFrom("audit_log").selectAll().where("action", "=", "settings.update").execute();
+    expect(audit).toHaveLength(1);
+  });
+});
