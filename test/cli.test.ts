@@ -168,6 +168,20 @@ describe("commands and exit codes", () => {
     expect(star.stderr).toContain("only for exact aliases");
   });
 
+  test("admin create reads the password from stdin and refuses a short one", async () => {
+    const create = (name: string, password: string) => {
+      const proc = Bun.spawn([...cli, "admin", "create", name], { cwd: dataDir, env: { ...process.env, MAILFERRY_DATA_DIR: dataDir }, stdin: new Blob([`${password}\n`]), stdout: "pipe", stderr: "pipe" });
+      return Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    };
+    const [code, out] = await create("alice", "a long enough password");
+    expect(code).toBe(0);
+    expect(out).toBe("created admin alice; log in at the admin URL\n");
+    const [short, , err] = await create("bob", "short");
+    expect(short).toBe(2);
+    expect(err).toContain("at least 12 characters");
+    expect((await create("alice", "another long password"))[0]).toBe(1);
+  });
+
   test("config check prints effective values with their origin, or names the bad key (exit 2)", async () => {
     const ok = await mf(["config", "check", "--smtp-port", "2600"], { MAILFERRY_HTTP_PORT: "9090" });
     expect(ok.exitCode).toBe(0);

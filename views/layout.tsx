@@ -30,6 +30,7 @@ export const Page: FC<PageProps> = ({ title, section, user, csrf, children }) =>
       <meta name="viewport" content="width=device-width, initial-scale=1" />
       <title>{`${title} · mailferry`}</title>
       <link rel="stylesheet" href="/static/style.css" />
+      <link rel="icon" href="/static/favicon.svg" type="image/svg+xml" />
       <script src="/static/htmx.min.js" defer></script>
     </head>
     {/* htmx sends the CSRF token with every request it makes from inside the body. */}

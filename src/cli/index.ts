@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, type Config, type ConfigInput, flagName, type Effective, loadConfigWithOrigins, SETTINGS } from "../config/index.ts";
 import { UserError } from "../errors.ts";
 import { aliasCommand } from "./alias.ts";
+import { adminCommand } from "./admin.ts";
 import { allowCommand } from "./allow.ts";
 import { denyCommand } from "./deny.ts";
 import { configCheck } from "./config-check.ts";
@@ -15,6 +16,8 @@ import { VERSION } from "../version.ts";
 export interface Io {
   out: (line: string) => void;
   err: (line: string) => void;
+  /** Standard input, read whole (the admin password). */
+  stdin?: () => Promise<string>;
   env: Record<string, string | undefined>;
   cwd: string;
 }
@@ -135,6 +138,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         return await allowCommand(ctx);
       case "deny":
         return await denyCommand(ctx);
+      case "admin":
+        return await adminCommand(ctx, io.stdin ?? (async () => ""));
       case "config":
         if (args[0] !== "check") throw new UsageError(`unknown config command: ${args[0] ?? "(none)"}; try: config check`);
         return configCheck(ctx);

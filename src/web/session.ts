@@ -12,7 +12,7 @@ export const SESSION_COOKIE = "mf_session";
 export type Env = { Variables: { session: WebSession | null; ip: string } };
 
 /** Paths anyone may reach: health, the MTA-STS policy, assets, set-up and login. */
-const PUBLIC = [/^\/healthz$/, /^\/\.well-known\/mta-sts\.txt$/, /^\/static\//, /^\/setup$/, /^\/login$/];
+const PUBLIC = [/^\/healthz$/, /^\/\.well-known\/mta-sts\.txt$/, /^\/static\//, /^\/favicon\.ico$/, /^\/setup$/, /^\/login$/];
 
 export function securityHeaders(secure: boolean): MiddlewareHandler<Env> {
   return async (c, next) => {
