@@ -51,6 +51,8 @@ afterAll(async () => {
   await sink?.close();
 });
 
+/** The browser's document in functions Playwright runs in the page (they are serialized: no closures; the project has no DOM typings). */
+type InPage = { document: { querySelector(s: string): { textContent: string | null } | null } };
 const url = (path: string) => `${mf.httpUrl}${path.replace(/^\//, "")}`;
 const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
@@ -111,7 +113,7 @@ describe.skipIf(!hasChromium)("admin UI in Chromium", () => {
     // Publish the SPF record and check again without reloading the page.
     dns.zones["browser.test"]!.TXT = ["v=spf1 mx -all"];
     await page.click("text=Check again");
-    await page.waitForFunction(`document.querySelectorAll("#dns-records tbody tr")[1]?.children[0]?.textContent?.trim() === "✓"`);
+    await page.waitForFunction(() => (globalThis as unknown as InPage).document.querySelector("#dns-records tbody tr:nth-child(2) td")?.textContent?.trim() === "✓");
     await shot("domain");
   });
 
@@ -130,7 +132,7 @@ describe.skipIf(!hasChromium)("admin UI in Chromium", () => {
       await page.fill("#f-name", name);
       await page.fill("#c-recipients", recipients);
       await Promise.all([page.waitForResponse((r) => r.url().endsWith("/aliases") && r.request().method() === "POST"), page.click("#create-alias button[type=submit]")]);
-      await page.waitForFunction(`!document.querySelector("#create-alias.htmx-request")`);
+      await page.waitForFunction(() => (globalThis as unknown as InPage).document.querySelector("#create-alias.htmx-request") === null);
       return (await page.textContent("#create-alias .flash, #create-alias .error"))?.trim();
     };
     expect(await create("hello", "you@dest.test")).toBe("Created hello@browser.test.");
