@@ -131,3 +131,40 @@ describe("hostile input", () => {
     expect(audit).toHaveLength(1);
   });
 });
+
+describe("login and sessions", () => {
+  test("5 failed logins in 15 minutes lock that IP and user out, even with the right password", async () => {
+    await createAdmin(mf.appliance.store.db, "victim", "the right password here");
+    for (let i = 0; i < 5; i++) expect((await post("/login", { username: "victim", password: `wrong guess ${i}` })).status).toBe(401);
+    const locked = await post("/login", { username: "victim", password: "the right password here" });
+    expect(locked.status).toBe(429);
+    expect(await locked.text()).toContain("Too many failed attempts");
+    // Another user from the same IP is not affected.
+    expect((await post("/login", { username: "admin", password: "correct horse battery staple" })).status).toBe(302);
+  });
+
+  test("sessions are listed and another one can be revoked", async () => {
+    const db = mf.appliance.store.db;
+    const admin = (await db.selectFrom("admins").selectAll().where("username", "=", "admin").executeTakeFirstOrThrow());
+    const other = await createSession(db, admin.id, "192.0.2.7", "other browser");
+    const page = await (await fetch(at("/account"), { headers: { cookie } })).text();
+    expect(page).toContain("192.0.2.7");
+    const id = (await db.selectFrom("web_sessions").select("id").where("ip", "=", "192.0.2.7").executeTakeFirstOrThrow()).id;
+    expect((await post("/account/sessions/revoke", { id, _csrf: csrf }, { cookie })).status).toBe(302);
+    expect((await fetch(at("/"), { headers: { cookie: `mf_session=${other.token}` }, redirect: "manual" })).status).toBe(302);
+    expect((await fetch(at("/"), { headers: { cookie } })).status).toBe(200);
+  });
+
+  test("a recovery code logs in once", async () => {
+    const db = mf.appliance.store.db;
+    const { startTotp, confirmTotp, totpFor } = await import("../../src/store/admins.ts");
+    const user = await createAdmin(db, "totp-user", "another long password");
+    const secret = await startTotp(db, user.id);
+    const fresh = (await db.selectFrom("admins").selectAll().where("id", "=", user.id).executeTakeFirstOrThrow());
+    const codes = await confirmTotp(db, fresh, totpFor("totp-user", secret).generate());
+    const asking = await post("/login", { username: "totp-user", password: "another long password" });
+    expect(await asking.text()).toContain("Enter the code from your authenticator app.");
+    expect((await post("/login", { username: "totp-user", password: "another long password", code: codes[0]! })).status).toBe(302);
+    expect((await post("/login", { username: "totp-user", password: "another long password", code: codes[0]! })).status).toBe(401);
+  });
+});
