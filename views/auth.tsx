@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Set-up (first admin), login and account (TOTP, sessions) pages.
 import type { FC } from "hono/jsx";
-import { Csrf, Field, type FieldErrors, Flash, Page, when } from "./layout.tsx";
+import { Csrf, Field, type FieldErrors, Flash, Page, PostButton, when } from "./layout.tsx";
 
 export const SetupPage: FC<{ token: string; errors?: FieldErrors; username?: string }> = ({ token, errors, username }) => (
   <Page title="Set up">
@@ -128,13 +128,7 @@ export const AccountPage: FC<AccountProps> = (p) => (
                   {s.id === p.currentSession ? (
                     <span class="badge">this one</span>
                   ) : (
-                    <form class="inline" method="post" action="/account/sessions/revoke">
-                      <Csrf token={p.csrf} />
-                      <input type="hidden" name="id" value={s.id} />
-                      <button class="danger small" type="submit">
-                        Revoke
-                      </button>
-                    </form>
+                    <PostButton action="/account/sessions/revoke" csrf={p.csrf} name="id" value={s.id} label="Revoke" />
                   )}
                 </td>
               </tr>

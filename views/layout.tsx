@@ -66,6 +66,17 @@ export const Page: FC<PageProps> = ({ title, section, user, csrf, children }) =>
 /** The CSRF token as a hidden field: forms also work without JavaScript. */
 export const Csrf: FC<{ token: string }> = ({ token }) => <input type="hidden" name="_csrf" value={token} />;
 
+/** A one-button form that posts a single hidden value, e.g. "Remove" in a table row. */
+export const PostButton: FC<{ action: string; csrf: string; name: string; value: string | number; label: string }> = (p) => (
+  <form class="inline" method="post" action={p.action}>
+    <Csrf token={p.csrf} />
+    <input type="hidden" name={p.name} value={String(p.value)} />
+    <button class="danger small" type="submit">
+      {p.label}
+    </button>
+  </form>
+);
+
 export type FieldErrors = Record<string, string | undefined>;
 
 export const Field: FC<{ label: string; name: string; value?: string | number | null; type?: string; errors?: FieldErrors; hint?: string; required?: boolean; placeholder?: string; maxlength?: number }> = (p) => (

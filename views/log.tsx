@@ -3,7 +3,7 @@
 import type { FC } from "hono/jsx";
 import type { AuditEntry, Event } from "../src/store/schema.ts";
 import { EventRows } from "./dashboard.tsx";
-import { Csrf, Field, type FieldErrors, Flash, Page, when } from "./layout.tsx";
+import { Csrf, Field, type FieldErrors, Flash, Page, PostButton, when } from "./layout.tsx";
 
 export interface LogFilters {
   domain: string;
@@ -178,13 +178,7 @@ export const ListsPage: FC<ListsProps> = (p) => (
                 <td>{g.passed_at ? when(g.passed_at) : <span class="warn">waiting</span>}</td>
                 <td>{when(g.last_seen)}</td>
                 <td>
-                  <form class="inline" method="post" action="/lists/greylist/delete">
-                    <Csrf token={p.csrf} />
-                    <input type="hidden" name="key" value={g.key} />
-                    <button class="danger small" type="submit">
-                      Forget
-                    </button>
-                  </form>
+                  <PostButton action="/lists/greylist/delete" csrf={p.csrf} name="key" value={g.key} label="Forget" />
                 </td>
               </tr>
             ))}
@@ -210,13 +204,7 @@ const EntryTable: FC<{ rows: { value: string; kind: string; note: string }[]; ac
             <td>{r.kind}</td>
             <td class="muted">{r.note}</td>
             <td>
-              <form class="inline" method="post" action={action}>
-                <Csrf token={csrf} />
-                <input type="hidden" name="value" value={r.value} />
-                <button class="danger small" type="submit">
-                  Remove
-                </button>
-              </form>
+              <PostButton action={action} csrf={csrf} name="value" value={r.value} label="Remove" />
             </td>
           </tr>
         ))}
