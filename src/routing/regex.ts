@@ -1,7 +1,6 @@
 // User-supplied alias regexes: vetted on save with a ReDoS checker (so the
 // admin learns why a pattern is refused), and matched with RE2 (linear time)
 // so that even a pattern that slipped past the check cannot stall the listener.
-import { check } from "recheck";
 import { RE2JS } from "re2js";
 
 export const MAX_PATTERN_LENGTH = 256;
@@ -10,7 +9,8 @@ export const MAX_LOCAL_PART_OCTETS = 64;
 
 // recheck's default backend prefers a native helper binary, which a compiled
 // mailferry does not carry; its Web Worker backend is pure JS and keeps the
-// analysis off the event loop.
+// analysis off the event loop. Loaded on first use: it is the heaviest module
+// and only saving a regex alias needs it.
 process.env.RECHECK_BACKEND ??= "worker";
 
 /** Why a pattern cannot be used, or null when it is safe. */
@@ -27,6 +27,7 @@ export async function patternProblem(source: string): Promise<string | null> {
   } catch (err) {
     return `not supported: ${(err as Error).message.replace(/^error parsing regexp: /, "")} (lookaround and backreferences cannot be used)`;
   }
+  const { check } = await import("recheck");
   const diagnostics = await check(source, "i", { timeout: 5_000 });
   if (diagnostics.status === "vulnerable") {
     const attack = diagnostics.attack ? `, e.g. on ${diagnostics.attack.pattern}` : "";

@@ -54,7 +54,7 @@ export async function checkLogin(db: DB, input: { username: string; password: st
   };
   const admin = await findAdmin(db, input.username);
   // Verify against a dummy hash for unknown users, so timing does not reveal which names exist.
-  const ok = await Bun.password.verify(input.password, admin?.password_hash ?? DUMMY_HASH);
+  const ok = await Bun.password.verify(input.password, admin?.password_hash ?? (await dummyHash()));
   if (!admin || !ok) return fail("invalid");
   if (admin.totp_enabled) {
     if (!input.code) return { error: "totp_required" };
@@ -64,7 +64,10 @@ export async function checkLogin(db: DB, input: { username: string; password: st
   return { admin };
 }
 
-const DUMMY_HASH = await Bun.password.hash("not a real password, only for timing", { algorithm: "argon2id" });
+// An unknown user costs one argon2 verify like a known one, so timing does not
+// reveal which names exist. Made on first use: hashing at import slowed every start.
+let dummy: Promise<string> | undefined;
+const dummyHash = () => (dummy ??= Bun.password.hash("not a real password, only for timing", { algorithm: "argon2id" }));
 
 export function totpFor(username: string, secret: string): OTPAuth.TOTP {
   return new OTPAuth.TOTP({ issuer: "mailferry", label: username, algorithm: "SHA1", digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secret) });
