@@ -147,14 +147,19 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
         config.smarthost = next.smarthost;
         config.log.retention = next.log.retention;
       },
-      secureCookies: false,
+      secureCookies: config.http.tls,
     });
-    const server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: (req, srv) => web.fetch(req, srv) });
+    const server = Bun.serve({
+      hostname: config.http.host,
+      port: config.http.port,
+      tls: config.http.tls ? { cert: tls.cert, key: tls.key } : undefined,
+      fetch: (req, srv) => web.fetch(req, srv),
+    });
     stops.push(async () => {
       await server.stop();
     });
     const httpHost = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
-    const http = { host: config.http.host, port: server.port!, url: `http://${httpHost}:${server.port}/` };
+    const http = { host: config.http.host, port: server.port!, url: `${config.http.tls ? "https" : "http"}://${httpHost}:${server.port}/` };
 
     const setupUrl = setupToken ? `${http.url}setup?token=${setupToken}` : null;
     logger.info("mailferry.ready", {

@@ -17,7 +17,7 @@ export interface Config {
   configFile: string | null;
   hostname: string;
   smtp: { host: string; port: number; maxSize: number; socketTimeout: number; shutdownGrace: number; maxClients: number };
-  http: { host: string; port: number };
+  http: { host: string; port: number; tls: boolean };
   dns: { servers: v.HostPort[]; timeout: number };
   outbound: { port: number; connectTimeout: number; messageTimeout: number; caFile: string | null; mtaStsPort: number };
   /** A relay for all outbound mail (VPSes that block port 25), or null to deliver to MX hosts directly. */
@@ -57,6 +57,7 @@ export const SETTINGS: readonly Setting[] = [
   { section: "smtp", key: "max_clients", parse: v.positiveInt, default: 500, doc: "Concurrent SMTP sessions; more get 421" },
   { section: "http", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "Admin UI / API / health address" },
   { section: "http", key: "port", parse: v.port, default: 8080, doc: "Admin UI / API / health port" },
+  { section: "http", key: "tls", parse: v.bool, default: false, doc: "Serve the admin port over HTTPS with the tls.cert certificate (then Secure cookies and HSTS)" },
   { section: "dns", key: "servers", parse: v.dnsServers, default: () => systemResolvers(), doc: "Resolvers as host:port list; default from /etc/resolv.conf" },
   { section: "dns", key: "timeout", parse: v.positiveDuration, default: "5s", doc: "Timeout of one DNS query (per server try)" },
   { section: "outbound", key: "port", parse: v.port, default: 25, doc: "Port used to deliver to destination MX hosts" },
@@ -164,7 +165,7 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
       shutdownGrace: values["smtp.shutdown_grace"] as number,
       maxClients: values["smtp.max_clients"] as number,
     },
-    http: { host: values["http.host"] as string, port: values["http.port"] as number },
+    http: { host: values["http.host"] as string, port: values["http.port"] as number, tls: values["http.tls"] as boolean },
     dns: { servers: values["dns.servers"] as v.HostPort[], timeout: values["dns.timeout"] as number },
     outbound: {
       port: values["outbound.port"] as number,

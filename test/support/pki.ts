@@ -1,11 +1,12 @@
 // A private CA for tests that need certificates a client verifies (MTA-STS
 // policy hosts, MX hosts under an enforcing policy).
 import { generateKeyPairSync } from "node:crypto";
+import { isIP } from "node:net";
 import forge from "node-forge";
 
 export interface TestCa {
   cert: string;
-  /** A server certificate for these names (the first is also the CN). */
+  /** A server certificate for these names or IP addresses (the first is also the CN). */
   issue(...hostnames: string[]): { cert: string; key: string };
 }
 
@@ -42,7 +43,7 @@ export function createTestCa(): TestCa {
         { name: "basicConstraints", cA: false },
         { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
         { name: "extKeyUsage", serverAuth: true },
-        { name: "subjectAltName", altNames: hostnames.map((value) => ({ type: 2, value })) },
+        { name: "subjectAltName", altNames: hostnames.map((value) => (isIP(value) ? { type: 7, ip: value } : { type: 2, value })) },
       ]);
       cert.setIssuer(caCert.subject.attributes);
       cert.sign(ca.forgePrivate, forge.md.sha256.create());

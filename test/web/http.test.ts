@@ -79,6 +79,9 @@ describe("state-changing routes", () => {
     const res = await post("/login", { username: "admin", password: "correct horse battery staple" });
     expect(res.headers.get("set-cookie")).toMatch(/mf_session=[^;]+;.*HttpOnly/i);
     expect(res.headers.get("set-cookie")).toMatch(/SameSite=Strict/i);
+    // Plain HTTP: a Secure cookie would never come back, HSTS would be ignored.
+    expect(res.headers.get("set-cookie")).not.toMatch(/Secure/i);
+    expect(res.headers.get("strict-transport-security")).toBeNull();
   });
 });
 
