@@ -2,14 +2,14 @@
 // HTTP server, started in dependency order and stopped in reverse.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Config, ConfigError, type ConfigInput, envName } from "./config/index.ts";
+import { adminUrl, type Config, ConfigError, type ConfigInput, envName } from "./config/index.ts";
 import { adminCount } from "./store/admins.ts";
 import type { Hono } from "hono";
 import { createSetupToken, type Env } from "./web/session.ts";
 import { readFileSync } from "node:fs";
 import { authenticateInbound } from "./auth/inbound.ts";
 import { mtaStsMode, mtaStsPolicy } from "./auth/records.ts";
-import { createSrs, loadSrsSecret } from "./auth/srs.ts";
+import { createSrs } from "./auth/srs.ts";
 import { createAbuseGuard } from "./policy/abuse.ts";
 import { scannerDown, scanVerdict, scanWithRspamd } from "./policy/scan.ts";
 import { anyDomainScans } from "./store/domains.ts";
@@ -21,12 +21,14 @@ import { createVacationResponder } from "./delivery/vacation.ts";
 import { housekeeping } from "./store/housekeeping.ts";
 import { createResolver, type Resolver } from "./dns/resolver.ts";
 import type { Logger } from "./log.ts";
-import { createRouter } from "./routing/router.ts";
+import { createRouter, routerOptions } from "./routing/router.ts";
 import { createHooks } from "./smtp/hooks.ts";
 import { type MxListener, startMxListener } from "./smtp/listener.ts";
 import { loadTlsCredentials } from "./smtp/tls.ts";
 import { DATABASE_FILE, openStore, type Store } from "./store/db.ts";
 import { recordEvent } from "./store/events.ts";
+import { loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
+import { createServices } from "./service/index.ts";
 import { createWebApp } from "./web/app.ts";
 
 export interface Appliance {
@@ -72,7 +74,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     if (tls.selfSigned) logger.info("tls.self_signed", { cert: tls.certPath, note: "set tls.cert/tls.key for a CA-signed certificate" });
     const resolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout });
     const record = (e: Parameters<typeof recordEvent>[1]) => recordEvent(store.db, e);
-    const srs = createSrs({ domain: config.srs.domain, secrets: [loadSrsSecret(config.dataDir)] });
+    const srs = createSrs({ domain: config.srs.domain, secrets: [loadSecret(config.dataDir, SRS_SECRET_FILE)] });
     const ca = readCa(config.outbound.caFile);
     const relay = createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: config.outbound.mtaStsPort, ...(ca ? { ca } : {}) }), ...(ca ? { ca } : {}) });
 
@@ -105,7 +107,10 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       logger,
       recordEvent: record,
     });
-    const router = createRouter(store.db);
+    const router = createRouter(store.db, routerOptions(config));
+    // Links in verification mail: the configured public URL, else the admin URL once the port is bound.
+    let boundUrl = adminUrl(config);
+    const services = createServices({ db: store.db, config, queueMail: (to, raw) => outbox.queue(to, raw), publicUrl: () => config.http.publicUrl ?? boundUrl });
     const hooks = createHooks({
       router,
       srs,
@@ -146,8 +151,11 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
         config.scan = next.scan;
         config.smarthost = next.smarthost;
         config.log.retention = next.log.retention;
+        config.addresses = next.addresses;
+        config.delivery = next.delivery;
       },
       secureCookies: config.http.tls,
+      services,
     });
     const server = Bun.serve({
       hostname: config.http.host,
@@ -158,8 +166,11 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     stops.push(async () => {
       await server.stop();
     });
-    const httpHost = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
-    const http = { host: config.http.host, port: server.port!, url: `${config.http.tls ? "https" : "http"}://${httpHost}:${server.port}/` };
+    const http = { host: config.http.host, port: server.port!, url: adminUrl(config, server.port) };
+    boundUrl = http.url;
+    if (config.delivery.verifyDestinations && !config.http.publicUrl && /^(127\.|::1$|localhost$)/.test(config.http.host)) {
+      logger.warn("verification.links_local", { url: http.url, note: "verification links point at the admin port on loopback, which recipients cannot open: set http.public_url" });
+    }
 
     const setupUrl = setupToken ? `${http.url}setup?token=${setupToken}` : null;
     logger.info("mailferry.ready", {

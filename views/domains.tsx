@@ -2,7 +2,7 @@
 // Domains: the list, and one domain's DNS records (with live checks) and settings.
 import type { FC } from "hono/jsx";
 import type { RecordCheck } from "../src/auth/records.ts";
-import type { DomainSettings } from "../src/routing/rules.ts";
+import type { AddressDefaults, DomainSettings } from "../src/routing/rules.ts";
 import { Csrf, Field, type FieldErrors, Flash, Page, when } from "./layout.tsx";
 
 export interface DomainRow {
@@ -104,12 +104,31 @@ export interface DomainPageProps {
   csrf: string;
   name: string;
   settings: DomainSettings;
+  defaults: AddressDefaults;
   checks: RecordCheck[];
   webhookKey: string;
   dkim: { selector: string; retired: number; created_at: number }[];
   errors?: FieldErrors;
   ok?: string | null;
 }
+
+/** A setting that follows the configuration until the domain sets its own. */
+const FollowSelect: FC<{ label: string; name: string; value: boolean | null; fallback: boolean; on: string; off: string }> = (p) => (
+  <label>
+    {p.label}
+    <select name={p.name}>
+      <option value="default" selected={p.value === null}>
+        Follow the configuration (now: {p.fallback ? p.on : p.off})
+      </option>
+      <option value="on" selected={p.value === true}>
+        {p.on}
+      </option>
+      <option value="off" selected={p.value === false}>
+        {p.off}
+      </option>
+    </select>
+  </label>
+);
 
 export const DomainPage: FC<DomainPageProps> = (p) => (
   <Page title={p.name} section="/domains" user={p.user} csrf={p.csrf}>
@@ -130,15 +149,23 @@ export const DomainPage: FC<DomainPageProps> = (p) => (
           <input type="checkbox" name="catch_all" value="on" checked={p.settings.catchAll} /> Catch-all aliases apply
         </label>
         <label class="check">
-          <input type="checkbox" name="accept_subdomains" value="on" checked={p.settings.acceptSubdomains} /> Accept any subdomain (x@team.{p.name} uses these aliases)
-        </label>
-        <label class="check">
           <input type="checkbox" name="scan_spam" value="on" checked={p.settings.scanSpam} /> Check messages with the spam scanner (when one is configured)
         </label>
         <div class="row">
           <Field label="Max targets per recipient" name="max_targets" type="number" value={p.settings.maxTargets} errors={p.errors} />
           <Field label="Delivery port (empty: default)" name="delivery_port" type="number" value={p.settings.deliveryPort} errors={p.errors} />
           <Field label="Random subdomain length" name="random_subdomain_length" type="number" value={p.settings.randomSubdomainLength} errors={p.errors} />
+        </div>
+        <div class="row">
+          <FollowSelect
+            label={`Subdomains (x@team.${p.name} uses these aliases; the API may create addresses on a named subdomain)`}
+            name="accept_subdomains"
+            value={p.settings.acceptSubdomains}
+            fallback={p.defaults.subdomainMatch}
+            on="accepted"
+            off="refused"
+          />
+          <FollowSelect label="New addresses from the API get a random subdomain" name="random_subdomain" value={p.settings.randomSubdomain} fallback={p.defaults.randomSubdomain} on="yes" off="no" />
         </div>
         <p>
           <button type="submit">Save settings</button>

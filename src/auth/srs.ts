@@ -2,9 +2,7 @@
 // postsrsd: SRS0=HHHH=TT=domain=local@srs-domain, SRS1 for addresses that are
 // already rewritten. HHHH is the first 4 base64 characters of an HMAC-SHA1
 // (key: the secret) over the lower-cased fields; TT is the day number in base32.
-import { createHmac, randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { createHmac } from "node:crypto";
 
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const DAY = 86_400_000;
@@ -125,13 +123,4 @@ function splitN(s: string, sep: string, n: number): (string | undefined)[] {
   }
   out.push(rest);
   return out;
-}
-
-export const SRS_SECRET_FILE = "srs.key";
-
-/** The SRS secret of this data dir, made on first start (a backup keeps old bounces valid). */
-export function loadSrsSecret(dataDir: string): string {
-  const path = join(dataDir, SRS_SECRET_FILE);
-  if (!existsSync(path)) writeFileSync(path, randomBytes(32).toString("base64url") + "\n", { mode: 0o600, flag: "wx" });
-  return readFileSync(path, "utf8").trim();
 }

@@ -94,6 +94,11 @@ function parseSettings(words: string[]): Partial<DomainSettings> {
     if (v !== "on" && v !== "off") throw new UsageError(`${key} takes on or off`);
     return v === "on";
   };
+  // null: the domain follows the configuration's [addresses] default.
+  const onOffDefault = (key: string, v: string) => {
+    if (v !== "on" && v !== "off" && v !== "default") throw new UsageError(`${key} takes on, off or default`);
+    return v === "default" ? null : v === "on";
+  };
   const int = (v: string) => (/^\d+$/.test(v) ? Number(v) : NaN);
   const changes: Partial<DomainSettings> = {};
   for (const word of words) {
@@ -104,7 +109,10 @@ function parseSettings(words: string[]): Partial<DomainSettings> {
         changes.catchAll = onOff(key, value);
         break;
       case "accept_subdomains":
-        changes.acceptSubdomains = onOff(key, value);
+        changes.acceptSubdomains = onOffDefault(key, value);
+        break;
+      case "random_subdomain":
+        changes.randomSubdomain = onOffDefault(key, value);
         break;
       case "scan_spam":
         changes.scanSpam = onOff(key, value);

@@ -54,7 +54,8 @@ commands:
   domain remove <name>      stop managing a domain (its aliases are removed)
   domain set <name> key=value...
                             catch_all=on|off  max_targets=N  delivery_port=N|default
-                            accept_subdomains=on|off  random_subdomain_length=1..63  scan_spam=on|off
+                            accept_subdomains=on|off|default  random_subdomain=on|off|default
+                            random_subdomain_length=1..63  scan_spam=on|off
   alias add <domain> <name> [recipient...] [--disabled drop|soft|hard] [--description TEXT]
                             name: a local part, * (catch-all) or /regex/ (/regex/g)
                             recipient: an address, a domain name or an http(s) URL

@@ -17,7 +17,11 @@ export interface Config {
   configFile: string | null;
   hostname: string;
   smtp: { host: string; port: number; maxSize: number; socketTimeout: number; shutdownGrace: number; maxClients: number };
-  http: { host: string; port: number; tls: boolean };
+  http: { host: string; port: number; tls: boolean; publicUrl: string | null };
+  delivery: { verifyDestinations: boolean };
+  /** Defaults a domain follows until it sets its own. */
+  addresses: { randomSubdomain: boolean; subdomainMatch: boolean };
+  api: { rateLimit: number };
   dns: { servers: v.HostPort[]; timeout: number };
   outbound: { port: number; connectTimeout: number; messageTimeout: number; caFile: string | null; mtaStsPort: number };
   /** A relay for all outbound mail (VPSes that block port 25), or null to deliver to MX hosts directly. */
@@ -58,6 +62,7 @@ export const SETTINGS: readonly Setting[] = [
   { section: "http", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "Admin UI / API / health address" },
   { section: "http", key: "port", parse: v.port, default: 8080, doc: "Admin UI / API / health port" },
   { section: "http", key: "tls", parse: v.bool, default: false, doc: "Serve the admin port over HTTPS with the tls.cert certificate (then Secure cookies and HSTS)" },
+  { section: "http", key: "public_url", parse: v.optionalUrl, default: "", doc: "Base URL of the admin port as others reach it, for links in mail (destination verification); default the admin URL" },
   { section: "dns", key: "servers", parse: v.dnsServers, default: () => systemResolvers(), doc: "Resolvers as host:port list; default from /etc/resolv.conf" },
   { section: "dns", key: "timeout", parse: v.positiveDuration, default: "5s", doc: "Timeout of one DNS query (per server try)" },
   { section: "outbound", key: "port", parse: v.port, default: 25, doc: "Port used to deliver to destination MX hosts" },
@@ -73,6 +78,10 @@ export const SETTINGS: readonly Setting[] = [
   { section: "srs", key: "domain", parse: v.optionalHostname, default: "", doc: "Domain of rewritten envelope senders; must route bounces here (default: hostname)" },
   { section: "tls", key: "cert", parse: v.optionalPath, default: "", doc: "PEM certificate (chain) for STARTTLS; default: self-signed in the data dir" },
   { section: "tls", key: "key", parse: v.optionalPath, default: "", doc: "PEM private key for tls.cert" },
+  { section: "delivery", key: "verify_destinations", name: "verify_destinations", parse: v.bool, default: true, doc: "Forward to addresses outside the managed domains only once they confirmed a verification mail" },
+  { section: "addresses", key: "random_subdomain", parse: v.bool, default: false, doc: "Addresses created by the API get a random subdomain unless the request or the domain says otherwise" },
+  { section: "addresses", key: "subdomain_match", parse: v.bool, default: false, doc: "Domains accept mail for any subdomain (and the API may create addresses on one) unless the domain says otherwise" },
+  { section: "api", key: "rate_limit", parse: v.positiveInt, default: 600, doc: "API requests per minute per token; more get 429" },
   { section: "webhooks", key: "timeout", name: "webhook_timeout", parse: v.positiveDuration, default: "60s", doc: "Timeout of one webhook request" },
   { section: "webhooks", key: "allow_private", name: "webhook_allow_private", parse: v.bool, default: false, doc: "Allow webhook URLs on loopback, private or link-local addresses (SSRF guard off)" },
   { section: "greylist", key: "delay", parse: v.duration, default: 300, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
@@ -82,6 +91,12 @@ export const SETTINGS: readonly Setting[] = [
   { section: "log", key: "format", parse: v.oneOf(LOG_FORMATS), default: "auto", doc: "auto (text on a terminal, JSON otherwise), json or text" },
   { section: "log", key: "level", parse: v.oneOf(LOG_LEVELS), default: "info", doc: "debug, info, warn, error or silent" },
 ];
+
+/** The admin UI's URL on this port (the configured one unless the server bound another). */
+export function adminUrl(config: Pick<Config, "http">, port = config.http.port): string {
+  const host = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
+  return `${config.http.tls ? "https" : "http"}://${host}:${port}/`;
+}
 
 export const DATA_DIR_ENV = "MAILFERRY_DATA_DIR";
 export const CONFIG_FILE_ENV = "MAILFERRY_CONFIG";
@@ -165,7 +180,10 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
       shutdownGrace: values["smtp.shutdown_grace"] as number,
       maxClients: values["smtp.max_clients"] as number,
     },
-    http: { host: values["http.host"] as string, port: values["http.port"] as number, tls: values["http.tls"] as boolean },
+    http: { host: values["http.host"] as string, port: values["http.port"] as number, tls: values["http.tls"] as boolean, publicUrl: values["http.public_url"] as string | null },
+    delivery: { verifyDestinations: values["delivery.verify_destinations"] as boolean },
+    addresses: { randomSubdomain: values["addresses.random_subdomain"] as boolean, subdomainMatch: values["addresses.subdomain_match"] as boolean },
+    api: { rateLimit: values["api.rate_limit"] as number },
     dns: { servers: values["dns.servers"] as v.HostPort[], timeout: values["dns.timeout"] as number },
     outbound: {
       port: values["outbound.port"] as number,

@@ -17,8 +17,8 @@ export type Target =
   | { kind: "webhook"; url: string; alias: AliasRef };
 
 export type Verdict =
-  /** Deliver to these targets (unique, in rule order). */
-  | { action: "deliver"; targets: Target[]; alias: AliasRef }
+  /** Deliver to these targets (unique, in rule order); `unverified`: destinations left out until they are verified. */
+  | { action: "deliver"; targets: Target[]; alias: AliasRef; unverified?: string[] }
   /** A disabled alias that accepts and discards (`!alias`). */
   | { action: "drop"; alias: AliasRef }
   /** Refuse the recipient with this reply. */
@@ -32,8 +32,15 @@ export function resolve(recipient: string, config: RoutingConfig): Verdict {
   if (!mailbox) return refuse(reply(501, "5.1.3", "Bad recipient address syntax"));
   const domain = mailbox.isLiteral ? null : routingDomain(mailbox.domain, config);
   if (!domain) return refuse(reply(550, "5.7.1", `Relaying denied: ${mailbox.domain} is not a domain served here`));
-  const outcome = expand(mailbox, domain, config, [key(mailbox.address)]);
+  const unverified = new Set<string>();
+  const outcome = expand(mailbox, domain, config, [key(mailbox.address)], unverified);
   if (outcome.action !== "deliver") return outcome;
+  if (unverified.size > 0) {
+    const list = [...unverified].join(", ");
+    // Temporary: the sender retries, and the mail arrives once the destination confirms.
+    if (outcome.targets.length === 0) return refuse(reply(450, "4.1.1", `${mailbox.address}: forwarding destination ${list} is not verified yet`), outcome.alias);
+    outcome.unverified = [...unverified];
+  }
   const limit = domain.settings.maxTargets;
   if (outcome.targets.length > limit) {
     return refuse(
@@ -83,8 +90,9 @@ export function matchAlias(local: string, domain: DomainRouting): Match | null {
   return null;
 }
 
-function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, chain: string[]): Verdict {
-  const match = matchAlias(mailbox.local, domain);
+function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, chain: string[], unverified: Set<string>): Verdict {
+  const inherited = domain.parent?.settings.acceptSubdomains ? domain.parent : null;
+  const match = matchAlias(mailbox.local, domain) ?? (inherited && matchAlias(mailbox.local, inherited));
   if (!match) return refuse(reply(550, "5.1.1", `${mailbox.address}: no such recipient here`));
   const { rule } = match;
   const alias: AliasRef = { id: rule.id, domain: rule.domain, label: aliasLabel(rule) };
@@ -113,18 +121,20 @@ function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, 
       add({ kind: "webhook", url: concrete.value, alias });
       continue;
     }
-    const address = concrete.kind === "domain" ? `${mailbox.local}@${concrete.value}` : withTag(concrete.value, match.tag);
-    const next = parseMailbox(address);
+    const destination = concrete.kind === "domain" ? `${mailbox.local}@${concrete.value}` : concrete.value;
+    const next = parseMailbox(concrete.kind === "domain" ? destination : withTag(destination, match.tag));
     if (!next) return refuse(reply(550, "5.1.3", `alias ${alias.label} of ${rule.domain} produced an invalid recipient for ${mailbox.address}`), alias);
     const managed = routingDomain(next.domain, config);
     if (!managed) {
-      add({ kind: "address", address: next.address, domain: next.domain, port: domain.settings.deliveryPort, alias });
+      // Verified as configured: a +tag added by plus-addressing needs no verification of its own.
+      if (config.verified && !config.verified.has(key(destination))) unverified.add(key(destination));
+      else add({ kind: "address", address: next.address, domain: next.domain, port: domain.settings.deliveryPort, alias });
       continue;
     }
     // An alias on a managed domain: the parent is replaced by its children.
     if (chain.includes(key(next.address))) return refuse(reply(550, "5.4.6", `routing loop: ${[...chain, key(next.address)].join(" -> ")}`), alias);
     if (chain.length > MAX_DEPTH) return refuse(reply(550, "5.4.6", `aliases nested deeper than ${MAX_DEPTH} levels at ${next.address}`), alias);
-    const child = expand(next, managed, config, [...chain, key(next.address)]);
+    const child = expand(next, managed, config, [...chain, key(next.address)], unverified);
     if (child.action === "refuse") return child;
     if (child.action === "deliver") child.targets.forEach(add);
   }

@@ -1,24 +1,39 @@
 // The resolver at the I/O edge: the routing configuration is loaded from the
 // database once and reused until routing_version moves (triggers bump it on
-// every change to domains or aliases, from any connection).
+// every change to domains, aliases or verified destinations, from any
+// connection) or the configured defaults change.
+import type { Config } from "../config/index.ts";
 import type { DB } from "../store/db.ts";
 import { toRule } from "../store/aliases.ts";
 import { domainSettings } from "../store/domains.ts";
 import { resolve, type Verdict } from "./resolve.ts";
-import { buildRoutingConfig, type RoutingConfig } from "./rules.ts";
+import { type AddressDefaults, buildRoutingConfig, effectiveSettings, NO_SUBDOMAINS, type RoutingConfig } from "./rules.ts";
 
 export interface Router {
   resolve(recipient: string): Promise<Verdict>;
   config(): Promise<RoutingConfig>;
 }
 
-export function createRouter(db: DB): Router {
-  let cached: { version: string; config: RoutingConfig } | null = null;
-  let loading: Promise<{ version: string; config: RoutingConfig }> | null = null;
+export interface RouterOptions {
+  /** Read on each use, so a settings change applies without a restart. */
+  defaults: () => AddressDefaults;
+  verifyDestinations: () => boolean;
+}
+
+/** Options that follow a (live-updated) configuration. */
+export function routerOptions(config: Pick<Config, "addresses" | "delivery">): RouterOptions {
+  return { defaults: () => config.addresses, verifyDestinations: () => config.delivery.verifyDestinations };
+}
+
+export function createRouter(db: DB, options: RouterOptions = { defaults: () => NO_SUBDOMAINS, verifyDestinations: () => false }): Router {
+  let cached: { key: string; config: RoutingConfig } | null = null;
+  let loading: Promise<{ key: string; config: RoutingConfig }> | null = null;
+
+  const keyOf = (version: string) => JSON.stringify([version, options.defaults(), options.verifyDestinations()]);
 
   async function config(): Promise<RoutingConfig> {
-    const version = await readVersion(db);
-    if (cached && cached.version === version) return cached.config;
+    const key = keyOf(await readVersion(db));
+    if (cached && cached.key === key) return cached.config;
     loading ??= load().finally(() => (loading = null));
     cached = await loading;
     return cached.config;
@@ -27,15 +42,20 @@ export function createRouter(db: DB): Router {
   // One read transaction: the version and the rules it describes are consistent.
   const load = () =>
     db.transaction().execute(async (trx) => {
-      const version = await readVersion(trx);
+      const key = keyOf(await readVersion(trx));
+      const defaults = options.defaults();
       const domains = await trx.selectFrom("domains").selectAll().execute();
       const names = new Map(domains.map((d) => [d.id, d.name]));
       const aliases = await trx.selectFrom("aliases").selectAll().orderBy("id").execute();
+      const verified = options.verifyDestinations()
+        ? new Set((await trx.selectFrom("destinations").select("address").where("verified_at", "is not", null).execute()).map((d) => d.address))
+        : null;
       return {
-        version,
+        key,
         config: buildRoutingConfig(
-          domains.map((d) => ({ name: d.name, settings: domainSettings(d) })),
+          domains.map((d) => ({ name: d.name, settings: effectiveSettings(domainSettings(d), defaults) })),
           aliases.map((a) => toRule(a, names.get(a.domain_id)!)),
+          verified,
         ),
       };
     });

@@ -24,7 +24,10 @@ export interface AliasInput {
 /** A validated alias, as stored and as the resolver uses it. */
 export interface AliasRule {
   id: number;
+  /** The managed domain the alias belongs to. */
   domain: string;
+  /** Labels in front of the domain (`x7k2p9q1`, `dev.team`) for an alias on a subdomain; "" for the domain itself. */
+  subdomain: string;
   matcher: AliasMatcher;
   pattern: string;
   global: boolean;
@@ -40,8 +43,10 @@ export interface DomainSettings {
   maxTargets: number;
   /** SMTP port for delivering to this domain's alias targets; null: the global outbound port. */
   deliveryPort: number | null;
-  /** `x@any.sub.domain` resolves against this domain's aliases. */
-  acceptSubdomains: boolean;
+  /** `x@any.sub.domain` resolves against this domain's aliases, and addresses may be created on a named subdomain; null: follow `[addresses] subdomain_match`. */
+  acceptSubdomains: boolean | null;
+  /** Addresses created without saying get a random subdomain; null: follow `[addresses] random_subdomain`. */
+  randomSubdomain: boolean | null;
   /** Length of the random label when an address is created with a random subdomain. */
   randomSubdomainLength: number;
   /** Messages for this domain are checked by the configured spam scanner (when there is one). */
@@ -52,14 +57,33 @@ export const DEFAULT_DOMAIN_SETTINGS: DomainSettings = {
   catchAll: true,
   maxTargets: 10,
   deliveryPort: null,
-  acceptSubdomains: false,
+  acceptSubdomains: null,
+  randomSubdomain: null,
   randomSubdomainLength: 8,
   scanSpam: true,
 };
 
+/** What a domain follows until it sets its own (`[addresses]` in the configuration). */
+export interface AddressDefaults {
+  randomSubdomain: boolean;
+  subdomainMatch: boolean;
+}
+
+export const NO_SUBDOMAINS: AddressDefaults = { randomSubdomain: false, subdomainMatch: false };
+
+/** A domain's settings with the followed defaults filled in. */
+export type EffectiveSettings = Omit<DomainSettings, "acceptSubdomains" | "randomSubdomain"> & { acceptSubdomains: boolean; randomSubdomain: boolean };
+
+export function effectiveSettings(settings: DomainSettings, defaults: AddressDefaults): EffectiveSettings {
+  return { ...settings, acceptSubdomains: settings.acceptSubdomains ?? defaults.subdomainMatch, randomSubdomain: settings.randomSubdomain ?? defaults.randomSubdomain };
+}
+
 export interface DomainRouting {
+  /** The full name: a managed domain, or a subdomain of one that has aliases of its own. */
   name: string;
-  settings: DomainSettings;
+  settings: EffectiveSettings;
+  /** For a subdomain's aliases: the managed domain, whose aliases apply when none here matches and it accepts subdomains. */
+  parent: DomainRouting | null;
   /** Exact aliases by lower-case local part. */
   exact: Map<string, AliasRule>;
   /** Regex aliases in creation order, compiled. */
@@ -69,14 +93,26 @@ export interface DomainRouting {
 
 export interface RoutingConfig {
   domains: Map<string, DomainRouting>;
+  /** Lower-case addresses outside the managed domains that may receive mail; null: destinations need no verification. */
+  verified: Set<string> | null;
 }
 
 /** Builds the resolver's view from stored rows; regexes are compiled once here. */
-export function buildRoutingConfig(domains: { name: string; settings: DomainSettings }[], aliases: AliasRule[]): RoutingConfig {
+export function buildRoutingConfig(domains: { name: string; settings: EffectiveSettings }[], aliases: AliasRule[], verified: Set<string> | null = null): RoutingConfig {
   const byName = new Map<string, DomainRouting>();
-  for (const d of domains) byName.set(d.name, { name: d.name, settings: d.settings, exact: new Map(), regex: [], catchAll: null });
+  for (const d of domains) byName.set(d.name, { name: d.name, settings: d.settings, parent: null, exact: new Map(), regex: [], catchAll: null });
+  const managed = new Set(byName.keys());
+  const nodeOf = (rule: AliasRule): DomainRouting | undefined => {
+    const base = byName.get(rule.domain);
+    if (!base || rule.subdomain === "") return base;
+    const name = `${rule.subdomain}.${rule.domain}`;
+    if (managed.has(name)) return undefined; // managed in its own right: its own aliases decide
+    let node = byName.get(name);
+    if (!node) byName.set(name, (node = { name, settings: base.settings, parent: base, exact: new Map(), regex: [], catchAll: null }));
+    return node;
+  };
   for (const rule of [...aliases].sort((a, b) => a.id - b.id)) {
-    const domain = byName.get(rule.domain);
+    const domain = nodeOf(rule);
     if (!domain) continue;
     if (rule.matcher === "exact") domain.exact.set(rule.pattern, rule);
     else if (rule.matcher === "catch-all") domain.catchAll = rule;
@@ -88,7 +124,7 @@ export function buildRoutingConfig(domains: { name: string; settings: DomainSett
       }
     }
   }
-  return { domains: byName };
+  return { domains: byName, verified };
 }
 
 export type RecipientKind = "address" | "domain" | "webhook";
@@ -131,9 +167,13 @@ const MAX_RECIPIENT = 2048;
 export interface ValidationOptions {
   /** Webhook URLs on loopback/private/link-local addresses are allowed (webhooks.allow_private). */
   allowPrivateWebhooks?: boolean;
+  /** What domains follow until they set their own (decides whether a subdomain may get aliases). */
+  addressDefaults?: AddressDefaults;
+  /** The caller made the subdomain up (a random one), so the domain's subdomain matching is not asked. */
+  subdomainAllowed?: boolean;
 }
 
-export async function validateAlias(input: AliasInput, settings: DomainSettings = DEFAULT_DOMAIN_SETTINGS, options: ValidationOptions = {}): Promise<Omit<AliasRule, "id" | "domain">> {
+export async function validateAlias(input: AliasInput, settings: DomainSettings = DEFAULT_DOMAIN_SETTINGS, options: ValidationOptions = {}): Promise<Omit<AliasRule, "id" | "domain" | "subdomain">> {
   const disabled = input.disabled ?? null;
   const global = !!input.global;
   let pattern: string;
@@ -184,6 +224,26 @@ export async function validateAlias(input: AliasInput, settings: DomainSettings 
   const description = (input.description ?? "").trim();
   if (description.length > MAX_DESCRIPTION) throw new UserError("invalid", `the description is longer than ${MAX_DESCRIPTION} characters`, "description");
   return { matcher: input.matcher, pattern, global, recipients, disabled, description };
+}
+
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * The labels in front of a managed domain (`team`, `dev.team`): letters,
+ * digits and inner hyphens, at most 63 per label and 253 for the whole name
+ * (RFC 1035). Throws a UserError on the `subdomain` field.
+ */
+export function parseSubdomain(input: string, domain: string): string {
+  const sub = input.trim().toLowerCase().replace(/\.$/, "");
+  if (sub === "") return "";
+  const bad = sub.split(".").find((label) => !LABEL.test(label));
+  if (bad !== undefined) {
+    const why = bad.length > 63 ? `the label "${bad.slice(0, 20)}…" is longer than 63 characters` : `"${bad}" is not a valid label (letters, digits and inner hyphens)`;
+    throw new UserError("invalid", `subdomain ${why}`, "subdomain");
+  }
+  const full = `${sub}.${domain}`;
+  if (full.length > 253) throw new UserError("invalid", `${full.slice(0, 40)}… is longer than 253 characters`, "subdomain");
+  return sub;
 }
 
 /** How an alias is named to people: `hello`, `*` or `/^re$/g`. */

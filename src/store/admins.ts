@@ -10,7 +10,7 @@ export const MIN_PASSWORD = 12;
 export const SESSION_TTL_MS = 7 * 86_400_000;
 export const LOGIN_FAILURES = { max: 5, windowMs: 15 * 60_000 } as const;
 
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+export const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 export function adminCount(db: DB): Promise<number> {
   return db.selectFrom("admins").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow().then((r) => Number(r.n));

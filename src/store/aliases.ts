@@ -1,7 +1,7 @@
 // Alias queries. Validation is the routing layer's (validateAlias); this
 // module stores what it returns and keeps imports all-or-nothing.
 import { UserError } from "../errors.ts";
-import { type AliasInput, type AliasRule, aliasLabel, parseAliasName, type ValidationOptions, validateAlias } from "../routing/rules.ts";
+import { type AliasInput, type AliasRule, aliasLabel, effectiveSettings, NO_SUBDOMAINS, parseAliasName, parseSubdomain, type ValidationOptions, validateAlias } from "../routing/rules.ts";
 import { parseTxt, printTxt, type TxtError } from "../routing/txt.ts";
 import type { DB } from "./db.ts";
 import { domainSettings, findDomain, parseDomainName } from "./domains.ts";
@@ -11,6 +11,7 @@ export function toRule(row: Alias, domain: string): AliasRule {
   return {
     id: row.id,
     domain,
+    subdomain: row.subdomain,
     matcher: row.matcher,
     pattern: row.pattern,
     global: row.regex_global === 1,
@@ -20,26 +21,58 @@ export function toRule(row: Alias, domain: string): AliasRule {
   };
 }
 
-async function requireDomain(db: DB, input: string): Promise<Domain> {
-  const name = parseDomainName(input);
-  const domain = await findDomain(db, name);
-  if (!domain) throw new UserError("not_found", `domain ${name} is not managed here (add it first)`, "domain");
-  return domain;
+/** Where aliases live: a managed domain, or a subdomain of one (`team.example.com`). */
+export interface Place {
+  domain: Domain;
+  /** "" for the domain itself. */
+  subdomain: string;
+  /** The full name, e.g. `team.example.com`. */
+  name: string;
 }
 
-/** Aliases in creation order (regex precedence), of one domain or all. */
+/** The managed domain itself, else its nearest managed ancestor with the labels in front as the subdomain. */
+export async function findPlace(db: DB, input: string): Promise<Place> {
+  const name = parseDomainName(input);
+  const labels = name.split(".");
+  for (let i = 0; i < labels.length - 1; i++) {
+    const domain = await findDomain(db, labels.slice(i).join("."));
+    if (domain) return { domain, subdomain: parseSubdomain(labels.slice(0, i).join("."), domain.name), name };
+  }
+  throw new UserError("not_found", `domain ${name} is not managed here (add it first)`, "domain");
+}
+
+/** A place to write aliases to: a subdomain only where the domain accepts subdomains (or the caller made the subdomain up itself). */
+async function writablePlace(db: DB, input: string, options: ValidationOptions): Promise<Place> {
+  const place = await findPlace(db, input);
+  if (place.subdomain && !options.subdomainAllowed && !effectiveSettings(domainSettings(place.domain), options.addressDefaults ?? NO_SUBDOMAINS).acceptSubdomains) {
+    throw new UserError("invalid", `${place.domain.name} does not accept subdomains (turn on subdomain matching for it first)`, "subdomain");
+  }
+  if (place.subdomain && (await findDomain(db, place.name))) throw new UserError("conflict", `${place.name} is a managed domain of its own: add the alias there`, "subdomain");
+  return place;
+}
+
+/** `x7k2p9q1.example.com` for an alias on a subdomain, else the domain. */
+export function placeName(rule: Pick<AliasRule, "domain" | "subdomain">): string {
+  return rule.subdomain ? `${rule.subdomain}.${rule.domain}` : rule.domain;
+}
+
+/** Aliases in creation order (regex precedence), of one domain or subdomain, or all. */
 export async function listAliases(db: DB, domainInput?: string): Promise<AliasRule[]> {
   let q = db.selectFrom("aliases").innerJoin("domains", "domains.id", "aliases.domain_id").selectAll("aliases").select("domains.name as domain_name");
-  if (domainInput !== undefined) q = q.where("domains.id", "=", (await requireDomain(db, domainInput)).id);
+  if (domainInput !== undefined) {
+    const place = await findPlace(db, domainInput);
+    q = q.where("domains.id", "=", place.domain.id).where("aliases.subdomain", "=", place.subdomain);
+  }
   const rows = await q.orderBy("aliases.id").execute();
   return rows.map((row) => toRule(row, row.domain_name));
 }
 
-type Validated = Omit<AliasRule, "id" | "domain">;
+type Validated = Omit<AliasRule, "id" | "domain" | "subdomain">;
 
-function toRow(domainId: number, alias: Validated, now: number) {
+function toRow(place: Place, alias: Validated, now: number) {
   return {
-    domain_id: domainId,
+    domain_id: place.domain.id,
+    subdomain: place.subdomain,
     matcher: alias.matcher,
     pattern: alias.pattern,
     regex_global: alias.global ? 1 : 0,
@@ -52,26 +85,33 @@ function toRow(domainId: number, alias: Validated, now: number) {
   };
 }
 
+/** Adds an alias on a managed domain or (where it accepts subdomains) on a subdomain of one, given as `team.example.com`. */
 export async function addAlias(db: DB, domainInput: string, input: AliasInput, options: ValidationOptions = {}, now = Date.now()): Promise<AliasRule> {
-  const domain = await requireDomain(db, domainInput);
-  const alias = await validateAlias(input, domainSettings(domain), options);
+  const place = await writablePlace(db, domainInput, options);
+  const alias = await validateAlias(input, domainSettings(place.domain), options);
   const row = await db
     .insertInto("aliases")
-    .values(toRow(domain.id, alias, now))
-    .onConflict((oc) => oc.columns(["domain_id", "matcher", "pattern"]).doNothing())
+    .values(toRow(place, alias, now))
+    .onConflict((oc) => oc.columns(["domain_id", "subdomain", "matcher", "pattern"]).doNothing())
     .returningAll()
     .executeTakeFirst();
-  if (!row) throw new UserError("conflict", `alias ${aliasLabel(alias)} already exists on ${domain.name}`, "pattern");
-  return toRule(row, domain.name);
+  if (!row) throw new UserError("conflict", `alias ${aliasLabel(alias)} already exists on ${place.name}`, "pattern");
+  return toRule(row, place.domain.name);
 }
 
 /** Removes the alias named `hello`, `*` or `/re/`. */
 export async function removeAlias(db: DB, domainInput: string, name: string): Promise<void> {
-  const domain = await requireDomain(db, domainInput);
+  const place = await findPlace(db, domainInput);
   const { matcher, pattern } = parseAliasName(name);
   const stored = matcher === "exact" ? pattern.toLowerCase() : pattern;
-  const result = await db.deleteFrom("aliases").where("domain_id", "=", domain.id).where("matcher", "=", matcher).where("pattern", "=", stored).executeTakeFirst();
-  if (result.numDeletedRows === 0n) throw new UserError("not_found", `no alias ${name} on ${domain.name}`, "pattern");
+  const result = await db
+    .deleteFrom("aliases")
+    .where("domain_id", "=", place.domain.id)
+    .where("subdomain", "=", place.subdomain)
+    .where("matcher", "=", matcher)
+    .where("pattern", "=", stored)
+    .executeTakeFirst();
+  if (result.numDeletedRows === 0n) throw new UserError("not_found", `no alias ${name} on ${place.name}`, "pattern");
 }
 
 export interface ImportReport {
@@ -89,16 +129,17 @@ export interface ImportReport {
  * `replace` deletes the domain's existing aliases in the same transaction.
  */
 export async function importAliases(db: DB, domainInput: string, text: string, options: { apply: boolean; replace?: boolean } & ValidationOptions): Promise<ImportReport> {
-  const domain = await requireDomain(db, domainInput);
+  const place = await writablePlace(db, domainInput, options);
+  const { domain } = place;
   const parsed = parseTxt(text);
   const errors = [...parsed.errors];
-  const existing = options.replace ? new Set<string>() : new Set((await listAliases(db, domain.name)).map((a) => `${a.matcher}:${a.pattern}`));
+  const existing = options.replace ? new Set<string>() : new Set((await listAliases(db, place.name)).map((a) => `${a.matcher}:${a.pattern}`));
   const aliases: Validated[] = [];
   for (const input of parsed.aliases) {
     const where = { line: input.line, column: input.column, token: aliasLabel({ ...input, global: !!input.global }) };
     try {
       const alias = await validateAlias(input, domainSettings(domain), options);
-      if (existing.has(`${alias.matcher}:${alias.pattern}`)) errors.push({ ...where, message: `alias ${aliasLabel(alias)} already exists on ${domain.name} (use --replace)` });
+      if (existing.has(`${alias.matcher}:${alias.pattern}`)) errors.push({ ...where, message: `alias ${aliasLabel(alias)} already exists on ${place.name} (use --replace)` });
       else aliases.push(alias);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
@@ -106,22 +147,23 @@ export async function importAliases(db: DB, domainInput: string, text: string, o
     }
   }
   errors.sort((a, b) => a.line - b.line || a.column - b.column);
-  const report: ImportReport = { domain: domain.name, aliases, port: parsed.port, errors, applied: false };
+  if (parsed.port !== null && place.subdomain) errors.push({ line: 1, column: 1, token: "forward-email-port", message: `the delivery port is a setting of ${domain.name}: import it there` });
+  const report: ImportReport = { domain: place.name, aliases, port: parsed.port, errors, applied: false };
   if (errors.length > 0 || !options.apply) return report;
 
   const now = Date.now();
   await db.transaction().execute(async (trx) => {
-    if (options.replace) await trx.deleteFrom("aliases").where("domain_id", "=", domain.id).execute();
-    for (const alias of aliases) await trx.insertInto("aliases").values(toRow(domain.id, alias, now)).execute();
+    if (options.replace) await trx.deleteFrom("aliases").where("domain_id", "=", domain.id).where("subdomain", "=", place.subdomain).execute();
+    for (const alias of aliases) await trx.insertInto("aliases").values(toRow(place, alias, now)).execute();
     if (parsed.port !== null) await trx.updateTable("domains").set({ delivery_port: parsed.port, updated_at: now }).where("id", "=", domain.id).execute();
   });
   return { ...report, applied: true };
 }
 
-/** The domain's rules in TXT syntax, one value per line, in creation order. */
+/** The rules of a domain (or of one subdomain) in TXT syntax, one value per line, in creation order. */
 export async function exportAliases(db: DB, domainInput: string): Promise<string[]> {
-  const domain = await requireDomain(db, domainInput);
-  return printTxt(await listAliases(db, domain.name), domain.delivery_port);
+  const place = await findPlace(db, domainInput);
+  return printTxt(await listAliases(db, place.name), place.subdomain ? null : place.domain.delivery_port);
 }
 
 export function aliasById(db: DB, id: number): Promise<AliasRule | undefined> {

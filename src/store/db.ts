@@ -24,11 +24,16 @@ export async function openStore(path: string): Promise<Store> {
   // application crash, which is what matters (mail itself is never queued here).
   sqlite.run("PRAGMA journal_mode = WAL");
   sqlite.run("PRAGMA synchronous = NORMAL");
-  sqlite.run("PRAGMA foreign_keys = ON");
   sqlite.run("PRAGMA busy_timeout = 5000");
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: adapt(sqlite) }) });
   try {
+    // Foreign keys stay off while migrating: a table rebuild drops the old table,
+    // which would otherwise cascade into the rows that reference it.
+    sqlite.run("PRAGMA foreign_keys = OFF");
     await migrate(db);
+    const broken = sqlite.query("PRAGMA foreign_key_check").all();
+    if (broken.length > 0) throw new Error(`database migration left ${broken.length} broken references: ${JSON.stringify(broken.slice(0, 3))}`);
+    sqlite.run("PRAGMA foreign_keys = ON");
   } catch (err) {
     await db.destroy();
     throw err;

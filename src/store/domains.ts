@@ -75,7 +75,8 @@ export function domainSettings(row: Domain): DomainSettings {
     catchAll: row.catch_all === 1,
     maxTargets: row.max_targets,
     deliveryPort: row.delivery_port,
-    acceptSubdomains: row.accept_subdomains === 1,
+    acceptSubdomains: row.accept_subdomains === null ? null : row.accept_subdomains === 1,
+    randomSubdomain: row.random_subdomain === null ? null : row.random_subdomain === 1,
     randomSubdomainLength: row.random_subdomain_length,
     scanSpam: row.scan_spam === 1,
   };
@@ -91,8 +92,12 @@ export function validateDomainSettings(changes: Partial<DomainSettings>): Partia
   const bool = (field: string, value: unknown) => {
     if (typeof value !== "boolean") throw new UserError("invalid", `${field} must be true or false`, field);
   };
+  const boolOrDefault = (field: string, value: unknown) => {
+    if (typeof value !== "boolean" && value !== null) throw new UserError("invalid", `${field} must be true, false or default`, field);
+  };
   if ("catchAll" in changes) bool("catch_all", changes.catchAll);
-  if ("acceptSubdomains" in changes) bool("accept_subdomains", changes.acceptSubdomains);
+  if ("acceptSubdomains" in changes) boolOrDefault("accept_subdomains", changes.acceptSubdomains);
+  if ("randomSubdomain" in changes) boolOrDefault("random_subdomain", changes.randomSubdomain);
   if ("scanSpam" in changes) bool("scan_spam", changes.scanSpam);
   if ("maxTargets" in changes) intIn("max_targets", changes.maxTargets, 1, 1000);
   if ("randomSubdomainLength" in changes) intIn("random_subdomain_length", changes.randomSubdomainLength, 1, 63);
@@ -109,7 +114,8 @@ export async function updateDomainSettings(db: DB, input: string, changes: Parti
       ...("catchAll" in valid ? { catch_all: valid.catchAll ? 1 : 0 } : {}),
       ...("maxTargets" in valid ? { max_targets: valid.maxTargets! } : {}),
       ...("deliveryPort" in valid ? { delivery_port: valid.deliveryPort ?? null } : {}),
-      ...("acceptSubdomains" in valid ? { accept_subdomains: valid.acceptSubdomains ? 1 : 0 } : {}),
+      ...("acceptSubdomains" in valid ? { accept_subdomains: triState(valid.acceptSubdomains!) } : {}),
+      ...("randomSubdomain" in valid ? { random_subdomain: triState(valid.randomSubdomain!) } : {}),
       ...("randomSubdomainLength" in valid ? { random_subdomain_length: valid.randomSubdomainLength! } : {}),
       ...("scanSpam" in valid ? { scan_spam: valid.scanSpam ? 1 : 0 } : {}),
       updated_at: now,
@@ -120,3 +126,5 @@ export async function updateDomainSettings(db: DB, input: string, changes: Parti
   if (!row) throw new UserError("not_found", `domain ${name} does not exist`, "name");
   return row;
 }
+
+const triState = (value: boolean | null) => (value === null ? null : value ? 1 : 0);

@@ -11,7 +11,10 @@ export interface DomainsTable {
   catch_all: ColumnType<number, number | undefined, number>;
   max_targets: ColumnType<number, number | undefined, number>;
   delivery_port: ColumnType<number | null, number | null | undefined, number | null>;
-  accept_subdomains: ColumnType<number, number | undefined, number>;
+  /** 1/0, or null: follow `[addresses] subdomain_match`. */
+  accept_subdomains: ColumnType<number | null, number | null | undefined, number | null>;
+  /** 1/0, or null: follow `[addresses] random_subdomain`. */
+  random_subdomain: ColumnType<number | null, number | null | undefined, number | null>;
   random_subdomain_length: ColumnType<number, number | undefined, number>;
   /** 1: messages for this domain are checked by the configured spam scanner. */
   scan_spam: ColumnType<number, number | undefined, number>;
@@ -27,6 +30,8 @@ export type DisabledMode = "drop" | "soft" | "hard";
 export interface AliasesTable {
   id: Generated<number>;
   domain_id: number;
+  /** Lower-case labels in front of the domain for an alias on a subdomain; "" for the domain itself. */
+  subdomain: ColumnType<string, string | undefined, string>;
   matcher: AliasMatcher;
   /** exact: the lower-case local part; regex: the pattern source; catch-all: "*". */
   pattern: string;
@@ -223,6 +228,30 @@ export interface DailyStatsTable {
   count: number;
 }
 
+/** Addresses outside the managed domains that aliases forward to, and whether they confirmed. */
+export interface DestinationsTable {
+  id: Generated<number>;
+  /** Lower-case. */
+  address: string;
+  created_at: Timestamp;
+  verified_at: Timestamp | null;
+  last_sent_at: Timestamp | null;
+  sent_count: ColumnType<number, number | undefined, number>;
+}
+
+export type TokenScope = "read" | "write" | "admin";
+
+export interface ApiTokensTable {
+  id: Generated<number>;
+  name: string;
+  scope: TokenScope;
+  /** sha256 hex of the token (tokens are random, so no slow hash is needed). */
+  token_hash: string;
+  created_at: Timestamp;
+  last_used_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+}
+
 export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
@@ -245,6 +274,8 @@ export interface Schema {
   login_failures: CounterTable;
   audit_log: AuditLogTable;
   daily_stats: DailyStatsTable;
+  destinations: DestinationsTable;
+  api_tokens: ApiTokensTable;
 }
 
 export type Domain = Selectable<DomainsTable>;
@@ -255,3 +286,5 @@ export type DkimKey = Selectable<DkimKeysTable>;
 export type Vacation = Selectable<VacationsTable>;
 export type Admin = Selectable<AdminsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
+export type Destination = Selectable<DestinationsTable>;
+export type ApiToken = Selectable<ApiTokensTable>;

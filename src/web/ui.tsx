@@ -16,7 +16,7 @@ import type { Router } from "../routing/router.ts";
 import { type AliasRule, aliasLabel, type DomainSettings, parseAliasName } from "../routing/rules.ts";
 import { activeDenylist, addDeny, removeDeny } from "../store/abuse.ts";
 import { adminCount, checkLogin, confirmTotp, createAdmin, createSession, disableTotp, listSessions, revokeSession, startTotp, totpFor } from "../store/admins.ts";
-import { addAlias, aliasById, exportAliases, importAliases, removeAliasById, searchAliases, updateAlias } from "../store/aliases.ts";
+import { aliasById, exportAliases, placeName, searchAliases } from "../store/aliases.ts";
 import { addAllow, listAllow, removeAllow } from "../store/allowlist.ts";
 import { audit, listAudit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
@@ -31,6 +31,7 @@ import { DashboardPage } from "../../views/dashboard.tsx";
 import { DomainPage, DomainsPage, RecordChecks } from "../../views/domains.tsx";
 import type { FieldErrors } from "../../views/layout.tsx";
 import { AuditPage, EDITABLE, EventPage, ListsPage, type LogFilters, LogPage, SettingsPage } from "../../views/log.tsx";
+import type { Services } from "../service/index.ts";
 import { writeSettings } from "./settings.ts";
 import { actorOf, type Env, SESSION_COOKIE } from "./session.ts";
 
@@ -47,12 +48,21 @@ export interface UiDeps {
   /** Applies a reloaded configuration to the running appliance (what can change without restart). */
   applyConfig: (next: Config) => void;
   secureCookies: boolean;
+  services: Services;
 }
 
 const PER_PAGE = 50;
 
+const verificationNote = (sent: string[]) => (sent.length ? ` A verification mail went to ${sent.join(", ")}: mail is forwarded there once it is confirmed.` : "");
+
+/** A follow-the-configuration select: "default" → null; anything but on/off is passed on for the validation to refuse. */
+function followOrSet(value: string | undefined): boolean | null {
+  if (value === undefined || value === "default") return null;
+  return value === "on" ? true : value === "off" ? false : (value as never);
+}
+
 export function mountUi(app: Hono<Env>, deps: UiDeps): void {
-  const { db } = deps;
+  const { db, services } = deps;
   const user = (c: Context<Env>) => c.get("session")!.admin.username;
   const csrfOf = (c: Context<Env>) => c.get("session")!.csrf;
   const isHtmx = (c: Context<Env>) => c.req.header("hx-request") === "true";
@@ -145,8 +155,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   app.post("/domains", async (c) => {
     const f = await form(c);
     try {
-      const domain = await addDomain(db, f.name ?? "");
-      await audit(db, actorOf(c), "domain.add", domain.name, null, { name: domain.name });
+      const domain = await services.domains.add(actorOf(c), f.name ?? "");
       return back(c, `/domains/${domain.name}`, `Added ${domain.name}. Publish the DNS records below.`);
     } catch (err) {
       return c.html(<DomainsPage user={user(c)} csrf={csrfOf(c)} domains={await domainRows()} name={f.name} errors={fieldError(err, "name")} />, 422);
@@ -157,7 +166,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     if (!domain) return c.text("No such domain\n", 404);
     const [checks, key, dkim] = await Promise.all([liveChecks(name), webhookKey(db, name), listDkimKeys(db, name)]);
     return c.html(
-      <DomainPage user={user(c)} csrf={csrfOf(c)} name={name} settings={domainSettings(domain)} checks={checks} webhookKey={key} dkim={dkim} errors={extra.errors} ok={ok(c)} />,
+      <DomainPage user={user(c)} csrf={csrfOf(c)} name={name} settings={domainSettings(domain)} defaults={deps.config.addresses} checks={checks} webhookKey={key} dkim={dkim} errors={extra.errors} ok={ok(c)} />,
       extra.status ?? 200,
     );
   };
@@ -175,20 +184,19 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   app.post("/domains/:name/settings", async (c) => {
     const name = c.req.param("name");
     const f = await form(c);
-    const before = await findDomain(db, name);
-    if (!before) return c.text("No such domain\n", 404);
+    if (!(await findDomain(db, name))) return c.text("No such domain\n", 404);
     const int = (v: string | undefined) => (v && /^\d+$/.test(v.trim()) ? Number(v) : NaN);
     const changes: Partial<DomainSettings> = {
       catchAll: f.catch_all === "on",
-      acceptSubdomains: f.accept_subdomains === "on",
+      acceptSubdomains: followOrSet(f.accept_subdomains),
+      randomSubdomain: followOrSet(f.random_subdomain),
       scanSpam: f.scan_spam === "on",
       maxTargets: int(f.max_targets),
       randomSubdomainLength: int(f.random_subdomain_length),
       deliveryPort: f.delivery_port?.trim() ? int(f.delivery_port) : null,
     };
     try {
-      const after = await updateDomainSettings(db, name, changes);
-      await audit(db, actorOf(c), "domain.settings", name, domainSettings(before), domainSettings(after));
+      await services.domains.update(actorOf(c), name, changes);
       return back(c, `/domains/${name}`, "Settings saved.");
     } catch (err) {
       return domainPage(c, name, { errors: fieldError(err), status: 422 });
@@ -196,21 +204,18 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   });
   app.post("/domains/:name/webhook-key", async (c) => {
     const name = c.req.param("name");
-    await webhookKey(db, name, true);
-    await audit(db, actorOf(c), "domain.webhook_key.rotate", name);
+    await services.domains.rotateWebhookKey(actorOf(c), name);
     return back(c, `/domains/${name}`, "Webhook key rotated. Update your endpoints.");
   });
   app.post("/domains/:name/dkim-rotate", async (c) => {
     const name = c.req.param("name");
-    const key = await rotateDkimKey(db, name);
-    await audit(db, actorOf(c), "domain.dkim.rotate", name, null, { selector: key.selector });
+    const key = await services.domains.rotateDkim(actorOf(c), name);
     return back(c, `/domains/${name}`, `New DKIM key ${key.selector}: publish its record; the old one stays valid until removed.`);
   });
   app.post("/domains/:name/delete", async (c) => {
     const name = c.req.param("name");
     if ((await form(c)).confirm !== "yes") return back(c, `/domains/${name}`, "Tick the confirmation to remove the domain.");
-    await removeDomain(db, name);
-    await audit(db, actorOf(c), "domain.remove", name, { name }, null);
+    await services.domains.remove(actorOf(c), name);
     return back(c, "/domains", `Removed ${name}.`);
   });
 
@@ -218,7 +223,6 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   const domainNames = async () => (await listDomains(db)).map((d) => d.name);
   const recipientsOf = (text: string | undefined) => (text ?? "").split(/[\n,]+/).map((r) => r.trim()).filter(Boolean);
   const disabledOf = (v: string | undefined) => (v === "drop" || v === "soft" || v === "hard" ? v : null);
-  const validation = { allowPrivateWebhooks: deps.config.webhooks.allowPrivate };
 
   const aliasesPage = async (c: Context<Env>, formState?: { values: Record<string, string>; errors: FieldErrors }, status: 200 | 422 = 200) => {
     const domain = c.req.query("domain") || null;
@@ -234,9 +238,8 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   app.post("/aliases", async (c) => {
     const f = await form(c);
     try {
-      const rule = await addAlias(db, f.domain ?? "", { ...parseAliasName((f.name ?? "").trim()), recipients: recipientsOf(f.recipients), disabled: disabledOf(f.disabled), description: f.description ?? "" }, validation);
-      await audit(db, actorOf(c), "alias.add", `${aliasLabel(rule)}@${rule.domain}`, null, rule);
-      const created = `Created ${aliasLabel(rule)}@${rule.domain}.`;
+      const { alias: rule, verificationSent } = await services.aliases.add(actorOf(c), f.domain ?? "", { ...parseAliasName((f.name ?? "").trim()), recipients: recipientsOf(f.recipients), disabled: disabledOf(f.disabled), description: f.description ?? "" });
+      const created = `Created ${aliasLabel(rule)}@${placeName(rule)}.${verificationNote(verificationSent)}`;
       if (isHtmx(c)) return c.html(<CreateForm csrf={csrfOf(c)} domains={await domainNames()} values={{ domain: rule.domain, created }} />);
       return back(c, `/aliases?domain=${rule.domain}`, created);
     } catch (err) {
@@ -263,14 +266,13 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     const apply = f.mode === "apply";
     let result;
     try {
-      const report = await importAliases(db, values.domain, values.text, { apply, replace: values.replace, ...validation });
+      const { report, verificationSent } = await services.aliases.import(actorOf(c), values.domain, values.text, { apply, replace: values.replace });
       const count = `${report.aliases.length} alias${report.aliases.length === 1 ? "" : "es"}${report.port !== null ? ` and delivery port ${report.port}` : ""}`;
       const summary = report.errors.length
         ? `Nothing imported: ${report.errors.length} error${report.errors.length === 1 ? "" : "s"}.`
         : report.applied
-          ? `Imported ${count} into ${report.domain}.`
+          ? `Imported ${count} into ${report.domain}.${verificationNote(verificationSent)}`
           : `Would import ${count} into ${report.domain}${values.replace ? ", replacing its aliases" : ""}.`;
-      if (report.applied) await audit(db, actorOf(c), "alias.import", report.domain, null, { aliases: report.aliases.length, replace: values.replace });
       result = { applied: report.applied, summary, errors: report.errors, preview: report.errors.length ? [] : report.aliases.map((a) => `${aliasLabel(a)} -> ${a.recipients.join(", ") || `(disabled: ${a.disabled})`}`) };
     } catch (err) {
       const errors = fieldError(err);
@@ -299,8 +301,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     if (alias instanceof Response) return alias;
     const f = await form(c);
     try {
-      const after = await updateAlias(db, alias.id, { recipients: recipientsOf(f.recipients), disabled: disabledOf(f.disabled), description: f.description ?? "" }, validation);
-      await audit(db, actorOf(c), "alias.update", `${aliasLabel(alias)}@${alias.domain}`, alias, after);
+      const { alias: after } = await services.aliases.update(actorOf(c), alias.id, { recipients: recipientsOf(f.recipients), disabled: disabledOf(f.disabled), description: f.description ?? "" });
       return isHtmx(c) ? c.html(<AliasRow alias={after} csrf={csrfOf(c)} />) : back(c, `/aliases?domain=${alias.domain}`, "Saved.");
     } catch (err) {
       return c.html(<AliasEditRow alias={alias} csrf={csrfOf(c)} values={f} errors={fieldError(err)} />, 422);
@@ -309,9 +310,8 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   app.post("/aliases/:id/delete", async (c) => {
     const alias = await aliasOr404(c);
     if (alias instanceof Response) return alias;
-    await removeAliasById(db, alias.id);
-    await audit(db, actorOf(c), "alias.remove", `${aliasLabel(alias)}@${alias.domain}`, alias, null);
-    return isHtmx(c) ? c.html("") : back(c, `/aliases?domain=${alias.domain}`, `Deleted ${aliasLabel(alias)}@${alias.domain}.`);
+    await services.aliases.remove(actorOf(c), alias.id);
+    return isHtmx(c) ? c.html("") : back(c, `/aliases?domain=${alias.domain}`, `Deleted ${aliasLabel(alias)}@${placeName(alias)}.`);
   });
   app.get("/aliases/:id/vacation", async (c) => {
     const alias = await aliasOr404(c);
@@ -326,8 +326,8 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     const f = await form(c);
     try {
       const before = await vacationOf(db, alias.id);
-      const after = await setVacation(db, alias.domain, alias.pattern, { subject: f.subject ?? "", message: f.message ?? "", start: f.start || null, end: f.end || null, enabled: f.enabled === "on" });
-      await audit(db, actorOf(c), "alias.vacation", `${alias.pattern}@${alias.domain}`, before ?? null, after);
+      const after = await setVacation(db, placeName(alias), alias.pattern, { subject: f.subject ?? "", message: f.message ?? "", start: f.start || null, end: f.end || null, enabled: f.enabled === "on" });
+      await audit(db, actorOf(c), "alias.vacation", `${alias.pattern}@${placeName(alias)}`, before ?? null, after);
       return back(c, `/aliases/${alias.id}/vacation`, "Vacation reply saved.");
     } catch (err) {
       return c.html(<VacationPage user={user(c)} csrf={csrfOf(c)} alias={alias} values={f} errors={fieldError(err)} />, 422);
@@ -375,8 +375,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
           throw new UserError("invalid", "use a duration such as 12h, 7d or 30d", "expires");
         }
       }
-      const entry = await addDeny(db, f.deny_value ?? "", { reason: f.reason ?? "", expiresAt });
-      await audit(db, actorOf(c), "deny.add", entry.value, null, entry);
+      const entry = await services.lists.deny(actorOf(c), f.deny_value ?? "", { reason: f.reason ?? "", expiresAt });
       return back(c, "/lists", `Denied ${entry.value}.`);
     } catch (err) {
       const e = fieldError(err);
@@ -385,15 +384,13 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   });
   app.post("/lists/deny/delete", async (c) => {
     const value = (await form(c)).value ?? "";
-    await removeDeny(db, value);
-    await audit(db, actorOf(c), "deny.remove", value);
+    await services.lists.undeny(actorOf(c), value);
     return back(c, "/lists", `Removed ${value} from the denylist.`);
   });
   app.post("/lists/allow", async (c) => {
     const f = await form(c);
     try {
-      const entry = await addAllow(db, f.allow_value ?? "", f.note ?? "");
-      await audit(db, actorOf(c), "allow.add", entry.value, null, entry);
+      const entry = await services.lists.allow(actorOf(c), f.allow_value ?? "", f.note ?? "");
       return back(c, "/lists", `Allowlisted ${entry.value}.`);
     } catch (err) {
       const e = fieldError(err);
@@ -402,14 +399,12 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   });
   app.post("/lists/allow/delete", async (c) => {
     const value = (await form(c)).value ?? "";
-    await removeAllow(db, value);
-    await audit(db, actorOf(c), "allow.remove", value);
+    await services.lists.disallow(actorOf(c), value);
     return back(c, "/lists", `Removed ${value} from the allowlist.`);
   });
   app.post("/lists/greylist/delete", async (c) => {
     const key = (await form(c)).key ?? "";
-    await db.deleteFrom("greylist").where("key", "=", key).execute();
-    await audit(db, actorOf(c), "greylist.forget", key);
+    await services.lists.forgetGreylist(actorOf(c), key);
     return back(c, "/lists", "Greylist entry forgotten.");
   });
 

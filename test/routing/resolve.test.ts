@@ -1,25 +1,30 @@
 // The routing decision, table-driven: every rule of SPEC §1 and its edge cases.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { resolve, type Verdict } from "../../src/routing/resolve.ts";
-import { type AliasRule, buildRoutingConfig, DEFAULT_DOMAIN_SETTINGS, type DomainSettings, parseAliasName, type RoutingConfig, validateAlias } from "../../src/routing/rules.ts";
+import { type AliasRule, buildRoutingConfig, DEFAULT_DOMAIN_SETTINGS, type DomainSettings, effectiveSettings, NO_SUBDOMAINS, parseAliasName, type RoutingConfig, validateAlias } from "../../src/routing/rules.ts";
 import type { DisabledMode } from "../../src/store/schema.ts";
 
 type RuleSpec = [name: string, recipients: string[], disabled?: DisabledMode];
 
-/** Builds a routing configuration the way stored rules are made: through validateAlias. */
-async function routing(domains: Record<string, { settings?: Partial<DomainSettings>; rules?: RuleSpec[] }>): Promise<RoutingConfig> {
+/**
+ * Builds a routing configuration the way stored rules are made: through
+ * validateAlias. A rule named `name@sub` is an alias on the subdomain `sub`.
+ */
+async function routing(domains: Record<string, { settings?: Partial<DomainSettings>; rules?: RuleSpec[] }>, verified: string[] | null = null): Promise<RoutingConfig> {
   const rules: AliasRule[] = [];
   let id = 0;
   for (const [domain, { rules: specs = [] }] of Object.entries(domains)) {
-    for (const [name, recipients, disabled] of specs) {
+    for (const [spec, recipients, disabled] of specs) {
+      const [name, subdomain = ""] = spec.startsWith("/") ? [spec] : spec.split("@");
       // Validated with default settings: a domain's own settings may have changed after its rules were made.
-      const valid = await validateAlias({ ...parseAliasName(name), recipients, disabled: disabled ?? null });
-      rules.push({ ...valid, id: ++id, domain });
+      const valid = await validateAlias({ ...parseAliasName(name!), recipients, disabled: disabled ?? null });
+      rules.push({ ...valid, id: ++id, domain, subdomain });
     }
   }
   return buildRoutingConfig(
-    Object.entries(domains).map(([name, d]) => ({ name, settings: { ...DEFAULT_DOMAIN_SETTINGS, ...d.settings } })),
+    Object.entries(domains).map(([name, d]) => ({ name, settings: effectiveSettings({ ...DEFAULT_DOMAIN_SETTINGS, ...d.settings }, NO_SUBDOMAINS) })),
     rules,
+    verified === null ? null : new Set(verified),
   );
 }
 
@@ -162,5 +167,87 @@ describe("resolve(recipient, config)", () => {
     const long = await routing({ "l.test": { rules: [["/^a+$/", ["x@x.test"]]] } });
     expect(addresses(resolve(`${"a".repeat(64)}@l.test`, long))).toEqual(["x@x.test"]);
     expect(addresses(resolve(`${"a".repeat(65)}@l.test`, long))).toBe("501 5.1.3");
+  });
+});
+
+describe("aliases on a subdomain (addresses such as name@x7k2p9q1.example.com)", () => {
+  let sub: RoutingConfig;
+  beforeAll(async () => {
+    sub = await routing({
+      "closed.test": { rules: [["name@x7k2p9q1", ["random@x.test"]], ["name", ["base@x.test"]], ["name@dev.team", ["deep@x.test"]]] },
+      "open.test": { settings: { acceptSubdomains: true }, rules: [["name@team", ["team@x.test"]], ["other", ["other@x.test"]], ["*", ["catch@x.test"]]] },
+    });
+  });
+  const cases: [recipient: string, expected: string[] | string, why: string][] = [
+    ["name@x7k2p9q1.closed.test", ["random@x.test"], "the subdomain's own alias, though the domain does not accept subdomains"],
+    ["NAME@X7K2P9Q1.closed.test", ["random@x.test"], "case-insensitive"],
+    ["name@closed.test", ["base@x.test"], "the domain's alias of the same name is another alias"],
+    ["other@x7k2p9q1.closed.test", "550 5.1.1", "nothing else on that subdomain, and no fallback to the domain"],
+    ["name@other.closed.test", "550 5.7.1", "a subdomain without aliases is not served"],
+    ["name@dev.team.closed.test", ["deep@x.test"], "a subdomain of several labels"],
+    ["name@team.open.test", ["team@x.test"], "the subdomain's alias wins over the domain's"],
+    ["other@team.open.test", ["other@x.test"], "with subdomain matching on, the domain's aliases apply next"],
+    ["nobody@team.open.test", ["catch@x.test"], "…and its catch-all last"],
+    ["name@open.test", ["catch@x.test"], "a subdomain alias never answers for the domain itself"],
+  ];
+  for (const [recipient, expected, why] of cases) {
+    test(`${recipient}: ${why}`, () => {
+      expect(addresses(resolve(recipient, sub))).toEqual(expected);
+    });
+  }
+});
+
+describe("destination verification", () => {
+  let v: RoutingConfig;
+  beforeAll(async () => {
+    v = await routing(
+      {
+        "v.test": {
+          rules: [
+            ["pending", ["new@gmail.test"]],
+            ["mixed", ["ok@gmail.test", "new@gmail.test", "https://h.example/hook"]],
+            ["tagged", ["ok@gmail.test"]],
+            ["inside", ["pending@v.test"]],
+            ["local", ["mixed@v.test"]],
+            ["domain", ["gmail.test"]],
+            ["/^r-(.*)$/", ["$1@gmail.test"]],
+          ],
+        },
+      },
+      ["ok@gmail.test"],
+    );
+  });
+
+  test("an alias whose only destination is unverified answers 450 4.1.1 and says why", () => {
+    const verdict = resolve("pending@v.test", v);
+    expect(addresses(verdict)).toBe("450 4.1.1");
+    expect(verdict.action === "refuse" && verdict.reply.text).toBe("pending@v.test: forwarding destination new@gmail.test is not verified yet");
+  });
+
+  test("verified destinations (and webhooks) still receive; the unverified ones are listed", () => {
+    const verdict = resolve("mixed@v.test", v);
+    expect(addresses(verdict)).toEqual(["ok@gmail.test", "https://h.example/hook"]);
+    expect(verdict.action === "deliver" && verdict.unverified).toEqual(["new@gmail.test"]);
+  });
+
+  test("plus-addressing adds a tag to a verified destination without a new verification", () => {
+    expect(addresses(resolve("tagged+x@v.test", v))).toEqual(["ok+x@gmail.test"]);
+  });
+
+  test("destinations are checked after expansion through managed aliases", () => {
+    expect(addresses(resolve("inside@v.test", v))).toBe("450 4.1.1");
+    expect(addresses(resolve("local@v.test", v))).toEqual(["ok@gmail.test", "https://h.example/hook"]);
+  });
+
+  test("addresses made by domain recipients and regex substitution need verification too", () => {
+    expect(addresses(resolve("ok@domain.v.test", v))).toBe("550 5.7.1");
+    expect(addresses(resolve("domain@v.test", v))).toBe("450 4.1.1");
+    expect(addresses(resolve("r-ok@v.test", v))).toEqual(["ok@gmail.test"]);
+    expect(addresses(resolve("r-new@v.test", v))).toBe("450 4.1.1");
+  });
+
+  test("without verification (the setting off) every destination receives", async () => {
+    const off = await routing({ "v.test": { rules: [["pending", ["new@gmail.test"]]] } });
+    expect(addresses(resolve("pending@v.test", off))).toEqual(["new@gmail.test"]);
   });
 });

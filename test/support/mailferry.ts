@@ -47,6 +47,8 @@ export async function startMailferry({ dns, domains = [], aliases = {}, env = {}
       MAILFERRY_SMTP_SHUTDOWN_GRACE: "2s",
       // Greylisting would answer every first message 450; its own tests turn it on.
       MAILFERRY_GREYLIST_DELAY: "0",
+      // Likewise every test destination would wait for verification; its own tests turn it on.
+      MAILFERRY_VERIFY_DESTINATIONS: "false",
       ...env,
     },
   };

@@ -8,6 +8,7 @@ import * as m004 from "./004_auth.ts";
 import * as m005 from "./005_abuse.ts";
 import * as m006 from "./006_webhooks_vacation.ts";
 import * as m007 from "./007_admin.ts";
+import * as m008 from "./008_api.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   "005_abuse": m005,
   "006_webhooks_vacation": m006,
   "007_admin": m007,
+  "008_api": m008,
 };

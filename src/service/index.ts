@@ -1,0 +1,145 @@
+// The changes an admin can make, in one place for the UI, the API and the
+// CLI: each validates through the store, writes the audit log with who did
+// it, and registers forwarding destinations that need verification.
+import type { Config } from "../config/index.ts";
+import { UserError } from "../errors.ts";
+import { type AliasInput, type DomainSettings, aliasLabel, type ValidationOptions } from "../routing/rules.ts";
+import { addDeny, removeDeny } from "../store/abuse.ts";
+import { addAlias, aliasById, importAliases, placeName, removeAliasById, updateAlias } from "../store/aliases.ts";
+import { addAllow, removeAllow } from "../store/allowlist.ts";
+import { type Actor, audit } from "../store/audit.ts";
+import type { DB } from "../store/db.ts";
+import { rotateDkimKey } from "../store/dkim.ts";
+import { addDomain, domainSettings, findDomain, parseDomainName, removeDomain, updateDomainSettings, webhookKey } from "../store/domains.ts";
+import { loadSecret, VERIFY_SECRET_FILE } from "../store/secrets.ts";
+import { createToken, revokeToken } from "../store/tokens.ts";
+import { type AddressRequest, createAddress } from "./addresses.ts";
+import { destinationService } from "./destinations.ts";
+
+export interface ServiceDeps {
+  db: DB;
+  /** Read on each use, so settings changed at run time apply. */
+  config: Config;
+  /** Queues mail mailferry writes itself: the outbox in the server; from the CLI its table, which the server sends from. */
+  queueMail: (to: string, raw: Buffer) => Promise<void>;
+  /** Where recipients of a verification mail open its link. */
+  publicUrl: () => string;
+  now?: () => number;
+}
+
+export function createServices(deps: ServiceDeps) {
+  const { db, config } = deps;
+  const now = deps.now ?? Date.now;
+  const destinations = destinationService({ db, config, verifyKey: loadSecret(config.dataDir, VERIFY_SECRET_FILE), publicUrl: deps.publicUrl, queueMail: deps.queueMail, now });
+  const validation = (): ValidationOptions => ({ allowPrivateWebhooks: config.webhooks.allowPrivate, addressDefaults: config.addresses });
+
+  return {
+    destinations,
+
+    domains: {
+      async add(actor: Actor, name: string, options: { selector?: string } = {}) {
+        const domain = await addDomain(db, name, options);
+        await audit(db, actor, "domain.add", domain.name, null, { name: domain.name });
+        return domain;
+      },
+      async remove(actor: Actor, name: string) {
+        const before = await findDomain(db, parseDomainName(name));
+        await removeDomain(db, name);
+        await audit(db, actor, "domain.remove", before!.name, { name: before!.name, ...domainSettings(before!) }, null);
+      },
+      async update(actor: Actor, name: string, changes: Partial<DomainSettings>) {
+        const before = await findDomain(db, parseDomainName(name));
+        if (!before) throw new UserError("not_found", `domain ${name} does not exist`, "name");
+        const after = await updateDomainSettings(db, name, changes);
+        await audit(db, actor, "domain.settings", after.name, domainSettings(before), domainSettings(after));
+        return after;
+      },
+      async rotateWebhookKey(actor: Actor, name: string) {
+        const key = await webhookKey(db, name, true);
+        await audit(db, actor, "domain.webhook_key.rotate", parseDomainName(name));
+        return key;
+      },
+      async rotateDkim(actor: Actor, name: string, selector?: string) {
+        const key = await rotateDkimKey(db, name, selector);
+        await audit(db, actor, "domain.dkim.rotate", parseDomainName(name), null, { selector: key.selector });
+        return key;
+      },
+    },
+
+    aliases: {
+      async add(actor: Actor, domain: string, input: AliasInput) {
+        const rule = await addAlias(db, domain, input, validation());
+        await audit(db, actor, "alias.add", `${aliasLabel(rule)}@${placeName(rule)}`, null, rule);
+        return { alias: rule, verificationSent: await destinations.register(actor, rule.recipients) };
+      },
+      async update(actor: Actor, id: number, input: Pick<AliasInput, "recipients" | "disabled" | "description">) {
+        const before = await aliasById(db, id);
+        const after = await updateAlias(db, id, input, validation());
+        await audit(db, actor, "alias.update", `${aliasLabel(after)}@${placeName(after)}`, before, after);
+        return { alias: after, verificationSent: await destinations.register(actor, after.recipients) };
+      },
+      async remove(actor: Actor, id: number) {
+        const removed = await removeAliasById(db, id);
+        await audit(db, actor, "alias.remove", `${aliasLabel(removed)}@${placeName(removed)}`, removed, null);
+        return removed;
+      },
+      async import(actor: Actor, domain: string, text: string, options: { apply: boolean; replace?: boolean }) {
+        const report = await importAliases(db, domain, text, { ...options, ...validation() });
+        let verificationSent: string[] = [];
+        if (report.applied) {
+          await audit(db, actor, "alias.import", report.domain, null, { aliases: report.aliases.length, replace: !!options.replace });
+          verificationSent = await destinations.register(actor, report.aliases.flatMap((a) => a.recipients));
+        }
+        return { report, verificationSent };
+      },
+    },
+
+    addresses: {
+      async create(actor: Actor, request: AddressRequest) {
+        const created = await createAddress(db, config, request);
+        await audit(db, actor, "address.create", created.address, null, created.alias);
+        return { ...created, verificationSent: await destinations.register(actor, created.alias.recipients) };
+      },
+    },
+
+    lists: {
+      async deny(actor: Actor, value: string, options: { reason?: string; expiresAt?: number | null }) {
+        const entry = await addDeny(db, value, options);
+        await audit(db, actor, "deny.add", entry.value, null, entry);
+        return entry;
+      },
+      async undeny(actor: Actor, value: string) {
+        await removeDeny(db, value);
+        await audit(db, actor, "deny.remove", value);
+      },
+      async allow(actor: Actor, value: string, note = "") {
+        const entry = await addAllow(db, value, note);
+        await audit(db, actor, "allow.add", entry.value, null, entry);
+        return entry;
+      },
+      async disallow(actor: Actor, value: string) {
+        await removeAllow(db, value);
+        await audit(db, actor, "allow.remove", value);
+      },
+      async forgetGreylist(actor: Actor, key: string) {
+        await db.deleteFrom("greylist").where("key", "=", key).execute();
+        await audit(db, actor, "greylist.forget", key);
+      },
+    },
+
+    tokens: {
+      async create(actor: Actor, name: string, scope: string) {
+        const created = await createToken(db, name, scope, now());
+        await audit(db, actor, "token.create", name, null, created.info);
+        return created;
+      },
+      async revoke(actor: Actor, name: string) {
+        const info = await revokeToken(db, name, now());
+        await audit(db, actor, "token.revoke", name, null, info);
+        return info;
+      },
+    },
+  };
+}
+
+export type Services = ReturnType<typeof createServices>;
