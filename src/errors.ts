@@ -11,3 +11,9 @@ export class UserError extends Error {
     super(message);
   }
 }
+
+/** The same error with its field named as the caller's request names it (the alias layer says "pattern" where a form says "name"). */
+export function renameField(err: unknown, names: Record<string, string>): unknown {
+  if (err instanceof UserError && err.field && names[err.field]) return new UserError(err.kind, err.message, names[err.field]);
+  return err;
+}

@@ -2,7 +2,7 @@
 // managed domain, optionally on a random or a named subdomain of it.
 import { randomInt } from "node:crypto";
 import type { Config } from "../config/index.ts";
-import { UserError } from "../errors.ts";
+import { renameField, UserError } from "../errors.ts";
 import { type AliasRule, effectiveSettings, parseSubdomain } from "../routing/rules.ts";
 import { addAlias, placeName } from "../store/aliases.ts";
 import type { DB } from "../store/db.ts";
@@ -54,9 +54,6 @@ export async function createAddress(db: DB, config: Config, request: AddressRequ
     );
     return { address: `${alias.pattern}@${placeName(alias)}`, alias };
   } catch (err) {
-    // The alias layer names its own fields; the request calls them differently.
-    const renamed: Record<string, string> = { pattern: "name", recipients: "targets" };
-    if (err instanceof UserError && err.field && renamed[err.field]) throw new UserError(err.kind, err.message, renamed[err.field]);
-    throw err;
+    throw renameField(err, { pattern: "name", recipients: "targets" });
   }
 }

@@ -35,6 +35,8 @@ export function createServices(deps: ServiceDeps) {
 
   return {
     destinations,
+    /** For changes made outside these services (settings files, vacations). */
+    audit: (actor: Actor, action: string, target: string, before: unknown = null, after: unknown = null) => audit(db, actor, action, target, before, after),
 
     domains: {
       async add(actor: Actor, name: string, options: { selector?: string } = {}) {

@@ -26,7 +26,7 @@ export interface DenyEntry {
 }
 
 /** Denylist entries use the allowlist's forms (IP, CIDR, domain, address). */
-export async function addDeny(db: DB, input: string, options: { reason?: string; expiresAt?: number | null; source?: "admin" | "auto" } = {}, now = Date.now()): Promise<DenyEntry> {
+export async function addDeny(db: DB, input: string, options: { reason?: string; expiresAt?: number | null; source?: "admin" | "auto" } = {}, now = Date.now()): Promise<DenyEntry & { created_at: number }> {
   const { kind, value } = parseSenderEntry(input);
   if ((options.reason ?? "").length > MAX_NOTE) throw new UserError("invalid", `the reason is longer than ${MAX_NOTE} characters`, "reason");
   const entry: DenyEntry = { kind, value, reason: options.reason ?? "", source: options.source ?? "admin", expires_at: options.expiresAt ?? null };
@@ -37,7 +37,7 @@ export async function addDeny(db: DB, input: string, options: { reason?: string;
     .returning("id")
     .executeTakeFirst();
   if (!row) throw new UserError("conflict", `${value} is already denylisted`, "value");
-  return entry;
+  return { ...entry, created_at: now };
 }
 
 export async function removeDeny(db: DB, input: string): Promise<void> {

@@ -182,8 +182,7 @@ export interface AliasPage {
   total: number;
 }
 
-/** One page of aliases, newest last, optionally of one domain and matching a search in name, recipients or description. */
-export async function searchAliases(db: DB, { domain, q, page, perPage }: { domain?: string | null; q?: string; page: number; perPage: number }): Promise<AliasPage> {
+function aliasQuery(db: DB, { domain, q }: { domain?: string | null; q?: string }) {
   let query = db.selectFrom("aliases").innerJoin("domains", "domains.id", "aliases.domain_id");
   if (domain) query = query.where("domains.name", "=", domain);
   if (q) {
@@ -191,9 +190,21 @@ export async function searchAliases(db: DB, { domain, q, page, perPage }: { doma
     const like = `%${q}%`;
     query = query.where((eb) => eb.or([eb("aliases.pattern", "like", like), eb("aliases.recipients", "like", like), eb("aliases.description", "like", like)]));
   }
+  return query;
+}
+
+/** One page of aliases, newest last, optionally of one domain and matching a search in name, recipients or description. */
+export async function searchAliases(db: DB, { domain, q, page, perPage }: { domain?: string | null; q?: string; page: number; perPage: number }): Promise<AliasPage> {
+  const query = aliasQuery(db, { domain, q });
   const { n } = await query.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
   const rows = await query.selectAll("aliases").select("domains.name as domain_name").orderBy("domains.name").orderBy("aliases.id").limit(perPage).offset((page - 1) * perPage).execute();
   return { aliases: rows.map((r) => toRule(r, r.domain_name)), total: Number(n) };
+}
+
+/** Aliases after the one with id `after`, in id order: pages stay stable while aliases are added or removed. */
+export async function aliasesAfter(db: DB, filter: { domain?: string | null; q?: string; after: number; limit: number }): Promise<{ aliases: AliasRule[]; more: boolean }> {
+  const rows = await aliasQuery(db, filter).selectAll("aliases").select("domains.name as domain_name").where("aliases.id", ">", filter.after).orderBy("aliases.id").limit(filter.limit + 1).execute();
+  return { aliases: rows.slice(0, filter.limit).map((r) => toRule(r, r.domain_name)), more: rows.length > filter.limit };
 }
 
 /** Changes recipients, state and description (validated as on creation). */

@@ -36,12 +36,12 @@ export function parseSenderEntry(input: string): SenderEntry {
 
 export const MAX_NOTE = 200;
 
-export async function addAllow(db: DB, input: string, note = "", now = Date.now()): Promise<SenderEntry> {
+export async function addAllow(db: DB, input: string, note = "", now = Date.now()): Promise<SenderEntry & { note: string; created_at: number }> {
   const entry = parseSenderEntry(input);
   if (note.length > MAX_NOTE) throw new UserError("invalid", `the note is longer than ${MAX_NOTE} characters`, "note");
   const row = await db.insertInto("allowlist").values({ ...entry, note, created_at: now }).onConflict((oc) => oc.doNothing()).returning("id").executeTakeFirst();
   if (!row) throw new UserError("conflict", `${entry.value} is already allowlisted`, "value");
-  return entry;
+  return { ...entry, note, created_at: now };
 }
 
 export async function removeAllow(db: DB, input: string): Promise<void> {

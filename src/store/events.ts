@@ -22,6 +22,8 @@ export interface EventFilter {
   sender?: string;
   verdict?: "accepted" | "deferred" | "rejected";
   since?: number;
+  /** Only events older than this id (a cursor for stable paging). */
+  before?: number;
   limit?: number;
   offset?: number;
 }
@@ -39,6 +41,7 @@ export function listEvents(db: DB, filter: EventFilter = {}): Promise<Event[]> {
   if (filter.verdict === "deferred") q = q.where("code", ">=", 400).where("code", "<", 500);
   if (filter.verdict === "rejected") q = q.where("code", ">=", 500);
   if (filter.since) q = q.where("at", ">=", filter.since);
+  if (filter.before) q = q.where("id", "<", filter.before);
   return q.orderBy("id", "desc").limit(filter.limit ?? 100).offset(filter.offset ?? 0).execute();
 }
 

@@ -1,12 +1,15 @@
-// The one HTTP port: health, the MTA-STS policy, static assets and the admin UI.
+// The one HTTP port: health, the MTA-STS policy, static assets, the JSON API
+// and the admin UI.
 import { Hono } from "hono";
 import { isHealthy, type Store } from "../store/db.ts";
 import { findDomain } from "../store/domains.ts";
 import type { MxListener } from "../smtp/listener.ts";
 import { VERSION } from "../version.ts";
 import { authenticate, csrf, type Env, securityHeaders } from "./session.ts";
+import { API_BASE, createApi } from "./api/index.ts";
 import { mountStatic } from "./static.ts";
 import { mountUi, type UiDeps } from "./ui.tsx";
+import { mountVerify } from "./verify.tsx";
 
 export interface WebDeps extends UiDeps {
   store: Store;
@@ -45,8 +48,12 @@ export function createWebApp(deps: WebDeps): Hono<Env> {
   });
 
   mountStatic(app);
+  // The API authenticates with its own tokens, before the session middleware below.
+  app.route(API_BASE, createApi({ db: store.db, config: deps.config, configInput: deps.configInput, services: deps.services, router: deps.router, liveResolver: deps.liveResolver, logger: deps.logger, applyConfig: deps.applyConfig }));
   app.use(authenticate(store.db));
   app.use(csrf());
+  mountVerify(app, deps.services);
   mountUi(app, deps);
+  app.all(`${API_BASE}/*`, (c) => c.json({ error: { code: "not_found", message: `no API route ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
   return app;
 }

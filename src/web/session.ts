@@ -8,11 +8,13 @@ import { adminCount, sessionFor, type WebSession } from "../store/admins.ts";
 import type { Actor } from "../store/audit.ts";
 
 export const SESSION_COOKIE = "mf_session";
+/** A verification link: its signed token is its own credential, no session or CSRF token exists there. */
+export const VERIFY_PATH = /^\/verify\/[^/]+$/;
 
 export type Env = { Variables: { session: WebSession | null; ip: string } };
 
-/** Paths anyone may reach: health, the MTA-STS policy, assets, set-up and login. */
-const PUBLIC = [/^\/healthz$/, /^\/\.well-known\/mta-sts\.txt$/, /^\/static\//, /^\/favicon\.ico$/, /^\/setup$/, /^\/login$/];
+/** Paths anyone may reach: health, the MTA-STS policy, assets, set-up, login and destination verification. */
+const PUBLIC = [/^\/healthz$/, /^\/\.well-known\/mta-sts\.txt$/, /^\/static\//, /^\/favicon\.ico$/, /^\/setup$/, /^\/login$/, VERIFY_PATH];
 
 export function securityHeaders(secure: boolean): MiddlewareHandler<Env> {
   return async (c, next) => {
@@ -36,7 +38,7 @@ export function authenticate(db: DB): MiddlewareHandler<Env> {
     const token = getCookie(c, SESSION_COOKIE);
     c.set("session", token ? await sessionFor(db, token) : null);
     const path = new URL(c.req.url).pathname;
-    if (PUBLIC.some((p) => p.test(path))) return next();
+    if (PUBLIC.some((p) => p.test(path)) || path.startsWith("/api/")) return next();
     if ((await adminCount(db)) === 0) return c.redirect("/setup");
     if (c.get("session")) return next();
     if (c.req.method === "GET" && !c.req.header("hx-request")) return c.redirect(`/login?next=${encodeURIComponent(path)}`);
@@ -49,7 +51,8 @@ export function csrf(): MiddlewareHandler<Env> {
   return async (c, next) => {
     if (c.req.method === "GET" || c.req.method === "HEAD") return next();
     const path = new URL(c.req.url).pathname;
-    if (path === "/setup" || path === "/login") return next(); // no session yet: protected by their own token / credentials
+    // No session here: set-up, login and verification have their own token or credentials; the API its bearer tokens.
+    if (path === "/setup" || path === "/login" || VERIFY_PATH.test(path) || path.startsWith("/api/")) return next();
     const session = c.get("session");
     const given = c.req.header("x-csrf-token") ?? (await formValue(c, "_csrf"));
     if (!session || !given || !sameToken(given, session.csrf)) return c.text("Missing or invalid CSRF token\n", 403);

@@ -32,7 +32,7 @@ import { DomainPage, DomainsPage, RecordChecks } from "../../views/domains.tsx";
 import type { FieldErrors } from "../../views/layout.tsx";
 import { AuditPage, EDITABLE, EventPage, ListsPage, type LogFilters, LogPage, SettingsPage } from "../../views/log.tsx";
 import type { Services } from "../service/index.ts";
-import { writeSettings } from "./settings.ts";
+import { writeSettings } from "../config/write.ts";
 import { actorOf, type Env, SESSION_COOKIE } from "./session.ts";
 
 export interface UiDeps {

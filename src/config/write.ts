@@ -1,7 +1,7 @@
-// Settings changed in the UI are written to config.toml (after validating the
-// whole configuration with them) so they survive a restart.
+// Settings changed in the UI, the API or `mailferry config set` are written to
+// config.toml (after validating the whole configuration with them) so they survive a restart.
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { type Config, type ConfigInput, loadConfigWithOrigins } from "../config/index.ts";
+import { type Config, type ConfigInput, loadConfigWithOrigins } from "./index.ts";
 
 /**
  * Sets `section.key` (or a top-level key) to each value; "" removes the key
@@ -37,7 +37,7 @@ export function toToml(data: Record<string, unknown>): string {
   const scalar = (v: unknown): string => (Array.isArray(v) ? `[${v.map(scalar).join(", ")}]` : typeof v === "string" ? JSON.stringify(v) : String(v));
   const top = Object.entries(data).filter(([, v]) => typeof v !== "object" || Array.isArray(v));
   const tables = Object.entries(data).filter(([, v]) => typeof v === "object" && v !== null && !Array.isArray(v)) as [string, Record<string, unknown>][];
-  const lines = ["# Written by mailferry's settings page; comments are not kept.", ...top.map(([k, v]) => `${k} = ${scalar(v)}`)];
+  const lines = ["# Written by mailferry (settings page, API or config set); comments are not kept.", ...top.map(([k, v]) => `${k} = ${scalar(v)}`)];
   for (const [section, values] of tables) lines.push("", `[${section}]`, ...Object.entries(values).map(([k, v]) => `${k} = ${scalar(v)}`));
   return lines.join("\n") + "\n";
 }

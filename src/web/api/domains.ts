@@ -1,0 +1,150 @@
+// /domains: list, create, read, change settings, delete, DNS records with
+// their live status, webhook and DKIM key rotation.
+import { z } from "@hono/zod-openapi";
+import { checkRecords, domainRecords, mtaStsMode } from "../../auth/records.ts";
+import type { Config } from "../../config/index.ts";
+import { effectiveSettings } from "../../routing/rules.ts";
+import { listDkimKeys } from "../../store/dkim.ts";
+import { domainSettings, findDomain, listDomains, parseDomainName } from "../../store/domains.ts";
+import type { Domain as DomainRow } from "../../store/schema.ts";
+import { actorOf, type Api, ApiError, body, isoTime, json, route } from "./common.ts";
+import type { ApiDeps } from "./index.ts";
+import { DnsRecord, Domain, DomainCreate, DomainName, DomainSettingsPatch } from "./schemas.ts";
+
+export function domainJson(row: DomainRow, config: Config): z.infer<typeof Domain> {
+  const s = domainSettings(row);
+  const e = effectiveSettings(s, config.addresses);
+  return {
+    name: row.name,
+    catch_all: s.catchAll,
+    max_targets: s.maxTargets,
+    delivery_port: s.deliveryPort,
+    accept_subdomains: s.acceptSubdomains,
+    random_subdomain: s.randomSubdomain,
+    random_subdomain_length: s.randomSubdomainLength,
+    scan_spam: s.scanSpam,
+    effective: { accept_subdomains: e.acceptSubdomains, random_subdomain: e.randomSubdomain },
+    created_at: isoTime(row.created_at),
+    updated_at: isoTime(row.updated_at),
+  };
+}
+
+
+export function mountDomainRoutes(api: Api, { db, config, services, liveResolver }: ApiDeps): void {
+  const existing = async (input: string) => {
+    const row = await findDomain(db, parseDomainName(input));
+    if (!row) throw new ApiError(404, "not_found", `domain ${input} is not managed here`);
+    return row;
+  };
+
+  api.openapi(
+    route({ method: "get", path: "/domains", tags: ["domains"], summary: "List managed domains", scope: "read", responses: { 200: json(z.object({ items: z.array(Domain) }), "The domains, by name") } }),
+    async (c) => c.json({ items: (await listDomains(db)).map((d) => domainJson(d, config)) }, 200),
+  );
+
+  api.openapi(
+    route({
+      method: "post",
+      path: "/domains",
+      tags: ["domains"],
+      summary: "Add a domain (with its first DKIM key)",
+      scope: "write",
+      extraErrors: [409, 422],
+      request: body(DomainCreate),
+      responses: { 201: json(Domain, "The new domain; publish its DNS records next") },
+    }),
+    async (c) => {
+      const input = c.req.valid("json");
+      const row = await services.domains.add(actorOf(c), input.name, input.dkim_selector ? { selector: input.dkim_selector } : {});
+      return c.json(domainJson(row, config), 201);
+    },
+  );
+
+  api.openapi(
+    route({ method: "get", path: "/domains/{name}", tags: ["domains"], summary: "One domain and its settings", scope: "read", extraErrors: [404], request: { params: DomainName }, responses: { 200: json(Domain, "The domain") } }),
+    async (c) => c.json(domainJson(await existing(c.req.valid("param").name), config), 200),
+  );
+
+  api.openapi(
+    route({
+      method: "patch",
+      path: "/domains/{name}",
+      tags: ["domains"],
+      summary: "Change a domain's settings",
+      scope: "write",
+      extraErrors: [404, 422],
+      request: { params: DomainName, ...body(DomainSettingsPatch) },
+      responses: { 200: json(Domain, "The domain after the change") },
+    }),
+    async (c) => {
+      const { name } = c.req.valid("param");
+      await existing(name);
+      const p = c.req.valid("json");
+      const changes = {
+        ...(p.catch_all !== undefined ? { catchAll: p.catch_all } : {}),
+        ...(p.max_targets !== undefined ? { maxTargets: p.max_targets } : {}),
+        ...(p.delivery_port !== undefined ? { deliveryPort: p.delivery_port } : {}),
+        ...(p.accept_subdomains !== undefined ? { acceptSubdomains: p.accept_subdomains } : {}),
+        ...(p.random_subdomain !== undefined ? { randomSubdomain: p.random_subdomain } : {}),
+        ...(p.random_subdomain_length !== undefined ? { randomSubdomainLength: p.random_subdomain_length } : {}),
+        ...(p.scan_spam !== undefined ? { scanSpam: p.scan_spam } : {}),
+      };
+      return c.json(domainJson(await services.domains.update(actorOf(c), name, changes), config), 200);
+    },
+  );
+
+  api.openapi(
+    route({ method: "delete", path: "/domains/{name}", tags: ["domains"], summary: "Stop managing a domain (its aliases go too)", scope: "write", extraErrors: [404], request: { params: DomainName }, responses: { 204: { description: "Removed" } } }),
+    async (c) => {
+      await services.domains.remove(actorOf(c), (await existing(c.req.valid("param").name)).name);
+      return c.body(null, 204);
+    },
+  );
+
+  api.openapi(
+    route({
+      method: "get",
+      path: "/domains/{name}/dns",
+      tags: ["domains"],
+      summary: "The DNS records to publish, each checked against DNS now",
+      scope: "read",
+      extraErrors: [404],
+      request: { params: DomainName },
+      responses: { 200: json(z.object({ records: z.array(DnsRecord) }), "Expected records with what DNS has") },
+    }),
+    async (c) => {
+      const row = await existing(c.req.valid("param").name);
+      const records = domainRecords({ domain: row.name, hostname: config.hostname, srsDomain: config.srs.domain, dkimKeys: await listDkimKeys(db, row.name), mtaStsMode: mtaStsMode(config.tls.cert !== null) });
+      const checks = await checkRecords(records, (n, t) => liveResolver.resolve(n, t));
+      return c.json({ records: checks.map((k) => ({ purpose: k.record.purpose, type: k.record.type, name: k.record.name, value: k.record.value, ttl: k.record.ttl, status: k.status, found: k.found, ...(k.error ? { error: k.error } : {}) })) }, 200);
+    },
+  );
+
+  api.openapi(
+    route({
+      method: "post",
+      path: "/domains/{name}/webhook-key",
+      tags: ["domains"],
+      summary: "Rotate the key that signs webhook requests (X-Webhook-Signature)",
+      scope: "write",
+      extraErrors: [404],
+      request: { params: DomainName },
+      responses: { 200: json(z.object({ webhook_key: z.string() }), "The new key") },
+    }),
+    async (c) => c.json({ webhook_key: await services.domains.rotateWebhookKey(actorOf(c), (await existing(c.req.valid("param").name)).name) }, 200),
+  );
+
+  api.openapi(
+    route({
+      method: "post",
+      path: "/domains/{name}/dkim-rotate",
+      tags: ["domains"],
+      summary: "Make a new DKIM signing key (the old one stays published until removed)",
+      scope: "write",
+      extraErrors: [404],
+      request: { params: DomainName },
+      responses: { 200: json(z.object({ selector: z.string() }), "The new key's selector; publish its record") },
+    }),
+    async (c) => c.json({ selector: (await services.domains.rotateDkim(actorOf(c), (await existing(c.req.valid("param").name)).name)).selector }, 200),
+  );
+}
