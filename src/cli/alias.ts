@@ -1,8 +1,7 @@
 import { readFileSync } from "node:fs";
+import { explain } from "../routing/explain.ts";
 import { createRouter } from "../routing/router.ts";
-import type { Verdict } from "../routing/resolve.ts";
 import { type AliasRule, aliasLabel, parseAliasName } from "../routing/rules.ts";
-import { formatReply } from "../smtp/reply.ts";
 import { addAlias, exportAliases, importAliases, listAliases, removeAlias } from "../store/aliases.ts";
 import { setVacation } from "../store/vacations.ts";
 import type { DisabledMode } from "../store/schema.ts";
@@ -96,19 +95,4 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
 function describe(rule: AliasRule): string {
   const state = rule.disabled ? `  [disabled: ${rule.disabled}]` : "";
   return `${rule.domain}  ${aliasLabel(rule)} -> ${rule.recipients.join(", ") || "(none)"}${state}`;
-}
-
-/** The human form of a routing verdict: what happens and which alias decided it. */
-export function explain(address: string, verdict: Verdict): string {
-  const via = (alias?: { label: string; domain: string }) => (alias ? ` (alias ${alias.label} on ${alias.domain})` : "");
-  switch (verdict.action) {
-    case "refuse":
-      return `${address}: refused with ${formatReply(verdict.reply)}${via(verdict.alias)}`;
-    case "drop":
-      return `${address}: accepted and discarded${via(verdict.alias)}`;
-    case "deliver": {
-      const lines = verdict.targets.map((t) => `  ${t.kind === "address" ? t.address : t.url}  via ${t.alias.label} on ${t.alias.domain}${t.kind === "address" && t.port ? ` (port ${t.port})` : ""}`);
-      return [`${address}: deliver to ${verdict.targets.length} target${verdict.targets.length === 1 ? "" : "s"}`, ...lines].join("\n");
-    }
-  }
 }

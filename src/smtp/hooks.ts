@@ -18,7 +18,7 @@ export interface StageHooks {
   close(session: Session): void;
   mailFrom(session: Session, address: string, params: EsmtpParams): Promise<Reply>;
   /** On acceptance also returns the recipient with its routing, which the listener adds to the transaction. */
-  rcptTo(session: Session, address: string, params: EsmtpParams): Promise<{ reply: Reply; accepted?: AcceptedRecipient }>;
+  rcptTo(session: Session, address: string, params: EsmtpParams): Promise<{ reply: Reply; accepted?: AcceptedRecipient; facts?: Record<string, unknown> }>;
   /** The reply, and facts about the message for its mail-log event (e.g. authentication verdicts). */
   data(session: Session, message: InboundMessage): Promise<{ reply: Reply; facts?: Record<string, unknown> }>;
 }
@@ -110,7 +110,9 @@ export function createHooks({ router, srs, maxSize, hostname, authenticate, abus
       const mailbox = parseMailbox(address)!;
       const limited = await abuse.onRecipient(session, mailbox.address, mailbox.domain);
       if (limited) return { reply: limited };
-      return { reply: answer, accepted: { address: mailbox.address, verdict } };
+      // Destinations left out until verified: the log says so, the sender need not know.
+      const facts = verdict.action === "deliver" && verdict.unverified ? { unverified: verdict.unverified } : undefined;
+      return { reply: answer, accepted: { address: mailbox.address, verdict }, ...(facts ? { facts } : {}) };
     },
     async data(session, received) {
       const tooBig = sizeVerdict(received, maxSize);

@@ -148,12 +148,14 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
       const session = sessions.get(raw)!;
       void (async () => {
         let accepted: Session["recipients"][number] | undefined;
+        let facts: Record<string, unknown> | undefined;
         const verdict = await decide("rcpt", session, async () => {
           const outcome = await hooks.rcptTo(session, address.address, address.args || {});
           accepted = outcome.accepted;
+          facts = outcome.facts;
           return outcome.reply;
         });
-        await answer("rcpt", session, verdict, [address.address]);
+        await answer("rcpt", session, verdict, [address.address], undefined, facts);
         if (isAccepted(verdict) && accepted) {
           // A repeated RCPT replaces the earlier one, as smtp-server does with its envelope.
           const same = session.recipients.findIndex((r) => r.address.toLowerCase() === accepted!.address.toLowerCase());

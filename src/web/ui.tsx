@@ -5,7 +5,7 @@
 import type { Context, Hono } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import QRCode from "qrcode";
-import { explain } from "../cli/alias.ts";
+import { explain } from "../routing/explain.ts";
 import { type Config, type ConfigInput, loadConfigWithOrigins } from "../config/index.ts";
 import { duration } from "../config/values.ts";
 import { checkRecords, domainRecords, mtaStsMode, zoneLine } from "../auth/records.ts";

@@ -2,7 +2,7 @@
 // delete, TXT import and export, and "what would happen to mail for X".
 import { z } from "@hono/zod-openapi";
 import { renameField } from "../../errors.ts";
-import { explain } from "../../cli/alias.ts";
+import { explain } from "../../routing/explain.ts";
 import { type AliasRule, aliasLabel, parseAliasName } from "../../routing/rules.ts";
 import type { Verdict } from "../../routing/resolve.ts";
 import { aliasById, aliasesAfter, exportAliases } from "../../store/aliases.ts";

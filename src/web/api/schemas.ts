@@ -157,9 +157,9 @@ export const DestinationAddress = z.object({ address: z.string().openapi({ param
 
 export const AddressCreate = z
   .strictObject({
-    name: z.string().min(1).max(64).optional().openapi({ description: "The local part; omitted: a random one" }),
+    name: z.string().min(1).max(1000).optional().openapi({ description: "The local part; omitted: a random one" }),
     domain: z.string().min(1).max(253).openapi({ example: "example.com" }),
-    subdomain: z.string().min(1).max(253).optional().openapi({ description: "e.g. team or dev.team; needs the domain's subdomain matching", example: "team" }),
+    subdomain: z.string().min(1).max(1000).optional().openapi({ description: "e.g. team or dev.team; needs the domain's subdomain matching", example: "team" }),
     random_subdomain: z.boolean().optional().openapi({ description: "Append a random label; omitted: the domain's setting" }),
     targets: z.array(z.string().max(2048)).min(1).max(1000),
     description: z.string().max(500).optional(),
