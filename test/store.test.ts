@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../src/errors.ts";
-import { openStore, type Store } from "../src/store/db.ts";
+import { adapt, openStore, type Store } from "../src/store/db.ts";
 import { addDomain, findDomain, listDomains, parseDomainName, removeDomain } from "../src/store/domains.ts";
 import { listEvents, MAX_STORED_HEADERS, recordEvent } from "../src/store/events.ts";
 import { migrations } from "../src/store/migrations/index.ts";
@@ -45,6 +45,42 @@ describe("database", () => {
 });
 
 describe("domains", () => {
+  test("upgrading a database made before subdomain aliases keeps every alias, its id and its vacation reply", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mailferry-store-"));
+    dirs.push(dir);
+    const path = join(dir, "old.db");
+    // A database as the version before migration 008 left it.
+    const { Database } = await import("bun:sqlite");
+    const { Kysely, SqliteDialect } = await import("kysely");
+    const { Migrator } = await import("kysely/migration");
+    const raw = new Database(path, { create: true, strict: true });
+    raw.run("PRAGMA foreign_keys = ON");
+    const old = new Kysely<unknown>({ dialect: new SqliteDialect({ database: adapt(raw) }) });
+    const before008 = Object.fromEntries(Object.entries(migrations).filter(([name]) => name < "008"));
+    expect((await new Migrator({ db: old, provider: { getMigrations: async () => before008 } }).migrateToLatest()).error).toBeUndefined();
+    raw.run("INSERT INTO domains (name, created_at, updated_at, accept_subdomains) VALUES ('old.test', 1, 1, 1), ('plain.test', 1, 1, 0)");
+    raw.run(`INSERT INTO aliases (id, domain_id, matcher, pattern, recipients, created_at, updated_at) VALUES (41, 1, 'exact', 'hello', '["a@x.test"]', 1, 1)`);
+    raw.run("INSERT INTO vacations (alias_id, enabled, subject, message, updated_at) VALUES (41, 1, 'away', 'back monday', 1)");
+    await old.destroy();
+
+    const s = await store(path);
+    expect(s.sqlite.query("SELECT id, subdomain, pattern FROM aliases").all()).toEqual([{ id: 41, subdomain: "", pattern: "hello" }]);
+    expect(s.sqlite.query("SELECT alias_id, subject FROM vacations").all()).toEqual([{ alias_id: 41, subject: "away" }]);
+    // An explicit "on" stays on; the old default becomes "follow the configuration".
+    expect(s.sqlite.query("SELECT name, accept_subdomains, random_subdomain FROM domains ORDER BY name").all()).toEqual([
+      { name: "old.test", accept_subdomains: 1, random_subdomain: null },
+      { name: "plain.test", accept_subdomains: null, random_subdomain: null },
+    ]);
+    expect(s.sqlite.query("PRAGMA foreign_keys").get()).toEqual({ foreign_keys: 1 });
+    expect(s.sqlite.query("PRAGMA foreign_key_check").all()).toEqual([]);
+    // The rebuilt table still cascades and still bumps the routing version.
+    const version = () => (s.sqlite.query("SELECT value FROM settings WHERE key = 'routing_version'").get() as { value: string }).value;
+    const v1 = version();
+    s.sqlite.run("DELETE FROM aliases WHERE id = 41");
+    expect(version()).not.toBe(v1);
+    expect(s.sqlite.query("SELECT count(*) AS n FROM vacations").get()).toEqual({ n: 0 });
+  });
+
   test("names are normalised: case, trailing dot, IDN to punycode", async () => {
     const s = await store();
     expect((await addDomain(s.db, "Example.COM.")).name).toBe("example.com");

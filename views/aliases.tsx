@@ -3,7 +3,7 @@
 // box, vacation replies and TXT import/export.
 import type { FC } from "hono/jsx";
 import type { AliasRule } from "../src/routing/rules.ts";
-import { aliasLabel } from "../src/routing/rules.ts";
+import { aliasLabel, placeName } from "../src/routing/rules.ts";
 import { Csrf, Field, FieldError, type FieldErrors, Flash, Page } from "./layout.tsx";
 
 export interface AliasListProps {
@@ -31,7 +31,7 @@ export const AliasRow: FC<{ alias: AliasRule; csrf: string }> = ({ alias, csrf }
   <tr id={`alias-${alias.id}`}>
     <td class="mono">
       {aliasLabel(alias)}
-      <div class="muted">@{alias.domain}</div>
+      <div class="muted">@{placeName(alias)}</div>
     </td>
     <td class="mono">{alias.recipients.join(", ") || <span class="muted">(none)</span>}</td>
     <td>{alias.disabled ? <span class="badge warn">{alias.disabled}</span> : <span class="badge ok">enabled</span>}</td>
@@ -57,7 +57,7 @@ export const AliasEditRow: FC<{ alias: AliasRule; csrf: string; values?: Record<
       <form method="post" action={`/aliases/${alias.id}`} hx-post={`/aliases/${alias.id}`} hx-target={`#alias-${alias.id}`} hx-swap="outerHTML">
         <Csrf token={csrf} />
         <strong class="mono">
-          {aliasLabel(alias)}@{alias.domain}
+          {aliasLabel(alias)}@{placeName(alias)}
         </strong>
         <label for={`r-${alias.id}`}>Recipients (one per line)</label>
         <textarea id={`r-${alias.id}`} name="recipients">
@@ -285,7 +285,7 @@ export const ImportForm: FC<ImportResultProps> = ({ csrf, domains, values, resul
 export const VacationPage: FC<{ user: string; csrf: string; alias: AliasRule; values: Record<string, string>; errors?: FieldErrors; ok?: string | null }> = (p) => (
   <Page title="Vacation reply" section="/aliases" user={p.user} csrf={p.csrf}>
     <h1>
-      Vacation reply for {p.alias.pattern}@{p.alias.domain}
+      Vacation reply for {p.alias.pattern}@{placeName(p.alias)}
     </h1>
     <Flash ok={p.ok} />
     <form class="panel" method="post" action={`/aliases/${p.alias.id}/vacation`}>

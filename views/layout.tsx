@@ -16,10 +16,12 @@ const NAV: [href: string, label: string][] = [
   ["/", "Dashboard"],
   ["/domains", "Domains"],
   ["/aliases", "Aliases"],
+  ["/destinations", "Destinations"],
   ["/log", "Mail log"],
   ["/lists", "Lists"],
   ["/audit", "Audit"],
   ["/settings", "Settings"],
+  ["/api-access", "API"],
   ["/account", "Account"],
 ];
 
@@ -67,11 +69,11 @@ export const Page: FC<PageProps> = ({ title, section, user, csrf, children }) =>
 export const Csrf: FC<{ token: string }> = ({ token }) => <input type="hidden" name="_csrf" value={token} />;
 
 /** A one-button form that posts a single hidden value, e.g. "Remove" in a table row. */
-export const PostButton: FC<{ action: string; csrf: string; name: string; value: string | number; label: string }> = (p) => (
+export const PostButton: FC<{ action: string; csrf: string; name: string; value: string | number; label: string; harmless?: boolean }> = (p) => (
   <form class="inline" method="post" action={p.action}>
     <Csrf token={p.csrf} />
     <input type="hidden" name={p.name} value={String(p.value)} />
-    <button class="danger small" type="submit">
+    <button class={p.harmless ? "secondary small" : "danger small"} type="submit">
       {p.label}
     </button>
   </form>

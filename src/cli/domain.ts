@@ -1,24 +1,12 @@
-import { join } from "node:path";
-import { mkdirSync } from "node:fs";
-import { domainRecords, mtaStsMode, zoneLine } from "../auth/records.ts";
+import { checkRecords, type DnsRecord, domainRecords, mtaStsMode, type RecordCheck, zoneLine } from "../auth/records.ts";
+import type { Config } from "../config/index.ts";
+import { createResolver } from "../dns/resolver.ts";
 import type { DomainSettings } from "../routing/rules.ts";
-import { listDkimKeys, removeDkimKey, rotateDkimKey } from "../store/dkim.ts";
-import { addDomain, domainSettings, listDomains, parseDomainName, removeDomain, updateDomainSettings, webhookKey } from "../store/domains.ts";
-import { DATABASE_FILE, openStore, type Store } from "../store/db.ts";
+import { listDkimKeys, removeDkimKey } from "../store/dkim.ts";
+import { domainSettings, listDomains, parseDomainName, webhookKey } from "../store/domains.ts";
+import { CLI_ACTOR, withServices, withStore } from "./context.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
-
-/** Opens the data dir's database for one command; safe while the server runs (WAL). */
-export async function withStore<T>(ctx: CommandContext, fn: (store: Store) => Promise<T>): Promise<T> {
-  const { config } = ctx.config();
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
-  const store = await openStore(join(config.dataDir, DATABASE_FILE));
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
 
 export async function domainCommand(ctx: CommandContext): Promise<number> {
   const [action, name, ...rest] = ctx.args;
@@ -28,13 +16,13 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
   };
   switch (action) {
     case "add": {
-      const domain = await withStore(ctx, (s) => addDomain(s.db, needName(), ctx.options.selector ? { selector: ctx.options.selector } : {}));
+      const domain = await withServices(ctx, (s) => s.domains.add(CLI_ACTOR, needName(), ctx.options.selector ? { selector: ctx.options.selector } : {}));
       ctx.io.out(ctx.json ? JSON.stringify(domain) : `added ${domain.name}`);
       return 0;
     }
     case "remove": {
       const target = needName();
-      await withStore(ctx, (s) => removeDomain(s.db, target));
+      await withServices(ctx, (s) => s.domains.remove(CLI_ACTOR, target));
       ctx.io.out(`removed ${target.toLowerCase()}`);
       return 0;
     }
@@ -46,15 +34,19 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
       return 0;
     }
     case "dns": {
-      const { config } = ctx.config();
-      const keys = await withStore(ctx, (s) => listDkimKeys(s.db, needName()));
-      const records = domainRecords({ domain: parseDomainName(name!), hostname: config.hostname, srsDomain: config.srs.domain, dkimKeys: keys, mtaStsMode: mtaStsMode(config.tls.cert !== null) });
+      const domain = needName();
+      const { records, config } = await withStore(ctx, async (s, config) => ({
+        records: domainRecords({ domain: parseDomainName(domain), hostname: config.hostname, srsDomain: config.srs.domain, dkimKeys: await listDkimKeys(s.db, domain), mtaStsMode: mtaStsMode(config.tls.cert !== null) }),
+        config,
+      }));
+      if (ctx.flags.has("check")) return printChecks(ctx, await checkLive(records, config));
       if (ctx.json) ctx.io.out(JSON.stringify(records));
       else for (const r of records) ctx.io.out(`; ${r.purpose}\n${zoneLine(r)}`);
       return 0;
     }
     case "webhook-key": {
-      const key = await withStore(ctx, (s) => webhookKey(s.db, needName(), ctx.flags.has("rotate")));
+      const target = needName();
+      const key = ctx.flags.has("rotate") ? await withServices(ctx, (s) => s.domains.rotateWebhookKey(CLI_ACTOR, target)) : await withStore(ctx, (s) => webhookKey(s.db, target));
       ctx.io.out(key);
       return 0;
     }
@@ -66,26 +58,53 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
     }
     case "dkim-rotate": {
       if (!name || rest.length > 1) throw new UsageError("usage: mailferry domain dkim-rotate <name> [selector]");
-      const key = await withStore(ctx, (s) => rotateDkimKey(s.db, name, rest[0]));
+      const key = await withServices(ctx, (s) => s.domains.rotateDkim(CLI_ACTOR, name, rest[0]));
       ctx.io.out(`new signing key for ${name.toLowerCase()}: selector ${key.selector}; publish it (mailferry domain dns ${name.toLowerCase()}), keep the old selector until mail signed with it has been read`);
       return 0;
     }
     case "dkim-remove": {
       if (!name || rest.length !== 1) throw new UsageError("usage: mailferry domain dkim-remove <name> <selector>");
-      await withStore(ctx, (s) => removeDkimKey(s.db, name, rest[0]!));
+      // No service for this yet: audited here, as the services would.
+      await withServices(ctx, async (s, store) => {
+        await removeDkimKey(store.db, name, rest[0]!);
+        await s.audit(CLI_ACTOR, "domain.dkim.remove", parseDomainName(name), { selector: rest[0] }, null);
+      });
       ctx.io.out(`removed selector ${rest[0]} of ${name.toLowerCase()}; remove its DNS record too`);
       return 0;
     }
     case "set": {
       if (!name || rest.length === 0) throw new UsageError("usage: mailferry domain set <name> key=value... (see mailferry --help)");
       const changes = parseSettings(rest);
-      const domain = await withStore(ctx, (s) => updateDomainSettings(s.db, name, changes));
+      const domain = await withServices(ctx, (s) => s.domains.update(CLI_ACTOR, name, changes));
       ctx.io.out(ctx.json ? JSON.stringify({ name: domain.name, ...domainSettings(domain) }) : `updated ${domain.name}: ${rest.join(" ")}`);
       return 0;
     }
     default:
       throw new UsageError(`unknown domain command: ${action ?? "(none)"}; try: add, list, remove, set, dns, dkim, dkim-rotate, dkim-remove, webhook-key`);
   }
+}
+
+/** What DNS publishes now: the configured resolvers, uncached, as the admin UI's check does. */
+function checkLive(records: DnsRecord[], config: Config): Promise<RecordCheck[]> {
+  const resolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout, maxCacheEntries: 0 });
+  return checkRecords(records, (name, type) => resolver.resolve(name, type));
+}
+
+/** ✓ or ✗ per record with what was found; exit code 1 unless every record is as expected. */
+function printChecks(ctx: CommandContext, checks: RecordCheck[]): number {
+  const ok = checks.filter((c) => c.status === "ok").length;
+  if (ctx.json) {
+    ctx.io.out(JSON.stringify(checks.map(({ record, ...check }) => ({ ...record, ...check }))));
+  } else {
+    for (const c of checks) ctx.io.out(`${c.status === "ok" ? "✓" : "✗"} ${c.record.purpose}${c.status === "ok" ? "" : `: ${finding(c)}`}\n    ${zoneLine(c.record)}`);
+    ctx.io.out(`${ok} of ${checks.length} records published as expected`);
+  }
+  return ok === checks.length ? 0 : 1;
+}
+
+function finding(check: RecordCheck): string {
+  if (check.status === "missing") return check.error ?? "not published";
+  return `published differently: ${check.found.map((f) => JSON.stringify(f)).join(", ")}`;
 }
 
 /** `key=value` words into settings; values are checked again by updateDomainSettings. */

@@ -106,7 +106,7 @@ export function buildRoutingConfig(domains: { name: string; settings: EffectiveS
     const base = byName.get(rule.domain);
     if (!base || rule.subdomain === "") return base;
     const name = `${rule.subdomain}.${rule.domain}`;
-    if (managed.has(name)) return undefined; // managed in its own right: its own aliases decide
+    if (managed.has(name)) return undefined; // managed in its own right since (added after these aliases): its own aliases decide
     let node = byName.get(name);
     if (!node) byName.set(name, (node = { name, settings: base.settings, parent: base, exact: new Map(), regex: [], catchAll: null }));
     return node;
@@ -250,6 +250,11 @@ export function parseSubdomain(input: string, domain: string): string {
 export function aliasLabel(rule: Pick<AliasRule, "matcher" | "pattern" | "global">): string {
   if (rule.matcher === "regex") return `/${rule.pattern}/${rule.global ? "g" : ""}`;
   return rule.pattern;
+}
+
+/** `x7k2p9q1.example.com` for an alias on a subdomain, else the domain. */
+export function placeName(rule: Pick<AliasRule, "domain" | "subdomain">): string {
+  return rule.subdomain ? `${rule.subdomain}.${rule.domain}` : rule.domain;
 }
 
 /** The inverse of aliasLabel: `*`, `/re/`, `/re/g` or a local part. */

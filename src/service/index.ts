@@ -3,9 +3,9 @@
 // it, and registers forwarding destinations that need verification.
 import type { Config } from "../config/index.ts";
 import { UserError } from "../errors.ts";
-import { type AliasInput, type DomainSettings, aliasLabel, type ValidationOptions } from "../routing/rules.ts";
+import { type AliasInput, type DomainSettings, aliasLabel, placeName, type ValidationOptions } from "../routing/rules.ts";
 import { addDeny, removeDeny } from "../store/abuse.ts";
-import { addAlias, aliasById, importAliases, placeName, removeAliasById, updateAlias } from "../store/aliases.ts";
+import { addAlias, aliasById, importAliases, removeAliasById, updateAlias } from "../store/aliases.ts";
 import { addAllow, removeAllow } from "../store/allowlist.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";

@@ -47,13 +47,7 @@ async function writablePlace(db: DB, input: string, options: ValidationOptions):
   if (place.subdomain && !options.subdomainAllowed && !effectiveSettings(domainSettings(place.domain), options.addressDefaults ?? NO_SUBDOMAINS).acceptSubdomains) {
     throw new UserError("invalid", `${place.domain.name} does not accept subdomains (turn on subdomain matching for it first)`, "subdomain");
   }
-  if (place.subdomain && (await findDomain(db, place.name))) throw new UserError("conflict", `${place.name} is a managed domain of its own: add the alias there`, "subdomain");
   return place;
-}
-
-/** `x7k2p9q1.example.com` for an alias on a subdomain, else the domain. */
-export function placeName(rule: Pick<AliasRule, "domain" | "subdomain">): string {
-  return rule.subdomain ? `${rule.subdomain}.${rule.domain}` : rule.domain;
 }
 
 /** Aliases in creation order (regex precedence), of one domain or subdomain, or all. */

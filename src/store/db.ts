@@ -51,7 +51,7 @@ async function migrate(db: Kysely<Schema>): Promise<void> {
 }
 
 /** Kysely's SqliteDialect speaks better-sqlite3's interface; bun:sqlite differs only in argument spreading. */
-function adapt(sqlite: Database): SqliteDatabase {
+export function adapt(sqlite: Database): SqliteDatabase {
   return {
     close: () => sqlite.close(),
     prepare(sql) {

@@ -6,12 +6,12 @@ import { findDomain } from "../store/domains.ts";
 import type { MxListener } from "../smtp/listener.ts";
 import { VERSION } from "../version.ts";
 import { authenticate, csrf, type Env, securityHeaders } from "./session.ts";
-import { API_BASE, createApi } from "./api/index.ts";
+import { API_BASE, apiDocument, createApi } from "./api/index.ts";
 import { mountStatic } from "./static.ts";
 import { mountUi, type UiDeps } from "./ui.tsx";
 import { mountVerify } from "./verify.tsx";
 
-export interface WebDeps extends UiDeps {
+export interface WebDeps extends Omit<UiDeps, "apiDocument"> {
   store: Store;
   smtp: MxListener;
   startedAt: number;
@@ -49,11 +49,12 @@ export function createWebApp(deps: WebDeps): Hono<Env> {
 
   mountStatic(app);
   // The API authenticates with its own tokens, before the session middleware below.
-  app.route(API_BASE, createApi({ db: store.db, config: deps.config, configInput: deps.configInput, services: deps.services, router: deps.router, liveResolver: deps.liveResolver, logger: deps.logger, applyConfig: deps.applyConfig }));
+  const api = createApi({ db: store.db, config: deps.config, configInput: deps.configInput, services: deps.services, router: deps.router, liveResolver: deps.liveResolver, logger: deps.logger, applyConfig: deps.applyConfig });
+  app.route(API_BASE, api);
   app.use(authenticate(store.db));
   app.use(csrf());
   mountVerify(app, deps.services);
-  mountUi(app, deps);
+  mountUi(app, { ...deps, apiDocument: () => apiDocument(api) });
   app.all(`${API_BASE}/*`, (c) => c.json({ error: { code: "not_found", message: `no API route ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
   return app;
 }

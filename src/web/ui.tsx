@@ -13,10 +13,10 @@ import type { Resolver } from "../dns/resolver.ts";
 import { UserError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Router } from "../routing/router.ts";
-import { type AliasRule, aliasLabel, type DomainSettings, parseAliasName } from "../routing/rules.ts";
+import { type AliasRule, aliasLabel, type DomainSettings, parseAliasName, placeName } from "../routing/rules.ts";
 import { activeDenylist, addDeny, removeDeny } from "../store/abuse.ts";
 import { adminCount, checkLogin, confirmTotp, createAdmin, createSession, disableTotp, listSessions, revokeSession, startTotp, totpFor } from "../store/admins.ts";
-import { aliasById, exportAliases, placeName, searchAliases } from "../store/aliases.ts";
+import { aliasById, exportAliases, searchAliases } from "../store/aliases.ts";
 import { addAllow, listAllow, removeAllow } from "../store/allowlist.ts";
 import { audit, listAudit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
@@ -24,8 +24,11 @@ import { listDkimKeys, rotateDkimKey } from "../store/dkim.ts";
 import { addDomain, domainSettings, findDomain, listDomains, parseDomainName, removeDomain, updateDomainSettings, webhookKey } from "../store/domains.ts";
 import { eventById, listEvents } from "../store/events.ts";
 import { dailySeries } from "../store/stats.ts";
+import { listTokens } from "../store/tokens.ts";
 import { setVacation, vacationOf } from "../store/vacations.ts";
+import { ApiPage, type ApiDocument } from "../../views/api.tsx";
 import { AccountPage, LoginPage, SetupLocked, SetupPage } from "../../views/auth.tsx";
+import { DestinationsPage } from "../../views/destinations.tsx";
 import { AliasEditRow, AliasesPage, AliasRow, CreateForm, ImportForm, VacationPage } from "../../views/aliases.tsx";
 import { DashboardPage } from "../../views/dashboard.tsx";
 import { DomainPage, DomainsPage, RecordChecks } from "../../views/domains.tsx";
@@ -49,6 +52,8 @@ export interface UiDeps {
   applyConfig: (next: Config) => void;
   secureCookies: boolean;
   services: Services;
+  /** The API's OpenAPI document, for its reference page. */
+  apiDocument: () => unknown;
 }
 
 const PER_PAGE = 50;
@@ -406,6 +411,61 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     const key = (await form(c)).key ?? "";
     await services.lists.forgetGreylist(actorOf(c), key);
     return back(c, "/lists", "Greylist entry forgotten.");
+  });
+
+  // --- destinations --------------------------------------------------------------------
+  const destinationsPage = async (c: Context<Env>, extra: { values?: Record<string, string>; errors?: FieldErrors; status?: 200 | 422 } = {}) =>
+    c.html(
+      <DestinationsPage user={user(c)} csrf={csrfOf(c)} rows={await services.destinations.list()} verifying={deps.config.delivery.verifyDestinations} values={extra.values} errors={extra.errors} ok={ok(c)} />,
+      extra.status ?? 200,
+    );
+  app.get("/destinations", (c) => destinationsPage(c));
+  app.post("/destinations", async (c) => {
+    const f = await form(c);
+    try {
+      const { destination, sent } = await services.destinations.add(actorOf(c), f.address ?? "");
+      const note = destination.status === "verified" ? `${destination.address} is verified already.` : sent ? `Verification mail sent to ${destination.address}.` : `${destination.address} is waiting for confirmation.`;
+      return back(c, "/destinations", note);
+    } catch (err) {
+      return destinationsPage(c, { values: f, errors: fieldError(err, "address"), status: 422 });
+    }
+  });
+  app.post("/destinations/resend", async (c) => {
+    const address = (await form(c)).address ?? "";
+    try {
+      await services.destinations.resend(actorOf(c), address);
+      return back(c, "/destinations", `Verification mail sent again to ${address}.`);
+    } catch (err) {
+      return destinationsPage(c, { errors: fieldError(err, "address"), status: 422 });
+    }
+  });
+  app.post("/destinations/remove", async (c) => {
+    const address = (await form(c)).address ?? "";
+    await services.destinations.remove(actorOf(c), address);
+    return back(c, "/destinations", `Removed ${address}; it must verify again to receive mail.`);
+  });
+
+  // --- API tokens and reference ---------------------------------------------------------
+  const apiPage = async (c: Context<Env>, extra: { created?: { name: string; token: string }; values?: Record<string, string>; errors?: FieldErrors; status?: 200 | 201 | 422 } = {}) =>
+    c.html(
+      <ApiPage user={user(c)} csrf={csrfOf(c)} tokens={await listTokens(db)} created={extra.created} doc={deps.apiDocument() as ApiDocument} values={extra.values} errors={extra.errors} ok={ok(c)} />,
+      extra.status ?? 200,
+    );
+  app.get("/api-access", (c) => apiPage(c));
+  app.post("/api-access", async (c) => {
+    const f = await form(c);
+    try {
+      const { token, info } = await services.tokens.create(actorOf(c), (f.name ?? "").trim(), f.scope ?? "");
+      // Shown in this answer only: the page is not a redirect target, so a reload does not show it again.
+      return apiPage(c, { created: { name: info.name, token }, status: 201 });
+    } catch (err) {
+      return apiPage(c, { values: f, errors: fieldError(err, "name"), status: 422 });
+    }
+  });
+  app.post("/api-access/revoke", async (c) => {
+    const name = (await form(c)).name ?? "";
+    await services.tokens.revoke(actorOf(c), name);
+    return back(c, "/api-access", `Token ${name} revoked.`);
   });
 
   // --- audit, settings, account --------------------------------------------------------

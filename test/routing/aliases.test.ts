@@ -157,3 +157,44 @@ describe("the routing cache", () => {
     expect(await router.config()).not.toBe(first);
   });
 });
+
+describe("aliases on a subdomain", () => {
+  const exact = (pattern: string) => ({ matcher: "exact" as const, pattern, recipients: ["a@x.test"] });
+
+  test("need the domain to accept subdomains (its own setting, else the configured default)", async () => {
+    expect((await userError(addAlias(store.db, "team.example.com", exact("hi")))).field).toBe("subdomain");
+    const viaDefault = await addAlias(store.db, "team.example.com", exact("hi"), { addressDefaults: { subdomainMatch: true, randomSubdomain: false } });
+    expect(viaDefault).toMatchObject({ domain: "example.com", subdomain: "team" });
+    await updateDomainSettings(store.db, "example.com", { acceptSubdomains: false });
+    expect((await userError(addAlias(store.db, "dev.team.example.com", exact("hi"), { addressDefaults: { subdomainMatch: true, randomSubdomain: false } }))).field).toBe("subdomain");
+    await updateDomainSettings(store.db, "example.com", { acceptSubdomains: true });
+    expect(await addAlias(store.db, "dev.team.example.com", exact("hi"))).toMatchObject({ subdomain: "dev.team" });
+  });
+
+  test("the same name may exist on the domain and on each subdomain; each is listed, exported and removed on its own", async () => {
+    await updateDomainSettings(store.db, "example.com", { acceptSubdomains: true });
+    await addAlias(store.db, "example.com", exact("hi"));
+    await addAlias(store.db, "a.example.com", { ...exact("hi"), recipients: ["on-a@x.test"] });
+    await addAlias(store.db, "b.example.com", { ...exact("hi"), recipients: ["on-b@x.test"] });
+    expect((await userError(addAlias(store.db, "a.example.com", exact("hi")))).kind).toBe("conflict");
+    expect(await exportAliases(store.db, "a.example.com")).toEqual(["forward-email=hi:on-a@x.test"]);
+    expect(await exportAliases(store.db, "example.com")).toEqual(["forward-email=hi:a@x.test"]);
+    await removeAlias(store.db, "a.example.com", "hi");
+    expect((await listAliases(store.db)).map((a) => `${a.pattern}@${a.subdomain || "-"}`)).toEqual(["hi@-", "hi@b"]);
+    const router = createRouter(store.db);
+    expect(await router.resolve("hi@b.example.com")).toMatchObject({ action: "deliver", targets: [{ address: "on-b@x.test" }] });
+  });
+
+  test("a subdomain that is a managed domain of its own keeps its aliases there", async () => {
+    await updateDomainSettings(store.db, "example.com", { acceptSubdomains: true });
+    await addDomain(store.db, "own.example.com");
+    expect(await addAlias(store.db, "own.example.com", exact("hi"))).toMatchObject({ domain: "own.example.com", subdomain: "" });
+  });
+
+  test("a subdomain's import cannot carry the domain's delivery port", async () => {
+    await updateDomainSettings(store.db, "example.com", { acceptSubdomains: true });
+    const report = await importAliases(store.db, "team.example.com", "forward-email=hi:a@x.test\nforward-email-port=2525", { apply: true });
+    expect(report.applied).toBe(false);
+    expect(report.errors[0]!.message).toContain("delivery port is a setting of example.com");
+  });
+});

@@ -177,3 +177,45 @@ describe("login and sessions", () => {
     expect((await post("/login", { username: "totp-user", password: "another long password", code: codes[0]! })).status).toBe(401);
   });
 });
+
+describe("API access and destinations pages", () => {
+  const page = async (path: string) => (await fetch(at(path), { headers: { cookie } })).text();
+
+  test("a token made in the UI is shown once, works against the API, and can be revoked there", async () => {
+    const made = await post("/api-access", { _csrf: csrf, name: "from-ui", scope: "read" }, { cookie });
+    expect(made.status).toBe(201);
+    const token = /mf_[A-Za-z0-9_-]{43}/.exec(await made.text())![0];
+    const api = () => fetch(at("/api/v1/domains"), { headers: { authorization: `Bearer ${token}` } });
+    expect((await api()).status).toBe(200);
+    const later = await page("/api-access");
+    expect(later).toContain("from-ui");
+    expect(later).not.toContain(token);
+    expect((await post("/api-access", { _csrf: csrf, name: "bad name!", scope: "read" }, { cookie })).status).toBe(422);
+    expect((await post("/api-access/revoke", { _csrf: csrf, name: "from-ui" }, { cookie })).status).toBe(302);
+    expect((await api()).status).toBe(401);
+  });
+
+  test("the API reference lists every operation of the OpenAPI document", async () => {
+    const html = await page("/api-access");
+    const doc = (await (await fetch(at("/api/v1/openapi.json"))).json()) as { paths: Record<string, Record<string, { summary: string }>> };
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const method of Object.keys(ops)) expect(html).toContain(`${method.toUpperCase()} /api/v1${path}`);
+    }
+  });
+
+  test("a destination added in the UI is queued a verification mail and shown as waiting", async () => {
+    expect((await post("/destinations", { _csrf: csrf, address: "Someone@Gmail.test" }, { cookie })).status).toBe(302);
+    expect(await page("/destinations")).toContain("someone@gmail.test");
+    const row = await mf.appliance.store.db.selectFrom("destinations").selectAll().where("address", "=", "someone@gmail.test").executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ verified_at: null, sent_count: 1 });
+    // The outbox tried it at once (gmail.test has no MX in this test's DNS, so it gave up).
+    const tried = () => mf.logs.some((l) => String(l.event).startsWith("outbox.") && l.to === "someone@gmail.test");
+    for (let i = 0; i < 50 && !tried(); i++) await Bun.sleep(100);
+    expect(tried()).toBe(true);
+    const bad = await post("/destinations", { _csrf: csrf, address: "not an address" }, { cookie });
+    expect(bad.status).toBe(422);
+    expect(await bad.text()).toContain("is not an email address");
+    expect((await post("/destinations/remove", { _csrf: csrf, address: "someone@gmail.test" }, { cookie })).status).toBe(302);
+    expect(await page("/destinations")).not.toContain("someone@gmail.test");
+  });
+});

@@ -44,7 +44,7 @@ export function route<R extends RouteConfig>(config: R & { scope: TokenScope; ex
   const extra = Object.fromEntries(extraErrors.map((status) => [status, errorResponse({ 404: "No such resource", 409: "It conflicts with what exists", 422: "The values are not acceptable (the field is named)" }[status])]));
   return createRoute({
     ...rest,
-    description: `${rest.description ?? ""}\n\nNeeds a token with scope \`${scope}\`${scope === "admin" ? "" : ` (or ${scope === "read" ? "write or admin" : "admin"})`}.`.trim(),
+    description: `${rest.description ?? ""}\n\nNeeds a token with scope ${scope}${scope === "admin" ? "" : ` (or ${scope === "read" ? "write or admin" : "admin"})`}.`.trim(),
     security: [{ bearer: [] }],
     middleware: [requireScope(scope)] as const,
     responses: { ...rest.responses, ...ERRORS, ...extra },

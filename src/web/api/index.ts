@@ -34,6 +34,14 @@ export interface ApiDeps {
   applyConfig: (next: Config) => void;
 }
 
+export function apiDocument(api: Api) {
+  return api.getOpenAPI31Document({
+    openapi: "3.1.0",
+    info: { title: "mailferry API", version: VERSION, description: "Manage domains, aliases, forwarding destinations and addresses; read the mail log and statistics." },
+    servers: [{ url: API_BASE }],
+  });
+}
+
 export function createApi(deps: ApiDeps): Api {
   const api = new OpenAPIHono<ApiEnv>({
     // zod's complaints (wrong type, unknown field) become a 400 naming the field.
@@ -47,13 +55,7 @@ export function createApi(deps: ApiDeps): Api {
   });
   api.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token (mailferry token create, or the API page of the admin UI)" });
 
-  const document = () =>
-    api.getOpenAPI31Document({
-      openapi: "3.1.0",
-      info: { title: "mailferry API", version: VERSION, description: "Manage domains, aliases, forwarding destinations and addresses; read the mail log and statistics." },
-      servers: [{ url: API_BASE }],
-    });
-  api.get("/openapi.json", (c) => c.json(document()));
+  api.get("/openapi.json", (c) => c.json(apiDocument(api)));
 
   api.use("*", authenticate(deps.db));
   api.use("*", rateLimit(() => deps.config.api.rateLimit));
