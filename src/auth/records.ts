@@ -19,6 +19,8 @@ export interface RecordsInput {
   srsDomain: string;
   dkimKeys: { selector: string; algorithm: string; public_key: string }[];
   mtaStsMode: "enforce" | "testing";
+  /** Addresses on subdomains are in use (or may be made): they need a wildcard MX. */
+  subdomains?: boolean;
 }
 
 const TTL = 3600;
@@ -37,11 +39,12 @@ export function mtaStsId(policy: string): string {
   return createHash("sha256").update(policy).digest("hex").slice(0, 20);
 }
 
-export function domainRecords({ domain, hostname, srsDomain, dkimKeys, mtaStsMode: mode }: RecordsInput): DnsRecord[] {
+export function domainRecords({ domain, hostname, srsDomain, dkimKeys, mtaStsMode: mode, subdomains = false }: RecordsInput): DnsRecord[] {
   const fqdn = (name: string) => `${name}.`;
   const record = (name: string, type: DnsRecord["type"], value: string, purpose: string): DnsRecord => ({ name: fqdn(name), type, value, ttl: TTL, purpose });
   const records = [
     record(domain, "MX", `10 ${fqdn(hostname)}`, "MX: mail for the domain comes to mailferry"),
+    ...(subdomains ? [record(`*.${domain}`, "MX", `10 ${fqdn(hostname)}`, "MX for addresses on subdomains (x@team.domain)")] : []),
     record(domain, "TXT", "v=spf1 mx -all", "SPF: the MX host may send for the domain"),
     ...dkimKeys.map((k) => record(`${k.selector}._domainkey.${domain}`, "TXT", dkimRecordValue(k), `DKIM key (selector ${k.selector})`)),
     record(`_dmarc.${domain}`, "TXT", "v=DMARC1; p=quarantine; adkim=r; aspf=r", "DMARC: forwarded copies with a rewritten From are DKIM-signed and pass"),

@@ -1,15 +1,16 @@
 // The changes an admin can make, in one place for the UI, the API and the
 // CLI: each validates through the store, writes the audit log with who did
 // it, and registers forwarding destinations that need verification.
+import { domainRecords, mtaStsMode } from "../auth/records.ts";
 import type { Config } from "../config/index.ts";
 import { UserError } from "../errors.ts";
-import { type AliasInput, type DomainSettings, aliasLabel, placeName, type ValidationOptions } from "../routing/rules.ts";
+import { type AliasInput, type DomainSettings, aliasLabel, effectiveSettings, placeName, type ValidationOptions } from "../routing/rules.ts";
 import { addDeny, removeDeny } from "../store/abuse.ts";
 import { addAlias, aliasById, importAliases, removeAliasById, updateAlias } from "../store/aliases.ts";
 import { addAllow, removeAllow } from "../store/allowlist.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
-import { rotateDkimKey } from "../store/dkim.ts";
+import { listDkimKeys, rotateDkimKey } from "../store/dkim.ts";
 import { addDomain, domainSettings, findDomain, parseDomainName, removeDomain, updateDomainSettings, webhookKey } from "../store/domains.ts";
 import { loadSecret, VERIFY_SECRET_FILE } from "../store/secrets.ts";
 import { createToken, revokeToken } from "../store/tokens.ts";
@@ -60,6 +61,21 @@ export function createServices(deps: ServiceDeps) {
         const key = await webhookKey(db, name, true);
         await audit(db, actor, "domain.webhook_key.rotate", parseDomainName(name));
         return key;
+      },
+      /** The DNS records to publish for a domain (shown by the UI, the API and the CLI). */
+      async records(name: string) {
+        const row = await findDomain(db, parseDomainName(name));
+        if (!row) throw new UserError("not_found", `domain ${name} is not managed here`, "name");
+        const settings = effectiveSettings(domainSettings(row), config.addresses);
+        const onSubdomain = await db.selectFrom("aliases").select("id").where("domain_id", "=", row.id).where("subdomain", "!=", "").executeTakeFirst();
+        return domainRecords({
+          domain: row.name,
+          hostname: config.hostname,
+          srsDomain: config.srs.domain,
+          dkimKeys: await listDkimKeys(db, row.name),
+          mtaStsMode: mtaStsMode(config.tls.cert !== null),
+          subdomains: settings.acceptSubdomains || settings.randomSubdomain || onSubdomain !== undefined,
+        });
       },
       async rotateDkim(actor: Actor, name: string, selector?: string) {
         const key = await rotateDkimKey(db, name, selector);

@@ -8,20 +8,20 @@ import QRCode from "qrcode";
 import { explain } from "../routing/explain.ts";
 import { type Config, type ConfigInput, loadConfigWithOrigins } from "../config/index.ts";
 import { duration } from "../config/values.ts";
-import { checkRecords, domainRecords, mtaStsMode, zoneLine } from "../auth/records.ts";
+import { checkRecords, zoneLine } from "../auth/records.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import { UserError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Router } from "../routing/router.ts";
 import { type AliasRule, aliasLabel, type DomainSettings, parseAliasName, placeName } from "../routing/rules.ts";
-import { activeDenylist, addDeny, removeDeny } from "../store/abuse.ts";
+import { activeDenylist } from "../store/abuse.ts";
 import { adminCount, checkLogin, confirmTotp, createAdmin, createSession, disableTotp, listSessions, revokeSession, startTotp, totpFor } from "../store/admins.ts";
 import { aliasById, exportAliases, searchAliases } from "../store/aliases.ts";
-import { addAllow, listAllow, removeAllow } from "../store/allowlist.ts";
+import { listAllow } from "../store/allowlist.ts";
 import { audit, listAudit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
-import { listDkimKeys, rotateDkimKey } from "../store/dkim.ts";
-import { addDomain, domainSettings, findDomain, listDomains, parseDomainName, removeDomain, updateDomainSettings, webhookKey } from "../store/domains.ts";
+import { listDkimKeys } from "../store/dkim.ts";
+import { domainSettings, findDomain, listDomains, parseDomainName, webhookKey } from "../store/domains.ts";
 import { eventById, listEvents } from "../store/events.ts";
 import { dailySeries } from "../store/stats.ts";
 import { listTokens } from "../store/tokens.ts";
@@ -152,8 +152,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     const byId = new Map(counts.map((r) => [r.domain_id, Number(r.n)]));
     return (await listDomains(db)).map((d) => ({ name: d.name, aliases: byId.get(d.id) ?? 0, created_at: d.created_at }));
   }
-  const records = async (name: string) =>
-    domainRecords({ domain: name, hostname: deps.config.hostname, srsDomain: deps.config.srs.domain, dkimKeys: await listDkimKeys(db, name), mtaStsMode: mtaStsMode(deps.config.tls.cert !== null) });
+  const records = (name: string) => services.domains.records(name);
   const liveChecks = async (name: string) => checkRecords(await records(name), (n, t) => deps.liveResolver.resolve(n, t));
 
   app.get("/domains", async (c) => c.html(<DomainsPage user={user(c)} csrf={csrfOf(c)} domains={await domainRows()} ok={ok(c)} />));

@@ -160,7 +160,10 @@ describe("resources", () => {
     expect(created.body).toMatchObject({ name: "other.test", accept_subdomains: null, effective: { accept_subdomains: false } });
     const patched = await call("PATCH", "/domains/other.test", { body: { accept_subdomains: true, max_targets: 3, delivery_port: 2526 } });
     expect(patched.body).toMatchObject({ accept_subdomains: true, max_targets: 3, delivery_port: 2526, effective: { accept_subdomains: true } });
+    const wildcard = (a: Answer) => a.body.records.some((r: { name: string; type: string }) => r.name === "*.other.test." && r.type === "MX");
+    expect(wildcard(await call("GET", "/domains/other.test/dns"))).toBe(true); // subdomains need a wildcard MX
     const back = await call("PATCH", "/domains/other.test", { body: { accept_subdomains: null } });
+    expect(wildcard(await call("GET", "/domains/other.test/dns"))).toBe(false);
     expect(back.body).toMatchObject({ accept_subdomains: null, effective: { accept_subdomains: false } });
     const bad = await call("PATCH", "/domains/other.test", { body: { random_subdomain_length: 64 } });
     expect(bad.status).toBe(422);

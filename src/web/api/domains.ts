@@ -1,10 +1,9 @@
 // /domains: list, create, read, change settings, delete, DNS records with
 // their live status, webhook and DKIM key rotation.
 import { z } from "@hono/zod-openapi";
-import { checkRecords, domainRecords, mtaStsMode } from "../../auth/records.ts";
+import { checkRecords } from "../../auth/records.ts";
 import type { Config } from "../../config/index.ts";
 import { effectiveSettings } from "../../routing/rules.ts";
-import { listDkimKeys } from "../../store/dkim.ts";
 import { domainSettings, findDomain, listDomains, parseDomainName } from "../../store/domains.ts";
 import type { Domain as DomainRow } from "../../store/schema.ts";
 import { actorOf, type Api, ApiError, body, isoTime, json, route } from "./common.ts";
@@ -114,8 +113,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
     }),
     async (c) => {
       const row = await existing(c.req.valid("param").name);
-      const records = domainRecords({ domain: row.name, hostname: config.hostname, srsDomain: config.srs.domain, dkimKeys: await listDkimKeys(db, row.name), mtaStsMode: mtaStsMode(config.tls.cert !== null) });
-      const checks = await checkRecords(records, (n, t) => liveResolver.resolve(n, t));
+      const checks = await checkRecords(await services.domains.records(row.name), (n, t) => liveResolver.resolve(n, t));
       return c.json({ records: checks.map((k) => ({ purpose: k.record.purpose, type: k.record.type, name: k.record.name, value: k.record.value, ttl: k.record.ttl, status: k.status, found: k.found, ...(k.error ? { error: k.error } : {}) })) }, 200);
     },
   );
