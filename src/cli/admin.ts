@@ -1,6 +1,6 @@
 import { createAdmin } from "../store/admins.ts";
 import { audit } from "../store/audit.ts";
-import { withStore } from "./domain.ts";
+import { CLI_ACTOR, withStore } from "./context.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
 
@@ -11,7 +11,7 @@ export async function adminCommand(ctx: CommandContext, readStdin: () => Promise
   const password = (await readStdin()).split(/\r?\n/)[0] ?? "";
   const admin = await withStore(ctx, async (s) => {
     const created = await createAdmin(s.db, name, password);
-    await audit(s.db, { name: "cli", ip: "local" }, "admin.create", created.username);
+    await audit(s.db, CLI_ACTOR, "admin.create", created.username);
     return created;
   });
   ctx.io.out(`created admin ${admin.username}; log in at the admin URL`);

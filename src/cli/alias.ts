@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
 import { explain } from "../routing/explain.ts";
-import { createRouter } from "../routing/router.ts";
-import { type AliasRule, aliasLabel, parseAliasName } from "../routing/rules.ts";
-import { addAlias, exportAliases, importAliases, listAliases, removeAlias } from "../store/aliases.ts";
+import { createRouter, routerOptions } from "../routing/router.ts";
+import { type AliasRule, aliasLabel, parseAliasName, placeName } from "../routing/rules.ts";
+import { exportAliases, findAliasByName, listAliases } from "../store/aliases.ts";
 import { setVacation } from "../store/vacations.ts";
 import type { DisabledMode } from "../store/schema.ts";
-import { withStore } from "./domain.ts";
+import { CLI_ACTOR, reportVerificationSent, withServices, withStore } from "./context.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
 
@@ -20,17 +20,17 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
       if (!domain || !name) throw new UsageError("usage: mailferry alias add <domain> <name|*|/regex/[g]> [recipient...] [--disabled drop|soft|hard] [--description TEXT]");
       const disabled = ctx.options.disabled;
       if (disabled !== undefined && !MODES.includes(disabled as DisabledMode)) throw new UsageError("--disabled takes drop, soft or hard");
-      const allowPrivateWebhooks = ctx.config().config.webhooks.allowPrivate;
-      const rule = await withStore(ctx, (s) =>
-        addAlias(s.db, domain, { ...parseAliasName(name), recipients, disabled: (disabled as DisabledMode | undefined) ?? null, description: ctx.options.description ?? "" }, { allowPrivateWebhooks }),
+      const { alias, verificationSent } = await withServices(ctx, (s) =>
+        s.aliases.add(CLI_ACTOR, domain, { ...parseAliasName(name), recipients, disabled: (disabled as DisabledMode | undefined) ?? null, description: ctx.options.description ?? "" }),
       );
-      out(ctx.json ? JSON.stringify(rule) : `added ${describe(rule)}`);
+      out(ctx.json ? JSON.stringify(alias) : `added ${describe(alias)}`);
+      reportVerificationSent(ctx, verificationSent);
       return 0;
     }
     case "remove": {
       const [domain, name, ...rest] = args;
       if (!domain || !name || rest.length) throw new UsageError("usage: mailferry alias remove <domain> <name|*|/regex/[g]>");
-      await withStore(ctx, (s) => removeAlias(s.db, domain, name));
+      await withServices(ctx, async (s, store) => s.aliases.remove(CLI_ACTOR, (await findAliasByName(store.db, domain, name)).id));
       out(`removed ${name} from ${domain.toLowerCase()}`);
       return 0;
     }
@@ -44,7 +44,7 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
     case "test": {
       if (args.length !== 1) throw new UsageError("usage: mailferry alias test <address> [--json]");
       const address = args[0]!;
-      const verdict = await withStore(ctx, (s) => createRouter(s.db).resolve(address));
+      const verdict = await withStore(ctx, (s, config) => createRouter(s.db, routerOptions(config)).resolve(address));
       out(ctx.json ? JSON.stringify(verdict) : explain(address, verdict));
       return 0;
     }
@@ -57,9 +57,7 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
       } catch (err) {
         throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
       }
-      const apply = ctx.flags.has("apply");
-      const allowPrivateWebhooks = ctx.config().config.webhooks.allowPrivate;
-      const report = await withStore(ctx, (s) => importAliases(s.db, domain, text, { apply, replace: ctx.flags.has("replace"), allowPrivateWebhooks }));
+      const { report, verificationSent } = await withServices(ctx, (s) => s.aliases.import(CLI_ACTOR, domain, text, { apply: ctx.flags.has("apply"), replace: ctx.flags.has("replace") }));
       for (const e of report.errors) ctx.io.err(`${file}:${e.line}:${e.column}: ${JSON.stringify(e.token)}: ${e.message}`);
       const summary = `${report.aliases.length} alias${report.aliases.length === 1 ? "" : "es"}${report.port !== null ? ` and delivery port ${report.port}` : ""}`;
       if (report.errors.length) {
@@ -67,6 +65,7 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
         return 1;
       }
       out(report.applied ? `imported ${summary} into ${report.domain}` : `would import ${summary} into ${report.domain} (dry run; add --apply to write)`);
+      reportVerificationSent(ctx, verificationSent);
       return 0;
     }
     case "export": {
@@ -82,7 +81,12 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
         throw new UsageError("usage: mailferry alias vacation <domain> <name> --subject S --message M [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--off]");
       }
       const enabled = !ctx.flags.has("off");
-      const saved = await withStore(ctx, (s) => setVacation(s.db, domain, name, { subject, message, start: start ?? null, end: end ?? null, enabled }));
+      // No service for vacations: audited here, as the services would.
+      const saved = await withServices(ctx, async (s, store) => {
+        const vacation = await setVacation(store.db, domain, name, { subject, message, start: start ?? null, end: end ?? null, enabled });
+        await s.audit(CLI_ACTOR, "alias.vacation", `${name}@${domain.toLowerCase()}`, null, vacation);
+        return vacation;
+      });
       const window = `${saved.start_date ?? "now"} to ${saved.end_date ?? "until turned off"}`;
       out(`vacation reply for ${name}@${domain.toLowerCase()} ${enabled ? `on, ${window}` : "off"}`);
       return 0;
@@ -92,7 +96,8 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
   }
 }
 
+/** The alias named `hello`, `*` or `/re/` on a domain or subdomain, matched as the store saves names (local parts lower-case). */
 function describe(rule: AliasRule): string {
   const state = rule.disabled ? `  [disabled: ${rule.disabled}]` : "";
-  return `${rule.domain}  ${aliasLabel(rule)} -> ${rule.recipients.join(", ") || "(none)"}${state}`;
+  return `${placeName(rule)}  ${aliasLabel(rule)} -> ${rule.recipients.join(", ") || "(none)"}${state}`;
 }

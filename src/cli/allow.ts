@@ -1,5 +1,5 @@
-import { addAllow, listAllow, removeAllow } from "../store/allowlist.ts";
-import { withStore } from "./domain.ts";
+import { listAllow } from "../store/allowlist.ts";
+import { CLI_ACTOR, withServices, withStore } from "./context.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
 
@@ -8,13 +8,13 @@ export async function allowCommand(ctx: CommandContext): Promise<number> {
   switch (action) {
     case "add": {
       if (!entry || rest.length) throw new UsageError("usage: mailferry allow add <ip|cidr|domain|address> [--description TEXT]");
-      const added = await withStore(ctx, (s) => addAllow(s.db, entry, ctx.options.description ?? ""));
+      const added = await withServices(ctx, (s) => s.lists.allow(CLI_ACTOR, entry, ctx.options.description ?? ""));
       ctx.io.out(`allowlisted ${added.kind} ${added.value}`);
       return 0;
     }
     case "remove": {
       if (!entry || rest.length) throw new UsageError("usage: mailferry allow remove <entry>");
-      await withStore(ctx, (s) => removeAllow(s.db, entry));
+      await withServices(ctx, (s) => s.lists.disallow(CLI_ACTOR, entry));
       ctx.io.out(`removed ${entry}`);
       return 0;
     }

@@ -8,6 +8,11 @@ export function configCheck(ctx: CommandContext): number {
     return 0;
   }
   ctx.io.out(`configuration ok (${config.configFile ?? "no config file"})`);
-  for (const { key, shown, origin } of effective) ctx.io.out(`  ${key.padEnd(26)} ${(key.endsWith("password") && shown ? "••••••" : shown || "(none)").padEnd(32)} ${origin}`);
+  for (const { key, shown, origin } of effective) ctx.io.out(`  ${key.padEnd(26)} ${printable(key, shown).padEnd(32)} ${origin}`);
   return 0;
+}
+
+/** A setting's value for the terminal: passwords hidden, empty ones named. */
+export function printable(key: string, shown: string): string {
+  return key.endsWith("password") && shown ? "••••••" : shown || "(none)";
 }

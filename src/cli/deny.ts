@@ -1,6 +1,6 @@
 import { duration } from "../config/values.ts";
-import { activeDenylist, addDeny, removeDeny } from "../store/abuse.ts";
-import { withStore } from "./domain.ts";
+import { activeDenylist } from "../store/abuse.ts";
+import { CLI_ACTOR, withServices, withStore } from "./context.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
 
@@ -17,13 +17,13 @@ export async function denyCommand(ctx: CommandContext): Promise<number> {
           throw new UsageError("--expires takes a duration such as 12h, 7d or 30d");
         }
       }
-      const added = await withStore(ctx, (s) => addDeny(s.db, entry, { reason: ctx.options.reason ?? "", expiresAt }));
+      const added = await withServices(ctx, (s) => s.lists.deny(CLI_ACTOR, entry, { reason: ctx.options.reason ?? "", expiresAt }));
       ctx.io.out(`denylisted ${added.kind} ${added.value}${expiresAt ? ` until ${new Date(expiresAt).toISOString()}` : ""}`);
       return 0;
     }
     case "remove": {
       if (!entry || rest.length) throw new UsageError("usage: mailferry deny remove <entry>");
-      await withStore(ctx, (s) => removeDeny(s.db, entry));
+      await withServices(ctx, (s) => s.lists.undeny(CLI_ACTOR, entry));
       ctx.io.out(`removed ${entry}`);
       return 0;
     }

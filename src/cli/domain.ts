@@ -1,4 +1,4 @@
-import { checkRecords, type DnsRecord, domainRecords, mtaStsMode, type RecordCheck, zoneLine } from "../auth/records.ts";
+import { checkRecords, type DnsRecord, type RecordCheck, zoneLine } from "../auth/records.ts";
 import type { Config } from "../config/index.ts";
 import { createResolver } from "../dns/resolver.ts";
 import type { DomainSettings } from "../routing/rules.ts";
@@ -34,12 +34,9 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
       return 0;
     }
     case "dns": {
-      const domain = needName();
-      const { records, config } = await withStore(ctx, async (s, config) => ({
-        records: domainRecords({ domain: parseDomainName(domain), hostname: config.hostname, srsDomain: config.srs.domain, dkimKeys: await listDkimKeys(s.db, domain), mtaStsMode: mtaStsMode(config.tls.cert !== null) }),
-        config,
-      }));
-      if (ctx.flags.has("check")) return printChecks(ctx, await checkLive(records, config));
+      const target = needName();
+      const records = await withServices(ctx, (s) => s.domains.records(target));
+      if (ctx.flags.has("check")) return printChecks(ctx, await checkLive(records, ctx.config().config));
       if (ctx.json) ctx.io.out(JSON.stringify(records));
       else for (const r of records) ctx.io.out(`; ${r.purpose}\n${zoneLine(r)}`);
       return 0;

@@ -8,9 +8,14 @@ import { aliasCommand } from "./alias.ts";
 import { adminCommand } from "./admin.ts";
 import { allowCommand } from "./allow.ts";
 import { denyCommand } from "./deny.ts";
+import { addressCommand } from "./address.ts";
 import { configCheck } from "./config-check.ts";
+import { configSet } from "./config-set.ts";
+import { destinationCommand } from "./destination.ts";
 import { domainCommand } from "./domain.ts";
+import { logCommand, statsCommand } from "./log.ts";
 import { serve } from "./serve.ts";
+import { tokenCommand } from "./token.ts";
 import { VERSION } from "../version.ts";
 
 export interface Io {
@@ -45,8 +50,9 @@ commands:
   version                   print the version
   domain add <name> [--selector S]
                             manage a domain (receive mail for it); makes its DKIM key
-  domain dns <name> [--json]
-                            the DNS records to publish, as zone-file lines
+  domain dns <name> [--check] [--json]
+                            the DNS records to publish, as zone-file lines; --check looks
+                            each up in DNS now (✓/✗, exit 1 unless all are published)
   domain dkim <name>        its DKIM keys; dkim-rotate <name> [selector], dkim-remove <name> <selector>
   domain webhook-key <name> [--rotate]
                             the key that signs its webhook requests (X-Webhook-Signature)
@@ -67,13 +73,29 @@ commands:
   alias export <domain>     the domain's rules in TXT syntax
   alias vacation <domain> <name> --subject S --message M [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--off]
                             auto-reply of an exact alias (--off keeps the text, stops replying)
+  address create <domain> <target...> [--name N] [--subdomain S] [--random-subdomain | --no-random-subdomain] [--description TEXT]
+                            a new address (an exact alias), e.g. name@x7k2p9q1.<domain>; random name without --name
   allow add <ip|cidr|domain|address> [--description TEXT]
   allow list [--json]       senders exempt from greylisting, rate limits and SPF/DMARC refusal
   allow remove <entry>
   deny add <ip|cidr|domain|address> [--reason TEXT] [--expires 30d]
   deny list [--json]        senders answered 421 (automatic entries expire by themselves)
   deny remove <entry>
+  destination add <address> forward to an address outside the managed domains once it confirms
+                            the verification mail (queued; the running server sends it)
+  destination list [--json] destinations and whether each is verified
+  destination resend <address>
+  destination remove <address>
+  token create --name N --scope read|write|admin
+                            an API token, printed once on the last line
+  token list [--json]
+  token revoke <name>
+  log [--domain D] [--recipient R] [--sender S] [--verdict accepted|deferred|rejected] [--since YYYY-MM-DD] [--limit N] [--json]
+                            the mail log, newest first (default 50 events)
+  stats [--days N] [--domain D] [--json]
+                            counts per day (UTC) and category (default 30 days)
   config check [--json]     validate configuration and print the effective values
+  config set key=value...   write settings to config.toml (keys as config check lists them; key= resets)
 
 global options (each also settable as MAILFERRY_<NAME> or in config.toml):
   --data-dir DIR            data directory (default ./data)
@@ -81,6 +103,59 @@ global options (each also settable as MAILFERRY_<NAME> or in config.toml):
 ${SETTINGS.map((s) => `  --${flagName(s)} VALUE`).join("\n")}
   --json                    machine-readable output where listing
   -h, --help                this help`;
+
+/** Options of the commands (the global ones are the settings, --data-dir and --config). */
+const COMMAND_OPTIONS = {
+  disabled: { type: "string" },
+  description: { type: "string" },
+  selector: { type: "string" },
+  reason: { type: "string" },
+  expires: { type: "string" },
+  subject: { type: "string" },
+  message: { type: "string" },
+  start: { type: "string" },
+  end: { type: "string" },
+  name: { type: "string" },
+  scope: { type: "string" },
+  subdomain: { type: "string" },
+  domain: { type: "string" },
+  recipient: { type: "string" },
+  sender: { type: "string" },
+  verdict: { type: "string" },
+  since: { type: "string" },
+  limit: { type: "string" },
+  days: { type: "string" },
+  off: { type: "boolean" },
+  apply: { type: "boolean" },
+  replace: { type: "boolean" },
+  rotate: { type: "boolean" },
+  check: { type: "boolean" },
+  "random-subdomain": { type: "boolean" },
+  "no-random-subdomain": { type: "boolean" },
+} as const;
+
+/** The options with a value, for CommandContext.options. */
+const COMMAND_VALUES = (Object.keys(COMMAND_OPTIONS) as (keyof typeof COMMAND_OPTIONS)[]).filter((k) => COMMAND_OPTIONS[k].type === "string");
+
+/** Commands that need only the parsed context. */
+const COMMANDS: Record<string, (ctx: CommandContext) => Promise<number> | number> = {
+  serve,
+  domain: domainCommand,
+  alias: aliasCommand,
+  allow: allowCommand,
+  deny: denyCommand,
+  destination: destinationCommand,
+  address: addressCommand,
+  token: tokenCommand,
+  log: logCommand,
+  stats: statsCommand,
+  config: (ctx) => {
+    const sub = ctx.args[0];
+    if (sub === "check") return configCheck(ctx);
+    if (sub === "set") return configSet(ctx);
+    throw new UsageError(`unknown config command: ${sub ?? "(none)"}; try: config check, config set`);
+  },
+};
 
 export async function runCli(argv: string[], io: Io): Promise<number> {
   try {
@@ -95,19 +170,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
         config: { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
-        disabled: { type: "string" },
-        description: { type: "string" },
-        selector: { type: "string" },
-        reason: { type: "string" },
-        expires: { type: "string" },
-        subject: { type: "string" },
-        message: { type: "string" },
-        start: { type: "string" },
-        end: { type: "string" },
-        off: { type: "boolean" },
-        apply: { type: "boolean" },
-        replace: { type: "boolean" },
-        rotate: { type: "boolean" },
+        ...COMMAND_OPTIONS,
       },
     });
     const [command, ...args] = positionals;
@@ -120,33 +183,19 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
       io,
       args,
       json: !!values.json,
-      options: Object.fromEntries(["disabled", "description", "selector", "reason", "expires", "subject", "message", "start", "end"].map((k) => [k, values[k as keyof typeof values] as string | undefined])),
+      options: Object.fromEntries(COMMAND_VALUES.map((k) => [k, values[k] as string | undefined])),
       flags: new Set(Object.entries(values).filter(([, v]) => v === true).map(([k]) => k)),
       config: () => loadConfigWithOrigins({ env: io.env, flags, cwd: io.cwd }),
       configInput: { env: io.env, flags, cwd: io.cwd },
     };
-    switch (command) {
-      case "serve":
-        return await serve(ctx);
-      case "version":
-        io.out(`mailferry ${VERSION} (bun ${Bun.version})`);
-        return 0;
-      case "domain":
-        return await domainCommand(ctx);
-      case "alias":
-        return await aliasCommand(ctx);
-      case "allow":
-        return await allowCommand(ctx);
-      case "deny":
-        return await denyCommand(ctx);
-      case "admin":
-        return await adminCommand(ctx, io.stdin ?? (async () => ""));
-      case "config":
-        if (args[0] !== "check") throw new UsageError(`unknown config command: ${args[0] ?? "(none)"}; try: config check`);
-        return configCheck(ctx);
-      default:
-        throw new UsageError(`unknown command: ${command}`);
+    if (command === "version") {
+      io.out(`mailferry ${VERSION} (bun ${Bun.version})`);
+      return 0;
     }
+    if (command === "admin") return await adminCommand(ctx, io.stdin ?? (async () => ""));
+    const handler = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+    if (!handler) throw new UsageError(`unknown command: ${command}`);
+    return await handler(ctx);
   } catch (err) {
     return reportError(err, io);
   }

@@ -1,7 +1,7 @@
 // Settings changed in the UI, the API or `mailferry config set` are written to
 // config.toml (after validating the whole configuration with them) so they survive a restart.
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { type Config, type ConfigInput, loadConfigWithOrigins } from "./index.ts";
+import { type Config, ConfigError, type ConfigInput, loadConfigWithOrigins } from "./index.ts";
 
 /**
  * Sets `section.key` (or a top-level key) to each value; "" removes the key
@@ -28,6 +28,8 @@ export function writeSettings(input: ConfigInput, changes: Record<string, string
     return { before, after: { ...after, configFile: path } };
   } catch (err) {
     rmSync(tmp, { force: true });
+    // The check read the draft; the admin knows the file it replaces.
+    if (err instanceof ConfigError) throw new ConfigError(err.source.replaceAll(tmp, path), err.message.replace(/^invalid configuration: /, "").replaceAll(tmp, path));
     throw err;
   }
 }

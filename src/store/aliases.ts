@@ -93,19 +93,20 @@ export async function addAlias(db: DB, domainInput: string, input: AliasInput, o
   return toRule(row, place.domain.name);
 }
 
-/** Removes the alias named `hello`, `*` or `/re/`. */
-export async function removeAlias(db: DB, domainInput: string, name: string): Promise<void> {
+/** The alias named `hello`, `*` or `/re/` on a domain or subdomain. */
+export async function findAliasByName(db: DB, domainInput: string, name: string): Promise<AliasRule> {
   const place = await findPlace(db, domainInput);
   const { matcher, pattern } = parseAliasName(name);
-  const stored = matcher === "exact" ? pattern.toLowerCase() : pattern;
-  const result = await db
-    .deleteFrom("aliases")
+  const row = await db
+    .selectFrom("aliases")
+    .selectAll()
     .where("domain_id", "=", place.domain.id)
     .where("subdomain", "=", place.subdomain)
     .where("matcher", "=", matcher)
-    .where("pattern", "=", stored)
+    .where("pattern", "=", matcher === "exact" ? pattern.toLowerCase() : pattern)
     .executeTakeFirst();
-  if (result.numDeletedRows === 0n) throw new UserError("not_found", `no alias ${name} on ${place.name}`, "pattern");
+  if (!row) throw new UserError("not_found", `no alias ${name} on ${place.name}`, "name");
+  return toRule(row, place.domain.name);
 }
 
 export interface ImportReport {

@@ -299,6 +299,8 @@ describe("resources", () => {
     const bad = await call("PATCH", "/settings", { body: { "log.retention": "forever" } });
     expect(bad.status).toBe(422);
     expect(errorOf(bad).field).toBe("log.retention");
+    expect(errorOf(bad).message).toContain("config.toml=\"forever\""); // the file the admin knows, not the draft it was checked in
+    expect(errorOf(bad).message).not.toContain(".tmp-");
     expect((await call("PATCH", "/settings", { body: { "no.such": "1" } })).status).toBe(400);
     expect((await call("PATCH", "/settings", { body: { "log.retention": null } })).status).toBe(200);
   });

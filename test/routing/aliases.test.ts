@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { UserError } from "../../src/errors.ts";
 import { createRouter } from "../../src/routing/router.ts";
 import { validateAlias } from "../../src/routing/rules.ts";
-import { addAlias, exportAliases, importAliases, listAliases, removeAlias } from "../../src/store/aliases.ts";
+import { addAlias, exportAliases, findAliasByName, importAliases, listAliases, removeAliasById } from "../../src/store/aliases.ts";
 import { openStore, type Store } from "../../src/store/db.ts";
 import { addDomain, updateDomainSettings } from "../../src/store/domains.ts";
 
@@ -144,7 +144,7 @@ describe("the routing cache", () => {
     expect((await router.resolve("hello@example.com")).action).toBe("deliver");
 
     const other = await openStore(join(dir, "test.db"));
-    await removeAlias(other.db, "example.com", "hello");
+    await removeAliasById(other.db, (await findAliasByName(other.db, "example.com", "hello")).id);
     await other.close();
     expect((await router.resolve("hello@example.com")).action).toBe("refuse");
   });
@@ -179,7 +179,7 @@ describe("aliases on a subdomain", () => {
     expect((await userError(addAlias(store.db, "a.example.com", exact("hi")))).kind).toBe("conflict");
     expect(await exportAliases(store.db, "a.example.com")).toEqual(["forward-email=hi:on-a@x.test"]);
     expect(await exportAliases(store.db, "example.com")).toEqual(["forward-email=hi:a@x.test"]);
-    await removeAlias(store.db, "a.example.com", "hi");
+    await removeAliasById(store.db, (await findAliasByName(store.db, "a.example.com", "hi")).id);
     expect((await listAliases(store.db)).map((a) => `${a.pattern}@${a.subdomain || "-"}`)).toEqual(["hi@-", "hi@b"]);
     const router = createRouter(store.db);
     expect(await router.resolve("hi@b.example.com")).toMatchObject({ action: "deliver", targets: [{ address: "on-b@x.test" }] });

@@ -1,10 +1,10 @@
 // The start-up smoke test, shared by `bun src/main.ts` and the compiled
 // binary: a real process, real ports, real SMTP, then SIGTERM.
-import { expect } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { DnsServer } from "./dns-server.ts";
+import { type DnsServer, startDnsServer } from "./dns-server.ts";
 import { SmtpTalk } from "./smtp-client.ts";
 
 export interface SmokeResult {
@@ -27,6 +27,28 @@ export async function run(command: string[], options: { cwd: string; env?: Recor
   clearTimeout(timer);
   return { exitCode, stdout, stderr };
 }
+
+/**
+ * The CLI from source on a fresh data dir with a test DNS server, both set
+ * up before and removed after the file's tests; `mf` runs one command.
+ */
+export function cliSandbox(name: string, env: Record<string, string> = {}) {
+  const sandbox = { dns: undefined as unknown as DnsServer, dataDir: "" };
+  beforeAll(async () => {
+    sandbox.dns = await startDnsServer({});
+    sandbox.dataDir = mkdtempSync(join(tmpdir(), `mailferry-${name}-`));
+  });
+  afterAll(async () => {
+    await sandbox.dns.close();
+    rmSync(sandbox.dataDir, { recursive: true, force: true });
+  });
+  const mf = (args: string[], extra: Record<string, string> = {}) =>
+    run([...CLI, ...args], { cwd: sandbox.dataDir, env: { MAILFERRY_DATA_DIR: sandbox.dataDir, ...env, ...extra } });
+  return { sandbox, mf };
+}
+
+/** The CLI run from source by the Bun running the tests. */
+export const CLI = [process.execPath, join(import.meta.dir, "../../src/main.ts")];
 
 /** The environment without any MAILFERRY_* of the developer's shell. */
 export function cleanEnv(): Record<string, string> {

@@ -61,8 +61,6 @@ function requireScope(scope: TokenScope): MiddlewareHandler<ApiEnv> {
 
 export const actorOf = (c: { get(key: "token"): TokenInfo; get(key: "ip"): string }): Actor => ({ name: `token:${c.get("token").name}`, ip: c.get("ip") });
 
-/** Milliseconds to ISO text, null kept. */
-export const isoTime = <T extends number | null>(ms: T): T extends number ? string : string | null => (ms === null ? null : new Date(ms).toISOString()) as never;
 
 
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });

@@ -6,8 +6,9 @@ import type { Config } from "../../config/index.ts";
 import { effectiveSettings } from "../../routing/rules.ts";
 import { domainSettings, findDomain, listDomains, parseDomainName } from "../../store/domains.ts";
 import type { Domain as DomainRow } from "../../store/schema.ts";
-import { actorOf, type Api, ApiError, body, isoTime, json, route } from "./common.ts";
+import { actorOf, type Api, ApiError, body, json, route } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
+import { isoTime } from "../../service/json.ts";
 import { DnsRecord, Domain, DomainCreate, DomainName, DomainSettingsPatch } from "./schemas.ts";
 
 export function domainJson(row: DomainRow, config: Config): z.infer<typeof Domain> {

@@ -7,12 +7,11 @@ import { writeSettings } from "../../config/write.ts";
 import { activeDenylist } from "../../store/abuse.ts";
 import { listAllow } from "../../store/allowlist.ts";
 import { eventById, listEvents } from "../../store/events.ts";
-import type { Event as EventRow } from "../../store/schema.ts";
 import { dailySeries } from "../../store/stats.ts";
-import { listTokens, type TokenInfo } from "../../store/tokens.ts";
-import type { DestinationState } from "../../service/destinations.ts";
+import { listTokens } from "../../store/tokens.ts";
+import { destinationJson, eventJson, isoTime, tokenJson } from "../../service/json.ts";
 import { aliasJson } from "./aliases.ts";
-import { actorOf, type Api, ApiError, body, isoTime, json, route } from "./common.ts";
+import { actorOf, type Api, ApiError, body, json, route } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
 import {
   AddressCreate,
@@ -37,23 +36,6 @@ import {
   TokenCreate,
   TokenName,
 } from "./schemas.ts";
-
-const destinationJson = (d: DestinationState): z.infer<typeof Destination> => ({
-  address: d.address,
-  status: d.status,
-  created_at: isoTime(d.created_at),
-  verified_at: isoTime(d.verified_at),
-  last_sent_at: isoTime(d.last_sent_at),
-});
-
-const eventJson = (e: EventRow): z.infer<typeof Event> => ({
-  ...e,
-  at: isoTime(e.at),
-  recipients: e.recipients ? (JSON.parse(e.recipients) as string[]) : [],
-  detail: e.detail ? (JSON.parse(e.detail) as Record<string, unknown>) : null,
-});
-
-const tokenJson = (t: TokenInfo): z.infer<typeof Token> => ({ name: t.name, scope: t.scope, created_at: isoTime(t.created_at), last_used_at: isoTime(t.last_used_at), revoked_at: isoTime(t.revoked_at) });
 
 const SECRET_SETTING = /password/;
 
