@@ -2,11 +2,11 @@
 // HTTP server, started in dependency order and stopped in reverse.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { adminUrl, type Config, ConfigError, type ConfigInput, envName } from "./config/index.ts";
+import { adminUrl, type Config, type ConfigInput, readSettingFile } from "./config/index.ts";
 import { adminCount } from "./store/admins.ts";
 import type { Hono } from "hono";
-import { createSetupToken, type Env } from "./web/session.ts";
-import { readFileSync } from "node:fs";
+import type { Env } from "./web/session.ts";
+import { openSetupToken, removeSetupToken, setupUrl as setupPageUrl } from "./store/setup-token.ts";
 import { authenticateInbound } from "./auth/inbound.ts";
 import { mtaStsMode, mtaStsPolicy } from "./auth/records.ts";
 import { createSrs } from "./auth/srs.ts";
@@ -24,12 +24,17 @@ import type { Logger } from "./log.ts";
 import { createRouter, routerOptions } from "./routing/router.ts";
 import { createHooks } from "./smtp/hooks.ts";
 import { type MxListener, startMxListener } from "./smtp/listener.ts";
-import { loadTlsCredentials } from "./smtp/tls.ts";
+import { fixedCertificate, loadTlsCredentials } from "./tls/credentials.ts";
+import { type AcmeManager, createAcmeManager } from "./tls/acme.ts";
+import { listenHttp } from "./tls/http-listener.ts";
+import { type PublicListeners, startPublicListeners } from "./tls/public.ts";
 import { DATABASE_FILE, openStore, type Store } from "./store/db.ts";
 import { recordEvent } from "./store/events.ts";
 import { loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
+import { acquireServerLock } from "./store/lock.ts";
 import { createServices } from "./service/index.ts";
-import { createWebApp } from "./web/app.ts";
+import { createMetrics } from "./metrics/index.ts";
+import { createWebApp, openPathsOnly } from "./web/app.ts";
 
 export interface Appliance {
   config: Config;
@@ -42,17 +47,15 @@ export interface Appliance {
   setupUrl: string | null;
   /** The HTTP application (its route table is what the route tests walk). */
   web: Hono<Env>;
+  /** Certificates from the ACME CA, when acme.enabled. */
+  acme: AcmeManager | null;
+  /** The HTTP-01 and public HTTPS listeners, when acme.enabled. */
+  publicListeners: PublicListeners | null;
   stop(): Promise<void>;
 }
 
 function readCa(path: string | null): Buffer | undefined {
-  if (!path) return undefined;
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    const name = envName({ section: "outbound", key: "ca_file" });
-    throw new ConfigError(name, `${name}=${JSON.stringify(path)}: cannot read file (${(err as NodeJS.ErrnoException).code ?? err})`);
-  }
+  return path ? readSettingFile(path, { section: "outbound", key: "ca_file" }) : undefined;
 }
 
 /**
@@ -62,18 +65,36 @@ function readCa(path: string | null): Buffer | undefined {
 export async function startAppliance(config: Config, logger: Logger, input: ConfigInput = {}): Promise<Appliance> {
   const startedAt = Date.now();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
-  const store = await openStore(join(config.dataDir, DATABASE_FILE));
+  // Held until stopped: restore refuses while it is, and so does a second server on this data dir.
+  const lock = acquireServerLock(config.dataDir);
+  const store = await openStore(join(config.dataDir, DATABASE_FILE), {
+    onPreMigrationBackup: (file, pending) => logger.info("store.pre_migration_backup", { file, pending }),
+  }).catch((err) => {
+    lock.release();
+    throw err;
+  });
   // Each part started pushes how to stop it; shutdown runs them last-started first
-  // (HTTP, SMTP drained, background jobs) and closes the database at the very end.
-  const stops: (() => Promise<void>)[] = [() => store.close()];
+  // (HTTP, SMTP drained, background jobs) and closes the database, then releases the lock, at the very end.
+  const stops: (() => Promise<void>)[] = [async () => lock.release(), () => store.close()];
   const stopAll = async () => {
     for (const stop of [...stops].reverse()) await stop();
   };
   try {
-    const tls = loadTlsCredentials(config);
-    if (tls.selfSigned) logger.info("tls.self_signed", { cert: tls.certPath, note: "set tls.cert/tls.key for a CA-signed certificate" });
     const resolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout });
-    const record = (e: Parameters<typeof recordEvent>[1]) => recordEvent(store.db, e);
+    const ownTls = loadTlsCredentials(config);
+    const acme = config.acme.enabled ? createAcmeManager({ config, db: store.db, resolver, logger, fallback: ownTls }) : null;
+    const certificates = acme ?? fixedCertificate(ownTls);
+    if (certificates.current().selfSigned) {
+      logger.info("tls.self_signed", { cert: ownTls.certPath, note: acme ? "served until the ACME certificate is issued" : "set tls.cert/tls.key or acme.enabled for a CA-signed certificate" });
+    }
+    // For checking what DNS publishes right now (the domain page): no cache.
+    const liveResolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout, maxCacheEntries: 0 });
+    const metrics = createMetrics({ startedAt, dnsQueries: () => resolver.queriesSent + liveResolver.queriesSent });
+    // Each mail-log event is counted in the metrics as it is recorded, so the two agree.
+    const record = async (e: Parameters<typeof recordEvent>[1]) => {
+      metrics.observeEvent(e);
+      await recordEvent(store.db, e);
+    };
     const srs = createSrs({ domain: config.srs.domain, secrets: [loadSecret(config.dataDir, SRS_SECRET_FILE)] });
     const ca = readCa(config.outbound.caFile);
     const relay = createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: config.outbound.mtaStsPort, ...(ca ? { ca } : {}) }), ...(ca ? { ca } : {}) });
@@ -91,7 +112,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     maintenance.unref();
     stops.push(async () => clearInterval(maintenance));
 
-    const abuse = createAbuseGuard({ db: store.db, logger, greylistDelayMs: () => config.greylist.delay });
+    const abuse = createAbuseGuard({ db: store.db, logger, greylistDelayMs: () => config.greylist.delay, observe: metrics.observeGuard, limits: () => config.limits });
     await abuse.start();
     stops.push(() => abuse.stop());
 
@@ -108,7 +129,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       recordEvent: record,
     });
     const router = createRouter(store.db, routerOptions(config));
-    // Links in verification mail: the configured public URL, else the admin URL once the port is bound.
+    // Links in verification mail: the configured public URL, else the public HTTPS port (ACME) or the admin URL once bound.
     let boundUrl = adminUrl(config);
     const services = createServices({ db: store.db, config, queueMail: (to, raw) => outbox.queue(to, raw), publicUrl: () => config.http.publicUrl ?? boundUrl });
     const hooks = createHooks({
@@ -126,28 +147,35 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       deliver,
       vacations: createVacationResponder({ db: store.db, outbox, hostname: config.hostname, logger }),
     });
-    const smtp = await startMxListener({ config, tls, hooks, resolver, logger, recordEvent: record });
+    const smtp = await startMxListener({ config, certificates, hooks, resolver, logger, recordEvent: record });
     stops.push(() => smtp.close());
+    metrics.countOpenSessions(() => smtp.sessions);
 
-    // While no admin exists, the set-up page needs this token (printed below), so a
-    // stranger who finds the port cannot claim the instance first.
-    const setupToken = (await adminCount(store.db)) === 0 ? createSetupToken() : null;
+    // While no admin exists, the set-up page needs this token (printed below, kept in
+    // the data dir for `mailferry admin setup-url`), so a stranger who finds the port
+    // cannot claim the instance first.
+    const needsSetup = (await adminCount(store.db)) === 0;
+    if (!needsSetup) removeSetupToken(config.dataDir);
+    const setupToken = needsSetup ? openSetupToken(config.dataDir) : null;
     const web = createWebApp({
       store,
       smtp,
       startedAt,
-      mtaStsPolicy: mtaStsPolicy(config.hostname, mtaStsMode(config.tls.cert !== null)),
+      mtaStsPolicy: () => mtaStsPolicy(config.hostname, mtaStsMode(!certificates.current().selfSigned)),
       db: store.db,
       config,
       configInput: input,
       resolver,
-      liveResolver: createResolver({ servers: config.dns.servers, timeout: config.dns.timeout, maxCacheEntries: 0 }),
+      liveResolver,
+      metrics,
       router,
       logger,
       setupToken: () => setupToken,
       applyConfig: (next) => {
         // What the running parts read on each use; the rest applies after a restart.
         config.greylist = next.greylist;
+        config.metrics = next.metrics;
+        config.limits = next.limits;
         config.scan = next.scan;
         config.smarthost = next.smarthost;
         config.log.retention = next.log.retention;
@@ -157,22 +185,25 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       secureCookies: config.http.tls,
       services,
     });
-    const server = Bun.serve({
-      hostname: config.http.host,
-      port: config.http.port,
-      tls: config.http.tls ? { cert: tls.cert, key: tls.key } : undefined,
-      fetch: (req, srv) => web.fetch(req, srv),
-    });
-    stops.push(async () => {
-      await server.stop();
-    });
-    const http = { host: config.http.host, port: server.port!, url: adminUrl(config, server.port) };
+    const server = listenHttp({ hostname: config.http.host, port: config.http.port, fetch: (req, srv) => web.fetch(req, srv), ...(config.http.tls ? { certificates } : {}), logger });
+    stops.push(() => server.stop());
+    const http = { host: config.http.host, port: server.port, url: adminUrl(config, server.port) };
     boundUrl = http.url;
-    if (config.delivery.verifyDestinations && !config.http.publicUrl && /^(127\.|::1$|localhost$)/.test(config.http.host)) {
+    const publicListeners = acme ? startPublicListeners({ config, acme, fetch: openPathsOnly(web), logger }) : null;
+    if (publicListeners) {
+      stops.push(() => publicListeners.stop());
+      // Recipients open verification links on the public HTTPS port.
+      boundUrl = publicListeners.url;
+    }
+    if (acme) {
+      acme.start();
+      stops.push(async () => acme.stop());
+    }
+    if (config.delivery.verifyDestinations && !config.http.publicUrl && !publicListeners && /^(127\.|::1$|localhost$)/.test(config.http.host)) {
       logger.warn("verification.links_local", { url: http.url, note: "verification links point at the admin port on loopback, which recipients cannot open: set http.public_url" });
     }
 
-    const setupUrl = setupToken ? `${http.url}setup?token=${setupToken}` : null;
+    const setupUrl = setupToken ? setupPageUrl(http.url, setupToken) : null;
     logger.info("mailferry.ready", {
       hostname: config.hostname,
       data_dir: config.dataDir,
@@ -180,6 +211,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       admin_url: http.url,
       setup_url: setupUrl ?? undefined,
       health_url: `${http.url}healthz`,
+      public_https: publicListeners ? `${smtp.host}:${publicListeners.httpsPort}` : undefined,
       startup_ms: Date.now() - startedAt,
     });
 
@@ -190,7 +222,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
         await stopAll();
         logger.info("mailferry.stopped", {});
       })());
-    return { config, store, resolver, smtp, http, outbox, setupUrl, web, stop };
+    return { config, store, resolver, smtp, http, outbox, setupUrl, web, acme, publicListeners, stop };
   } catch (err) {
     await stopAll().catch(() => {});
     throw err;

@@ -6,9 +6,9 @@ import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
+import { buildBinary } from "./support/build.ts";
 import { run, smokeTest } from "./support/smoke.ts";
 
-const root = join(import.meta.dir, "..");
 let dns: DnsServer;
 let elsewhere: string;
 let binary: string;
@@ -16,11 +16,10 @@ let binary: string;
 beforeAll(async () => {
   dns = await startDnsServer({});
   elsewhere = mkdtempSync(join(tmpdir(), "mailferry-bin-"));
-  const build = await run(["npm", "run", "--silent", "build"], { cwd: root });
-  expect(build.exitCode).toBe(0);
+  const built = await buildBinary();
   // A copy outside the checkout: nothing may be read from the source tree.
   binary = join(elsewhere, "mailferry");
-  copyFileSync(join(root, "dist/mailferry"), binary);
+  copyFileSync(built, binary);
   chmodSync(binary, 0o755);
 }, 120_000);
 afterAll(async () => {

@@ -1,6 +1,7 @@
 // The CLI reaches what the JSON API can do (tokens, destinations, addresses,
-// the mail log, statistics, settings, the live DNS check) through the same
-// services: a real process on a data dir, its database inspected directly.
+// the mail log, statistics, settings) through the same services: a real
+// process on a data dir, its database inspected directly. The live DNS check
+// (`domain dns --check`, `dns check`) is tested in dns-check.test.ts.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -197,39 +198,5 @@ describe("audit", () => {
     expect(new Set(rows.map((r) => `${r.actor} ${r.ip}`))).toEqual(new Set(["cli local"]));
     const actions = new Set((await inDb((s) => s.db.selectFrom("audit_log").select("action").where("actor", "=", "cli").execute())).map((r) => r.action));
     for (const action of ["token.create", "token.revoke", "destination.add", "destination.remove", "address.create", "domain.settings", "settings.update"]) expect(actions).toContain(action);
-  });
-});
-
-describe("domain dns --check", () => {
-  const check = (args: string[] = []) => mf(["domain", "dns", "dns.test", "--check", ...args], { MAILFERRY_DNS_SERVERS: sandbox.dns.address });
-
-  test("✓ for a published MX, ✗ for a different or missing record, exit 1", async () => {
-    await mf(["domain", "add", "dns.test"]);
-    sandbox.dns.zones["dns.test"] = { MX: [{ priority: 10, exchange: "mx.cli.test" }], TXT: ["v=spf1 include:elsewhere.test -all", "site-verification=abc"] };
-    const r = await check();
-    expect(r.exitCode).toBe(1);
-    const out = lines(r.stdout);
-    expect(out).toContain("✓ MX: mail for the domain comes to mailferry");
-    expect(out).toContain('✗ SPF: the MX host may send for the domain: published differently: "v=spf1 include:elsewhere.test -all"');
-    expect(out).toContain("✗ DMARC: forwarded copies with a rewritten From are DKIM-signed and pass: not published");
-    expect(out).toContain("    _dmarc.dns.test. 3600 IN TXT \"v=DMARC1; p=quarantine; adkim=r; aspf=r\"");
-    expect(out.at(-1)).toBe("1 of 8 records published as expected");
-    const json = JSON.parse((await check(["--json"])).stdout);
-    expect(json.map((c: { type: string; status: string }) => `${c.type} ${c.status}`).slice(0, 2)).toEqual(["MX ok", "TXT different"]);
-  });
-
-  test("every record published: all ✓, exit 0", async () => {
-    const records = JSON.parse((await mf(["domain", "dns", "dns.test", "--json"])).stdout) as { name: string; type: string; value: string }[];
-    for (const key of Object.keys(sandbox.dns.zones)) delete sandbox.dns.zones[key];
-    for (const r of records) {
-      const zone = (sandbox.dns.zones[r.name.replace(/\.$/, "")] ??= {});
-      if (r.type === "MX") (zone.MX ??= []).push({ priority: Number(r.value.split(" ")[0]), exchange: r.value.split(" ")[1]!.replace(/\.$/, "") });
-      if (r.type === "TXT") (zone.TXT ??= []).push(r.value);
-      if (r.type === "CNAME") zone.CNAME = r.value.replace(/\.$/, "");
-    }
-    const r = await check();
-    expect(r.stdout).not.toContain("✗");
-    expect(lines(r.stdout).at(-1)).toBe("8 of 8 records published as expected");
-    expect(r.exitCode).toBe(0);
   });
 });

@@ -263,7 +263,9 @@ describe("serve", () => {
   test("starts, answers health and SMTP, and exits 0 on SIGTERM", async () => {
     const result = await smokeTest(CLI, sandbox.dataDir, sandbox.dns);
     const lines = result.stdout.trim().split("\n").map((l) => JSON.parse(l));
-    // Not a terminal: one JSON object per line.
+    // Not a terminal ([log] format auto): one JSON object per line, each with its time, level and event.
+    const wellFormed = (l: Record<string, unknown>) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(String(l.time)) && ["debug", "info", "warn", "error"].includes(String(l.level)) && typeof l.event === "string";
+    expect(lines.filter((l) => !wellFormed(l))).toEqual([]);
     expect(lines.map((l) => l.event)).toContain("mailferry.ready");
     expect(lines.find((l) => l.event === "mailferry.ready")).toHaveProperty("admin_url");
   });

@@ -5,7 +5,7 @@ import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateSelfSigned } from "../src/smtp/tls.ts";
+import { generateSelfSigned } from "../src/tls/credentials.ts";
 import { DATABASE_FILE } from "../src/store/db.ts";
 import { listEvents } from "../src/store/events.ts";
 import { reverseName } from "../src/dns/resolver.ts";

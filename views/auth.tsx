@@ -26,8 +26,8 @@ export const SetupLocked: FC = () => (
     <div class="auth-box panel">
       <h1>Set-up link needed</h1>
       <p>
-        This instance has no admin yet. Open the one-time set-up URL that <code>mailferry serve</code> printed when it started, or run{" "}
-        <code>mailferry admin create &lt;name&gt;</code> on the server.
+        This instance has no admin yet. Open the one-time set-up URL that <code>mailferry serve</code> printed when it started (
+        <code>mailferry admin setup-url</code> on the server prints it again), or run <code>mailferry admin create &lt;name&gt;</code> there.
       </p>
     </div>
   </Page>

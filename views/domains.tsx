@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Domains: the list, and one domain's DNS records (with live checks) and settings.
 import type { FC } from "hono/jsx";
-import type { RecordCheck } from "../src/auth/records.ts";
+import { type DnsReport, mark, reportSummary } from "../src/auth/dns-check.ts";
 import type { AddressDefaults, DomainSettings } from "../src/routing/rules.ts";
 import { Csrf, Field, type FieldErrors, Flash, Page, when } from "./layout.tsx";
 
@@ -59,37 +59,51 @@ export const DomainsPage: FC<{ user: string; csrf: string; domains: DomainRow[];
   </Page>
 );
 
-export const RecordChecks: FC<{ checks: RecordCheck[]; domain: string }> = ({ checks, domain }) => (
+const MARK_CLASS = { "✓": "ok", "✗": "bad", "!": "warn" } as const;
+
+/** The live DNS check (the same report as `mailferry dns check`): a table per domain and one for this server's host records. */
+export const RecordChecks: FC<{ report: DnsReport; domain: string }> = ({ report, domain }) => (
   <div id="dns-records">
-    <div class="table-wrap">
-      <table>
-        <thead>
-          <tr>
-            <th></th>
-            <th>Name</th>
-            <th>Type</th>
-            <th>Value to publish</th>
-            <th>Found</th>
-          </tr>
-        </thead>
-        <tbody>
-          {checks.map((c) => (
-            <tr>
-              <td class={c.status === "ok" ? "ok" : "bad"} aria-label={c.status}>
-                {c.status === "ok" ? "✓" : "✗"}
-              </td>
-              <td class="mono">{c.record.name}</td>
-              <td>{c.record.type}</td>
-              <td class="mono">
-                {c.record.value}
-                <div class="muted">{c.record.purpose}</div>
-              </td>
-              <td class="mono">{c.found.length ? c.found.join("\n") : <span class="muted">{c.error ?? "nothing"}</span>}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    {report.sections.map((section) => (
+      <>
+        <h3>{section.title}</h3>
+        <div class="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th></th>
+                <th>Name</th>
+                <th>Type</th>
+                <th>Value to publish</th>
+                <th>Found</th>
+              </tr>
+            </thead>
+            <tbody>
+              {section.checks.map((c) => (
+                <tr>
+                  <td class={MARK_CLASS[mark(c)]} aria-label={`${c.status}, ${c.record.level}`}>
+                    {mark(c)}
+                  </td>
+                  <td class="mono">{c.record.name}</td>
+                  <td>{c.record.type}</td>
+                  <td class="mono">
+                    {c.record.value}
+                    <div class="muted">
+                      {c.record.purpose}
+                      {c.record.level === "recommended" ? " (recommended)" : ""}
+                    </div>
+                  </td>
+                  <td class="mono">{c.found.length ? c.found.join("\n") : <span class="muted">{c.error ?? "nothing"}</span>}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </>
+    ))}
+    <p>
+      <strong class={report.ok ? "ok" : "bad"}>{reportSummary(report)}</strong>
+    </p>
     <p>
       <button class="secondary" hx-get={`/domains/${domain}/check`} hx-target="#dns-records" hx-swap="outerHTML">
         Check again
@@ -105,7 +119,7 @@ export interface DomainPageProps {
   name: string;
   settings: DomainSettings;
   defaults: AddressDefaults;
-  checks: RecordCheck[];
+  report: DnsReport;
   webhookKey: string;
   dkim: { selector: string; retired: number; created_at: number }[];
   errors?: FieldErrors;
@@ -139,7 +153,7 @@ export const DomainPage: FC<DomainPageProps> = (p) => (
     </p>
     <section class="panel">
       <h2>DNS records to publish</h2>
-      <RecordChecks checks={p.checks} domain={p.name} />
+      <RecordChecks report={p.report} domain={p.name} />
     </section>
     <section class="panel">
       <h2>Settings</h2>

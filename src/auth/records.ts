@@ -3,13 +3,17 @@
 import { createHash } from "node:crypto";
 import { dkimRecordValue } from "./dkim.ts";
 
+export type RecordType = "MX" | "TXT" | "CNAME" | "A" | "AAAA" | "PTR";
+
 export interface DnsRecord {
   /** Fully qualified, with the trailing dot. */
   name: string;
-  type: "MX" | "TXT" | "CNAME";
+  type: RecordType;
   value: string;
   ttl: number;
   purpose: string;
+  /** required: without it mail is refused, lost or fails SPF/DKIM; recommended: DMARC, MTA-STS and TLS-RPT harden delivery. */
+  level: "required" | "recommended";
 }
 
 export interface RecordsInput {
@@ -39,22 +43,27 @@ export function mtaStsId(policy: string): string {
   return createHash("sha256").update(policy).digest("hex").slice(0, 20);
 }
 
+/** A name fully qualified, with the trailing dot of zone files. */
+export const fqdn = (name: string) => `${name}.`;
+
+export function dnsRecord(name: string, type: RecordType, value: string, purpose: string, level: DnsRecord["level"] = "required"): DnsRecord {
+  return { name: fqdn(name), type, value, ttl: TTL, purpose, level };
+}
+
 export function domainRecords({ domain, hostname, srsDomain, dkimKeys, mtaStsMode: mode, subdomains = false }: RecordsInput): DnsRecord[] {
-  const fqdn = (name: string) => `${name}.`;
-  const record = (name: string, type: DnsRecord["type"], value: string, purpose: string): DnsRecord => ({ name: fqdn(name), type, value, ttl: TTL, purpose });
   const records = [
-    record(domain, "MX", `10 ${fqdn(hostname)}`, "MX: mail for the domain comes to mailferry"),
-    ...(subdomains ? [record(`*.${domain}`, "MX", `10 ${fqdn(hostname)}`, "MX for addresses on subdomains (x@team.domain)")] : []),
-    record(domain, "TXT", "v=spf1 mx -all", "SPF: the MX host may send for the domain"),
-    ...dkimKeys.map((k) => record(`${k.selector}._domainkey.${domain}`, "TXT", dkimRecordValue(k), `DKIM key (selector ${k.selector})`)),
-    record(`_dmarc.${domain}`, "TXT", "v=DMARC1; p=quarantine; adkim=r; aspf=r", "DMARC: forwarded copies with a rewritten From are DKIM-signed and pass"),
-    record(`_mta-sts.${domain}`, "TXT", `v=STSv1; id=${mtaStsId(mtaStsPolicy(hostname, mode))}`, `MTA-STS (mode ${mode}), policy served by mailferry`),
-    record(`mta-sts.${domain}`, "CNAME", fqdn(hostname), "MTA-STS policy host: mailferry's HTTPS server"),
-    record(`_smtp._tls.${domain}`, "TXT", `v=TLSRPTv1; rua=mailto:postmaster@${domain}`, "TLS-RPT: where senders report TLS problems"),
+    dnsRecord(domain, "MX", `10 ${fqdn(hostname)}`, "MX: mail for the domain comes to mailferry"),
+    ...(subdomains ? [dnsRecord(`*.${domain}`, "MX", `10 ${fqdn(hostname)}`, "MX for addresses on subdomains (x@team.domain)")] : []),
+    dnsRecord(domain, "TXT", "v=spf1 mx -all", "SPF: the MX host may send for the domain"),
+    ...dkimKeys.map((k) => dnsRecord(`${k.selector}._domainkey.${domain}`, "TXT", dkimRecordValue(k), `DKIM key (selector ${k.selector})`)),
+    dnsRecord(`_dmarc.${domain}`, "TXT", "v=DMARC1; p=quarantine; adkim=r; aspf=r", "DMARC: forwarded copies with a rewritten From are DKIM-signed and pass", "recommended"),
+    dnsRecord(`_mta-sts.${domain}`, "TXT", `v=STSv1; id=${mtaStsId(mtaStsPolicy(hostname, mode))}`, `MTA-STS (mode ${mode}), policy served by mailferry`, "recommended"),
+    dnsRecord(`mta-sts.${domain}`, "CNAME", fqdn(hostname), "MTA-STS policy host: mailferry's HTTPS server", "recommended"),
+    dnsRecord(`_smtp._tls.${domain}`, "TXT", `v=TLSRPTv1; rua=mailto:postmaster@${domain}`, "TLS-RPT: where senders report TLS problems", "recommended"),
   ];
   const srsSpf = srsDomain === hostname ? "v=spf1 a -all" : `v=spf1 a:${hostname} -all`;
-  records.push(record(srsDomain, "TXT", srsSpf, `SPF of the SRS domain: forwarded mail is sent as ...@${srsDomain}`));
-  if (srsDomain !== hostname) records.push(record(srsDomain, "MX", `10 ${fqdn(hostname)}`, "MX of the SRS domain: bounces come back to mailferry"));
+  records.push(dnsRecord(srsDomain, "TXT", srsSpf, `SPF of the SRS domain: forwarded mail is sent as ...@${srsDomain}`));
+  if (srsDomain !== hostname) records.push(dnsRecord(srsDomain, "MX", `10 ${fqdn(hostname)}`, "MX of the SRS domain: bounces come back to mailferry"));
   return records;
 }
 
@@ -79,7 +88,13 @@ export interface RecordCheck {
   error?: string;
 }
 
-type Lookup = (name: string, type: "MX" | "TXT" | "CNAME") => Promise<unknown>;
+export type Lookup = (name: string, type: RecordType) => Promise<unknown>;
+
+/** Why a lookup found nothing: the name or record does not exist, or DNS failed. */
+export function lookupError(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  return code === "ENOTFOUND" || code === "ENODATA" ? "not published" : `lookup failed (${code ?? err})`;
+}
 
 /** Looks each record up and compares what is published with what is expected. */
 export async function checkRecords(records: DnsRecord[], lookup: Lookup): Promise<RecordCheck[]> {
@@ -91,10 +106,9 @@ export async function checkRecords(records: DnsRecord[], lookup: Lookup): Promis
         const answer = await lookup(name, record.type);
         if (record.type === "MX") found = (answer as { exchange: string; priority: number }[]).map((m) => `${m.priority} ${m.exchange}.`);
         else if (record.type === "TXT") found = (answer as string[][]).map((parts) => parts.join(""));
-        else found = (answer as string[]).map((n) => `${n}.`);
+        else found = (answer as string[]).map((n) => (record.type === "A" || record.type === "AAAA" ? n : fqdn(n)));
       } catch (err) {
-        const code = (err as { code?: string }).code;
-        return { record, status: "missing", found: [], error: code === "ENOTFOUND" || code === "ENODATA" ? "not published" : `lookup failed (${code ?? err})` };
+        return { record, status: "missing", found: [], error: lookupError(err) };
       }
       const same = (a: string, b: string) => (record.type === "TXT" ? a.replace(/\s*;\s*/g, ";").trim() === b.replace(/\s*;\s*/g, ";").trim() : a.toLowerCase() === b.toLowerCase());
       const expected = record.type === "MX" ? record.value.replace(/^\d+\s+/, "") : record.value;

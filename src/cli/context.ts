@@ -15,7 +15,9 @@ export const CLI_ACTOR: Actor = { name: "cli", ip: "local" };
 export async function withStore<T>(ctx: CommandContext, fn: (store: Store, config: Config) => Promise<T>): Promise<T> {
   const { config } = ctx.config();
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
-  const store = await openStore(join(config.dataDir, DATABASE_FILE));
+  const store = await openStore(join(config.dataDir, DATABASE_FILE), {
+    onPreMigrationBackup: (file, pending) => ctx.io.err(`database backed up to ${file} before migrating (${pending.join(", ")})`),
+  });
   try {
     return await fn(store, config);
   } finally {

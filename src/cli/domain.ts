@@ -1,10 +1,9 @@
-import { checkRecords, type DnsRecord, type RecordCheck, zoneLine } from "../auth/records.ts";
-import type { Config } from "../config/index.ts";
-import { createResolver } from "../dns/resolver.ts";
+import { zoneLine } from "../auth/records.ts";
 import type { DomainSettings } from "../routing/rules.ts";
 import { listDkimKeys, removeDkimKey } from "../store/dkim.ts";
 import { domainSettings, listDomains, parseDomainName, webhookKey } from "../store/domains.ts";
 import { CLI_ACTOR, withServices, withStore } from "./context.ts";
+import { dnsCheck } from "./dns.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
 
@@ -35,8 +34,8 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
     }
     case "dns": {
       const target = needName();
+      if (ctx.flags.has("check")) return dnsCheck(ctx, target);
       const records = await withServices(ctx, (s) => s.domains.records(target));
-      if (ctx.flags.has("check")) return printChecks(ctx, await checkLive(records, ctx.config().config));
       if (ctx.json) ctx.io.out(JSON.stringify(records));
       else for (const r of records) ctx.io.out(`; ${r.purpose}\n${zoneLine(r)}`);
       return 0;
@@ -79,29 +78,6 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
     default:
       throw new UsageError(`unknown domain command: ${action ?? "(none)"}; try: add, list, remove, set, dns, dkim, dkim-rotate, dkim-remove, webhook-key`);
   }
-}
-
-/** What DNS publishes now: the configured resolvers, uncached, as the admin UI's check does. */
-function checkLive(records: DnsRecord[], config: Config): Promise<RecordCheck[]> {
-  const resolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout, maxCacheEntries: 0 });
-  return checkRecords(records, (name, type) => resolver.resolve(name, type));
-}
-
-/** ✓ or ✗ per record with what was found; exit code 1 unless every record is as expected. */
-function printChecks(ctx: CommandContext, checks: RecordCheck[]): number {
-  const ok = checks.filter((c) => c.status === "ok").length;
-  if (ctx.json) {
-    ctx.io.out(JSON.stringify(checks.map(({ record, ...check }) => ({ ...record, ...check }))));
-  } else {
-    for (const c of checks) ctx.io.out(`${c.status === "ok" ? "✓" : "✗"} ${c.record.purpose}${c.status === "ok" ? "" : `: ${finding(c)}`}\n    ${zoneLine(c.record)}`);
-    ctx.io.out(`${ok} of ${checks.length} records published as expected`);
-  }
-  return ok === checks.length ? 0 : 1;
-}
-
-function finding(check: RecordCheck): string {
-  if (check.status === "missing") return check.error ?? "not published";
-  return `published differently: ${check.found.map((f) => JSON.stringify(f)).join(", ")}`;
 }
 
 /** `key=value` words into settings; values are checked again by updateDomainSettings. */

@@ -9,10 +9,14 @@ import { adminCommand } from "./admin.ts";
 import { allowCommand } from "./allow.ts";
 import { denyCommand } from "./deny.ts";
 import { addressCommand } from "./address.ts";
+import { backupCommand, restoreCommand } from "./backup.ts";
+import { doctorCommand } from "./doctor.ts";
 import { configCheck } from "./config-check.ts";
 import { configSet } from "./config-set.ts";
 import { destinationCommand } from "./destination.ts";
+import { dnsCommand } from "./dns.ts";
 import { domainCommand } from "./domain.ts";
+import { healthCommand } from "./health.ts";
 import { logCommand, statsCommand } from "./log.ts";
 import { serve } from "./serve.ts";
 import { tokenCommand } from "./token.ts";
@@ -48,11 +52,13 @@ const USAGE = `usage: mailferry <command> [options]
 commands:
   serve                     run the MX listener, forwarding engine and admin HTTP server
   version                   print the version
+  health [--wait DURATION]  ask the running server's /healthz (exit 0 healthy, 1 not);
+                            --wait keeps asking until it is healthy or the time is up
   domain add <name> [--selector S]
                             manage a domain (receive mail for it); makes its DKIM key
   domain dns <name> [--check] [--json]
-                            the DNS records to publish, as zone-file lines; --check looks
-                            each up in DNS now (✓/✗, exit 1 unless all are published)
+                            the DNS records to publish, as zone-file lines; --check is
+                            dns check <name>
   domain dkim <name>        its DKIM keys; dkim-rotate <name> [selector], dkim-remove <name> <selector>
   domain webhook-key <name> [--rotate]
                             the key that signs its webhook requests (X-Webhook-Signature)
@@ -94,6 +100,20 @@ commands:
                             the mail log, newest first (default 50 events)
   stats [--days N] [--domain D] [--json]
                             counts per day (UTC) and category (default 30 days)
+  dns check [<domain>] [--json]
+                            each needed record (the domain's, or every managed one's, and
+                            this server's address and PTR) looked up in DNS now: ✓, ✗
+                            (required) or ! (recommended) with the line to publish; exit 1
+                            unless every required record is right
+  backup <dir>              an online snapshot of the data dir (database, keys, certificates,
+                            config) with manifest.json; safe while the server runs
+  restore <dir>             check a backup, then swap it into the data dir (refused while a
+                            server runs on it); the old contents go to <data>/backups/
+  doctor [--json]           check ports, outbound port 25, DNS, clock, data dir, database,
+                            certificate and disk space: ✓, ! (warning) or ✗ (error) with the
+                            fix; exit 1 on any error
+  admin create <name>       create an admin (password on stdin, 12+ characters)
+  admin setup-url           the one-time set-up URL, while no admin exists (after the server started once)
   config check [--json]     validate configuration and print the effective values
   config set key=value...   write settings to config.toml (keys as config check lists them; key= resets)
 
@@ -125,6 +145,7 @@ const COMMAND_OPTIONS = {
   since: { type: "string" },
   limit: { type: "string" },
   days: { type: "string" },
+  wait: { type: "string" },
   off: { type: "boolean" },
   apply: { type: "boolean" },
   replace: { type: "boolean" },
@@ -141,6 +162,7 @@ const COMMAND_VALUES = (Object.keys(COMMAND_OPTIONS) as (keyof typeof COMMAND_OP
 const COMMANDS: Record<string, (ctx: CommandContext) => Promise<number> | number> = {
   serve,
   domain: domainCommand,
+  dns: dnsCommand,
   alias: aliasCommand,
   allow: allowCommand,
   deny: denyCommand,
@@ -149,6 +171,10 @@ const COMMANDS: Record<string, (ctx: CommandContext) => Promise<number> | number
   token: tokenCommand,
   log: logCommand,
   stats: statsCommand,
+  health: healthCommand,
+  backup: backupCommand,
+  restore: restoreCommand,
+  doctor: doctorCommand,
   config: (ctx) => {
     const sub = ctx.args[0];
     if (sub === "check") return configCheck(ctx);

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import * as v from "./values.ts";
+import { parseMailbox } from "../smtp/address.ts";
 
 export type LogFormat = "auto" | "json" | "text";
 export type SmarthostTls = "starttls" | "implicit" | "none";
@@ -29,10 +30,15 @@ export interface Config {
   srs: { domain: string };
   /** Milliseconds; 0: greylisting off. */
   greylist: { delay: number };
+  limits: { connectionsPerHour: number; concurrentConnections: number };
   scan: { rspamdUrl: string | null; failOpen: boolean };
   webhooks: { timeout: number; allowPrivate: boolean };
   tls: { cert: string | null; key: string | null };
+  /** Certificates from an ACME CA (durations in milliseconds). */
+  acme: { enabled: boolean; directoryUrl: string; email: string | null; httpPort: number; httpsPort: number; caFile: string | null; renewBefore: number; checkInterval: number };
   log: { format: LogFormat; level: LogLevel; retention: number };
+  /** Bearer token /metrics requires; null: only loopback may scrape. */
+  metrics: { token: string | null };
 }
 
 interface Setting {
@@ -78,6 +84,14 @@ export const SETTINGS: readonly Setting[] = [
   { section: "srs", key: "domain", parse: v.optionalHostname, default: "", doc: "Domain of rewritten envelope senders; must route bounces here (default: hostname)" },
   { section: "tls", key: "cert", parse: v.optionalPath, default: "", doc: "PEM certificate (chain) for STARTTLS; default: self-signed in the data dir" },
   { section: "tls", key: "key", parse: v.optionalPath, default: "", doc: "PEM private key for tls.cert" },
+  { section: "acme", key: "enabled", parse: v.bool, default: false, doc: "Obtain and renew the certificate from an ACME CA (HTTP-01), instead of tls.cert or the self-signed one" },
+  { section: "acme", key: "directory_url", parse: v.optionalUrl, default: "https://acme-v02.api.letsencrypt.org/directory", doc: "ACME directory of the CA (default: Let's Encrypt production)" },
+  { section: "acme", key: "email", parse: optionalMailbox, default: "", doc: "Contact address of the ACME account (expiry notices from the CA); optional" },
+  { section: "acme", key: "http_port", parse: v.port, default: 80, doc: "Plain HTTP listener for HTTP-01 challenges (the CA connects to port 80); redirects the rest to HTTPS" },
+  { section: "acme", key: "https_port", parse: v.port, default: 443, doc: "Public HTTPS listener: MTA-STS policy, verification pages, /healthz (never the admin UI)" },
+  { section: "acme", key: "ca_file", parse: v.optionalPath, default: "", doc: "Extra CA certificates (PEM) trusted for the ACME directory's HTTPS (a local test CA)" },
+  { section: "acme", key: "renew_before", parse: v.positiveDuration, default: "30d", doc: "Renew when less than this much validity remains" },
+  { section: "acme", key: "check_interval", parse: v.positiveDuration, default: "5m", doc: "How often the certificate's names (managed domains) and expiry are checked; first retry delay after a failure" },
   { section: "delivery", key: "verify_destinations", name: "verify_destinations", parse: v.bool, default: true, doc: "Forward to addresses outside the managed domains only once they confirmed a verification mail" },
   { section: "addresses", key: "random_subdomain", parse: v.bool, default: false, doc: "Addresses created by the API get a random subdomain unless the request or the domain says otherwise" },
   { section: "addresses", key: "subdomain_match", parse: v.bool, default: false, doc: "Domains accept mail for any subdomain (and the API may create addresses on one) unless the domain says otherwise" },
@@ -85,8 +99,11 @@ export const SETTINGS: readonly Setting[] = [
   { section: "webhooks", key: "timeout", name: "webhook_timeout", parse: v.positiveDuration, default: "60s", doc: "Timeout of one webhook request" },
   { section: "webhooks", key: "allow_private", name: "webhook_allow_private", parse: v.bool, default: false, doc: "Allow webhook URLs on loopback, private or link-local addresses (SSRF guard off)" },
   { section: "greylist", key: "delay", parse: v.duration, default: 300, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
+  { section: "limits", key: "connections_per_hour", parse: v.positiveInt, default: 100, doc: "Connections in an hour from one sender (key) to one recipient; more get 421" },
+  { section: "limits", key: "concurrent_connections", parse: v.positiveInt, default: 10, doc: "Concurrent connections from one sender (key); more get 421" },
   { section: "scan", key: "rspamd_url", parse: v.optionalUrl, default: "", doc: "rspamd to scan messages with, e.g. http://127.0.0.1:11333 (empty: only GTUBE)" },
   { section: "scan", key: "fail_open", parse: v.bool, default: false, doc: "Deliver unscanned when rspamd is down (default: answer 421)" },
+  { section: "metrics", key: "token", parse: v.optionalToken, default: "", doc: "Bearer token for GET /metrics; when set every scrape must send it (loopback too), when empty only loopback may scrape" },
   { section: "log", key: "retention", parse: v.positiveDuration, default: "7d", doc: "How long mail-log events are kept" },
   { section: "log", key: "format", parse: v.oneOf(LOG_FORMATS), default: "auto", doc: "auto (text on a terminal, JSON otherwise), json or text" },
   { section: "log", key: "level", parse: v.oneOf(LOG_LEVELS), default: "info", doc: "debug, info, warn, error or silent" },
@@ -167,6 +184,7 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
     throw new ConfigError(missing, `${missing} is missing: set both the TLS certificate and key, or neither`);
   }
   const absolute = (p: string | null) => (p === null || isAbsolute(p) ? p : resolve(cwd, p));
+  checkAcme(values);
 
   const config: Config = {
     dataDir,
@@ -203,12 +221,56 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
       : null,
     srs: { domain: (values["srs.domain"] as string | null) ?? (values["hostname"] as string) },
     tls: { cert: absolute(tlsCert), key: absolute(tlsKey) },
+    acme: {
+      enabled: values["acme.enabled"] as boolean,
+      directoryUrl: values["acme.directory_url"] as string,
+      email: values["acme.email"] as string | null,
+      httpPort: values["acme.http_port"] as number,
+      httpsPort: values["acme.https_port"] as number,
+      caFile: absolute(values["acme.ca_file"] as string | null),
+      renewBefore: values["acme.renew_before"] as number,
+      checkInterval: values["acme.check_interval"] as number,
+    },
     greylist: { delay: values["greylist.delay"] as number },
+    limits: { connectionsPerHour: values["limits.connections_per_hour"] as number, concurrentConnections: values["limits.concurrent_connections"] as number },
     scan: { rspamdUrl: values["scan.rspamd_url"] as string | null, failOpen: values["scan.fail_open"] as boolean },
     webhooks: { timeout: values["webhooks.timeout"] as number, allowPrivate: values["webhooks.allow_private"] as boolean },
     log: { format: values["log.format"] as LogFormat, level: values["log.level"] as LogLevel, retention: values["log.retention"] as number },
+    metrics: { token: values["metrics.token"] as string | null },
   };
   return { config, effective };
+}
+
+/** The contents of a file a setting names, or a ConfigError naming the setting when it cannot be read. */
+export function readSettingFile(path: string, setting: Pick<Setting, "section" | "key">): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const name = envName(setting);
+    throw new ConfigError(name, `${name}=${JSON.stringify(path)}: cannot read file (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+}
+
+/** An email address such as an account contact, or null when empty. */
+function optionalMailbox(raw: unknown): string | null {
+  const text = v.optionalPath(raw);
+  if (text === null) return null;
+  const mailbox = parseMailbox(text);
+  if (!mailbox || mailbox.isLiteral) throw new v.ValueError("must be an email address such as postmaster@example.com");
+  return mailbox.address;
+}
+
+/** Settings that are each valid but cannot go together with ACME. */
+function checkAcme(values: Record<string, unknown>): void {
+  if (!values["acme.enabled"]) return;
+  const name = (section: string, key: string) => envName({ section, key });
+  if (values["tls.cert"] !== null) {
+    throw new ConfigError(name("tls", "cert"), `${name("acme", "enabled")}=true and ${name("tls", "cert")} are both set: use the ACME certificate or your own, not both`);
+  }
+  if (values["acme.directory_url"] === null) throw new ConfigError(name("acme", "directory_url"), `${name("acme", "directory_url")} is empty: ACME needs the CA's directory URL`);
+  if (values["acme.http_port"] !== 0 && values["acme.http_port"] === values["acme.https_port"]) {
+    throw new ConfigError(name("acme", "https_port"), `${name("acme", "http_port")} and ${name("acme", "https_port")} are both ${values["acme.http_port"]}: they need a port each`);
+  }
 }
 
 function parseOrThrow(s: Setting, raw: unknown, source: string): unknown {

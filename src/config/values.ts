@@ -144,3 +144,10 @@ export function positiveInt(raw: unknown): number {
   if (!Number.isInteger(n) || n <= 0) throw new ValueError("must be a positive integer");
   return n;
 }
+
+/** A shared secret sent in a header (a bearer token): empty for none, else 16 or more visible characters without spaces. */
+export function optionalToken(raw: unknown): string | null {
+  if (raw === "" || raw === null || raw === undefined) return null;
+  if (typeof raw !== "string" || !/^[\x21-\x7e]{16,}$/.test(raw)) throw new ValueError("must be at least 16 visible ASCII characters without spaces (e.g. from `openssl rand -hex 24`)");
+  return raw;
+}

@@ -166,7 +166,7 @@ export function createRelay({ config, resolver, mtaSts, ca }: RelayDeps): Relay 
 }
 
 /** A single named host (a smarthost): its addresses, or the host itself when it is an IP. */
-async function routeToHost(host: string, resolver: Resolver): Promise<{ hosts: MxHost[] } | { refuse: Reply }> {
+export async function routeToHost(host: string, resolver: Resolver): Promise<{ hosts: MxHost[] } | { refuse: Reply }> {
   if (/^[\d.]+$/.test(host) || host.includes(":")) return { hosts: [{ name: host, addresses: [host] }] };
   const addresses = await resolver.resolve(host, "A").catch(() => [] as string[]);
   if (addresses.length === 0) return { refuse: reply(421, "4.4.3", `smarthost ${host} has no address`) };

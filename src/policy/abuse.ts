@@ -14,8 +14,6 @@ const HOUR = 3_600_000;
 const DAY = 86_400_000;
 
 export const LIMITS = {
-  connectionsPerHourPerRecipient: 100,
-  concurrentPerSender: 10,
   greylistMemoryMs: 30 * DAY,
   abuseWindowMs: DAY,
   autoDeny: { threshold: 5, allowlistedThreshold: 10, durationMs: 30 * DAY, allowlistedDurationMs: 7 * DAY },
@@ -53,15 +51,21 @@ export interface AbuseGuard {
   stop(): Promise<void>;
 }
 
+/** What the guard decided, for the metrics: a greylist verdict, or a denylist entry that matched at connect or MAIL FROM. */
+export type GuardEvent = { greylist: "deferred" | "passed" } | { denied: "connect" | "mail" };
+
 export interface AbuseOptions {
   db: DB;
   logger: Logger;
   /** Read on each use (the settings page can change it); 0 turns greylisting off. */
   greylistDelayMs: () => number;
+  observe: (event: GuardEvent) => void;
+  /** Per-sender limits, read on each use like the delay. */
+  limits: () => { connectionsPerHour: number; concurrentConnections: number };
   now?: () => number;
 }
 
-export function createAbuseGuard({ db, logger, greylistDelayMs, now = Date.now }: AbuseOptions): AbuseGuard {
+export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe, now = Date.now }: AbuseOptions): AbuseGuard {
   const concurrent = new Map<string, number>();
   // Hourly per-(sender, recipient) counts: in memory on the hot path, flushed to SQLite.
   const rates = new Map<string, { window_start: number; count: number }>();
@@ -74,7 +78,9 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, now = Date.now }
   async function denied(session: Session, withSender: boolean): Promise<Reply | null> {
     const sender = identity(session, withSender);
     const entry = (await activeDenylist(db, now())).find((e) => entryMatches(e, sender));
-    return entry ? denyReply(entry) : null;
+    if (!entry) return null;
+    observe({ denied: withSender ? "mail" : "connect" });
+    return denyReply(entry);
   }
 
   async function flush() {
@@ -91,8 +97,9 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, now = Date.now }
       const open = (concurrent.get(session.senderKey) ?? 0) + 1;
       concurrent.set(session.senderKey, open);
       counted.set(session, new Set());
-      if (open > LIMITS.concurrentPerSender && !session.allowlisted) {
-        return reply(421, "4.7.0", `Too many concurrent connections from ${session.senderKey} (at most ${LIMITS.concurrentPerSender}); try again later`);
+      const { concurrentConnections } = limits();
+      if (open > concurrentConnections && !session.allowlisted) {
+        return reply(421, "4.7.0", `Too many concurrent connections from ${session.senderKey} (at most ${concurrentConnections}); try again later`);
       }
       return null;
     },
@@ -121,8 +128,9 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, now = Date.now }
         const next = current && t - current.window_start < HOUR ? { window_start: current.window_start, count: current.count + 1 } : { window_start: t, count: 1 };
         rates.set(rateKey, next);
         dirty.add(rateKey);
-        if (next.count > LIMITS.connectionsPerHourPerRecipient) {
-          return reply(421, "4.7.0", `Rate limit: more than ${LIMITS.connectionsPerHourPerRecipient} connections in an hour from ${session.senderKey} to ${recipient}; try again later`);
+        const { connectionsPerHour } = limits();
+        if (next.count > connectionsPerHour) {
+          return reply(421, "4.7.0", `Rate limit: more than ${connectionsPerHour} connections in an hour from ${session.senderKey} to ${recipient}; try again later`);
         }
       }
       const delay = greylistDelayMs();
@@ -130,6 +138,7 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, now = Date.now }
       const key = `${session.senderKey}|${rootDomain(recipientDomain)}`;
       const decision = greylistDecision(await greylistEntry(db, key), key, now(), delay);
       await saveGreylist(db, decision.next);
+      observe({ greylist: decision.reply ? "deferred" : "passed" });
       return decision.reply;
     },
 

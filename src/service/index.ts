@@ -73,7 +73,7 @@ export function createServices(deps: ServiceDeps) {
           hostname: config.hostname,
           srsDomain: config.srs.domain,
           dkimKeys: await listDkimKeys(db, row.name),
-          mtaStsMode: mtaStsMode(config.tls.cert !== null),
+          mtaStsMode: mtaStsMode(config.tls.cert !== null || config.acme.enabled),
           subdomains: settings.acceptSubdomains || settings.randomSubdomain || onSubdomain !== undefined,
         });
       },

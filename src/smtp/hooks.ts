@@ -135,6 +135,9 @@ export function createHooks({ router, srs, maxSize, hostname, authenticate, abus
         if (scanned.abusive) await abuse.recordAbuse(session, "spam");
         return { reply: scanned.reply, facts };
       }
+      // Recipients of a drop alias are accepted and discarded; the mail log (and so the metrics) list them.
+      const dropped = session.recipients.filter((r) => r.verdict.action === "drop").map((r) => r.address);
+      if (dropped.length) facts.dropped = dropped;
       // Every recipient was a silently disabled alias (`!alias`): accepted and discarded.
       if (session.recipients.every((r) => r.verdict.action === "drop")) return { reply: ACCEPT_DROPPED, facts };
       const delivered = await deliver(session, message, auth, scanned?.headers ?? "");

@@ -13,19 +13,22 @@ import { headerBlockEnd, headerValue, parseHeaderBlock } from "./headers.ts";
 import type { StageHooks } from "./hooks.ts";
 import { formatReply, INTERNAL_ERROR, isAccepted, type Reply, toServerError } from "./reply.ts";
 import type { InboundMessage, Session } from "./session.ts";
-import type { TlsCredentials } from "./tls.ts";
+import type { CertificateSource } from "../tls/credentials.ts";
 
 export interface MxListener {
   host: string;
   port: number;
   readonly listening: boolean;
+  /** SMTP connections open now. */
+  readonly sessions: number;
   /** Stops accepting, lets sessions finish within the shutdown grace period, then closes the rest. */
   close(): Promise<void>;
 }
 
 export interface ListenerDeps {
   config: Config;
-  tls: TlsCredentials;
+  /** The STARTTLS certificate; a new one (ACME renewal) applies to the next STARTTLS, sessions already encrypted keep theirs. */
+  certificates: CertificateSource;
   hooks: StageHooks;
   resolver: Resolver;
   logger: Logger;
@@ -37,7 +40,8 @@ export interface ListenerDeps {
 const MAX_HEADER_SCAN = 256 * 1024;
 
 export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
-  const { config, tls, hooks, resolver, logger } = deps;
+  const { config, certificates, hooks, resolver, logger } = deps;
+  const tls = certificates.current();
   const sessions = new WeakMap<SMTPServerSession, Session>();
 
   async function decide(stage: EventStage, session: Session, hook: () => Promise<Reply>): Promise<Reply> {
@@ -200,6 +204,8 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
     },
   });
 
+  certificates.onChange(({ key, cert }) => server.updateSecureContext({ key, cert }));
+
   server.on("error", (err: NodeJS.ErrnoException) => {
     // Per-connection errors (resets, TLS handshake failures by clients) are routine on a public MX.
     logger.debug("smtp.connection_error", { error: err.message, code: err.code });
@@ -219,6 +225,9 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
     port: address.port,
     get listening() {
       return server.server.listening;
+    },
+    get sessions() {
+      return server.connections.size;
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

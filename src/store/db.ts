@@ -1,10 +1,13 @@
 // SQLite through Kysely on bun:sqlite. WAL mode lets the CLI and a backup
 // snapshot read and write while the server runs.
 import { Database } from "bun:sqlite";
+import { dirname, join } from "node:path";
 import { Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
 import { Migrator } from "kysely/migration";
 import { migrations } from "./migrations/index.ts";
 import type { Schema } from "./schema.ts";
+import { backupsDir, fileTimestamp, vacuumInto } from "./snapshot.ts";
+import { appliedMigrations, newerSchemaMessage, schemaStatus } from "./versions.ts";
 
 export type DB = Kysely<Schema>;
 
@@ -18,13 +21,33 @@ export interface Store {
 
 export const DATABASE_FILE = "mailferry.db";
 
-export async function openStore(path: string): Promise<Store> {
+export interface OpenOptions {
+  /** Told where the database was copied before pending migrations ran on it (an upgrade). */
+  onPreMigrationBackup?: (file: string, pending: string[]) => void;
+}
+
+export async function openStore(path: string, options: OpenOptions = {}): Promise<Store> {
   const sqlite = new Database(path, { create: true, strict: true });
+  sqlite.run("PRAGMA busy_timeout = 5000");
+  try {
+    const schema = schemaStatus(appliedMigrations(sqlite));
+    // Before anything is written: an older binary must not touch a newer schema.
+    const newer = newerSchemaMessage(schema);
+    if (newer) throw new Error(newer);
+    if (schema.pending.length > 0 && schema.applied.length > 0) {
+      // An upgrade: keep the database as the previous version left it, in case a migration goes wrong.
+      const file = join(backupsDir(dirname(path)), `pre-migrate-${fileTimestamp()}.db`);
+      vacuumInto(sqlite, file);
+      options.onPreMigrationBackup?.(file, schema.pending);
+    }
+  } catch (err) {
+    sqlite.close();
+    throw err;
+  }
   // WAL: readers never block the writer; NORMAL sync is durable across an
   // application crash, which is what matters (mail itself is never queued here).
   sqlite.run("PRAGMA journal_mode = WAL");
   sqlite.run("PRAGMA synchronous = NORMAL");
-  sqlite.run("PRAGMA busy_timeout = 5000");
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: adapt(sqlite) }) });
   try {
     // Foreign keys stay off while migrating: a table rebuild drops the old table,

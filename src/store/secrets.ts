@@ -7,6 +7,12 @@ import { join } from "node:path";
 export const SRS_SECRET_FILE = "srs.key";
 /** Signs destination verification links. */
 export const VERIFY_SECRET_FILE = "verify.key";
+/**
+ * Keys a data dir must not lose (a restore refuses a backup without them): bounces
+ * to senders rewritten with a lost SRS key are refused. A lost verify.key is made
+ * anew and only voids the verification links already sent.
+ */
+export const REQUIRED_SECRET_FILES = [SRS_SECRET_FILE];
 
 export function loadSecret(dataDir: string, file: string): string {
   const path = join(dataDir, file);

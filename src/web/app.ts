@@ -5,18 +5,22 @@ import { isHealthy, type Store } from "../store/db.ts";
 import { findDomain } from "../store/domains.ts";
 import type { MxListener } from "../smtp/listener.ts";
 import { VERSION } from "../version.ts";
-import { authenticate, csrf, type Env, securityHeaders } from "./session.ts";
+import { authenticate, csrf, type Env, OPEN_PATHS, securityHeaders } from "./session.ts";
 import { API_BASE, apiDocument, createApi } from "./api/index.ts";
 import { mountStatic } from "./static.ts";
+import { mountMetrics } from "./metrics.ts";
+import type { Metrics } from "../metrics/index.ts";
 import { mountUi, type UiDeps } from "./ui.tsx";
 import { mountVerify } from "./verify.tsx";
+import type { FetchHandler } from "../tls/http-listener.ts";
 
 export interface WebDeps extends Omit<UiDeps, "apiDocument"> {
   store: Store;
   smtp: MxListener;
   startedAt: number;
-  /** The MTA-STS policy text served for mta-sts.<managed domain>. */
-  mtaStsPolicy: string;
+  /** The MTA-STS policy text served for mta-sts.<managed domain> (its mode follows the certificate in use). */
+  mtaStsPolicy: () => string;
+  metrics: Metrics;
 }
 
 export function createWebApp(deps: WebDeps): Hono<Env> {
@@ -39,12 +43,14 @@ export function createWebApp(deps: WebDeps): Hono<Env> {
     );
   });
 
+  mountMetrics(app, deps);
+
   // RFC 8461 §3.2: https://mta-sts.<domain>/.well-known/mta-sts.txt, for managed domains only.
   app.get("/.well-known/mta-sts.txt", async (c) => {
     const host = (c.req.header("host") ?? "").replace(/:\d+$/, "").toLowerCase();
     const domain = host.startsWith("mta-sts.") ? host.slice("mta-sts.".length) : null;
     if (!domain || !(await findDomain(store.db, domain))) return c.text("no MTA-STS policy for this host\n", 404);
-    return c.text(mtaStsPolicy, 200, { "cache-control": "max-age=3600" });
+    return c.text(mtaStsPolicy(), 200, { "cache-control": "max-age=3600" });
   });
 
   mountStatic(app);
@@ -57,4 +63,9 @@ export function createWebApp(deps: WebDeps): Hono<Env> {
   mountUi(app, { ...deps, apiDocument: () => apiDocument(api) });
   app.all(`${API_BASE}/*`, (c) => c.json({ error: { code: "not_found", message: `no API route ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
   return app;
+}
+
+/** The app as the public HTTPS port (ACME) serves it: the open paths only, never the admin UI, API or metrics. */
+export function openPathsOnly(app: Hono<Env>): FetchHandler {
+  return (request, server) => (OPEN_PATHS.some((p) => p.test(new URL(request.url).pathname)) ? app.fetch(request, server) : new Response("Not found\n", { status: 404 }));
 }

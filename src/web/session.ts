@@ -1,6 +1,6 @@
 // Who is asking: the session cookie, the CSRF check on every state change,
 // the first-run set-up gate, and the security headers of every response.
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { DB } from "../store/db.ts";
@@ -13,8 +13,11 @@ export const VERIFY_PATH = /^\/verify\/[^/]+$/;
 
 export type Env = { Variables: { session: WebSession | null; ip: string } };
 
-/** Paths anyone may reach: health, the MTA-STS policy, assets, set-up, login and destination verification. */
-const PUBLIC = [/^\/healthz$/, /^\/\.well-known\/mta-sts\.txt$/, /^\/static\//, /^\/favicon\.ico$/, /^\/setup$/, /^\/login$/, VERIFY_PATH];
+/** Paths for anyone on the internet: health, the MTA-STS policy, assets and destination verification (all the public HTTPS port serves). */
+export const OPEN_PATHS = [/^\/healthz$/, /^\/\.well-known\/mta-sts\.txt$/, /^\/static\//, /^\/favicon\.ico$/, VERIFY_PATH];
+
+/** Paths without a session: the open ones, set-up, login and /metrics (which checks access itself). */
+const PUBLIC = [...OPEN_PATHS, /^\/setup$/, /^\/login$/, /^\/metrics$/];
 
 export function securityHeaders(secure: boolean): MiddlewareHandler<Env> {
   return async (c, next) => {
@@ -25,11 +28,6 @@ export function securityHeaders(secure: boolean): MiddlewareHandler<Env> {
     c.header("referrer-policy", "same-origin");
     if (secure) c.header("strict-transport-security", "max-age=31536000");
   };
-}
-
-/** The one-time set-up token of this process, printed at start while no admin exists. */
-export function createSetupToken(): string {
-  return randomBytes(18).toString("base64url");
 }
 
 export function authenticate(db: DB): MiddlewareHandler<Env> {
@@ -60,7 +58,8 @@ export function csrf(): MiddlewareHandler<Env> {
   };
 }
 
-function sameToken(a: string, b: string): boolean {
+/** Compares secrets in constant time. */
+export function sameToken(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);

@@ -8,7 +8,8 @@ import QRCode from "qrcode";
 import { explain } from "../routing/explain.ts";
 import { type Config, type ConfigInput, loadConfigWithOrigins } from "../config/index.ts";
 import { duration } from "../config/values.ts";
-import { checkRecords, zoneLine } from "../auth/records.ts";
+import { checkDns } from "../auth/dns-check.ts";
+import { zoneLine } from "../auth/records.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import { UserError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -36,6 +37,7 @@ import type { FieldErrors } from "../../views/layout.tsx";
 import { AuditPage, EDITABLE, EventPage, ListsPage, type LogFilters, LogPage, SettingsPage } from "../../views/log.tsx";
 import type { Services } from "../service/index.ts";
 import { writeSettings } from "../config/write.ts";
+import { removeSetupToken } from "../store/setup-token.ts";
 import { actorOf, type Env, SESSION_COOKIE } from "./session.ts";
 
 export interface UiDeps {
@@ -97,6 +99,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     if (f.password !== f.password2) return c.html(<SetupPage token={token} username={f.username} errors={{ password2: "The passwords differ" }} />, 422);
     try {
       const admin = await createAdmin(db, f.username ?? "", f.password ?? "");
+      removeSetupToken(deps.config.dataDir);
       await audit(db, { name: `admin:${admin.username}`, ip: c.get("ip") }, "admin.create", admin.username);
       deps.logger.info("admin.created", { username: admin.username, via: "setup" });
       return login(c, admin.id, "/");
@@ -153,7 +156,8 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     return (await listDomains(db)).map((d) => ({ name: d.name, aliases: byId.get(d.id) ?? 0, created_at: d.created_at }));
   }
   const records = (name: string) => services.domains.records(name);
-  const liveChecks = async (name: string) => checkRecords(await records(name), (n, t) => deps.liveResolver.resolve(n, t));
+  // The same check as `mailferry dns check <name>`: the domain's records and this server's host records.
+  const liveChecks = async (name: string) => checkDns([{ name, records: await records(name) }], deps.config.hostname, (n, t) => deps.liveResolver.resolve(n, t));
 
   app.get("/domains", async (c) => c.html(<DomainsPage user={user(c)} csrf={csrfOf(c)} domains={await domainRows()} ok={ok(c)} />));
   app.post("/domains", async (c) => {
@@ -168,9 +172,9 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   const domainPage = async (c: Context<Env>, name: string, extra: { errors?: FieldErrors; status?: 200 | 422 } = {}) => {
     const domain = await findDomain(db, name);
     if (!domain) return c.text("No such domain\n", 404);
-    const [checks, key, dkim] = await Promise.all([liveChecks(name), webhookKey(db, name), listDkimKeys(db, name)]);
+    const [report, key, dkim] = await Promise.all([liveChecks(name), webhookKey(db, name), listDkimKeys(db, name)]);
     return c.html(
-      <DomainPage user={user(c)} csrf={csrfOf(c)} name={name} settings={domainSettings(domain)} defaults={deps.config.addresses} checks={checks} webhookKey={key} dkim={dkim} errors={extra.errors} ok={ok(c)} />,
+      <DomainPage user={user(c)} csrf={csrfOf(c)} name={name} settings={domainSettings(domain)} defaults={deps.config.addresses} report={report} webhookKey={key} dkim={dkim} errors={extra.errors} ok={ok(c)} />,
       extra.status ?? 200,
     );
   };
@@ -178,7 +182,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   app.get("/domains/:name/check", async (c) => {
     const name = c.req.param("name");
     if (!(await findDomain(db, name))) return c.text("No such domain\n", 404);
-    return c.html(<RecordChecks checks={await liveChecks(name)} domain={name} />);
+    return c.html(<RecordChecks report={await liveChecks(name)} domain={name} />);
   });
   app.get("/domains/:name/zone", async (c) => {
     const name = c.req.param("name");

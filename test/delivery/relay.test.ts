@@ -11,6 +11,7 @@ import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "../support/ma
 import { createTestCa } from "../support/pki.ts";
 import { type Sink, startSinks } from "../support/sink.ts";
 import { sendMail, SmtpTalk } from "../support/smtp-client.ts";
+import { waitFor } from "../support/wait.ts";
 
 let dns: DnsServer;
 let mf: TestMailferry;
@@ -274,13 +275,3 @@ describe("SRS bounces", () => {
     talk.close();
   });
 });
-
-async function waitFor<T>(probe: () => T | undefined | T[], timeoutMs = 5000): Promise<T | undefined> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (Array.isArray(value) ? value.length > 0 : value) return Array.isArray(value) ? (value[0] as T) : (value as T);
-    if (Date.now() > until) return undefined;
-    await Bun.sleep(50);
-  }
-}

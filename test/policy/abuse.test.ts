@@ -191,6 +191,21 @@ describe("rate limits", () => {
     }
   }, 60_000);
 
+  test("both limits are settings: lower ones apply", async () => {
+    const mf = await instance({ MAILFERRY_LIMITS_CONNECTIONS_PER_HOUR: "3", MAILFERRY_LIMITS_CONCURRENT_CONNECTIONS: "2" });
+    try {
+      for (let i = 0; i < 3; i++) expect(await rcpt(mf, "127.0.0.62")).toBe("250 Accepted");
+      expect(await rcpt(mf, "127.0.0.62")).toBe("421 4.7.0 Rate limit: more than 3 connections in an hour from 127.0.0.62 to hello@example.test; try again later");
+      const open = await Promise.all(Array.from({ length: 2 }, () => SmtpTalk.connect(mf.smtpPort, "127.0.0.1", "127.0.0.72")));
+      const third = await SmtpTalk.connect(mf.smtpPort, "127.0.0.1", "127.0.0.72");
+      expect(`${third.greeting.code} ${third.greeting.text}`).toBe("421 4.7.0 Too many concurrent connections from 127.0.0.72 (at most 2); try again later");
+      for (const o of open) o.talk.close();
+      third.talk.close();
+    } finally {
+      await mf.stop();
+    }
+  });
+
   test("the 11th concurrent connection from one sender gets 421 4.7.0", async () => {
     const mf = await instance();
     try {

@@ -51,3 +51,14 @@ export function createTestCa(): TestCa {
     },
   };
 }
+
+/** A self-signed certificate for `hostname` valid from `notBefore` to `notAfter` (an expired one, for checks that must notice). */
+export function certificateValidBetween(hostname: string, notBefore: Date, notAfter: Date): { cert: string; key: string } {
+  const pair = keyPair();
+  const cert = certificate(hostname, pair.forgePublic, [{ name: "subjectAltName", altNames: [{ type: 2, value: hostname }] }]);
+  cert.validity.notBefore = notBefore;
+  cert.validity.notAfter = notAfter;
+  cert.setIssuer(cert.subject.attributes);
+  cert.sign(pair.forgePrivate, forge.md.sha256.create());
+  return { cert: forge.pki.certificateToPem(cert), key: pair.key };
+}

@@ -1,9 +1,9 @@
 // A real rspamd (Debian's package) on loopback for scanning tests, with the
 // GTUBE-like test patterns enabled, its own ports and a temporary state dir.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./ports.ts";
 
 export interface Rspamd {
   url: string;
@@ -11,14 +11,6 @@ export interface Rspamd {
 }
 
 export const rspamdInstalled = () => Bun.which("rspamd") !== null;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 export async function startRspamd(): Promise<Rspamd> {
   const dir = mkdtempSync(join(tmpdir(), "mailferry-rspamd-"));

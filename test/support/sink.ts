@@ -3,7 +3,7 @@
 // recipients, fail DATA, drop the connection mid-DATA or break STARTTLS.
 import net from "node:net";
 import { SMTPServer, type SMTPServerSession } from "smtp-server";
-import { generateSelfSigned } from "../../src/smtp/tls.ts";
+import { generateSelfSigned } from "../../src/tls/credentials.ts";
 
 export interface SinkMessage {
   mailFrom: string;

@@ -19,10 +19,11 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs a CLI command to completion. */
-export async function run(command: string[], options: { cwd: string; env?: Record<string, string> }): Promise<Run> {
-  const proc = Bun.spawn(command, { cwd: options.cwd, env: { ...cleanEnv(), ...options.env }, stdout: "pipe", stderr: "pipe" });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+/** Runs a CLI command to completion (killed after `timeoutMs`); `stdin` is its standard input (default: none). */
+export async function run(command: string[], options: { cwd: string; env?: Record<string, string>; stdin?: string; timeoutMs?: number }): Promise<Run> {
+  const stdin = options.stdin === undefined ? "ignore" : new Blob([options.stdin]);
+  const proc = Bun.spawn(command, { cwd: options.cwd, env: { ...cleanEnv(), ...options.env }, stdin, stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 20_000);
   const [stdout, stderr, exitCode] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
   return { exitCode, stdout, stderr };
@@ -86,6 +87,9 @@ export async function smokeTest(command: string[], cwd: string, dns: DnsServer):
       const startupMs = Math.round(performance.now() - started);
       const health = await fetch(String(ready.health_url)).then((r) => r.json());
       expect(health).toMatchObject({ status: "ok", db: { ok: true }, smtp: { listening: true } });
+      const metrics = await fetch(String(ready.health_url).replace(/healthz$/, "metrics"));
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain("# TYPE mailferry_smtp_connections_total counter");
 
       const smtpPort = Number(String(ready.smtp).split(":").pop());
       const { talk, greeting } = await SmtpTalk.connect(smtpPort);

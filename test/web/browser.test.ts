@@ -101,7 +101,7 @@ describe.skipIf(!hasChromium)("admin UI in Chromium", () => {
     await page.waitForURL(url("/"));
   });
 
-  test("add a domain and see its DNS records checked against DNS (✓ for the published MX, ✗ for the rest)", async () => {
+  test("add a domain and see its DNS records checked against DNS (✓ for the published MX, ✗ or ! for the rest)", async () => {
     await page.goto(url("/domains"));
     await page.fill("#f-name", "Browser.Test");
     await page.click("form[action='/domains'] button");
@@ -109,7 +109,10 @@ describe.skipIf(!hasChromium)("admin UI in Chromium", () => {
     expect(await page.textContent(".flash.ok")).toContain("Added browser.test");
     const rows = await page.$$eval("#dns-records tbody tr", (trs) => trs.map((tr) => [tr.children[0]!.textContent!.trim(), tr.children[2]!.textContent!.trim(), tr.children[1]!.textContent!.trim()]));
     expect(rows[0]).toEqual(["✓", "MX", "browser.test."]);
-    expect(rows.filter((r) => r[0] === "✗").length).toBe(rows.length - 1);
+    // The rest is missing: ✗ where required, ! where recommended (DMARC, MTA-STS policy and host, TLS-RPT); the host's address too.
+    expect(rows.filter((r) => r[0] === "!").map((r) => r[1])).toEqual(["TXT", "TXT", "CNAME", "TXT"]);
+    expect(rows.filter((r) => r[0] === "✗").length).toBe(rows.length - 5);
+    expect(rows.at(-1)).toEqual(["✗", "A", `${TEST_HOSTNAME}.`]);
     // Publish the SPF record and check again without reloading the page.
     dns.zones["browser.test"]!.TXT = ["v=spf1 mx -all"];
     await page.click("text=Check again");

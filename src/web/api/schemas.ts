@@ -58,7 +58,7 @@ export const DomainSettingsPatch = z
 export const DnsRecord = z
   .object({
     purpose: z.string(),
-    type: z.enum(["MX", "TXT", "CNAME"]),
+    type: z.enum(["MX", "TXT", "CNAME", "A", "AAAA", "PTR"]),
     name: z.string(),
     value: z.string(),
     ttl: z.number().int(),

@@ -1,12 +1,13 @@
 // The STARTTLS certificate: the configured one, else a self-signed one made
 // on first start and kept in the data dir (senders' MTAs do not verify MX
 // certificates unless MTA-STS/DANE says so, so self-signed still encrypts).
-import { generateKeyPairSync, X509Certificate } from "node:crypto";
+// With ACME (./acme.ts) the self-signed one serves until the CA's is issued.
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import forge from "node-forge";
 import type { Config } from "../config/index.ts";
-import { ConfigError, envName } from "../config/index.ts";
+import { ConfigError, envName, readSettingFile } from "../config/index.ts";
 
 export interface TlsCredentials {
   key: Buffer;
@@ -15,21 +16,52 @@ export interface TlsCredentials {
   selfSigned: boolean;
 }
 
+/** Where the listeners get their certificate, and hear of a new one (ACME renewals). */
+export interface CertificateSource {
+  current(): TlsCredentials;
+  onChange(listener: (credentials: TlsCredentials) => void): void;
+}
+
+/** A certificate that never changes while running (configured or self-signed). */
+export function fixedCertificate(credentials: TlsCredentials): CertificateSource {
+  return { current: () => credentials, onChange: () => {} };
+}
+
+export interface CertificateFacts {
+  /** DNS names of the subjectAltName extension. */
+  names: string[];
+  /** Milliseconds since the epoch. */
+  notAfter: number;
+  serial: string;
+  issuer: string;
+}
+
+/** What a PEM certificate (the first of a chain) is for and until when; throws when it is not one. */
+export function certificateFacts(pem: Buffer | string): CertificateFacts {
+  const cert = new X509Certificate(pem);
+  const names = (cert.subjectAltName ?? "")
+    .split(", ")
+    .filter((entry) => entry.startsWith("DNS:"))
+    .map((entry) => entry.slice(4).toLowerCase());
+  return { names, notAfter: Date.parse(cert.validTo), serial: cert.serialNumber, issuer: cert.issuer };
+}
+
+/** True when `key` is the private key of `cert` (a crash between writing the two must not pair them wrongly). */
+export function keyMatches(cert: Buffer | string, key: Buffer | string): boolean {
+  try {
+    return new X509Certificate(cert).checkPrivateKey(createPrivateKey(key));
+  } catch {
+    return false;
+  }
+}
+
 export const SELF_SIGNED_CERT = "tls/selfsigned.crt";
 export const SELF_SIGNED_KEY = "tls/selfsigned.key";
 
 export function loadTlsCredentials(config: Config): TlsCredentials {
   const { cert, key } = config.tls;
   if (cert && key) {
-    const read = (path: string, setting: "cert" | "key") => {
-      try {
-        return readFileSync(path);
-      } catch (err) {
-        const name = envName({ section: "tls", key: setting });
-        throw new ConfigError(name, `${name}=${JSON.stringify(path)}: cannot read file (${(err as NodeJS.ErrnoException).code ?? err})`);
-      }
-    };
-    const credentials = { cert: read(cert, "cert"), key: read(key, "key"), certPath: cert, selfSigned: false };
+    const credentials = { cert: readSettingFile(cert, { section: "tls", key: "cert" }), key: readSettingFile(key, { section: "tls", key: "key" }), certPath: cert, selfSigned: false };
     try {
       new X509Certificate(credentials.cert);
     } catch {

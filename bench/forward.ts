@@ -1,0 +1,450 @@
+// Forwarding benchmark: the loopback limit, mailferry, Postfix and Haraka side
+// by side on this machine, back to back in one run (issue: benchmarks).
+// Each tool forwards `anything@bench.test` to user@dest.test, delivered to the
+// same Postfix smtp-sink; load comes from Postfix's smtp-source.
+// Run: bench/run [--messages N] [--size BYTES] [--concurrency N] [--only a,b] [--soak MINUTES]
+import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { startDnsServer } from "../test/support/dns-server.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const { values } = parseArgs({
+  options: {
+    messages: { type: "string", default: "2000" },
+    size: { type: "string", default: "10240" },
+    concurrency: { type: "string", default: "20" },
+    only: { type: "string", default: "direct,mailferry,postfix,haraka" },
+    probes: { type: "string", default: "200" },
+    soak: { type: "string" },
+  },
+});
+const MESSAGES = Number(values.messages);
+const SIZE = Number(values.size);
+const CONCURRENCY = Number(values.concurrency);
+const PROBES = Number(values.probes);
+const AS_ROOT = process.getuid?.() === 0;
+const work = mkdtempSync(join(tmpdir(), "mailferry-bench-"));
+// smtp-sink runs as the postfix user when we are root: it must reach its dump dir.
+chmodSync(work, 0o755);
+
+const dns = await startDnsServer({
+  "dest.test": { MX: [{ priority: 10, exchange: "sink.dest.test" }] },
+  "sink.dest.test": { A: ["127.0.0.1"] },
+  "src.test": { TXT: ["v=spf1 ip4:127.0.0.0/8 -all"] },
+  "_dmarc.src.test": { TXT: ["v=DMARC1; p=none"] },
+  "client.src.test": { A: ["127.0.0.1"] },
+  "1.0.0.127.in-addr.arpa": { PTR: ["client.src.test"] },
+});
+
+// ---- processes and measurements ----------------------------------------------
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1", () => (socket.destroy(), resolve(true)));
+      socket.on("error", () => resolve(false));
+    });
+    if (open) return;
+    await Bun.sleep(50);
+  }
+  throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
+}
+
+function start(command: string, args: string[], env: Record<string, string> = {}): ChildProcess {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  child.stderr!.on("data", (chunk: Buffer) => process.stderr.write(`[${command.split("/").pop()}] ${chunk}`));
+  return child;
+}
+
+async function run(command: string, args: string[]): Promise<void> {
+  const child = start(command, args);
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited with ${code}`);
+}
+
+/**
+ * Memory of a process and all its descendants, in KB: the proportional set
+ * size, so pages shared between Postfix's many processes count once.
+ */
+function treeRssKb(pids: number[]): number {
+  let total = 0;
+  const seen = new Set<number>();
+  const stack = [...pids];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    try {
+      total += Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1] ?? 0);
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        const children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+        if (children) stack.push(...children.split(" ").map(Number));
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
+
+function sampleRss(pids: () => number[]): { stop(): number } {
+  let peak = 0;
+  const timer = setInterval(() => (peak = Math.max(peak, treeRssKb(pids()))), 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, treeRssKb(pids()));
+    },
+  };
+}
+
+/** smtp-sink writing each message to its own file, so deliveries are counted and timed. */
+async function startSink(dir: string): Promise<{ port: number; child: ChildProcess; files(): string[] }> {
+  mkdirSync(dir, { recursive: true });
+  if (AS_ROOT) chmodSync(dir, 0o777);
+  const port = await freePort();
+  const child = start("smtp-sink", [...(AS_ROOT ? ["-u", "postfix"] : []), "-d", `${dir}/%H%M%S.`, "-m", "1024", `127.0.0.1:${port}`, "1024"]);
+  await waitForPort(port);
+  return { port, child, files: () => readdirSync(dir) };
+}
+
+async function waitForCount(count: () => number, target: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  while (count() < target && Date.now() < deadline) await Bun.sleep(10);
+  return performance.now();
+}
+
+/** A server run in the foreground, ready once its SMTP port answers; stopped with SIGTERM. */
+async function startServer(command: string, args: string[], smtpPort: number, env: Record<string, string> = {}) {
+  const child = start(command, args, env);
+  await waitForPort(smtpPort);
+  return {
+    pids: () => [child.pid!],
+    stop: async () => {
+      child.kill("SIGTERM");
+      await new Promise((resolve) => child.on("exit", resolve));
+    },
+  };
+}
+
+interface Tool {
+  name: string;
+  start(smtpPort: number, sinkPort: number): Promise<{ pids(): number[]; stop(): Promise<void> }>;
+}
+
+// ---- the tools ----------------------------------------------------------------
+
+const binary = join(ROOT, "dist/mailferry");
+const mailferry: Tool = {
+  name: "mailferry",
+  async start(smtpPort, sinkPort) {
+    const dataDir = mkdtempSync(join(work, "mailferry-"));
+    const env = {
+      MAILFERRY_DATA_DIR: dataDir,
+      MAILFERRY_HOSTNAME: "mx.bench.test",
+      MAILFERRY_SMTP_PORT: String(smtpPort),
+      MAILFERRY_HTTP_PORT: "0",
+      MAILFERRY_DNS_SERVERS: dns.address,
+      MAILFERRY_OUTBOUND_PORT: String(sinkPort),
+      MAILFERRY_GREYLIST_DELAY: "0",
+      MAILFERRY_VERIFY_DESTINATIONS: "false",
+      // One client IP sends everything: lift the per-sender limits meant for the internet.
+      MAILFERRY_LIMITS_CONNECTIONS_PER_HOUR: "100000000",
+      MAILFERRY_LIMITS_CONCURRENT_CONNECTIONS: "1000",
+      MAILFERRY_LOG_LEVEL: "warn",
+    };
+    const cli = (args: string[]) => new Promise<void>((resolve, reject) => start(binary, args, env).on("exit", (c) => (c === 0 ? resolve() : reject(new Error(`mailferry ${args.join(" ")}: exit ${c}`)))));
+    await cli(["domain", "add", "bench.test"]);
+    await cli(["alias", "add", "bench.test", "*", "user@dest.test"]);
+    return startServer(binary, ["serve"], smtpPort, env);
+  },
+};
+
+const postfix: Tool = {
+  name: "postfix",
+  async start(smtpPort, sinkPort) {
+    const dir = mkdtempSync(join(work, "postfix-"));
+    chmodSync(dir, 0o755);
+    for (const sub of ["conf", "queue", "data"]) mkdirSync(join(dir, sub));
+    if (AS_ROOT) await run("chown", ["postfix", join(dir, "data")]);
+    writeFileSync(
+      join(dir, "conf/main.cf"),
+      [
+        "compatibility_level = 3.6",
+        `queue_directory = ${dir}/queue`,
+        `data_directory = ${dir}/data`,
+        "mail_owner = postfix",
+        "myhostname = mx.pfbench.test",
+        "inet_interfaces = 127.0.0.1",
+        "inet_protocols = ipv4",
+        "mynetworks =",
+        "mydestination =",
+        // A forwarder: virtual aliases for the hosted domain, delivery to the sink.
+        "virtual_alias_domains = bench.test",
+        `virtual_alias_maps = texthash:${dir}/conf/virtual`,
+        `transport_maps = texthash:${dir}/conf/transport`,
+        "smtpd_relay_restrictions = reject_unauth_destination",
+        `maillog_file = ${dir}/maillog`,
+        `maillog_file_prefixes = ${dir}`,
+        "smtpd_client_connection_count_limit = 0",
+        "smtpd_client_connection_rate_limit = 0",
+        "default_process_limit = 100",
+      ].join("\n") + "\n",
+    );
+    writeFileSync(join(dir, "conf/virtual"), "@bench.test user@dest.test\n");
+    writeFileSync(join(dir, "conf/transport"), `dest.test smtp:[127.0.0.1]:${sinkPort}\n`);
+    // Debian's master.cf with the smtpd on our port and no chroot (the private queue has no chroot files).
+    const master = readFileSync("/etc/postfix/master.cf", "utf8")
+      .split("\n")
+      .map((line) => {
+        if (!/^[^#\s]/.test(line)) return line;
+        const f = line.split(/\s+/);
+        if (f.length >= 8) f[4] = "n";
+        if (f[0] === "smtp" && f[1] === "inet") f[0] = `127.0.0.1:${smtpPort}`;
+        return f.join(" ");
+      })
+      .join("\n");
+    writeFileSync(join(dir, "conf/master.cf"), master);
+    // postfix reports start-up errors only to its log (or a terminal).
+    await run("postfix", ["-c", `${dir}/conf`, "start"]).catch((err) => {
+      throw new Error(`${err.message}\n${existsSync(`${dir}/maillog`) ? readFileSync(`${dir}/maillog`, "utf8") : "(no log)"}`);
+    });
+    await waitForPort(smtpPort);
+    const masterPid = () => Number(readFileSync(`${dir}/queue/pid/master.pid`, "utf8").trim());
+    return {
+      pids: () => [masterPid()],
+      stop: () => run("postfix", ["-c", `${dir}/conf`, "stop"]),
+    };
+  },
+};
+
+const haraka: Tool = {
+  name: "haraka",
+  async start(smtpPort, sinkPort) {
+    const bin = join(ROOT, "bench/.haraka/node_modules/.bin/haraka");
+    const dir = join(work, "haraka");
+    await run(bin, ["-i", dir]);
+    const config = (name: string, text: string) => writeFileSync(join(dir, "config", name), text);
+    config("smtp.ini", `listen=127.0.0.1:${smtpPort}\nnodes=0\n`);
+    config("plugins", "aliases\nrcpt_to.in_host_list\nqueue/smtp_forward\n");
+    config("host_list", "bench.test\n");
+    config("aliases", JSON.stringify({ "@bench.test": { action: "alias", to: "user@dest.test" } }));
+    config("smtp_forward.ini", `host=127.0.0.1\nport=${sinkPort}\nenable_tls=false\nenable_outbound=false\n`);
+    config("log.ini", "[main]\nlevel=warn\n");
+    return startServer(bin, ["-c", dir], smtpPort);
+  },
+};
+
+/** The loopback limit: smtp-source straight into the sink. */
+const direct: Tool = { name: "direct", start: async () => ({ pids: () => [], stop: async () => {} }) };
+
+// ---- one measured run ----------------------------------------------------------
+
+function smtpSource(port: number, count: number, concurrency: number): Promise<void> {
+  return run("smtp-source", ["-s", String(concurrency), "-m", String(count), "-l", String(SIZE), "-f", "sender@src.test", "-t", "someone@bench.test", "-M", "client.src.test", `127.0.0.1:${port}`]);
+}
+
+/** Reads complete SMTP replies (the last line of a multi-line reply) one at a time. */
+function replies(socket: net.Socket): () => Promise<string> {
+  let buffered = "";
+  let waiting: ((line: string) => void) | undefined;
+  let failed: Error | undefined;
+  const take = () => {
+    const m = /^(\d{3}) [^\r\n]*\r\n/m.exec(buffered);
+    if (!m || !waiting) return;
+    buffered = buffered.slice(m.index + m[0].length);
+    const resolve = waiting;
+    waiting = undefined;
+    resolve(m[0].trim());
+  };
+  socket.on("data", (d) => ((buffered += d), take()));
+  socket.on("error", (err) => (failed = err));
+  return () =>
+    new Promise((resolve, reject) => {
+      if (failed) return reject(failed);
+      waiting = resolve;
+      take();
+    });
+}
+
+/**
+ * One message at a time: the latency a tool adds, from the end of DATA sent to
+ * it to the file the sink wrote (the connection set-up before — including
+ * smtp-server's 100 ms early-talker pause — is not the forwarding's cost).
+ * File times come from the kernel's coarse clock: a few ms of resolution.
+ */
+async function probeLatency(port: number, sinkDir: string, count: number): Promise<number[]> {
+  const body = "x".repeat(76) + "\r\n";
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const before = new Set(readdirSync(sinkDir));
+    const socket = net.connect(port, "127.0.0.1");
+    const reply = replies(socket);
+    await reply();
+    for (const line of ["EHLO client.src.test", "MAIL FROM:<sender@src.test>", "RCPT TO:<probe@bench.test>", "DATA"]) {
+      socket.write(`${line}\r\n`);
+      const answer = await reply();
+      if (!/^[23]/.test(answer)) throw new Error(`probe ${i}: ${line} answered ${answer}`);
+    }
+    socket.write(`From: <sender@src.test>\r\nTo: <probe@bench.test>\r\nSubject: probe ${i}\r\nMessage-ID: <probe-${i}-${process.pid}@src.test>\r\nDate: ${new Date().toUTCString()}\r\n\r\n${body.repeat(Math.ceil(SIZE / body.length))}.\r\n`);
+    const sent = Date.now();
+    const answer = await reply();
+    if (!answer.startsWith("250")) throw new Error(`probe ${i}: DATA answered ${answer}`);
+    socket.end("QUIT\r\n");
+    let arrived: string | undefined;
+    const deadline = Date.now() + 30_000;
+    while (!arrived && Date.now() < deadline) {
+      arrived = readdirSync(sinkDir).find((f) => !before.has(f));
+      if (!arrived) await Bun.sleep(1);
+    }
+    if (!arrived) throw new Error(`probe ${i} never reached the sink`);
+    latencies.push(statSync(join(sinkDir, arrived)).mtimeMs - sent);
+  }
+  return latencies.sort((a, b) => a - b);
+}
+
+const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+interface Result {
+  tool: string;
+  messages: number;
+  accepted_per_s: number;
+  delivered_per_s: number;
+  delivered: number;
+  duplicates: number;
+  latency_p50_ms: number;
+  latency_p99_ms: number;
+  peak_pss_mb: number;
+}
+
+/** Message-IDs of the dumped messages, to find losses and duplicates. */
+function messageIds(dir: string): string[] {
+  return readdirSync(dir).map((f) => /^Message-Id:\s*(\S+)/im.exec(readFileSync(join(dir, f), "latin1"))?.[1] ?? f);
+}
+
+async function measure(tool: Tool): Promise<Result> {
+  const sinkDir = join(work, `sink-${tool.name}`);
+  const sink = await startSink(sinkDir);
+  const smtpPort = tool === direct ? sink.port : await freePort();
+  const running = await tool.start(smtpPort, sink.port);
+  const rss = sampleRss(() => running.pids());
+  try {
+    // Warm up (JIT, caches, connection set-up), then clear the sink.
+    await smtpSource(smtpPort, 50, 5);
+    await waitForCount(() => sink.files().length, 50, 30_000);
+    rmSync(sinkDir, { recursive: true, force: true });
+    mkdirSync(sinkDir);
+    if (AS_ROOT) chmodSync(sinkDir, 0o777);
+
+    const t0 = performance.now();
+    await smtpSource(smtpPort, MESSAGES, CONCURRENCY);
+    const accepted = performance.now();
+    const delivered = await waitForCount(() => sink.files().length, MESSAGES, 120_000);
+    await Bun.sleep(1000); // late duplicates would show up here
+    const ids = messageIds(sinkDir);
+    const unique = new Set(ids).size;
+    rmSync(sinkDir, { recursive: true, force: true });
+    mkdirSync(sinkDir);
+    if (AS_ROOT) chmodSync(sinkDir, 0o777);
+    const latencies = await probeLatency(smtpPort, sinkDir, PROBES);
+    return {
+      tool: tool.name,
+      messages: MESSAGES,
+      accepted_per_s: round(MESSAGES / ((accepted - t0) / 1000)),
+      delivered_per_s: round(unique / ((delivered - t0) / 1000)),
+      delivered: unique,
+      duplicates: ids.length - unique,
+      latency_p50_ms: round(quantile(latencies, 0.5)),
+      latency_p99_ms: round(quantile(latencies, 0.99)),
+      peak_pss_mb: round(rss.stop() / 1024),
+    };
+  } finally {
+    rss.stop();
+    await running.stop();
+    sink.child.kill("SIGTERM");
+  }
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;
+
+// ---- soak: memory over time under steady load ----------------------------------
+
+async function soak(minutes: number): Promise<void> {
+  const sinkDir = join(work, "sink-soak");
+  const sink = await startSink(sinkDir);
+  const smtpPort = await freePort();
+  const running = await mailferry.start(smtpPort, sink.port);
+  const end = Date.now() + minutes * 60_000;
+  const samples: { minute: number; pss_mb: number; delivered: number }[] = [];
+  let delivered = 0;
+  try {
+    while (Date.now() < end) {
+      await smtpSource(smtpPort, 500, CONCURRENCY);
+      delivered += sink.files().length;
+      rmSync(sinkDir, { recursive: true, force: true });
+      mkdirSync(sinkDir);
+      if (AS_ROOT) chmodSync(sinkDir, 0o777);
+      const minute = round((minutes * 60_000 - (end - Date.now())) / 60_000);
+      samples.push({ minute, pss_mb: round(treeRssKb(running.pids()) / 1024), delivered });
+      console.log(`soak ${minute.toFixed(1)} min: rss ${samples.at(-1)!.pss_mb} MB, delivered ${delivered}`);
+    }
+  } finally {
+    await running.stop();
+    sink.child.kill("SIGTERM");
+  }
+  save("soak", { minutes, samples });
+}
+
+// ---- report ---------------------------------------------------------------------
+
+function machine() {
+  return { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: round(totalmem() / 1024 ** 3), kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim() };
+}
+
+function save(kind: string, data: object): void {
+  const dir = join(ROOT, "bench/results");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${kind}-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine: machine(), ...data }, null, 2) + "\n");
+  console.log(`written ${file}`);
+}
+
+try {
+  if (!existsSync(binary)) throw new Error("dist/mailferry is missing: bench/run builds it");
+  if (values.soak) {
+    await soak(Number(values.soak));
+  } else {
+    const tools = { direct, mailferry, postfix, haraka };
+    const results: Result[] = [];
+    for (const name of values.only!.split(",")) {
+      const tool = tools[name as keyof typeof tools];
+      if (!tool) throw new Error(`unknown tool ${name}`);
+      console.log(`measuring ${name} ...`);
+      results.push(await measure(tool));
+    }
+    const base = results.find((r) => r.tool === "direct");
+    const added = (r: Result, key: "latency_p50_ms" | "latency_p99_ms") => (base && r !== base ? round(r[key] - base[key]) : null);
+    console.table(results.map((r) => ({ ...r, added_p50_ms: added(r, "latency_p50_ms"), added_p99_ms: added(r, "latency_p99_ms") })));
+    const byName = Object.fromEntries(results.map((r) => [r.tool, r]));
+    const ratio = (other: string) => (byName.mailferry && byName[other] ? round((byName.mailferry.delivered_per_s / byName[other].delivered_per_s) * 100) / 100 : null);
+    const ratios = { mailferry_vs_postfix: ratio("postfix"), mailferry_vs_haraka: ratio("haraka") };
+    console.log("delivered/s ratios:", ratios);
+    save("forward", { settings: { messages: MESSAGES, size: SIZE, concurrency: CONCURRENCY, probes: PROBES }, results, ratios });
+  }
+} finally {
+  await dns.close();
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,176 @@
+// `mailferry dns check` (and `domain dns --check`, the same report) against
+// the test DNS server, as a real process; and the admin UI's domain page,
+// which shows the same report with this server's host records.
+import { describe, expect, test } from "bun:test";
+import { reverseName } from "../src/dns/resolver.ts";
+import { createAdmin, createSession } from "../src/store/admins.ts";
+import type { Zones } from "./support/dns-server.ts";
+import { startMailferry, TEST_HOSTNAME } from "./support/mailferry.ts";
+import { cliSandbox } from "./support/smoke.ts";
+
+const HOST = "mx.check.test";
+const { sandbox, mf } = cliSandbox("dns-check", { MAILFERRY_HOSTNAME: HOST, MAILFERRY_DNS_TIMEOUT: "1s" });
+const withDns = () => ({ MAILFERRY_DNS_SERVERS: sandbox.dns.address });
+const dnsCheck = (...args: string[]) => mf(["dns", "check", ...args], withDns());
+const lines = (text: string) => text.trimEnd().split("\n");
+
+interface Published {
+  name: string;
+  type: string;
+  value: string;
+}
+
+/** A correct set-up: every record `domain dns --json` lists, the host's addresses and a PTR for each naming it. */
+async function publishAll(...domains: string[]): Promise<Zones> {
+  const zones: Zones = {};
+  const at = (name: string) => (zones[name.replace(/\.$/, "")] ??= {});
+  for (const domain of domains) {
+    for (const r of JSON.parse((await mf(["domain", "dns", domain, "--json"])).stdout) as Published[]) {
+      const [priority, exchange] = r.value.split(" ");
+      if (r.type === "MX") (at(r.name).MX ??= []).push({ priority: Number(priority), exchange: exchange!.replace(/\.$/, "") });
+      if (r.type === "TXT") (at(r.name).TXT ??= []).push(r.value);
+      if (r.type === "CNAME") at(r.name).CNAME = r.value.replace(/\.$/, "");
+    }
+  }
+  Object.assign(at(HOST), { A: ["127.0.0.1"], AAAA: ["::1"] });
+  zones[reverseName("127.0.0.1")] = { PTR: [HOST] };
+  zones[reverseName("::1")] = { PTR: [HOST] };
+  sandbox.dns.zones = zones;
+  return zones;
+}
+
+describe("mailferry dns check <domain>", () => {
+  test("a correct zone: every record ✓ with its zone line, host address and PTR included, exit 0", async () => {
+    expect((await mf(["domain", "add", "check.test"])).exitCode).toBe(0);
+    await publishAll("check.test");
+    const r = await dnsCheck("check.test");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).not.toMatch(/[✗!] /);
+    const out = lines(r.stdout);
+    expect(out[0]).toBe("check.test");
+    expect(out).toContain("  ✓ MX: mail for the domain comes to mailferry");
+    expect(out).toContain("  ✓ DMARC: forwarded copies with a rewritten From are DKIM-signed and pass (recommended)");
+    expect(out).toContain(`${HOST} (this server)`);
+    expect(out).toContain("  ✓ A: the MX host name has an address");
+    expect(out).toContain(`      ${HOST}. 3600 IN A 127.0.0.1`);
+    expect(out).toContain("  ✓ AAAA: the MX host name has an address");
+    expect(out).toContain("  ✓ PTR of 127.0.0.1 names the MX host (reverse DNS: set it at your hosting provider)");
+    expect(out).toContain(`      1.0.0.127.in-addr.arpa. 3600 IN PTR ${HOST}.`);
+    expect(out).toContain("  ✓ PTR of ::1 names the MX host (reverse DNS: set it at your hosting provider)");
+    // 8 domain records (MX, SPF, DKIM, DMARC, MTA-STS TXT and CNAME, TLS-RPT, the SRS domain's SPF), 2 addresses, 2 PTRs.
+    expect(out.at(-1)).toBe("12 of 12 records published as expected");
+  });
+
+  test("`domain dns <name> --check` is the same report", async () => {
+    await publishAll("check.test");
+    const [viaDomain, viaDns] = await Promise.all([mf(["domain", "dns", "check.test", "--check"], withDns()), dnsCheck("check.test")]);
+    expect(viaDomain).toEqual(viaDns);
+    const [jsonDomain, jsonDns] = await Promise.all([mf(["domain", "dns", "check.test", "--check", "--json"], withDns()), dnsCheck("check.test", "--json")]);
+    expect(JSON.parse(jsonDomain.stdout)).toEqual(JSON.parse(jsonDns.stdout));
+  });
+
+  test("a broken zone (wrong SPF, no DKIM, PTR naming another host): ✗ with what is published and the line to publish, exit 1", async () => {
+    const zones = await publishAll("check.test");
+    zones["check.test"]!.TXT = ["v=spf1 include:elsewhere.test -all", "site-verification=abc"];
+    delete zones["mailferry._domainkey.check.test"];
+    zones[reverseName("127.0.0.1")] = { PTR: ["mail.other.test"] };
+    const r = await dnsCheck("check.test");
+    expect(r.exitCode).toBe(1);
+    const out = lines(r.stdout);
+    const spf = out.indexOf('  ✗ SPF: the MX host may send for the domain: published differently: "v=spf1 include:elsewhere.test -all"');
+    expect(spf).toBeGreaterThan(0);
+    expect(out[spf + 1]).toBe('      check.test. 3600 IN TXT "v=spf1 mx -all"');
+    const dkim = out.indexOf("  ✗ DKIM key (selector mailferry): not published");
+    expect(out[dkim + 1]).toStartWith('      mailferry._domainkey.check.test. 3600 IN TXT "v=DKIM1; k=rsa; p=');
+    const ptr = out.indexOf('  ✗ PTR of 127.0.0.1 names the MX host (reverse DNS: set it at your hosting provider): published differently: "mail.other.test."');
+    expect(out[ptr + 1]).toBe(`      1.0.0.127.in-addr.arpa. 3600 IN PTR ${HOST}.`);
+    expect(out).toContain("  ✓ PTR of ::1 names the MX host (reverse DNS: set it at your hosting provider)");
+    expect(out.at(-1)).toBe("9 of 12 records published as expected; 3 required records are missing or wrong");
+
+    const json = JSON.parse((await dnsCheck("check.test", "--json")).stdout);
+    expect(json.ok).toBe(false);
+    const wrong = json.records.filter((c: { status: string }) => c.status !== "ok");
+    expect(wrong.map((c: { domain: string | null; type: string; level: string; status: string }) => `${c.domain} ${c.type} ${c.level} ${c.status}`)).toEqual([
+      "check.test TXT required different",
+      "check.test TXT required missing",
+      "null PTR required different",
+    ]);
+    expect(wrong[2]).toMatchObject({ name: "1.0.0.127.in-addr.arpa.", value: `${HOST}.`, found: ["mail.other.test."], zone_line: `1.0.0.127.in-addr.arpa. 3600 IN PTR ${HOST}.` });
+  });
+
+  test("only recommended records missing: ! for them, exit 0", async () => {
+    const zones = await publishAll("check.test");
+    delete zones["_dmarc.check.test"];
+    delete zones["_smtp._tls.check.test"];
+    const r = await dnsCheck("check.test");
+    expect(r.exitCode).toBe(0);
+    const out = lines(r.stdout);
+    expect(out).toContain("  ! DMARC: forwarded copies with a rewritten From are DKIM-signed and pass (recommended): not published");
+    expect(out).toContain("  ! TLS-RPT: where senders report TLS problems (recommended): not published");
+    expect(r.stdout).not.toContain("✗");
+    expect(out.at(-1)).toBe("10 of 12 records published as expected; all required records are right, the others are recommended");
+    expect(JSON.parse((await dnsCheck("check.test", "--json")).stdout).ok).toBe(true);
+  });
+
+  test("a host name without an address: ✗ with the A record to publish, exit 1", async () => {
+    const zones = await publishAll("check.test");
+    delete zones[HOST]!.A;
+    delete zones[HOST]!.AAAA;
+    const r = await dnsCheck("check.test");
+    expect(r.exitCode).toBe(1);
+    const out = lines(r.stdout);
+    const address = out.indexOf("  ✗ A/AAAA: the MX host name has this server's address (then its PTR must name it): not published");
+    expect(out[address + 1]).toBe(`      ${HOST}. 3600 IN A <public IP address of this server>`);
+    expect(r.stdout).not.toContain("PTR of");
+  });
+});
+
+describe("mailferry dns check (every domain)", () => {
+  test("each managed domain, then the host records once; a record the domains share is checked once", async () => {
+    expect((await mf(["domain", "add", "second.test"])).exitCode).toBe(0);
+    await publishAll("check.test", "second.test");
+    const r = await mf(["dns", "check"], withDns());
+    expect(r.exitCode).toBe(0);
+    const out = lines(r.stdout);
+    // 8 records of check.test, 7 of second.test (the SRS domain's SPF is check.test's), 4 host records.
+    expect(out.filter((l) => !l.startsWith(" "))).toEqual(["check.test", "second.test", `${HOST} (this server)`, "19 of 19 records published as expected"]);
+    expect(out.filter((l) => l === `      ${HOST}. 3600 IN TXT "v=spf1 a -all"`)).toHaveLength(1);
+  });
+
+  test("usage errors exit 2; a domain that is not managed exits 1", async () => {
+    expect((await mf(["dns"])).exitCode).toBe(2);
+    expect((await mf(["dns", "check", "a.test", "b.test"])).exitCode).toBe(2);
+    const unknown = await dnsCheck("unknown.test");
+    expect(unknown.exitCode).toBe(1);
+    expect(unknown.stderr).toContain("domain unknown.test is not managed here");
+  });
+});
+
+describe("the admin UI's domain page", () => {
+  test("shows the same report, with this server's address and PTR, and checks again live", async () => {
+    const app = await startMailferry({ dns: sandbox.dns, domains: ["ui.test"] });
+    try {
+      sandbox.dns.zones = { [TEST_HOSTNAME]: { A: ["127.0.0.1"] }, [reverseName("127.0.0.1")]: { PTR: [TEST_HOSTNAME] } };
+      const admin = await createAdmin(app.appliance.store.db, "admin", "correct horse battery staple");
+      const session = await createSession(app.appliance.store.db, admin.id, "127.0.0.1", "test");
+      const get = (path: string) => fetch(`${app.httpUrl}${path}`, { headers: { cookie: `mf_session=${session.token}` } }).then((res) => res.text());
+      const row = (mark: string, level: string, name: string, type: string) =>
+        new RegExp(`<td class="[a-z]+" aria-label="${level}">${mark}</td><td class="mono">${name.replaceAll(".", "\\.")}</td><td>${type}</td>`);
+
+      const page = await get("domains/ui.test");
+      expect(page).toContain(`<h3>${TEST_HOSTNAME} (this server)</h3>`);
+      expect(page).toMatch(row("✓", "ok, required", `${TEST_HOSTNAME}.`, "A"));
+      expect(page).toMatch(row("✓", "ok, required", "1.0.0.127.in-addr.arpa.", "PTR"));
+      expect(page).toMatch(row("✗", "missing, required", "ui.test.", "MX"));
+      expect(page).toMatch(row("!", "missing, recommended", "_dmarc.ui.test.", "TXT"));
+      expect(page).toContain("2 of 10 records published as expected; 4 required records are missing or wrong");
+
+      sandbox.dns.zones[reverseName("127.0.0.1")] = { PTR: ["mail.other.test"] };
+      const again = await get("domains/ui.test/check");
+      expect(again).toMatch(row("✗", "different, required", "1.0.0.127.in-addr.arpa.", "PTR"));
+      expect(again).toContain("mail.other.test.");
+    } finally {
+      await app.stop();
+    }
+  });
+});
