@@ -393,13 +393,16 @@ async function soak(minutes: number): Promise<void> {
   try {
     while (Date.now() < end) {
       await smtpSource(smtpPort, 500, CONCURRENCY);
-      delivered += sink.files().length;
+      await waitForCount(() => sink.files().length, 500, 30_000);
+      const batch = sink.files().length;
+      if (batch !== 500) throw new Error(`soak: a batch of 500 delivered ${batch}`);
+      delivered += batch;
       rmSync(sinkDir, { recursive: true, force: true });
       mkdirSync(sinkDir);
       if (AS_ROOT) chmodSync(sinkDir, 0o777);
       const minute = round((minutes * 60_000 - (end - Date.now())) / 60_000);
       samples.push({ minute, pss_mb: round(treeRssKb(running.pids()) / 1024), delivered });
-      console.log(`soak ${minute.toFixed(1)} min: rss ${samples.at(-1)!.pss_mb} MB, delivered ${delivered}`);
+      console.log(`soak ${minute.toFixed(1)} min: pss ${samples.at(-1)!.pss_mb} MB, delivered ${delivered}`);
     }
   } finally {
     await running.stop();
