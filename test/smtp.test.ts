@@ -267,11 +267,12 @@ describe("DATA", () => {
 describe("internal errors answer 421", () => {
   test("a database failure during RCPT answers 421 and closes; the listener keeps serving", async () => {
     const side = new Database(join(mf.dataDir, DATABASE_FILE));
-    // The routing configuration is cached; its version is read from settings on every RCPT.
+    const { talk: failing } = await session();
+    await failing.send("MAIL FROM:<someone@sender.test>");
+    // The routing configuration (and the sender lists) are cached; their versions are read from settings on every RCPT.
     side.run("ALTER TABLE settings RENAME TO settings_away");
     try {
-      const { talk } = await session();
-      await talk.send("MAIL FROM:<someone@sender.test>");
+      const talk = failing;
       const r = await talk.send("RCPT TO:<hello@example.test>");
       expect(r.code).toBe(421);
       expect(r.text).toStartWith("4.3.0");

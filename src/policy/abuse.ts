@@ -4,10 +4,11 @@
 import type { Logger } from "../log.ts";
 import { type Reply, reply } from "../smtp/reply.ts";
 import type { Session } from "../smtp/session.ts";
-import { activeDenylist, addDeny, bumpCounter, countersSince, greylistEntry, saveCounters, saveGreylist } from "../store/abuse.ts";
-import { entryMatches, isAllowlisted, type SenderEntry, type SenderIdentity } from "../store/allowlist.ts";
+import { addDeny, bumpCounter, countersSince, greylistEntry, saveCounters, saveGreylist } from "../store/abuse.ts";
+import { entryMatches, type SenderEntry, type SenderIdentity } from "../store/allowlist.ts";
 import type { DB } from "../store/db.ts";
 import type { GreylistTable } from "../store/schema.ts";
+import { createSenderLists } from "../store/sender-lists.ts";
 import { hasAllowedSuffix, rootDomain } from "./identity.ts";
 
 const HOUR = 3_600_000;
@@ -73,11 +74,13 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
   const counted = new WeakMap<Session, Set<string>>();
   let flushTimer: ReturnType<typeof setInterval> | undefined;
 
+  const senderLists = createSenderLists(db);
+  const allowlisted = async (sender: SenderIdentity) => (await senderLists(now())).allow.some((e) => entryMatches(e, sender));
   const identity = (session: Session, withSender: boolean): SenderIdentity => ({ ip: session.remoteIp, host: session.verifiedHost, mailFrom: withSender ? (session.mailFrom ?? "") : "" });
 
   async function denied(session: Session, withSender: boolean): Promise<Reply | null> {
     const sender = identity(session, withSender);
-    const entry = (await activeDenylist(db, now())).find((e) => entryMatches(e, sender));
+    const entry = (await senderLists(now())).deny.find((e) => entryMatches(e, sender));
     if (!entry) return null;
     observe({ denied: withSender ? "mail" : "connect" });
     return denyReply(entry);
@@ -91,7 +94,7 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
 
   return {
     async onConnect(session) {
-      session.allowlisted = hasAllowedSuffix(session.verifiedHost) || (await isAllowlisted(db, identity(session, false)));
+      session.allowlisted = hasAllowedSuffix(session.verifiedHost) || (await allowlisted(identity(session, false)));
       const deny = await denied(session, false);
       if (deny) return deny;
       const open = (concurrent.get(session.senderKey) ?? 0) + 1;
@@ -113,7 +116,7 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
     },
 
     async onMailFrom(session) {
-      if (!session.allowlisted) session.allowlisted = await isAllowlisted(db, identity(session, true));
+      if (!session.allowlisted) session.allowlisted = await allowlisted(identity(session, true));
       return denied(session, true);
     },
 

@@ -88,7 +88,3 @@ export function entryMatches(entry: SenderEntry, sender: SenderIdentity): boolea
       return address !== "" && entry.value === address;
   }
 }
-
-export async function isAllowlisted(db: DB, sender: SenderIdentity): Promise<boolean> {
-  return (await listAllow(db)).some((e) => entryMatches(e, sender));
-}

@@ -9,6 +9,7 @@ import { rootDomain, senderKey } from "../../src/policy/identity.ts";
 import { GTUBE } from "../../src/smtp/content.ts";
 import { addDeny, removeDeny } from "../../src/store/abuse.ts";
 import { addAllow } from "../../src/store/allowlist.ts";
+import { openStore } from "../../src/store/db.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
 import { type Sink, startSink } from "../support/sink.ts";
@@ -153,6 +154,26 @@ describe("denylist", () => {
       const sent = await sendMail(mf.smtpPort, { from: "someone@sender.test", to: "hello@example.test", subject: "after removal", localAddress: "127.0.0.40" });
       expect(sent.response).toStartWith("250");
     } finally {
+      await mf.stop();
+    }
+  });
+
+  test("the lists the listener keeps in memory follow changes from another connection (the CLI) and expiry", async () => {
+    const mf = await instance({ MAILFERRY_GREYLIST_DELAY: "3600" });
+    const cli = await openStore(mf.appliance.store.path);
+    try {
+      expect(await rcpt(mf, "127.0.0.42")).toStartWith("450 4.7.1 Greylisted");
+      await addDeny(cli.db, "127.0.0.42", { reason: "from the CLI" });
+      expect(await rcpt(mf, "127.0.0.42")).toStartWith("421 4.7.1 127.0.0.42 is on the denylist of this server (from the CLI)");
+      await removeDeny(cli.db, "127.0.0.42");
+      await addAllow(cli.db, "127.0.0.42");
+      expect(await rcpt(mf, "127.0.0.42")).toBe("250 Accepted");
+      await addDeny(cli.db, "127.0.0.43", { expiresAt: Date.now() + 1500 });
+      expect(await rcpt(mf, "127.0.0.43")).toStartWith("421 4.7.1 127.0.0.43 is on the denylist");
+      await Bun.sleep(1600);
+      expect(await rcpt(mf, "127.0.0.43")).toStartWith("450 4.7.1 Greylisted");
+    } finally {
+      await cli.close();
       await mf.stop();
     }
   });

@@ -9,6 +9,7 @@ import * as m005 from "./005_abuse.ts";
 import * as m006 from "./006_webhooks_vacation.ts";
 import * as m007 from "./007_admin.ts";
 import * as m008 from "./008_api.ts";
+import * as m009 from "./009_sender_lists.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   "006_webhooks_vacation": m006,
   "007_admin": m007,
   "008_api": m008,
+  "009_sender_lists": m009,
 };
