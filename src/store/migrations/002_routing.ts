@@ -1,4 +1,5 @@
 import { type Kysely, sql } from "kysely";
+import { createVersionCounter } from "./version-counter.ts";
 
 /** Domain routing settings, and a version counter the routing cache watches. */
 export async function up(db: Kysely<unknown>): Promise<void> {
@@ -10,16 +11,5 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 
   // Any change to domains or aliases, by any connection (server, CLI, a restored
   // backup), bumps routing_version; the listener reloads its rules when it moves.
-  await sql`INSERT INTO settings (key, value, updated_at) VALUES ('routing_version', '0', 0)`.execute(db);
-  for (const table of ["domains", "aliases"]) {
-    for (const op of ["INSERT", "UPDATE", "DELETE"]) {
-      await sql
-        .raw(
-          `CREATE TRIGGER ${table}_${op.toLowerCase()}_routing AFTER ${op} ON ${table} BEGIN
-             UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'routing_version';
-           END`,
-        )
-        .execute(db);
-    }
-  }
+  await createVersionCounter(db, "routing_version", "routing", ["domains", "aliases"]);
 }

@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { createVersionCounter } from "./version-counter.ts";
 
 /**
  * A version counter for the allow- and denylist, bumped by triggers on any
@@ -6,16 +7,5 @@ import { type Kysely, sql } from "kysely";
  * both lists in memory and reload them only when they change.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`INSERT INTO settings (key, value, updated_at) VALUES ('sender_lists_version', '0', 0)`.execute(db);
-  for (const table of ["allowlist", "denylist"]) {
-    for (const op of ["INSERT", "UPDATE", "DELETE"]) {
-      await sql
-        .raw(
-          `CREATE TRIGGER ${table}_${op.toLowerCase()}_sender_lists AFTER ${op} ON ${table} BEGIN
-             UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'sender_lists_version';
-           END`,
-        )
-        .execute(db);
-    }
-  }
+  await createVersionCounter(db, "sender_lists_version", "sender_lists", ["allowlist", "denylist"]);
 }
