@@ -111,10 +111,16 @@ function sampleRss(pids: () => number[]): { stop(): number } {
   };
 }
 
-/** smtp-sink writing each message to its own file, so deliveries are counted and timed. */
-async function startSink(dir: string): Promise<{ port: number; child: ChildProcess; files(): string[] }> {
+/** An empty dump directory smtp-sink (as the postfix user when we are root) can write to. */
+function emptySinkDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   if (AS_ROOT) chmodSync(dir, 0o777);
+}
+
+/** smtp-sink writing each message to its own file, so deliveries are counted and timed. */
+async function startSink(dir: string): Promise<{ port: number; child: ChildProcess; files(): string[] }> {
+  emptySinkDir(dir);
   const port = await freePort();
   const child = start("smtp-sink", [...(AS_ROOT ? ["-u", "postfix"] : []), "-d", `${dir}/%H%M%S.`, "-m", "1024", `127.0.0.1:${port}`, "1024"]);
   await waitForPort(port);
@@ -345,9 +351,7 @@ async function measure(tool: Tool): Promise<Result> {
     // Warm up (JIT, caches, connection set-up), then clear the sink.
     await smtpSource(smtpPort, 50, 5);
     await waitForCount(() => sink.files().length, 50, 30_000);
-    rmSync(sinkDir, { recursive: true, force: true });
-    mkdirSync(sinkDir);
-    if (AS_ROOT) chmodSync(sinkDir, 0o777);
+    emptySinkDir(sinkDir);
 
     const t0 = performance.now();
     await smtpSource(smtpPort, MESSAGES, CONCURRENCY);
@@ -356,9 +360,7 @@ async function measure(tool: Tool): Promise<Result> {
     await Bun.sleep(1000); // late duplicates would show up here
     const ids = messageIds(sinkDir);
     const unique = new Set(ids).size;
-    rmSync(sinkDir, { recursive: true, force: true });
-    mkdirSync(sinkDir);
-    if (AS_ROOT) chmodSync(sinkDir, 0o777);
+    emptySinkDir(sinkDir);
     const latencies = await probeLatency(smtpPort, sinkDir, PROBES);
     return {
       tool: tool.name,
@@ -397,9 +399,7 @@ async function soak(minutes: number): Promise<void> {
       const batch = sink.files().length;
       if (batch !== 500) throw new Error(`soak: a batch of 500 delivered ${batch}`);
       delivered += batch;
-      rmSync(sinkDir, { recursive: true, force: true });
-      mkdirSync(sinkDir);
-      if (AS_ROOT) chmodSync(sinkDir, 0o777);
+      emptySinkDir(sinkDir);
       const minute = round((minutes * 60_000 - (end - Date.now())) / 60_000);
       samples.push({ minute, pss_mb: round(treeRssKb(running.pids()) / 1024), delivered });
       console.log(`soak ${minute.toFixed(1)} min: pss ${samples.at(-1)!.pss_mb} MB, delivered ${delivered}`);

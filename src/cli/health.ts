@@ -42,14 +42,28 @@ export function healthUrl(config: Pick<Config, "http">): string {
   return `${adminUrl({ http: { ...config.http, host } })}healthz`;
 }
 
+/** What /healthz answers (fields absent when something else answers the port). */
+export interface HealthBody {
+  status?: unknown;
+  version?: unknown;
+  db?: { ok?: boolean };
+  smtp?: { listening?: boolean; port?: unknown };
+}
+
+/** Asks /healthz; throws when nothing answers in time. The body is null when it is not JSON. */
+export async function readHealth(url: string, timeoutMs: number): Promise<{ status: number; ok: boolean; body: HealthBody | null }> {
+  // Our own port on this machine: with http.tls its certificate names the host name, not the address asked here.
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), tls: { rejectUnauthorized: false } });
+  const body = (await res.json().catch(() => null)) as HealthBody | null;
+  return { status: res.status, ok: res.ok, body };
+}
+
 /** null when healthy, else what is wrong. */
 async function probe(url: string, timeoutMs: number): Promise<string | null> {
   try {
-    // Our own port on this machine: with http.tls its certificate names the host name, not the address asked here.
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), tls: { rejectUnauthorized: false } });
-    const body = (await res.json().catch(() => null)) as { status?: string; db?: { ok?: boolean }; smtp?: { listening?: boolean } } | null;
-    if (res.ok && body?.status === "ok") return null;
-    return `HTTP ${res.status}, status ${body?.status ?? "unknown"} (database ${body?.db?.ok ? "ok" : "down"}, SMTP ${body?.smtp?.listening ? "listening" : "not listening"})`;
+    const { status, ok, body } = await readHealth(url, timeoutMs);
+    if (ok && body?.status === "ok") return null;
+    return `HTTP ${status}, status ${body?.status ?? "unknown"} (database ${body?.db?.ok ? "ok" : "down"}, SMTP ${body?.smtp?.listening ? "listening" : "not listening"})`;
   } catch (err) {
     const code = (err as { code?: string }).code;
     return code === "ECONNREFUSED" ? "nothing answers (connection refused)" : (err as Error).message;

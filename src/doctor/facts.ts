@@ -6,7 +6,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { dirname, join } from "node:path";
-import { healthUrl } from "../cli/health.ts";
+import { healthUrl, readHealth } from "../cli/health.ts";
 import type { Config } from "../config/index.ts";
 import { routeToDomain } from "../delivery/mx.ts";
 import { routeToHost } from "../delivery/relay.ts";
@@ -43,10 +43,8 @@ export function bindOutcome(host: string, port: number): Promise<BindOutcome> {
 /** The mailferry answering the configured admin port, if one does. */
 export async function runningMailferry(config: Config): Promise<RunningMailferry | null> {
   try {
-    // Our own port: with http.tls its certificate names the host name, not the address asked here.
-    const res = await fetch(healthUrl(config), { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS), tls: { rejectUnauthorized: false } });
-    const body = (await res.json()) as { status?: unknown; version?: unknown; smtp?: { port?: unknown } };
-    if (typeof body.status !== "string" || typeof body.version !== "string") return null;
+    const { body } = await readHealth(healthUrl(config), HEALTH_TIMEOUT_MS);
+    if (typeof body?.status !== "string" || typeof body.version !== "string") return null;
     return { status: body.status, version: body.version, smtpPort: typeof body.smtp?.port === "number" ? body.smtp.port : null };
   } catch {
     return null;
