@@ -26,9 +26,9 @@ export interface EventCounts {
 }
 
 export function eventCounts(event: Pick<NewEvent, "stage" | "code" | "detail">): EventCounts {
-  const detail = parseDetail(event.detail);
   const accepted = event.code < 400;
   if (event.stage === "delivery") {
+    const detail = parseDetail(event.detail);
     const attempts = Array.isArray(detail.attempts) ? (detail.attempts as { status?: number | null }[]) : [];
     return {
       reply: null,
@@ -39,7 +39,9 @@ export function eventCounts(event: Pick<NewEvent, "stage" | "code" | "detail">):
       webhookRequests: detail.webhook === true ? [...attempts.map((a) => (a.status ? codeClass(a.status) : "error")), ...(accepted ? ["2xx"] : [])] : [],
     };
   }
-  const dropped = event.stage === "data" && accepted && Array.isArray(detail.dropped) ? detail.dropped.length : 0;
+  // Only an accepted DATA can list dropped recipients: other events' JSON is not parsed on this hot path.
+  const dropList = event.stage === "data" && accepted ? parseDetail(event.detail).dropped : undefined;
+  const dropped = Array.isArray(dropList) ? dropList.length : 0;
   return {
     reply: { stage: event.stage, code: event.code },
     connection: event.stage === "connect" ? (accepted ? "accepted" : "refused") : null,
