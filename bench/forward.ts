@@ -167,6 +167,8 @@ const mailferry: Tool = {
       MAILFERRY_OUTBOUND_PORT: String(sinkPort),
       MAILFERRY_GREYLIST_DELAY: "0",
       MAILFERRY_VERIFY_DESTINATIONS: "false",
+      // No pause before the banner, as in Postfix's smtpd and Haraka by default.
+      MAILFERRY_SMTP_GREET_PAUSE: "0",
       // One client IP sends everything: lift the per-sender limits meant for the internet.
       MAILFERRY_LIMITS_CONNECTIONS_PER_HOUR: "100000000",
       MAILFERRY_LIMITS_CONCURRENT_CONNECTIONS: "1000",
@@ -288,8 +290,8 @@ function replies(socket: net.Socket): () => Promise<string> {
 
 /**
  * One message at a time: the latency a tool adds, from the end of DATA sent to
- * it to the file the sink wrote (the connection set-up before — including
- * smtp-server's 100 ms early-talker pause — is not the forwarding's cost).
+ * it to the file the sink wrote (the connection set-up before — banner,
+ * EHLO, envelope — is not the forwarding's cost).
  * File times come from the kernel's coarse clock: a few ms of resolution.
  */
 async function probeLatency(port: number, sinkDir: string, count: number): Promise<number[]> {
@@ -442,7 +444,7 @@ try {
     const added = (r: Result, key: "latency_p50_ms" | "latency_p99_ms") => (base && r !== base ? round(r[key] - base[key]) : null);
     console.table(results.map((r) => ({ ...r, added_p50_ms: added(r, "latency_p50_ms"), added_p99_ms: added(r, "latency_p99_ms") })));
     const byName = Object.fromEntries(results.map((r) => [r.tool, r]));
-    const ratio = (other: string) => (byName.mailferry && byName[other] ? round((byName.mailferry.delivered_per_s / byName[other].delivered_per_s) * 100) / 100 : null);
+    const ratio = (other: string) => (byName.mailferry && byName[other] ? Number((byName.mailferry.delivered_per_s / byName[other].delivered_per_s).toFixed(2)) : null);
     const ratios = { mailferry_vs_postfix: ratio("postfix"), mailferry_vs_haraka: ratio("haraka") };
     console.log("delivered/s ratios:", ratios);
     save("forward", { settings: { messages: MESSAGES, size: SIZE, concurrency: CONCURRENCY, probes: PROBES }, results, ratios });

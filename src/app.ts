@@ -7,7 +7,7 @@ import { adminCount } from "./store/admins.ts";
 import type { Hono } from "hono";
 import type { Env } from "./web/session.ts";
 import { openSetupToken, removeSetupToken, setupUrl as setupPageUrl } from "./store/setup-token.ts";
-import { authenticateInbound } from "./auth/inbound.ts";
+import { startAuthWorkers } from "./auth/workers.ts";
 import { mtaStsMode, mtaStsPolicy } from "./auth/records.ts";
 import { createSrs } from "./auth/srs.ts";
 import { createAbuseGuard } from "./policy/abuse.ts";
@@ -29,7 +29,7 @@ import { type AcmeManager, createAcmeManager } from "./tls/acme.ts";
 import { listenHttp } from "./tls/http-listener.ts";
 import { type PublicListeners, startPublicListeners } from "./tls/public.ts";
 import { DATABASE_FILE, openStore, type Store } from "./store/db.ts";
-import { recordEvent } from "./store/events.ts";
+import { createEventRecorder } from "./store/events.ts";
 import { loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
 import { acquireServerLock } from "./store/lock.ts";
 import { createServices } from "./service/index.ts";
@@ -74,8 +74,10 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     throw err;
   });
   // Each part started pushes how to stop it; shutdown runs them last-started first
-  // (HTTP, SMTP drained, background jobs) and closes the database, then releases the lock, at the very end.
-  const stops: (() => Promise<void>)[] = [async () => lock.release(), () => store.close()];
+  // (HTTP, SMTP drained, background jobs), writes the mail-log events still queued and
+  // closes the database, then releases the lock, at the very end.
+  const events = createEventRecorder(store.db);
+  const stops: (() => Promise<void>)[] = [async () => lock.release(), () => store.close(), () => events.flush()];
   const stopAll = async () => {
     for (const stop of [...stops].reverse()) await stop();
   };
@@ -91,13 +93,17 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     const liveResolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout, maxCacheEntries: 0 });
     const metrics = createMetrics({ startedAt, dnsQueries: () => resolver.queriesSent + liveResolver.queriesSent });
     // Each mail-log event is counted in the metrics as it is recorded, so the two agree.
-    const record = async (e: Parameters<typeof recordEvent>[1]) => {
+    const record = async (e: Parameters<typeof events.record>[0]) => {
       metrics.observeEvent(e);
-      await recordEvent(store.db, e);
+      await events.record(e);
     };
+    const authWorkers = startAuthWorkers({ hostname: config.hostname, lookup: resolver.forMailauth, logger });
+    stops.push(() => authWorkers.close());
     const srs = createSrs({ domain: config.srs.domain, secrets: [loadSecret(config.dataDir, SRS_SECRET_FILE)] });
     const ca = readCa(config.outbound.caFile);
     const relay = createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: config.outbound.mtaStsPort, ...(ca ? { ca } : {}) }), ...(ca ? { ca } : {}) });
+    // Runs after the SMTP listener drained and the outbox stopped: nothing sends any more.
+    stops.push(async () => relay.close());
 
     const outbox = createOutbox({ db: store.db, relay, outboundPort: config.outbound.port, logger });
     outbox.start();
@@ -120,6 +126,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       db: store.db,
       webhooks: { resolver, timeoutMs: config.webhooks.timeout, allowPrivate: config.webhooks.allowPrivate },
       relay,
+      compose: authWorkers.compose,
       srs,
       outbox,
       hostname: config.hostname,
@@ -137,7 +144,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       srs,
       maxSize: config.smtp.maxSize,
       hostname: config.hostname,
-      authenticate: (session, raw) => authenticateInbound(session, raw, config.hostname, resolver),
+      authenticate: authWorkers.authenticate,
       abuse,
       scan: {
         applies: async (session) => config.scan.rspamdUrl !== null && (await anyDomainScans(store.db, session.recipients.map((r) => r.verdict.alias.domain))),

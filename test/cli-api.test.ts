@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DATABASE_FILE, openStore, type Store } from "../src/store/db.ts";
-import { recordEvent } from "../src/store/events.ts";
+import { writeEvents } from "../src/store/events.ts";
 import { cliSandbox } from "./support/smoke.ts";
 
 const ENV = { MAILFERRY_HOSTNAME: "mx.cli.test", MAILFERRY_HTTP_PUBLIC_URL: "https://mail.cli.test/" };
@@ -117,8 +117,10 @@ describe("log and stats", () => {
   beforeAll(async () => {
     const base = { session_id: "s1", remote_ip: "192.0.2.7", mail_from: "alice@sender.test", domain: "log.test", message_id: null, subject: null, headers: null, detail: null };
     await inDb(async (s) => {
-      await recordEvent(s.db, { ...base, at: Date.now() - 1000, stage: "data", code: 250, enhanced: "2.0.0", text: "Forwarded", recipients: JSON.stringify(["hello@log.test"]) });
-      await recordEvent(s.db, { ...base, at: Date.now(), stage: "rcpt", code: 550, enhanced: "5.1.1", text: "No such user", recipients: JSON.stringify(["nobody@log.test"]) });
+      await writeEvents(s.db, [
+        { ...base, at: Date.now() - 1000, stage: "data", code: 250, enhanced: "2.0.0", text: "Forwarded", recipients: JSON.stringify(["hello@log.test"]) },
+        { ...base, at: Date.now(), stage: "rcpt", code: 550, enhanced: "5.1.1", text: "No such user", recipients: JSON.stringify(["nobody@log.test"]) },
+      ]);
     });
   });
 

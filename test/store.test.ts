@@ -1,11 +1,18 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, spyOn, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../src/errors.ts";
-import { adapt, openStore, type Store } from "../src/store/db.ts";
+import { adapt, hotStatement, openStore, type Store } from "../src/store/db.ts";
 import { addDomain, findDomain, listDomains, parseDomainName, removeDomain } from "../src/store/domains.ts";
-import { listEvents, MAX_STORED_HEADERS, recordEvent } from "../src/store/events.ts";
+import { createEventRecorder, listEvents, MAX_STORED_HEADERS, writeEvents } from "../src/store/events.ts";
+import { markDelivered, touchFingerprint } from "../src/store/deliveries.ts";
+import { rotateDkimKey, signingKey } from "../src/store/dkim.ts";
+import { versionCounter } from "../src/store/settings.ts";
+import type { NewEvent } from "../src/store/schema.ts";
+import { setVacation, vacationOf } from "../src/store/vacations.ts";
+import { addAlias } from "../src/store/aliases.ts";
 import { migrations } from "../src/store/migrations/index.ts";
 
 const open: Store[] = [];
@@ -126,11 +133,124 @@ describe("events", () => {
   test("recorded and listed newest first; header blocks are capped", async () => {
     const s = await store();
     const base = { session_id: "s1", remote_ip: "127.0.0.1", enhanced: "2.0.0", text: "ok", mail_from: null, recipients: null, domain: null, message_id: null, subject: null, detail: null };
-    await recordEvent(s.db, { ...base, at: 1, stage: "mail", code: 250, headers: null });
-    await recordEvent(s.db, { ...base, at: 2, stage: "data", code: 451, headers: "X: " + "y".repeat(MAX_STORED_HEADERS * 2) });
+    await writeEvents(s.db, [
+      { ...base, at: 1, stage: "mail", code: 250, headers: null },
+      { ...base, at: 2, stage: "data", code: 451, headers: "X: " + "y".repeat(MAX_STORED_HEADERS * 2) },
+    ]);
     const events = await listEvents(s.db, { sessionId: "s1" });
     expect(events.map((e) => e.stage)).toEqual(["data", "mail"]);
     expect(events[0]!.headers!.length).toBe(MAX_STORED_HEADERS);
     expect((await listEvents(s.db, { stage: "mail" })).length).toBe(1);
+  });
+
+  // A data event accepted counts as "forwarded" in the daily stats, one refused at RCPT as "rejected".
+  const event = (session: string, stage: "data" | "rcpt" = "data", domain = "a.test"): NewEvent => ({
+    at: Date.UTC(2026, 10, 25, 12),
+    session_id: session,
+    remote_ip: "192.0.2.1",
+    stage,
+    code: stage === "data" ? 250 : 550,
+    enhanced: stage === "data" ? "2.0.0" : "5.1.1",
+    text: "x",
+    mail_from: null,
+    recipients: null,
+    domain,
+    message_id: null,
+    subject: null,
+    headers: null,
+    detail: null,
+  });
+  const sessions = async (s: Store) => (await listEvents(s.db, { limit: 1000 })).map((e) => e.session_id).reverse();
+  const stats = (s: Store) => s.sqlite.query("SELECT domain, category, count FROM daily_stats ORDER BY domain, category").all();
+
+  test("events recorded in one event-loop turn are written in one transaction, in order, with their daily counts", async () => {
+    const s = await store();
+    const recorder = createEventRecorder(s.db);
+    const statements = spyOn(s.sqlite, "query");
+    const sent = Array.from({ length: 100 }, (_, i) => event(`s${i}`, i % 2 ? "data" : "rcpt", i % 4 < 2 ? "a.test" : "b.test"));
+    // Another connection (the CLI, the web UI) sees every event of the batch once its caller is told.
+    const other = new Database(s.path, { readonly: true });
+    const seenByFirstCaller = recorder.record(sent[0]!).then(() => other.query("SELECT count(*) AS n FROM events").get());
+    await Promise.all(sent.slice(1).map((e) => recorder.record(e)));
+    expect(await seenByFirstCaller).toEqual({ n: 100 });
+    other.close();
+    expect(statements.mock.calls.filter(([sql]) => sql === "begin")).toHaveLength(1);
+    expect(await sessions(s)).toEqual(sent.map((e) => e.session_id));
+    expect(stats(s)).toEqual([
+      { domain: "a.test", category: "forwarded", count: 25 },
+      { domain: "a.test", category: "rejected", count: 25 },
+      { domain: "b.test", category: "forwarded", count: 25 },
+      { domain: "b.test", category: "rejected", count: 25 },
+    ]);
+    // The next turn is the next transaction, after the first.
+    await Promise.all([recorder.record(event("t1")), recorder.record(event("t2"))]);
+    expect(statements.mock.calls.filter(([sql]) => sql === "begin")).toHaveLength(2);
+    expect((await sessions(s)).slice(-3)).toEqual(["s99", "t1", "t2"]);
+  });
+
+  test("an event that cannot be written rejects its caller only: the rest of its batch and later batches are stored", async () => {
+    const s = await store();
+    const recorder = createEventRecorder(s.db);
+    const bad = { ...event("bad"), session_id: null as unknown as string };
+    const batch = [recorder.record(event("a")), recorder.record(bad), recorder.record(event("b"))];
+    // Queued while the first batch is being written: the next batch.
+    const later = new Promise((resolve) => setImmediate(resolve)).then(() => recorder.record(event("c")));
+    const results = await Promise.allSettled([...batch, later]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect(String((results[1] as PromiseRejectedResult).reason)).toContain("NOT NULL constraint failed: events.session_id");
+    expect(await sessions(s)).toEqual(["a", "b", "c"]);
+    expect(stats(s)).toEqual([{ domain: "a.test", category: "forwarded", count: 3 }]);
+  });
+
+  test("flush writes the queued events at once, so closing the database right after loses none", async () => {
+    const s = await store();
+    const recorder = createEventRecorder(s.db);
+    const recorded = recorder.record(event("last"));
+    await recorder.flush();
+    await s.close();
+    await recorded;
+    expect(await sessions(await store(s.path))).toEqual(["last"]);
+  });
+});
+
+describe("hot statements", () => {
+  test("each call binds its own values: fingerprints, delivered targets, signing keys, vacations, version counters", async () => {
+    const s = await store();
+    expect(await touchFingerprint(s.db, "fp1", 1000)).toEqual({ firstSeen: 1000, delivered: new Set() });
+    expect(await touchFingerprint(s.db, "fp2", 1500)).toEqual({ firstSeen: 1500, delivered: new Set() });
+    await markDelivered(s.db, "fp1", "a@x.test", 1001);
+    await markDelivered(s.db, "fp1", "a@x.test", 1002);
+    await markDelivered(s.db, "fp2", "b@x.test", 1501);
+    expect(await touchFingerprint(s.db, "fp1", 2000)).toEqual({ firstSeen: 1000, delivered: new Set(["a@x.test"]) });
+    expect(await touchFingerprint(s.db, "fp2", 2500)).toEqual({ firstSeen: 1500, delivered: new Set(["b@x.test"]) });
+    expect(s.sqlite.query("SELECT id, first_seen, last_seen FROM fingerprints ORDER BY id").all()).toEqual([
+      { id: "fp1", first_seen: 1000, last_seen: 2000 },
+      { id: "fp2", first_seen: 1500, last_seen: 2500 },
+    ]);
+    expect(s.sqlite.query("SELECT fingerprint, target, at FROM delivered ORDER BY fingerprint").all()).toEqual([
+      { fingerprint: "fp1", target: "a@x.test", at: 1001 },
+      { fingerprint: "fp2", target: "b@x.test", at: 1501 },
+    ]);
+
+    const routing = await versionCounter(s.db, "routing_version");
+    await addDomain(s.db, "one.test", { selector: "first" });
+    await addDomain(s.db, "two.test", { selector: "second" });
+    expect(await versionCounter(s.db, "routing_version")).not.toBe(routing);
+    expect(await signingKey(s.db, "one.test")).toMatchObject({ domain: "one.test", selector: "first" });
+    expect(await signingKey(s.db, "two.test")).toMatchObject({ domain: "two.test", selector: "second" });
+    await rotateDkimKey(s.db, "one.test", "newer");
+    expect(await signingKey(s.db, "one.test")).toMatchObject({ domain: "one.test", selector: "newer" });
+    expect(await signingKey(s.db, "none.test")).toBeNull();
+    const hello = await addAlias(s.db, "one.test", { matcher: "exact", pattern: "hello", recipients: ["me@x.test"] });
+    const bye = await addAlias(s.db, "one.test", { matcher: "exact", pattern: "bye", recipients: ["me@x.test"] });
+    await setVacation(s.db, "one.test", "hello", { subject: "Away", message: "Back soon" });
+    expect(await vacationOf(s.db, hello.id)).toMatchObject({ alias_id: hello.id, subject: "Away" });
+    expect(await vacationOf(s.db, bye.id)).toBeUndefined();
+  });
+
+  test("a statement that computes with one of its values is refused: the result would be compiled in for good", async () => {
+    const s = await store();
+    const stale = hotStatement((db, v: { now: number }) => db.selectFrom("fingerprints").select("id").where("last_seen", "<", v.now - 1000));
+    await expect(stale(s.db, { now: Date.now() })).rejects.toThrow('hot statement value "now" must be used as it is');
   });
 });

@@ -1,7 +1,11 @@
 // DKIM keys of the managed domains and the signature on forwarded copies.
 import { generateKeyPair } from "node:crypto";
 import { promisify } from "node:util";
-import { dkimSign } from "mailauth/lib/dkim/sign";
+import { createSeal, getARChain } from "mailauth/lib/arc";
+import { dkimBody } from "mailauth/lib/dkim/body";
+import { DkimSigner } from "mailauth/lib/dkim/dkim-signer";
+import { type ParsedHeaders, parseHeaders } from "mailauth/lib/tools";
+import { headerBlockEnd } from "../smtp/headers.ts";
 
 export const DEFAULT_SELECTOR = "mailferry";
 
@@ -38,10 +42,68 @@ export interface SigningKey {
   privateKey: string;
 }
 
+/**
+ * What mailauth's signer reads from a message, taken once: the header block
+ * (parsed as mailauth parses it) and the relaxed/sha256 body hash, which the
+ * DKIM signature and the ARC-Message-Signature share. mailauth's own dkimSign
+ * and sealMessage each stream the whole message through its parser again.
+ */
+interface Prepared {
+  /** The header block, bare LFs made CRLF as mailauth's parser does, blank line included. */
+  block: Buffer;
+  headers: ParsedHeaders;
+  bodyHash: string;
+}
+
+function prepare(message: Buffer): Prepared {
+  const text = message.toString("latin1");
+  const normalized = /(?<!\r)\n/.test(text) ? Buffer.from(text.replace(/(?<!\r)\n/g, "\r\n"), "latin1") : message;
+  const end = headerBlockEnd(normalized);
+  const block = end === -1 ? normalized : normalized.subarray(0, end);
+  const hasher = dkimBody("relaxed", "sha256", false);
+  if (end !== -1) hasher.update(normalized.subarray(end));
+  return { block, headers: parseHeaders(block), bodyHash: hasher.digest("base64") };
+}
+
+async function dkimSignature(prepared: Prepared, key: SigningKey, signTime: Date): Promise<string> {
+  const signature = { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, canonicalization: "relaxed/relaxed" };
+  const signer = new DkimSigner({ headers: prepared.headers, bodyHash: prepared.bodyHash, signTime, headerList: SIGNED_HEADERS, signatureData: [signature] });
+  await signer.finalize();
+  if (!signer.signatureHeaders.length) throw new Error(`DKIM signing for ${key.domain} failed: ${signer.errors.map((e) => e.err?.message).join("; ")}`);
+  return signer.signatureHeaders.join("\r\n") + "\r\n";
+}
+
 /** The DKIM-Signature header (with line break) for a complete message. */
-export async function signMessage(message: Buffer, key: SigningKey): Promise<string> {
-  const signature = { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, canonicalization: "relaxed/relaxed", headerList: SIGNED_HEADERS };
-  const result = await dkimSign(message, { ...signature, signatureData: [signature] });
-  if (!result.signatures) throw new Error(`DKIM signing for ${key.domain} failed: ${result.errors?.map((e) => e.err?.message).join("; ")}`);
-  return result.signatures;
+export function signMessage(message: Buffer, key: SigningKey, signTime = new Date()): Promise<string> {
+  return dkimSignature(prepare(message), key, signTime);
+}
+
+/** The inputs of an ARC set: our Authentication-Results and the chain validation status. */
+export interface ArcSealInput {
+  authResults: string;
+  cv: string;
+}
+
+/**
+ * A forwarded copy as it leaves: an ARC set (when it can be made: a full or
+ * failed chain is not sealed again) and on top a DKIM signature that also
+ * covers the ARC set.
+ */
+export async function sealAndSign(message: Buffer, key: SigningKey, seal: ArcSealInput, signTime = new Date()): Promise<Buffer> {
+  const prepared = prepare(message);
+  let chain: ReturnType<typeof getARChain> = false;
+  try {
+    chain = getARChain(prepared.headers);
+  } catch {
+    // A broken chain is sealed as mailauth's sealMessage would: without the previous sets.
+  }
+  const set = await createSeal(false, {
+    headers: prepared.headers,
+    arc: { chain } as never,
+    seal: { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, authResults: seal.authResults, cv: seal.cv as never, bodyHash: prepared.bodyHash, signTime },
+  });
+  const arc = Buffer.from(set.headers.length ? set.headers.join("\r\n") + "\r\n" : "", "utf8");
+  const block = Buffer.concat([arc, prepared.block]);
+  const signature = await dkimSignature({ block, headers: parseHeaders(block), bodyHash: prepared.bodyHash }, key, signTime);
+  return Buffer.concat([Buffer.from(signature, "utf8"), arc, message]);
 }

@@ -30,13 +30,16 @@ export interface AuthResults {
 
 type MailauthResult = Awaited<ReturnType<typeof authenticate>>;
 
-export async function authenticateInbound(session: Session, raw: Buffer, hostname: string, resolver: Resolver): Promise<AuthResults> {
+/** The parts of a session that authentication looks at (a worker thread gets only these). */
+export type AuthSession = Pick<Session, "remoteIp" | "helo" | "mailFrom">;
+
+export async function authenticateInbound(session: AuthSession, raw: Buffer, hostname: string, lookup: Resolver["forMailauth"]): Promise<AuthResults> {
   const result = (await authenticate(raw, {
     ip: session.remoteIp,
     helo: session.helo ?? session.remoteIp,
     sender: session.mailFrom ?? "",
     mta: hostname,
-    resolver: resolver.forMailauth,
+    resolver: lookup,
   })) as MailauthResult & Record<string, any>;
   const dkimResults = (result.dkim?.results ?? []) as { status: { result: string; aligned?: string | false } }[];
   const dmarc = result.dmarc || null;

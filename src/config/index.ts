@@ -17,7 +17,7 @@ export interface Config {
   /** The TOML file that was read, or null when none exists. */
   configFile: string | null;
   hostname: string;
-  smtp: { host: string; port: number; maxSize: number; socketTimeout: number; shutdownGrace: number; maxClients: number };
+  smtp: { host: string; port: number; maxSize: number; socketTimeout: number; shutdownGrace: number; maxClients: number; greetPause: number };
   http: { host: string; port: number; tls: boolean; publicUrl: string | null };
   delivery: { verifyDestinations: boolean };
   /** Defaults a domain follows until it sets its own. */
@@ -65,6 +65,8 @@ export const SETTINGS: readonly Setting[] = [
   { section: "smtp", key: "socket_timeout", parse: v.positiveDuration, default: "3m", doc: "Idle time before a session is closed with 421" },
   { section: "smtp", key: "shutdown_grace", parse: v.positiveDuration, default: "30s", doc: "How long sessions may finish after SIGTERM" },
   { section: "smtp", key: "max_clients", parse: v.positiveInt, default: 500, doc: "Concurrent SMTP sessions; more get 421" },
+  // Senders wait 5 minutes for the banner (RFC 5321 4.5.3.2.1), but a long pause slows every legitimate one.
+  { section: "smtp", key: "greet_pause", parse: v.durationUpTo(30_000), default: "100ms", doc: "Pause before the banner; clients that talk sooner get 421 (0: banner at once)" },
   { section: "http", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "Admin UI / API / health address" },
   { section: "http", key: "port", parse: v.port, default: 8080, doc: "Admin UI / API / health port" },
   { section: "http", key: "tls", parse: v.bool, default: false, doc: "Serve the admin port over HTTPS with the tls.cert certificate (then Secure cookies and HSTS)" },
@@ -197,6 +199,7 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
       socketTimeout: values["smtp.socket_timeout"] as number,
       shutdownGrace: values["smtp.shutdown_grace"] as number,
       maxClients: values["smtp.max_clients"] as number,
+      greetPause: values["smtp.greet_pause"] as number,
     },
     http: { host: values["http.host"] as string, port: values["http.port"] as number, tls: values["http.tls"] as boolean, publicUrl: values["http.public_url"] as string | null },
     delivery: { verifyDestinations: values["delivery.verify_destinations"] as boolean },
@@ -285,7 +288,7 @@ function parseOrThrow(s: Setting, raw: unknown, source: string): unknown {
 /** A parsed value written back the way an admin would type it. */
 function show(s: Setting, value: unknown): string {
   if (value === null || value === undefined) return "";
-  if (s.parse === v.duration || s.parse === v.positiveDuration) return v.formatDuration(value as number);
+  if (v.parsesDuration(s.parse)) return v.formatDuration(value as number);
   if (Array.isArray(value)) return value.map((h: v.HostPort) => `${h.host.includes(":") ? `[${h.host}]` : h.host}:${h.port}`).join(",");
   return String(value);
 }

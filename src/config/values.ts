@@ -92,6 +92,22 @@ export function positiveDuration(raw: unknown): number {
   return ms;
 }
 
+const DURATION_PARSERS = new Set<(raw: unknown) => unknown>([duration, positiveDuration]);
+
+/** Whether values of this parser are durations, shown as `config check` prints them ("3m"). */
+export const parsesDuration = (parse: (raw: unknown) => unknown): boolean => DURATION_PARSERS.has(parse);
+
+/** A parser of durations from 0 up to `max` milliseconds (for pauses where a long one does harm). */
+export function durationUpTo(max: number): (raw: unknown) => number {
+  const parse = (raw: unknown): number => {
+    const ms = duration(raw);
+    if (ms > max) throw new ValueError(`must be a duration from 0 to ${formatDuration(max)}`);
+    return ms;
+  };
+  DURATION_PARSERS.add(parse);
+  return parse;
+}
+
 /** `host:port`, `[v6]:port` or a bare host (port 53), as a comma list or a TOML array. */
 export function dnsServers(raw: unknown): HostPort[] {
   const items = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : null;

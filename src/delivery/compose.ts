@@ -3,8 +3,7 @@
 // then an ARC seal carrying our verdicts and a DKIM signature of the alias domain.
 import libmime from "libmime";
 import addressparser from "nodemailer/lib/addressparser";
-import { sealMessage } from "mailauth/lib/arc";
-import { type SigningKey, signMessage } from "../auth/dkim.ts";
+import { type SigningKey, sealAndSign } from "../auth/dkim.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import { editHeaders, type RawField } from "../smtp/headers.ts";
 
@@ -48,7 +47,7 @@ export interface CopyInput {
   bodyOffset: number;
   /** Received, X-Original-To and X-Mailferry-Sender of this copy. */
   trace: string;
-  auth: AuthResults;
+  auth: Pick<AuthResults, "headers" | "arcSeal" | "dmarcPolicy" | "alignedDkim">;
   /** The original recipient this copy is for: the alias that a friendly From names. */
   alias: string;
   /** The alias domain's DKIM key; null leaves the copy unsigned and unsealed. */
@@ -66,8 +65,5 @@ export async function composeCopy({ raw, bodyOffset, trace, auth, alias, key }: 
   const body = rewroteFrom ? friendlyFrom(raw, bodyOffset, alias) : raw;
   const unsigned = Buffer.concat([Buffer.from(trace + auth.headers, "utf8"), body]);
   if (!key) return { message: unsigned, rewroteFrom, signed: false };
-  const arc = await sealMessage(unsigned, { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, authResults: auth.arcSeal.authResults, cv: auth.arcSeal.cv });
-  const sealed = Buffer.concat([arc, unsigned]);
-  const signature = await signMessage(sealed, key);
-  return { message: Buffer.concat([Buffer.from(signature, "utf8"), sealed]), rewroteFrom, signed: true };
+  return { message: await sealAndSign(unsigned, key, auth.arcSeal), rewroteFrom, signed: true };
 }

@@ -19,7 +19,7 @@ import { dataAnswer, type TargetOutcome } from "./outcome.ts";
 import type { Outbox } from "./outbox.ts";
 import type { Envelope, Relay } from "./relay.ts";
 import { traceHeaders } from "./trace.ts";
-import { composeCopy } from "./compose.ts";
+import type { Copy, CopyInput } from "./compose.ts";
 import { postWebhook, webhookPayload, type WebhookOptions } from "./webhook.ts";
 import { webhookKey } from "../store/domains.ts";
 import type { AuthResults } from "../auth/inbound.ts";
@@ -35,6 +35,8 @@ export interface DeliverDeps {
   db: DB;
   webhooks: WebhookOptions;
   relay: Relay;
+  /** Builds each signed, sealed copy (composeCopy, in the authentication workers). */
+  compose: (input: CopyInput) => Promise<Copy>;
   srs: Srs;
   outbox: Outbox;
   hostname: string;
@@ -99,7 +101,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
       const addressJobs = jobs.filter((j) => j.original === original && j.target.kind === "address");
       if (addressJobs.length === 0) continue;
       const id = `${session.id}.${++sequence}`;
-      const copy = await composeCopy({
+      const copy = await deps.compose({
         raw: message.raw,
         bodyOffset: message.bodyOffset,
         trace: traceHeaders({ session, hostname, originalRecipient: original, id, date: new Date() }) + extraHeaders,

@@ -2,10 +2,12 @@
 // by where their mail goes (MX hosts and port), each group uses one
 // connection carrying one transaction per envelope, and every recipient gets
 // the destination's own reply - or a 421 when we could not get an answer.
+// Connections stay open a few seconds for the next message (connection-cache.ts).
 import type { Readable } from "node:stream";
 import type { Config } from "../config/index.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import { type Reply, reply } from "../smtp/reply.ts";
+import { connectionKey, createConnectionCache, REUSE_LIMITS, type ReuseLimits } from "./connection-cache.ts";
 import type { MtaSts } from "./mta-sts.ts";
 import { type MxHost, routeToDomain } from "./mx.ts";
 import { type Connection, ConnectError, connect, type TlsMode } from "./smtp-client.ts";
@@ -30,6 +32,8 @@ export interface DeliveryResult {
 
 export interface Relay {
   send(envelopes: Envelope[]): Promise<DeliveryResult[]>;
+  /** Closes the idle connections (at shutdown); later sends still work, on connections of their own. */
+  close(): void;
 }
 
 export interface RelayDeps {
@@ -37,6 +41,8 @@ export interface RelayDeps {
   resolver: Resolver;
   mtaSts: MtaSts;
   ca?: Buffer;
+  /** How connections are reused (default REUSE_LIMITS; tests shorten them). */
+  reuse?: ReuseLimits;
 }
 
 interface Group {
@@ -49,8 +55,10 @@ interface Group {
   items: { envelope: Envelope; address: string }[];
 }
 
-export function createRelay({ config, resolver, mtaSts, ca }: RelayDeps): Relay {
+export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS }: RelayDeps): Relay {
   const commandTimeout = Math.min(config.outbound.messageTimeout, 120_000);
+  const cache = createConnectionCache(reuse);
+  const keyOf = (group: Group, hostName: string, address: string) => connectionKey(hostName, address, group.port, group.tls, group.auth?.user);
 
   async function plan(envelopes: Envelope[]): Promise<{ groups: Group[]; refused: DeliveryResult[] }> {
     const groups = new Map<string, Group>();
@@ -101,11 +109,16 @@ export function createRelay({ config, resolver, mtaSts, ca }: RelayDeps): Relay 
     return { hosts, tls: "required", enforcedBy: `the MTA-STS policy of ${domain}` };
   }
 
-  /** Tries the group's hosts and addresses in order; plain text once after a failed opportunistic TLS handshake. */
+  /**
+   * Tries the group's hosts and addresses in order, each by an idle connection to it if there
+   * is one, else a new one; plain text once after a failed opportunistic TLS handshake.
+   */
   async function open(group: Group): Promise<Connection | { failure: Reply }> {
     let last: Reply = reply(421, "4.4.1", "no mail host could be reached");
     for (const host of group.hosts) {
       for (const address of host.addresses) {
+        const idle = await cache.take(keyOf(group, host.name, address));
+        if (idle) return idle;
         const base = { address, port: group.port, hostName: host.name, ehloName: config.hostname, connectTimeout: config.outbound.connectTimeout, commandTimeout, ...(ca ? { ca } : {}), ...(group.auth ? { auth: group.auth } : {}) };
         try {
           return await connect({ ...base, tls: group.tls });
@@ -151,7 +164,7 @@ export function createRelay({ config, resolver, mtaSts, ca }: RelayDeps): Relay 
         }
       }
     } finally {
-      conn.close();
+      cache.release(keyOf(group, conn.hostName, conn.address), conn);
     }
     return results;
   }
@@ -162,6 +175,7 @@ export function createRelay({ config, resolver, mtaSts, ca }: RelayDeps): Relay 
       const sent = await Promise.all(groups.map(sendGroup));
       return [...refused, ...sent.flat()];
     },
+    close: () => cache.close(),
   };
 }
 

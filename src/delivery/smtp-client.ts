@@ -48,9 +48,26 @@ export interface Connection {
   address: string;
   /** Negotiated TLS protocol, or null for plain text. */
   tls: string | null;
+  /** When it was opened (epoch ms) and how many transactions it carried: what limits its reuse. */
+  openedAt: number;
+  readonly transactions: number;
+  /** Still open, and its last transaction ended in a known SMTP state (delivered, or refused by a reply). */
+  readonly reusable: boolean;
+  /** One transaction; after a refused one it sends RSET first, so a new transaction never meets the old one's state. */
   send(from: string, to: string[], message: () => Readable): Promise<Map<string, Reply>>;
+  /** RSET, also to prove an idle connection still works: false (and the connection closed) when it fails. */
+  reset(): Promise<boolean>;
+  /** While idle in the connection cache, its socket must not keep the process alive. */
+  setIdle(idle: boolean): void;
+  /** QUIT. */
   close(): void;
 }
+
+/** What a transaction left behind on its connection. */
+type SessionState = "clean" | "refused" | "broken";
+
+/** The longest RSET may take before the connection counts as dead (Postfix's smtp_rset_timeout). */
+const RSET_TIMEOUT_MS = 20_000;
 
 type NodemailerError = Error & { code?: string; response?: string; responseCode?: number; recipient?: string; rejectedErrors?: NodemailerError[] };
 
@@ -91,21 +108,73 @@ export function connect(opts: ConnectOptions): Promise<Connection> {
         }
       }
       settled = true;
-      const secure = (conn as unknown as { secure?: boolean; _socket?: { getProtocol?: () => string | null } }).secure;
-      const socket = (conn as unknown as { _socket?: { getProtocol?: () => string | null } })._socket;
-      resolve({
-        hostName: opts.hostName,
-        address: opts.address,
-        tls: secure ? (socket?.getProtocol?.() ?? "TLS") : null,
-        send: (from, to, message) => send(conn, opts.hostName, from, to, message),
-        close: () => conn.quit(),
-      });
+      resolve(session(conn, opts));
     });
   });
 }
 
-/** Sends one transaction; the destination's reply for each recipient (its own code and text). */
-function send(conn: SMTPConnection, hostName: string, from: string, to: string[], message: () => Readable): Promise<Map<string, Reply>> {
+/** An open, greeted (and authenticated) connection as a Connection that knows its SMTP state. */
+function session(conn: SMTPConnection, opts: ConnectOptions): Connection {
+  const internals = conn as unknown as { secure?: boolean; destroyed?: boolean; _socket?: { getProtocol?: () => string | null; ref(): void; unref(): void } };
+  let state: SessionState = "clean";
+  let transactions = 0;
+  const alive = () => internals.destroyed !== true;
+  const breakOff = () => {
+    state = "broken";
+    conn.close();
+  };
+  const reset = () =>
+    new Promise<boolean>((resolve) => {
+      // A socket that dies during RSET ends the connection without calling back.
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        conn.off("end", onEnd);
+        if (ok) state = "clean";
+        else breakOff();
+        resolve(ok);
+      };
+      const onEnd = () => done(false);
+      const timer = setTimeout(() => done(false), Math.min(RSET_TIMEOUT_MS, opts.commandTimeout));
+      conn.once("end", onEnd);
+      conn.reset((err) => done(!err));
+    });
+  return {
+    hostName: opts.hostName,
+    address: opts.address,
+    tls: internals.secure ? (internals._socket?.getProtocol?.() ?? "TLS") : null,
+    openedAt: Date.now(),
+    get transactions() {
+      return transactions;
+    },
+    get reusable() {
+      return state !== "broken" && alive();
+    },
+    async send(from, to, message) {
+      if (state === "refused" && !(await reset())) {
+        const failed = reply(421, "4.4.2", `connection to ${opts.hostName} failed: RSET was not accepted`);
+        return new Map(to.map((rcpt) => [rcpt, failed]));
+      }
+      transactions++;
+      const { replies, outcome } = await send(conn, opts.hostName, from, to, message);
+      if (outcome === "broken" || !alive()) breakOff();
+      else state = outcome;
+      return replies;
+    },
+    reset,
+    setIdle(idle) {
+      if (idle) internals._socket?.unref();
+      else internals._socket?.ref();
+    },
+    close: () => conn.quit(),
+  };
+}
+
+/**
+ * Sends one transaction: the destination's reply for each recipient (its own code and text),
+ * and the state it left: a refusal the server answered (other than 421, which ends the
+ * session) leaves a known state that RSET clears; a failure without an answer leaves none.
+ */
+function send(conn: SMTPConnection, hostName: string, from: string, to: string[], message: () => Readable): Promise<{ replies: Map<string, Reply>; outcome: SessionState }> {
   return new Promise((resolve) => {
     const replies = new Map<string, Reply>();
     const onError = () => {}; // reported through the send callback
@@ -121,7 +190,8 @@ function send(conn: SMTPConnection, hostName: string, from: string, to: string[]
         const shared = err.response ? parseReply(err.response) : reply(421, "4.4.2", `connection to ${hostName} failed: ${err.message}`);
         for (const rcpt of to) if (!replies.has(rcpt)) replies.set(rcpt, shared);
       }
-      resolve(replies);
+      const answered = typeof err?.responseCode === "number" && err.responseCode !== 421;
+      resolve({ replies, outcome: !err ? "clean" : answered ? "refused" : "broken" });
     });
   });
 }

@@ -6,6 +6,7 @@ import type { Config } from "../config/index.ts";
 import type { DB } from "../store/db.ts";
 import { toRule } from "../store/aliases.ts";
 import { domainSettings } from "../store/domains.ts";
+import { versionCounter } from "../store/settings.ts";
 import { resolve, type Verdict } from "./resolve.ts";
 import { type AddressDefaults, buildRoutingConfig, effectiveSettings, NO_SUBDOMAINS, type RoutingConfig } from "./rules.ts";
 
@@ -32,7 +33,7 @@ export function createRouter(db: DB, options: RouterOptions = { defaults: () => 
   const keyOf = (version: string) => JSON.stringify([version, options.defaults(), options.verifyDestinations()]);
 
   async function config(): Promise<RoutingConfig> {
-    const key = keyOf(await readVersion(db));
+    const key = keyOf(await versionCounter(db, "routing_version"));
     if (cached && cached.key === key) return cached.config;
     loading ??= load().finally(() => (loading = null));
     cached = await loading;
@@ -42,7 +43,7 @@ export function createRouter(db: DB, options: RouterOptions = { defaults: () => 
   // One read transaction: the version and the rules it describes are consistent.
   const load = () =>
     db.transaction().execute(async (trx) => {
-      const key = keyOf(await readVersion(trx));
+      const key = keyOf(await versionCounter(trx, "routing_version"));
       const defaults = options.defaults();
       const domains = await trx.selectFrom("domains").selectAll().execute();
       const names = new Map(domains.map((d) => [d.id, d.name]));
@@ -61,8 +62,4 @@ export function createRouter(db: DB, options: RouterOptions = { defaults: () => 
     });
 
   return { config, resolve: async (recipient) => resolve(recipient, await config()) };
-}
-
-async function readVersion(db: DB): Promise<string> {
-  return (await db.selectFrom("settings").select("value").where("key", "=", "routing_version").executeTakeFirstOrThrow()).value;
 }

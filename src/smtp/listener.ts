@@ -14,6 +14,8 @@ import type { StageHooks } from "./hooks.ts";
 import { formatReply, INTERNAL_ERROR, isAccepted, type Reply, toServerError } from "./reply.ts";
 import type { InboundMessage, Session } from "./session.ts";
 import type { CertificateSource } from "../tls/credentials.ts";
+// Makes smtp-server honour the greetPause option below.
+import "./greet-pause.ts";
 
 export interface MxListener {
   host: string;
@@ -96,6 +98,7 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
     socketTimeout: config.smtp.socketTimeout,
     closeTimeout: config.smtp.shutdownGrace,
     maxClients: config.smtp.maxClients,
+    greetPause: config.smtp.greetPause,
     logger: false,
 
     onConnect(raw, callback) {

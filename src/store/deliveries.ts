@@ -1,26 +1,34 @@
 // What already happened to a message: targets that accepted it (so a retry
 // by the sender skips them), bounces already sent, and DSNs still to send.
-import type { DB } from "./db.ts";
+import { type DB, hotStatement } from "./db.ts";
 
 export interface FingerprintState {
   firstSeen: number;
   delivered: Set<string>;
 }
 
+// Each forwarded message runs these: compiled once (see hotStatement).
+const upsertFingerprint = hotStatement((db, v: { id: string; now: number }) =>
+  db
+    .insertInto("fingerprints")
+    .values({ id: v.id, first_seen: v.now, last_seen: v.now })
+    .onConflict((oc) => oc.column("id").doUpdateSet({ last_seen: v.now }))
+    .returning(["first_seen"]),
+);
+const selectDelivered = hotStatement((db, v: { fingerprint: string }) => db.selectFrom("delivered").select("target").where("fingerprint", "=", v.fingerprint));
+const insertDelivered = hotStatement((db, v: { fingerprint: string; target: string; at: number }) =>
+  db.insertInto("delivered").values({ fingerprint: v.fingerprint, target: v.target, at: v.at }).onConflict((oc) => oc.doNothing()),
+);
+
 /** Records this attempt and returns what earlier attempts achieved. */
 export async function touchFingerprint(db: DB, id: string, now = Date.now()): Promise<FingerprintState> {
-  const row = await db
-    .insertInto("fingerprints")
-    .values({ id, first_seen: now, last_seen: now })
-    .onConflict((oc) => oc.column("id").doUpdateSet({ last_seen: now }))
-    .returning(["first_seen"])
-    .executeTakeFirstOrThrow();
-  const delivered = await db.selectFrom("delivered").select("target").where("fingerprint", "=", id).execute();
-  return { firstSeen: row.first_seen, delivered: new Set(delivered.map((d) => d.target)) };
+  const [row] = await upsertFingerprint(db, { id, now });
+  const delivered = await selectDelivered(db, { fingerprint: id });
+  return { firstSeen: row!.first_seen, delivered: new Set(delivered.map((d) => d.target)) };
 }
 
 export async function markDelivered(db: DB, fingerprint: string, target: string, now = Date.now()): Promise<void> {
-  await db.insertInto("delivered").values({ fingerprint, target, at: now }).onConflict((oc) => oc.doNothing()).execute();
+  await insertDelivered(db, { fingerprint, target, at: now });
 }
 
 /** True the first time for (fingerprint, target, code): a bounce is sent at most once for each. */

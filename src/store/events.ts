@@ -1,15 +1,95 @@
-import type { DB } from "./db.ts";
+import { type DB, hotStatement } from "./db.ts";
 import { countStat, statCategory } from "./stats.ts";
 import type { Event, EventStage, NewEvent } from "./schema.ts";
 
 /** Stored header blocks are capped: enough to debug a message, never a body. */
 export const MAX_STORED_HEADERS = 32 * 1024;
 
-export async function recordEvent(db: DB, event: NewEvent): Promise<void> {
-  const headers = event.headers && event.headers.length > MAX_STORED_HEADERS ? event.headers.slice(0, MAX_STORED_HEADERS) : event.headers;
-  await db.insertInto("events").values({ ...event, headers }).execute();
-  const category = statCategory(event);
-  if (category) await countStat(db, event.at, event.domain ?? null, category);
+const insertEvent = hotStatement((db, e: NewEvent) =>
+  db.insertInto("events").values({
+    at: e.at,
+    session_id: e.session_id,
+    remote_ip: e.remote_ip,
+    stage: e.stage,
+    code: e.code,
+    enhanced: e.enhanced,
+    text: e.text,
+    mail_from: e.mail_from,
+    recipients: e.recipients,
+    domain: e.domain,
+    message_id: e.message_id,
+    subject: e.subject,
+    headers: e.headers,
+    detail: e.detail,
+  }),
+);
+
+/** Writes events (and the daily counts they make) in one transaction, in order. */
+export function writeEvents(db: DB, events: NewEvent[]): Promise<void> {
+  return db.transaction().execute(async (trx) => {
+    for (const event of events) {
+      const headers = event.headers && event.headers.length > MAX_STORED_HEADERS ? event.headers.slice(0, MAX_STORED_HEADERS) : event.headers;
+      await insertEvent(trx, { ...event, headers });
+      const category = statCategory(event);
+      if (category) await countStat(trx, event.at, event.domain ?? null, category);
+    }
+  });
+}
+
+export interface EventRecorder {
+  /** Queues the event; resolves once it is committed, rejects when it could not be written. */
+  record(event: NewEvent): Promise<void>;
+  /** Writes what is queued now; resolves once every event recorded so far is settled. */
+  flush(): Promise<void>;
+}
+
+interface Queued {
+  event: NewEvent;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The server's mail log: the events recorded during one event-loop turn (many
+ * sessions' stages at once under load) are written in one transaction, so one
+ * commit serves them all and their daily counts.
+ */
+export function createEventRecorder(db: DB): EventRecorder {
+  let queue: Queued[] = [];
+  let scheduled: ReturnType<typeof setImmediate> | null = null;
+  // Batches are written one after the other, so ids follow the order of record().
+  let written = Promise.resolve();
+
+  const flush = () => {
+    if (scheduled) clearImmediate(scheduled);
+    scheduled = null;
+    if (queue.length > 0) {
+      const batch = queue;
+      queue = [];
+      written = written.then(() => writeBatch(db, batch));
+    }
+    return written;
+  };
+  return {
+    record: (event) =>
+      new Promise((resolve, reject) => {
+        queue.push({ event, resolve, reject });
+        scheduled ??= setImmediate(flush);
+      }),
+    flush,
+  };
+}
+
+/** Settles every caller; never rejects. */
+async function writeBatch(db: DB, batch: Queued[]): Promise<void> {
+  try {
+    await writeEvents(db, batch.map((q) => q.event));
+    for (const q of batch) q.resolve();
+  } catch (err) {
+    // The transaction was rolled back: each event alone again, so only the bad one is lost.
+    if (batch.length === 1) return batch[0]!.reject(err);
+    for (const q of batch) await writeBatch(db, [q]);
+  }
 }
 
 export interface EventFilter {

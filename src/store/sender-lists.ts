@@ -5,6 +5,7 @@ import type { Selectable } from "kysely";
 import { listAllow } from "./allowlist.ts";
 import type { DB } from "./db.ts";
 import type { AllowlistTable, DenylistTable } from "./schema.ts";
+import { versionCounter } from "./settings.ts";
 
 type Allow = Selectable<AllowlistTable>;
 type Deny = Selectable<DenylistTable>;
@@ -18,7 +19,7 @@ export interface SenderLists {
 export function createSenderLists(db: DB): (now: number) => Promise<SenderLists> {
   let loaded: { version: string; allow: Allow[]; deny: Deny[] } | null = null;
   return async (now) => {
-    const { value: version } = await db.selectFrom("settings").select("value").where("key", "=", "sender_lists_version").executeTakeFirstOrThrow();
+    const version = await versionCounter(db, "sender_lists_version");
     if (loaded?.version !== version) {
       const [allow, deny] = await Promise.all([listAllow(db), db.selectFrom("denylist").selectAll().orderBy("kind").orderBy("value").execute()]);
       loaded = { version, allow, deny };

@@ -1,6 +1,6 @@
 // Per-day counts for the dashboard, kept apart from the mail log so they
 // outlive its 7-day retention.
-import type { DB } from "./db.ts";
+import { type DB, hotStatement } from "./db.ts";
 import type { NewEvent, StatCategory } from "./schema.ts";
 
 export const STAT_CATEGORIES: readonly StatCategory[] = ["forwarded", "rejected", "greylisted", "spam", "bounced", "webhook"];
@@ -19,13 +19,15 @@ export function statCategory(e: Pick<NewEvent, "stage" | "code" | "enhanced" | "
   return null;
 }
 
-export async function countStat(db: DB, at: number, domain: string | null, category: StatCategory): Promise<void> {
-  const day = new Date(at).toISOString().slice(0, 10);
-  await db
+const addToStat = hotStatement((db, v: { day: string; domain: string; category: StatCategory }) =>
+  db
     .insertInto("daily_stats")
-    .values({ day, domain: domain ?? "", category, count: 1 })
-    .onConflict((oc) => oc.columns(["day", "domain", "category"]).doUpdateSet((eb) => ({ count: eb("daily_stats.count", "+", 1) })))
-    .execute();
+    .values({ day: v.day, domain: v.domain, category: v.category, count: 1 })
+    .onConflict((oc) => oc.columns(["day", "domain", "category"]).doUpdateSet((eb) => ({ count: eb("daily_stats.count", "+", 1) }))),
+);
+
+export async function countStat(db: DB, at: number, domain: string | null, category: StatCategory): Promise<void> {
+  await addToStat(db, { day: new Date(at).toISOString().slice(0, 10), domain: domain ?? "", category });
 }
 
 export interface DaySeries {

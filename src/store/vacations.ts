@@ -2,7 +2,7 @@
 import { convert } from "html-to-text";
 import { UserError } from "../errors.ts";
 import { parseAliasName } from "../routing/rules.ts";
-import type { DB } from "./db.ts";
+import { type DB, hotStatement } from "./db.ts";
 import { findDomain, parseDomainName } from "./domains.ts";
 import type { Vacation } from "./schema.ts";
 
@@ -48,8 +48,12 @@ export async function setVacation(db: DB, domainInput: string, aliasName: string
   return row;
 }
 
-export function vacationOf(db: DB, aliasId: number): Promise<Vacation | undefined> {
-  return db.selectFrom("vacations").selectAll().where("alias_id", "=", aliasId).executeTakeFirst();
+// Looked up for each forwarded message: compiled once (see hotStatement).
+const selectVacation = hotStatement((db, v: { aliasId: number }) => db.selectFrom("vacations").selectAll().where("alias_id", "=", v.aliasId));
+
+export async function vacationOf(db: DB, aliasId: number): Promise<Vacation | undefined> {
+  const [row] = await selectVacation(db, { aliasId });
+  return row;
 }
 
 /** True when this sender (key) was not answered by this alias within the interval; records the reply. */

@@ -144,7 +144,8 @@ describe("forwarding", () => {
   test("two targets on the same MX host use one connection and one transaction", async () => {
     const before = gmail.connections;
     expect(await send("pair@example.test", message("pair@example.test", "pair"))).toStartWith("250");
-    expect(gmail.connections - before).toBe(1);
+    // One new connection at most: none when an idle one from an earlier test was reused.
+    expect(gmail.connections - before).toBeLessThanOrEqual(1);
     const copies = received(gmail, "pair");
     expect(copies).toHaveLength(1);
     expect(copies[0]!.rcptTo.sort()).toEqual(["a@gmail.test", "b@googlemail.test"]);

@@ -38,6 +38,10 @@ export interface SinkOptions {
   credentials?: { cert: string; key: string };
   /** Require SMTP AUTH (after STARTTLS) with these credentials, as a smarthost does. */
   auth?: { user: string; pass: string };
+  /** Close a connection idle this long, with `421` first (smtp-server's socketTimeout). */
+  idleTimeoutMs?: number;
+  /** Answer RSET as an unknown command (`500`), as a broken server might. */
+  refuseRset?: boolean;
 }
 
 export interface Sink {
@@ -46,6 +50,10 @@ export interface Sink {
   messages: SinkMessage[];
   /** TCP connections accepted so far (a broken-TLS attempt counts too). */
   readonly connections: number;
+  /** Connections open right now (not counting broken-TLS attempts). */
+  readonly open: number;
+  /** Destroys every open connection at once, as a crashing server would. */
+  dropConnections(): void;
   /** Resolves once `count` messages arrived, rejects after `timeoutMs`. */
   waitForMessages(count: number, timeoutMs?: number): Promise<SinkMessage[]>;
   close(): Promise<void>;
@@ -59,6 +67,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
   const tlsMode = options.tls ?? "starttls";
   const messages: SinkMessage[] = [];
   let connections = 0;
+  let open = 0;
   const waiters: (() => void)[] = [];
   const { cert, key } = options.credentials ?? sinkCredentials();
 
@@ -67,7 +76,8 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     key,
     cert,
     authOptional: !options.auth,
-    disabledCommands: [...(tlsMode === "none" ? ["STARTTLS"] : []), ...(options.auth ? [] : ["AUTH"])],
+    disabledCommands: [...(tlsMode === "none" ? ["STARTTLS"] : []), ...(options.auth ? [] : ["AUTH"]), ...(options.refuseRset ? ["RSET"] : [])],
+    ...(options.idleTimeoutMs ? { socketTimeout: options.idleTimeoutMs } : {}),
     onAuth(auth, _session, callback) {
       const ok = options.auth && auth.username === options.auth.user && auth.password === options.auth.pass;
       callback(ok ? null : Object.assign(new Error("5.7.8 Authentication failed"), { responseCode: 535 }), ok ? { user: auth.username } : undefined);
@@ -77,7 +87,11 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     logger: false,
     onConnect(_session, callback) {
       if (tlsMode !== "broken") connections++;
+      open++;
       callback();
+    },
+    onClose() {
+      open--;
     },
     onRcptTo(address, session, callback) {
       const answer = options.onRcpt?.(address.address, session.envelope.mailFrom ? session.envelope.mailFrom.address : "");
@@ -93,7 +107,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
         if (!dropped && options.dropAfterDataBytes !== undefined && bytes >= options.dropAfterDataBytes) {
           dropped = true;
           // Simulates a destination that dies mid-transfer: no reply at all.
-          (server as unknown as { connections: Set<{ _socket: net.Socket }> }).connections.forEach((c) => c._socket.destroy());
+          dropConnections();
         }
       });
       stream.on("end", () => {
@@ -117,6 +131,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     },
   });
   server.on("error", () => {});
+  const dropConnections = () => (server as unknown as { connections: Set<{ _socket: net.Socket }> }).connections.forEach((c) => c._socket.destroy());
 
   // Broken TLS: a front that relays the conversation but answers STARTTLS itself with
   // "220" followed by bytes that are not TLS, as a faulty middlebox would.
@@ -163,6 +178,10 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     get connections() {
       return connections;
     },
+    get open() {
+      return open;
+    },
+    dropConnections,
     waitForMessages(count, timeoutMs = 5000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`sink ${host}:${port}: ${messages.length} of ${count} messages after ${timeoutMs} ms`)), timeoutMs);

@@ -1,0 +1,13 @@
+// The settings table: values the database keeps itself, such as the version
+// counters its triggers bump (migrations/version-counter.ts), which caches on
+// the SMTP hot path read on every use.
+import { type DB, hotStatement } from "./db.ts";
+
+const selectSetting = hotStatement((db, v: { key: string }) => db.selectFrom("settings").select("value").where("key", "=", v.key));
+
+/** The current value of a version counter: it moves on every change to the tables it watches. */
+export async function versionCounter(db: DB, key: "routing_version" | "sender_lists_version"): Promise<string> {
+  const [row] = await selectSetting(db, { key });
+  if (!row) throw new Error(`database setting ${key} is missing`);
+  return row.value;
+}

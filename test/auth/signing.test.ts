@@ -1,0 +1,54 @@
+// Signing and sealing from a header block and body hash taken once must give
+// exactly what mailauth's streaming dkimSign and sealMessage give (RSA
+// PKCS#1 v1.5 signatures are deterministic, so the bytes can be compared).
+import { expect, test } from "bun:test";
+import { generateKeyPairSync } from "node:crypto";
+import { sealMessage } from "mailauth/lib/arc";
+import { dkimSign } from "mailauth/lib/dkim/sign";
+import { SIGNED_HEADERS, sealAndSign, signMessage, type SigningKey } from "../../src/auth/dkim.ts";
+
+const pem = () => generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } }).privateKey;
+const key: SigningKey = { domain: "alias.test", selector: "mailferry", privateKey: pem() };
+const previousHop = { signingDomain: "prevhop.test", selector: "arc", privateKey: pem() };
+const signTime = new Date("2026-11-26T03:00:00Z");
+const seal = { authResults: "mx.alias.test;\r\n spf=pass smtp.mailfrom=someone@sender.test;\r\n dmarc=pass header.from=sender.test", cv: "none" };
+
+const body = "Hello,\r\n\r\n  some   text with   spaces  \r\nand trailing blank lines\r\n\r\n\r\n";
+const messages: Record<string, () => Promise<Buffer>> = {
+  "a plain message": async () => Buffer.from(`From: Someone <someone@sender.test>\r\nTo: hello@alias.test\r\nSubject: plain\r\nMessage-ID: <1@sender.test>\r\n\r\n${body}`),
+  "bare LF line breaks": async () => Buffer.from(`From: someone@sender.test\nTo: hello@alias.test\nSubject: bare\n  folded\n\n${body.replace(/\r\n/g, "\n")}`),
+  "mixed line breaks": async () => Buffer.from(`From: someone@sender.test\r\nSubject: mixed\n\r\nline one\nline two\r\n`),
+  "no body": async () => Buffer.from("From: someone@sender.test\r\nSubject: headers only\r\n"),
+  "an empty body": async () => Buffer.from("From: someone@sender.test\r\nSubject: empty\r\n\r\n"),
+  "an ARC set from a previous hop": async () => {
+    const original = Buffer.from(`From: someone@sender.test\r\nTo: list@prevhop.test\r\nSubject: arc\r\n\r\n${body}`);
+    const set = await sealMessage(original, { ...previousHop, authResults: "prevhop.test; spf=pass", cv: "none", signTime });
+    return Buffer.concat([set, original]);
+  },
+};
+
+for (const [name, make] of Object.entries(messages)) {
+  test(`sealAndSign equals sealMessage then dkimSign: ${name}`, async () => {
+    const message = await make();
+    const cv = name.includes("ARC set") ? "pass" : seal.cv;
+    const arc = await sealMessage(message, { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, authResults: seal.authResults, cv, signTime } as never);
+    const sealed = Buffer.concat([arc, message]);
+    const signature = { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, canonicalization: "relaxed/relaxed", headerList: SIGNED_HEADERS };
+    const { signatures } = await dkimSign(sealed, { ...signature, signTime, signatureData: [signature] });
+    const expected = Buffer.concat([Buffer.from(signatures), sealed]);
+    expect(arc.length).toBeGreaterThan(0);
+    expect((await sealAndSign(message, key, { ...seal, cv }, signTime)).toString("latin1")).toBe(expected.toString("latin1"));
+  });
+}
+
+test("signMessage equals dkimSign", async () => {
+  const message = await messages["a plain message"]!();
+  const signature = { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, canonicalization: "relaxed/relaxed", headerList: SIGNED_HEADERS };
+  const { signatures } = await dkimSign(message, { ...signature, signTime, signatureData: [signature] });
+  expect(await signMessage(message, key, signTime)).toBe(signatures);
+});
+
+test("a key that cannot sign is an error naming the domain", async () => {
+  const message = await messages["a plain message"]!();
+  expect(sealAndSign(message, { ...key, privateKey: "not a key" }, seal, signTime)).rejects.toThrow("DKIM signing for alias.test failed: ");
+});
