@@ -54,6 +54,9 @@ interface Slot {
   jobs: Map<number, Job>;
 }
 
+/** Structured cloning turns a Buffer into a plain Uint8Array: a Buffer view of the same bytes, no copy. */
+export const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
 // From source this module is src/auth/workers.ts. In the compiled binary every module
 // has the bundle's URL and the worker, a second entry point of `bun build --compile`
 // (package.json "build"), sits under auth/ of the bundle's root (src/).
@@ -129,8 +132,7 @@ export function startAuthWorkers({ hostname, lookup, logger, size = Math.min(4, 
       submit<AuthResults>({ kind: "authenticate", id: ++sequence, session: { remoteIp: session.remoteIp, helo: session.helo, mailFrom: session.mailFrom }, raw, hostname }),
     async compose(input) {
       const copy = await submit<Copy>({ kind: "compose", id: ++sequence, input });
-      // Structured cloning turns a Buffer into a plain Uint8Array.
-      return { ...copy, message: Buffer.from(copy.message.buffer, copy.message.byteOffset, copy.message.byteLength) };
+      return { ...copy, message: asBuffer(copy.message) };
     },
     async close() {
       closed = true;
