@@ -36,12 +36,12 @@ test("the compiled binary passes the smoke test from another directory", async (
   expect(result.idleRssKb).toBeGreaterThan(0);
 }, 60_000);
 
-test("the binary vets regexes for ReDoS (recheck's worker backend runs inside the binary)", async () => {
+test("the binary vets and matches regexes with RE2", async () => {
   const env = { MAILFERRY_DATA_DIR: join(elsewhere, "data-regex") };
   expect((await run([binary, "domain", "add", "regex.test"], { cwd: elsewhere, env })).exitCode).toBe(0);
-  const hostile = await run([binary, "alias", "add", "regex.test", "/^(a+)+$/", "x@y.test"], { cwd: elsewhere, env });
-  expect(hostile.exitCode).toBe(2);
-  expect(hostile.stderr).toContain("ReDoS");
+  const invalid = await run([binary, "alias", "add", "regex.test", "/^(a|b$/", "x@y.test"], { cwd: elsewhere, env });
+  expect(invalid.exitCode).toBe(2);
+  expect(invalid.stderr).toContain("not a regular expression RE2 accepts");
   const safe = await run([binary, "alias", "add", "regex.test", "/^(sales|info)$/", "x+$1@y.test"], { cwd: elsewhere, env });
   expect(safe.exitCode).toBe(0);
   expect((await run([binary, "alias", "test", "info@regex.test"], { cwd: elsewhere, env })).stdout).toContain("x+info@y.test");

@@ -79,9 +79,9 @@ describe("commands and exit codes", () => {
     expect((await mf(["domain", "set", "aliases.test", "colour=blue"])).exitCode).toBe(2);
     expect(await mf(["alias", "remove", "aliases.test", "/^(sales|info)$/"])).toMatchObject({ exitCode: 0 });
     expect((await mf(["alias", "remove", "aliases.test", "/^(sales|info)$/"])).exitCode).toBe(1);
-    const hostile = await mf(["alias", "add", "aliases.test", "/^(a+)+$/", "x@x.test"]);
-    expect(hostile.exitCode).toBe(2);
-    expect(hostile.stderr).toContain("ReDoS");
+    const invalid = await mf(["alias", "add", "aliases.test", "/^(a|b$/", "x@x.test"]);
+    expect(invalid.exitCode).toBe(2);
+    expect(invalid.stderr).toContain("not a regular expression RE2 accepts");
   });
 
   test("alias import: dry run, errors with line and column (nothing written), --apply", async () => {
@@ -91,11 +91,11 @@ describe("commands and exit codes", () => {
     expect((await mf(["alias", "import", "import.test", good])).stdout).toBe("would import 2 aliases and delivery port 1337 into import.test (dry run; add --apply to write)\n");
     expect((await mf(["alias", "list", "import.test"])).stdout).toBe("(no aliases)\n");
     const bad = join(sandbox.dataDir, "bad.txt");
-    writeFileSync(bad, "forward-email=ok:a@x.test\nforward-email=!!!!x\nforward-email=/^(a+)+$/:y@x.test\n");
+    writeFileSync(bad, "forward-email=ok:a@x.test\nforward-email=!!!!x\nforward-email=/^(a|b$/:y@x.test\n");
     const failed = await mf(["alias", "import", "import.test", bad, "--apply"]);
     expect(failed.exitCode).toBe(1);
     expect(failed.stderr).toContain(`${bad}:2:15: "!!!!x": at most three ! marks`);
-    expect(failed.stderr).toContain(`${bad}:3:15: "/^(a+)+$/": regex /^(a+)+$/ refused`);
+    expect(failed.stderr).toContain(`${bad}:3:15: "/^(a|b$/": regex /^(a|b$/ refused`);
     expect(failed.stderr).toContain("nothing imported: 2 errors");
     expect((await mf(["alias", "list", "import.test"])).stdout).toBe("(no aliases)\n");
     expect((await mf(["alias", "import", "import.test", good, "--apply"])).stdout).toBe("imported 2 aliases and delivery port 1337 into import.test\n");

@@ -160,10 +160,6 @@ export const MAX_DESCRIPTION = 500;
 /** Recipients longer than this are no address, domain or sane URL. */
 const MAX_RECIPIENT = 2048;
 
-/**
- * Validates and normalises an alias. Throws a UserError naming the field.
- * Regex patterns are checked for ReDoS, which is why this is async.
- */
 export interface ValidationOptions {
   /** Webhook URLs on loopback/private/link-local addresses are allowed (webhooks.allow_private). */
   allowPrivateWebhooks?: boolean;
@@ -191,7 +187,7 @@ export async function validateAlias(input: AliasInput, settings: DomainSettings 
       break;
     case "regex": {
       pattern = input.pattern;
-      const problem = await patternProblem(pattern);
+      const problem = patternProblem(pattern);
       if (problem) throw new UserError("invalid", `regex /${pattern}/ refused: ${problem}`, "pattern");
       break;
     }

@@ -141,7 +141,7 @@ describe.skipIf(!hasChromium)("admin UI in Chromium", () => {
     expect(await create("hello", "you@dest.test")).toBe("Created hello@browser.test.");
     expect(await create("*", "catch@dest.test")).toBe("Created *@browser.test.");
     expect(await create("/^(sales|info)$/", "team+$1@dest.test")).toBe("Created /^(sales|info)$/@browser.test.");
-    expect(await create("/^(a+)+$/", "x@dest.test")).toContain("ReDoS");
+    expect(await create("/^(a|b$/", "x@dest.test")).toContain("not a regular expression RE2 accepts");
     expect(await page.getAttribute("#f-name", "aria-invalid")).toBe("true");
     await page.goto(url("/aliases?domain=browser.test"));
     const names = await page.$$eval("#aliases tbody tr td:first-child", (tds) => tds.map((td) => td.firstChild!.textContent));
