@@ -4,7 +4,7 @@
 # domain; then prints the DNS records to publish and the admin set-up URL.
 # Running it again changes nothing that is already there (the configuration is
 # never overwritten); a new binary or unit replaces the old one and restarts.
-# README.md, "Install on a server", is the user documentation.
+# docs/install.md is the user documentation.
 set -euo pipefail
 
 readonly NAME=mailferry
@@ -395,7 +395,7 @@ print_next_steps() {
     "${MF[@]}" domain dns "$DOMAIN"
   else
     say ""
-    say "== No domain yet: add one with  mailferry domain add example.com  (see README, Install on a server)"
+    say "== No domain yet: add one with  mailferry domain add example.com  (see docs/install.md)"
   fi
   local url port problem
   problem=$(mktemp)

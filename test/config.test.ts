@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, envName, flagName, loadConfig, loadConfigWithOrigins, SETTINGS, systemResolvers } from "../src/config/index.ts";
@@ -167,15 +167,5 @@ describe("value parsers", () => {
     writeFileSync(file, "# comment\nsearch example\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n");
     expect(systemResolvers(file)).toBe("192.0.2.53:53,[fe80::1]:53");
     expect(systemResolvers(join(dir, "missing"))).toBe("127.0.0.1:53");
-  });
-});
-
-describe("README", () => {
-  test("documents every setting's environment variable and flag", () => {
-    const readme = readFileSync(join(import.meta.dir, "../README.md"), "utf8");
-    for (const s of SETTINGS) {
-      expect(readme).toContain(envName(s));
-      expect(readme).toContain(`--${flagName(s)}`);
-    }
   });
 });
