@@ -4,12 +4,13 @@
 import type { Logger } from "../log.ts";
 import { type Reply, reply } from "../smtp/reply.ts";
 import type { Session } from "../smtp/session.ts";
-import { addDeny, bumpCounter, countersSince, greylistEntry, saveCounters, saveGreylist } from "../store/abuse.ts";
+import { addDeny, bumpCounter, countersSince, greylistEntry, greylistSender, saveCounters, saveGreylist, saveGreylistSender } from "../store/abuse.ts";
 import { entryMatches, type SenderEntry, type SenderIdentity } from "../store/allowlist.ts";
 import type { DB } from "../store/db.ts";
-import type { GreylistTable } from "../store/schema.ts";
+import type { GreylistSenderTable, GreylistTable } from "../store/schema.ts";
 import { createSenderLists } from "../store/sender-lists.ts";
 import { hasAllowedSuffix, rootDomain } from "./identity.ts";
+import { type KnownSender, knownSender } from "./providers.ts";
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
@@ -32,6 +33,28 @@ export function greylistDecision(entry: GreylistTable | undefined, key: string, 
   };
 }
 
+/**
+ * Why a sender skipped greylisting, for the mail log: an allowlist entry (or
+ * a default suffix), a known provider or brand TLD, or the auto-allowlist.
+ */
+export type GreylistSkip = { skipped: "allowlist" } | KnownSender | { skipped: "auto_allowlist"; match: string };
+
+/** Skips that need no stored state: the allowlist, then the verified host's provider domain or brand TLD. */
+export function greylistSkip(client: { allowlisted: boolean; verifiedHost: string | null }): GreylistSkip | null {
+  return client.allowlisted ? { skipped: "allowlist" } : knownSender(client.verifiedHost);
+}
+
+/**
+ * The auto-allowlist (like postgrey's AWL): a sender key that passed
+ * greylisting once is spared for every recipient domain while it keeps being
+ * seen within the memory window. `save` refreshes last_seen at most hourly,
+ * so a busy sender costs one write an hour, not one per message.
+ */
+export function autoAllowlistDecision(entry: GreylistSenderTable | undefined, now: number): { spared: boolean; save: GreylistSenderTable | null } {
+  if (!entry || now - entry.last_seen > LIMITS.greylistMemoryMs) return { spared: false, save: null };
+  return { spared: true, save: now - entry.last_seen >= HOUR ? { ...entry, last_seen: now } : null };
+}
+
 /** A denied sender gets 421, not 5xx: a false positive recovers as soon as the entry is removed. */
 export function denyReply(entry: SenderEntry & { reason: string }): Reply {
   const why = entry.reason ? ` (${entry.reason})` : "";
@@ -44,8 +67,8 @@ export interface AbuseGuard {
   onClose(session: Session): void;
   /** After MAIL FROM: denylist (sender address and domain); the allowlist may now match the sender. */
   onMailFrom(session: Session): Promise<Reply | null>;
-  /** For an accepted recipient: rate limit, then greylist. */
-  onRecipient(session: Session, recipient: string, recipientDomain: string): Promise<Reply | null>;
+  /** For an accepted recipient: rate limit, then greylist. `greylist` says why a sender skipped greylisting. */
+  onRecipient(session: Session, recipient: string, recipientDomain: string): Promise<{ reply: Reply | null; greylist?: GreylistSkip }>;
   /** Spam, a virus or GTUBE from this sender: counts toward an automatic denylist entry. */
   recordAbuse(session: Session, what: string): Promise<void>;
   start(): Promise<void>;
@@ -86,6 +109,29 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
     return denyReply(entry);
   }
 
+  /** Greylisting when it is on: a skip (and why), else the per-domain decision; a pass puts the sender key on the auto-allowlist. */
+  async function greylistStage(session: Session, recipientDomain: string): Promise<{ reply: Reply | null; greylist?: GreylistSkip }> {
+    const delay = greylistDelayMs();
+    if (delay <= 0) return { reply: null };
+    const t = now();
+    let skip = greylistSkip(session);
+    if (!skip) {
+      const auto = autoAllowlistDecision(await greylistSender(db, session.senderKey), t);
+      if (auto.save) await saveGreylistSender(db, auto.save);
+      if (auto.spared) skip = { skipped: "auto_allowlist", match: session.senderKey };
+    }
+    if (skip) {
+      observe({ greylist: "passed" });
+      return { reply: null, greylist: skip };
+    }
+    const key = `${session.senderKey}|${rootDomain(recipientDomain)}`;
+    const decision = greylistDecision(await greylistEntry(db, key), key, t, delay);
+    await saveGreylist(db, decision.next);
+    if (!decision.reply) await saveGreylistSender(db, { sender_key: session.senderKey, passed_at: t, last_seen: t });
+    observe({ greylist: decision.reply ? "deferred" : "passed" });
+    return { reply: decision.reply };
+  }
+
   async function flush() {
     const rows = [...dirty].map((key) => ({ key, ...rates.get(key)! }));
     dirty.clear();
@@ -121,7 +167,7 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
     },
 
     async onRecipient(session, recipient, recipientDomain) {
-      if (session.allowlisted) return null;
+      if (session.allowlisted) return greylistStage(session, recipientDomain);
       const seen = counted.get(session);
       const rateKey = `${session.senderKey}|${recipient.toLowerCase()}`;
       if (seen && !seen.has(rateKey)) {
@@ -133,16 +179,10 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
         dirty.add(rateKey);
         const { connectionsPerHour } = limits();
         if (next.count > connectionsPerHour) {
-          return reply(421, "4.7.0", `Rate limit: more than ${connectionsPerHour} connections in an hour from ${session.senderKey} to ${recipient}; try again later`);
+          return { reply: reply(421, "4.7.0", `Rate limit: more than ${connectionsPerHour} connections in an hour from ${session.senderKey} to ${recipient}; try again later`) };
         }
       }
-      const delay = greylistDelayMs();
-      if (delay <= 0) return null;
-      const key = `${session.senderKey}|${rootDomain(recipientDomain)}`;
-      const decision = greylistDecision(await greylistEntry(db, key), key, now(), delay);
-      await saveGreylist(db, decision.next);
-      observe({ greylist: decision.reply ? "deferred" : "passed" });
-      return decision.reply;
+      return greylistStage(session, recipientDomain);
     },
 
     async recordAbuse(session, what) {

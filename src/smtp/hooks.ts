@@ -108,11 +108,15 @@ export function createHooks({ router, srs, maxSize, hostname, authenticate, abus
       const answer = recipientVerdict(verdict, session.recipients.length);
       if (answer !== ACCEPT_RECIPIENT || verdict.action === "refuse") return { reply: answer };
       const mailbox = parseMailbox(address)!;
-      const limited = await abuse.onRecipient(session, mailbox.address, mailbox.domain);
-      if (limited) return { reply: limited };
-      // Destinations left out until verified: the log says so, the sender need not know.
-      const facts = verdict.action === "deliver" && verdict.unverified ? { unverified: verdict.unverified } : undefined;
-      return { reply: answer, accepted: { address: mailbox.address, verdict }, ...(facts ? { facts } : {}) };
+      const guarded = await abuse.onRecipient(session, mailbox.address, mailbox.domain);
+      if (guarded.reply) return { reply: guarded.reply };
+      const facts = {
+        // Destinations left out until verified: the log says so, the sender need not know.
+        ...(verdict.action === "deliver" && verdict.unverified ? { unverified: verdict.unverified } : {}),
+        // Why the sender skipped greylisting (allowlist, provider, brand TLD, auto-allowlist).
+        ...(guarded.greylist ? { greylist: guarded.greylist } : {}),
+      };
+      return { reply: answer, accepted: { address: mailbox.address, verdict }, ...(Object.keys(facts).length ? { facts } : {}) };
     },
     async data(session, received) {
       const tooBig = sizeVerdict(received, maxSize);

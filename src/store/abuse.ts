@@ -1,9 +1,9 @@
-// Greylist, denylist and counters: the state of abuse protection, all in
-// SQLite so it survives a restart.
+// Greylist (and its auto-allowlist of senders), denylist and counters: the
+// state of abuse protection, all in SQLite so it survives a restart.
 import { UserError } from "../errors.ts";
 import { MAX_NOTE, parseSenderEntry } from "./allowlist.ts";
 import type { DB } from "./db.ts";
-import type { CounterTable, DenyKind, GreylistTable } from "./schema.ts";
+import type { CounterTable, DenyKind, GreylistSenderTable, GreylistTable } from "./schema.ts";
 
 export function greylistEntry(db: DB, key: string): Promise<GreylistTable | undefined> {
   return db.selectFrom("greylist").selectAll().where("key", "=", key).executeTakeFirst();
@@ -14,6 +14,18 @@ export async function saveGreylist(db: DB, entry: GreylistTable): Promise<void> 
     .insertInto("greylist")
     .values(entry)
     .onConflict((oc) => oc.column("key").doUpdateSet({ first_seen: entry.first_seen, passed_at: entry.passed_at, last_seen: entry.last_seen }))
+    .execute();
+}
+
+export function greylistSender(db: DB, senderKey: string): Promise<GreylistSenderTable | undefined> {
+  return db.selectFrom("greylist_senders").selectAll().where("sender_key", "=", senderKey).executeTakeFirst();
+}
+
+export async function saveGreylistSender(db: DB, entry: GreylistSenderTable): Promise<void> {
+  await db
+    .insertInto("greylist_senders")
+    .values(entry)
+    .onConflict((oc) => oc.column("sender_key").doUpdateSet({ last_seen: entry.last_seen }))
     .execute();
 }
 

@@ -18,6 +18,7 @@ export async function housekeeping(db: DB, { now = Date.now(), eventRetentionMs,
   const rules: [table: string, condition: ReturnType<typeof sql>][] = [
     ["fingerprints", sql`last_seen < ${now - 7 * DAY}`],
     ["greylist", sql`last_seen < ${now - 30 * DAY}`],
+    ["greylist_senders", sql`last_seen < ${now - 30 * DAY}`],
     ["denylist", sql`expires_at IS NOT NULL AND expires_at < ${now}`],
     ["abuse_counts", sql`window_start < ${now - DAY}`],
     ["rate_counts", sql`window_start < ${now - 3_600_000}`],

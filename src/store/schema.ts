@@ -143,6 +143,13 @@ export interface GreylistTable {
   last_seen: Timestamp;
 }
 
+/** A sender key that passed greylisting once: not greylisted again while seen within 30 days. */
+export interface GreylistSenderTable {
+  sender_key: string;
+  passed_at: Timestamp;
+  last_seen: Timestamp;
+}
+
 export type DenyKind = "ip" | "cidr" | "domain" | "address";
 
 export interface DenylistTable {
@@ -264,6 +271,7 @@ export interface Schema {
   dkim_keys: DkimKeysTable;
   allowlist: AllowlistTable;
   greylist: GreylistTable;
+  greylist_senders: GreylistSenderTable;
   denylist: DenylistTable;
   abuse_counts: CounterTable;
   rate_counts: CounterTable;

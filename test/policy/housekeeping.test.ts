@@ -23,6 +23,7 @@ test("expired rows go, current ones stay; batches stop at the time budget and re
   await db.insertInto("fingerprints").values([{ id: "old", first_seen: NOW - 9 * DAY, last_seen: NOW - 8 * DAY }, { id: "new", first_seen: NOW - DAY, last_seen: NOW - DAY }]).execute();
   await db.insertInto("delivered").values({ fingerprint: "old", target: "a@x.test", at: NOW - 8 * DAY }).execute();
   await db.insertInto("greylist").values([{ key: "a|b", first_seen: NOW - 40 * DAY, passed_at: NOW - 40 * DAY, last_seen: NOW - 31 * DAY }, { key: "c|d", first_seen: NOW, passed_at: null, last_seen: NOW }]).execute();
+  await db.insertInto("greylist_senders").values([{ sender_key: "gone.test", passed_at: NOW - 40 * DAY, last_seen: NOW - 31 * DAY }, { sender_key: "seen.test", passed_at: NOW - 40 * DAY, last_seen: NOW - DAY }]).execute();
   await db.insertInto("denylist").values([
     { kind: "ip", value: "192.0.2.1", source: "auto", expires_at: NOW - 1, created_at: NOW - 30 * DAY },
     { kind: "ip", value: "192.0.2.2", source: "admin", expires_at: null, created_at: NOW - 300 * DAY },
@@ -34,10 +35,11 @@ test("expired rows go, current ones stay; batches stop at the time budget and re
   // No time budget at all: the run stops before its first batch.
   expect(Object.values(first).reduce((a, b) => a + b, 0)).toBe(0);
   const removed = await housekeeping(db, { now: NOW, eventRetentionMs: 7 * DAY, batch: 10, budgetMs: 10_000 });
-  expect(removed).toMatchObject({ fingerprints: 1, greylist: 1, denylist: 1, events: 30 });
+  expect(removed).toMatchObject({ fingerprints: 1, greylist: 1, greylist_senders: 1, denylist: 1, events: 30 });
   expect((await db.selectFrom("fingerprints").select("id").execute()).map((r) => r.id)).toEqual(["new"]);
   expect(await db.selectFrom("delivered").selectAll().execute()).toEqual([]);
   expect((await db.selectFrom("greylist").select("key").execute()).map((r) => r.key)).toEqual(["c|d"]);
+  expect((await db.selectFrom("greylist_senders").select("sender_key").execute()).map((r) => r.sender_key)).toEqual(["seen.test"]);
   expect((await db.selectFrom("denylist").select("value").execute()).map((r) => r.value)).toEqual(["192.0.2.2"]);
   expect(await db.selectFrom("events").select("id").execute()).toHaveLength(1);
 });

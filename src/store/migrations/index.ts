@@ -10,6 +10,7 @@ import * as m006 from "./006_webhooks_vacation.ts";
 import * as m007 from "./007_admin.ts";
 import * as m008 from "./008_api.ts";
 import * as m009 from "./009_sender_lists.ts";
+import * as m012 from "./012_greylist_senders.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   "007_admin": m007,
   "008_api": m008,
   "009_sender_lists": m009,
+  "012_greylist_senders": m012,
 };
