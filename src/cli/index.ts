@@ -13,6 +13,7 @@ import { backupCommand, restoreCommand } from "./backup.ts";
 import { doctorCommand } from "./doctor.ts";
 import { configCheck } from "./config-check.ts";
 import { configSet } from "./config-set.ts";
+import { configReference } from "./config-reference.ts";
 import { destinationCommand } from "./destination.ts";
 import { dnsCommand } from "./dns.ts";
 import { domainCommand } from "./domain.ts";
@@ -116,6 +117,7 @@ commands:
   admin setup-url           the one-time set-up URL, while no admin exists (after the server started once)
   config check [--json]     validate configuration and print the effective values
   config set key=value...   write settings to config.toml (keys as config check lists them; key= resets)
+  config reference          every setting as the markdown of docs/configuration.md (npm run docs writes it)
 
 global options (each also settable as MAILFERRY_<NAME> or in config.toml):
   --data-dir DIR            data directory (default ./data)
@@ -179,7 +181,8 @@ const COMMANDS: Record<string, (ctx: CommandContext) => Promise<number> | number
     const sub = ctx.args[0];
     if (sub === "check") return configCheck(ctx);
     if (sub === "set") return configSet(ctx);
-    throw new UsageError(`unknown config command: ${sub ?? "(none)"}; try: config check, config set`);
+    if (sub === "reference") return configReference(ctx);
+    throw new UsageError(`unknown config command: ${sub ?? "(none)"}; try: config check, config set, config reference`);
   },
 };
 

@@ -48,8 +48,10 @@ interface Setting {
   /** The environment/flag name when it is not `<section>_<key>` (names fixed by earlier docs). */
   name?: string;
   parse: (raw: unknown) => unknown;
-  /** Shown in `config check` and the README; a function when it depends on the machine. */
+  /** Shown in `config check` and docs/configuration.md; a function when it depends on the machine. */
   default: unknown | (() => unknown);
+  /** What a machine-dependent default is, for docs/configuration.md (the value differs per machine). */
+  defaultDoc?: string;
   doc: string;
 }
 
@@ -58,7 +60,7 @@ const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 const SMARTHOST_TLS = ["starttls", "implicit", "none"] as const;
 
 export const SETTINGS: readonly Setting[] = [
-  { section: "", key: "hostname", parse: v.hostname, default: () => v.normalizeDomain(osHostname()) ?? "localhost", doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
+  { section: "", key: "hostname", parse: v.hostname, default: () => v.normalizeDomain(osHostname()) ?? "localhost", defaultDoc: "the machine's host name", doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
   { section: "smtp", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "MX listener address (production: 0.0.0.0)" },
   { section: "smtp", key: "port", parse: v.port, default: 2525, doc: "MX listener port (production: 25)" },
   { section: "smtp", key: "max_size", parse: v.byteSize, default: "50MB", doc: "Largest message accepted (SIZE); bigger gets 552" },
@@ -71,7 +73,7 @@ export const SETTINGS: readonly Setting[] = [
   { section: "http", key: "port", parse: v.port, default: 8080, doc: "Admin UI / API / health port" },
   { section: "http", key: "tls", parse: v.bool, default: false, doc: "Serve the admin port over HTTPS with the tls.cert certificate (then Secure cookies and HSTS)" },
   { section: "http", key: "public_url", parse: v.optionalUrl, default: "", doc: "Base URL of the admin port as others reach it, for links in mail (destination verification); default the admin URL" },
-  { section: "dns", key: "servers", parse: v.dnsServers, default: () => systemResolvers(), doc: "Resolvers as host:port list; default from /etc/resolv.conf" },
+  { section: "dns", key: "servers", parse: v.dnsServers, default: () => systemResolvers(), defaultDoc: "from /etc/resolv.conf", doc: "Resolvers as host:port list; default from /etc/resolv.conf" },
   { section: "dns", key: "timeout", parse: v.positiveDuration, default: "5s", doc: "Timeout of one DNS query (per server try)" },
   { section: "outbound", key: "port", parse: v.port, default: 25, doc: "Port used to deliver to destination MX hosts" },
   { section: "outbound", key: "connect_timeout", parse: v.positiveDuration, default: "30s", doc: "Timeout to connect to a destination MX host" },
