@@ -105,7 +105,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     // Runs after the SMTP listener drained and the outbox stopped: nothing sends any more.
     stops.push(async () => relay.close());
 
-    const outbox = createOutbox({ db: store.db, relay, outboundPort: config.outbound.port, logger });
+    const outbox = createOutbox({ db: store.db, relay, hostname: config.hostname, outboundPort: config.outbound.port, logger });
     outbox.start();
     stops.push(() => outbox.stop());
     const prune = () =>

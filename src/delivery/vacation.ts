@@ -1,16 +1,14 @@
-// Vacation replies (SPEC §6): from the alias, DKIM-signed, with the null
-// envelope sender, at most once per sender per 4 days, and never where
-// automatic mail must not go (the backscatter rules).
+// Vacation replies: from the alias (the outbox signs them with its domain's
+// key), with the null envelope sender, at most once per sender per 4 days,
+// and never where automatic mail must not go (the backscatter rules).
 import { randomUUID } from "node:crypto";
 import MailComposer from "nodemailer/lib/mail-composer";
-import { type SigningKey, signMessage } from "../auth/dkim.ts";
 import type { Logger } from "../log.ts";
 import { automaticReplyBlocked } from "../policy/backscatter.ts";
 import { rootDomain } from "../policy/identity.ts";
 import { headerValue } from "../smtp/headers.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 import type { DB } from "../store/db.ts";
-import { signingKey } from "../store/dkim.ts";
 import type { Vacation } from "../store/schema.ts";
 import { claimVacationReply, vacationOf } from "../store/vacations.ts";
 import type { Outbox } from "./outbox.ts";
@@ -81,9 +79,7 @@ export function createVacationResponder({ db, outbox, hostname, logger, now = ()
           hostname,
           now: now(),
         });
-        const key: SigningKey | null = await signingKey(db, r.verdict.alias.domain);
-        const signed = key ? Buffer.concat([Buffer.from(await signMessage(reply, key), "utf8"), reply]) : reply;
-        await outbox.queue(sender, signed);
+        await outbox.queue(sender, reply);
         logger.info("vacation.sent", { session: session.id, alias: r.address, to: sender });
       }
     },

@@ -3,6 +3,7 @@
 // it, and registers forwarding destinations that need verification.
 import { domainRecords, mtaStsMode } from "../auth/records.ts";
 import type { Config } from "../config/index.ts";
+import { serverKeyRecord } from "../delivery/originated.ts";
 import { UserError } from "../errors.ts";
 import { type AliasInput, type DomainSettings, aliasLabel, effectiveSettings, placeName, type ValidationOptions } from "../routing/rules.ts";
 import { addDeny, removeDeny } from "../store/abuse.ts";
@@ -68,7 +69,7 @@ export function createServices(deps: ServiceDeps) {
         if (!row) throw new UserError("not_found", `domain ${name} is not managed here`, "name");
         const settings = effectiveSettings(domainSettings(row), config.addresses);
         const onSubdomain = await db.selectFrom("aliases").select("id").where("domain_id", "=", row.id).where("subdomain", "!=", "").executeTakeFirst();
-        return domainRecords({
+        const records = domainRecords({
           domain: row.name,
           hostname: config.hostname,
           srsDomain: config.srs.domain,
@@ -76,6 +77,9 @@ export function createServices(deps: ServiceDeps) {
           mtaStsMode: mtaStsMode(config.tls.cert !== null || config.acme.enabled),
           subdomains: settings.acceptSubdomains || settings.randomSubdomain || onSubdomain !== undefined,
         });
+        // Like the SRS domain's SPF, a host name record listed with every domain (dns check shows it once).
+        const serverKey = await serverKeyRecord(db, config.hostname);
+        return serverKey ? [...records, serverKey] : records;
       },
       async rotateDkim(actor: Actor, name: string, selector?: string) {
         const key = await rotateDkimKey(db, name, selector);

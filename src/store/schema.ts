@@ -124,6 +124,18 @@ export interface DkimKeysTable {
   created_at: Timestamp;
 }
 
+/** The DKIM key of the server's host name (one row): signs server notices when no managed domain covers the host name. */
+export interface ServerDkimKeyTable {
+  id: number;
+  selector: string;
+  algorithm: "rsa";
+  /** PKCS#8 PEM. */
+  private_key: string;
+  /** base64 SubjectPublicKeyInfo, the DNS record's p= value. */
+  public_key: string;
+  created_at: Timestamp;
+}
+
 export type AllowKind = "ip" | "cidr" | "domain" | "address";
 
 export interface AllowlistTable {
@@ -269,6 +281,7 @@ export interface Schema {
   bounced: BouncedTable;
   outbox: OutboxTable;
   dkim_keys: DkimKeysTable;
+  server_dkim_key: ServerDkimKeyTable;
   allowlist: AllowlistTable;
   greylist: GreylistTable;
   greylist_senders: GreylistSenderTable;
@@ -291,6 +304,7 @@ export type Alias = Selectable<AliasesTable>;
 export type Event = Selectable<EventsTable>;
 export type NewEvent = Insertable<EventsTable>;
 export type DkimKey = Selectable<DkimKeysTable>;
+export type ServerDkimKey = Selectable<ServerDkimKeyTable>;
 export type Vacation = Selectable<VacationsTable>;
 export type Admin = Selectable<AdminsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;

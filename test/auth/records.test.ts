@@ -30,9 +30,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 test("`mailferry domain dns example.test` prints exactly the golden records", async () => {
   const env = { MAILFERRY_DATA_DIR: dir, MAILFERRY_HOSTNAME: "mx.mailferry.test" };
   expect((await run([...cli, "domain", "add", "example.test"], { cwd: dir, env })).exitCode).toBe(0);
-  // The key is random; the golden file was made with this public key.
+  // The keys are random; the golden file was made with this public key (the server key's too, made here before its first use).
+  const publicKey = readFileSync(join(fixtures, "dkim-public-key.txt"), "utf8").trim();
   const db = new Database(join(dir, "mailferry.db"));
-  db.run("UPDATE dkim_keys SET public_key = ?", [readFileSync(join(fixtures, "dkim-public-key.txt"), "utf8").trim()]);
+  db.run("UPDATE dkim_keys SET public_key = ?", [publicKey]);
+  db.run("INSERT INTO server_dkim_key (id, selector, algorithm, private_key, public_key, created_at) VALUES (1, 'mailferry', 'rsa', 'unused', ?, 0)", [publicKey]);
   db.close();
   const out = await run([...cli, "domain", "dns", "example.test"], { cwd: dir, env });
   expect(out.exitCode).toBe(0);
@@ -43,7 +45,7 @@ test("`mailferry domain dns example.test` prints exactly the golden records", as
     if (line.includes(" TXT ")) for (const s of line.match(/"((?:[^"\\]|\\.)*)"/g)!) expect(Buffer.byteLength(s) - 2).toBeLessThanOrEqual(255);
   }
   const json = JSON.parse((await run([...cli, "domain", "dns", "example.test", "--json"], { cwd: dir, env })).stdout) as DnsRecord[];
-  expect(json.map((r) => r.type)).toEqual(["MX", "TXT", "TXT", "TXT", "TXT", "CNAME", "TXT", "TXT"]);
+  expect(json.map((r) => r.type)).toEqual(["MX", "TXT", "TXT", "TXT", "TXT", "CNAME", "TXT", "TXT", "TXT"]);
 });
 
 describe("the published records work", () => {

@@ -11,6 +11,7 @@ import * as m007 from "./007_admin.ts";
 import * as m008 from "./008_api.ts";
 import * as m009 from "./009_sender_lists.ts";
 import * as m012 from "./012_greylist_senders.ts";
+import * as m013 from "./013_server_dkim.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   "008_api": m008,
   "009_sender_lists": m009,
   "012_greylist_senders": m012,
+  "013_server_dkim": m013,
 };
