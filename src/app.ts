@@ -33,6 +33,7 @@ import { createEventRecorder } from "./store/events.ts";
 import { loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
 import { acquireServerLock } from "./store/lock.ts";
 import { createServices } from "./service/index.ts";
+import { startDkimActivation } from "./service/dkim-rotation.ts";
 import { createMetrics } from "./metrics/index.ts";
 import { createWebApp, openPathsOnly } from "./web/app.ts";
 
@@ -117,6 +118,9 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     const maintenance = setInterval(prune, 600_000);
     maintenance.unref();
     stops.push(async () => clearInterval(maintenance));
+    // Second phase of DKIM rotations: a pending key signs once DNS serves its record.
+    const dkimActivation = startDkimActivation({ db: store.db, lookup: (name, type) => liveResolver.resolve(name, type), logger });
+    stops.push(() => dkimActivation.stop());
 
     const abuse = createAbuseGuard({ db: store.db, logger, greylistDelayMs: () => config.greylist.delay, observe: metrics.observeGuard, limits: () => config.limits });
     await abuse.start();

@@ -60,7 +60,12 @@ commands:
   domain dns <name> [--check] [--json]
                             the DNS records to publish, as zone-file lines; --check is
                             dns check <name>
-  domain dkim <name>        its DKIM keys; dkim-rotate <name> [selector], dkim-remove <name> <selector>
+  domain dkim <name>        its DKIM keys: pending, signing or retired
+  domain dkim-rotate <name> [selector] [--activate]
+                            a new key, pending: it signs once DNS serves its record (dns check,
+                            or the server every 10 minutes); --activate switches to it now
+  domain dkim-remove <name> <selector> [--force]
+                            stop publishing a key; a retired one only a week after the switch
   domain webhook-key <name> [--rotate]
                             the key that signs its webhook requests (X-Webhook-Signature)
   domain list [--json]      list managed domains
@@ -153,6 +158,8 @@ const COMMAND_OPTIONS = {
   replace: { type: "boolean" },
   rotate: { type: "boolean" },
   check: { type: "boolean" },
+  activate: { type: "boolean" },
+  force: { type: "boolean" },
   "random-subdomain": { type: "boolean" },
   "no-random-subdomain": { type: "boolean" },
 } as const;

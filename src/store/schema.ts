@@ -122,6 +122,10 @@ export interface DkimKeysTable {
   /** 1: still published (mail signed with it may be in flight) but no longer used to sign. */
   retired: ColumnType<number, number | undefined, number>;
   created_at: Timestamp;
+  /** When it started signing; null while pending (published, waiting for DNS to serve its record). */
+  activated_at: Timestamp | null;
+  /** When the next key replaced it: still published for a week (mail signed with it may be in flight), no longer signing. */
+  retired_at: Timestamp | null;
 }
 
 /** The DKIM key of the server's host name (one row): signs server notices when no managed domain covers the host name. */

@@ -125,7 +125,7 @@ describe("the host name is under a managed domain: its key signs the server noti
     mf = await startMailferry({
       dns,
       domains: ["notice.test"],
-      env: { MAILFERRY_HOSTNAME: "mx.notice.test", MAILFERRY_VERIFY_DESTINATIONS: "true", MAILFERRY_OUTBOUND_PORT: String(dest.port) },
+      env: { MAILFERRY_HOSTNAME: "mx.notice.test", MAILFERRY_VERIFY_DESTINATIONS: "all", MAILFERRY_OUTBOUND_PORT: String(dest.port) },
     });
   });
   afterAll(() => mf.stop());

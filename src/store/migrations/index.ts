@@ -10,6 +10,8 @@ import * as m006 from "./006_webhooks_vacation.ts";
 import * as m007 from "./007_admin.ts";
 import * as m008 from "./008_api.ts";
 import * as m009 from "./009_sender_lists.ts";
+import * as m010 from "./010_confirmations.ts";
+import * as m011 from "./011_dkim_rotation.ts";
 import * as m012 from "./012_greylist_senders.ts";
 import * as m013 from "./013_server_dkim.ts";
 
@@ -23,6 +25,8 @@ export const migrations: Record<string, Migration> = {
   "007_admin": m007,
   "008_api": m008,
   "009_sender_lists": m009,
+  "010_confirmations": m010,
+  "011_dkim_rotation": m011,
   "012_greylist_senders": m012,
   "013_server_dkim": m013,
 };

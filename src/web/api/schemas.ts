@@ -62,7 +62,12 @@ export const DnsRecord = z
     name: z.string(),
     value: z.string(),
     ttl: z.number().int(),
-    status: z.enum(["ok", "missing", "different"]).openapi({ description: "What DNS publishes now compared with what is expected" }),
+    level: z.enum(["required", "recommended"]),
+    status: z.enum(["ok", "weak", "missing", "different", "invalid"]).openapi({
+      description:
+        "What DNS publishes now, judged by meaning for SPF (evaluated for this server's addresses), DMARC (any valid policy) and DKIM (the same key): ok; weak (works, but lets anyone send as the domain); missing; different (does not do its job); invalid (receivers cannot use it)",
+    }),
+    mark: z.enum(["✓", "✗", "!"]).openapi({ description: "As `mailferry dns check` shows it: ✗ fails the check, ! is a recommendation" }),
     found: z.array(z.string()),
     error: z.string().optional(),
   })
