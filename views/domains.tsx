@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Domains: the list, and one domain's DNS records (with live checks) and settings.
 import type { FC } from "hono/jsx";
+import { type KeyLifecycle, keyState, removableAfter } from "../src/auth/dkim.ts";
 import { type DnsReport, mark, reportSummary } from "../src/auth/dns-check.ts";
 import type { AddressDefaults, DomainSettings } from "../src/routing/rules.ts";
 import { Csrf, Field, type FieldErrors, Flash, Page, when } from "./layout.tsx";
@@ -93,7 +94,10 @@ export const RecordChecks: FC<{ report: DnsReport; domain: string }> = ({ report
                       {c.record.level === "recommended" ? " (recommended)" : ""}
                     </div>
                   </td>
-                  <td class="mono">{c.found.length ? c.found.join("\n") : <span class="muted">{c.error ?? "nothing"}</span>}</td>
+                  <td class="mono">
+                    {c.found.length ? c.found.join("\n") : <span class="muted">{c.error ?? "nothing"}</span>}
+                    {c.note && <div class={c.status === "ok" ? "muted" : MARK_CLASS[mark(c)]}>{c.note}</div>}
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -121,10 +125,28 @@ export interface DomainPageProps {
   defaults: AddressDefaults;
   report: DnsReport;
   webhookKey: string;
-  dkim: { selector: string; retired: number; created_at: number }[];
+  /** Aliases on the domain: with none yet, adding one is the next step. */
+  aliasCount?: number;
+  dkim: ({ selector: string; created_at: number } & KeyLifecycle)[];
   errors?: FieldErrors;
   ok?: string | null;
 }
+
+/** Where a DKIM key is in its rotation. */
+const DkimKeyStatus: FC<{ dkimKey: KeyLifecycle }> = ({ dkimKey: k }) => {
+  switch (keyState(k)) {
+    case "pending":
+      return <span class="warn">pending: publish its record (above); it signs once DNS serves it</span>;
+    case "signing":
+      return <span class="ok">signing</span>;
+    case "retired":
+      return (
+        <span class="muted">
+          retired {when(k.retired_at!)}, still published; its record can be removed after {when(removableAfter(k)!)}
+        </span>
+      );
+  }
+};
 
 /** A setting that follows the configuration until the domain sets its own. */
 const FollowSelect: FC<{ label: string; name: string; value: boolean | null; fallback: boolean; on: string; off: string }> = (p) => (
@@ -201,16 +223,25 @@ export const DomainPage: FC<DomainPageProps> = (p) => (
       <ul>
         {p.dkim.map((k) => (
           <li>
-            <code>{k.selector}</code> {k.retired ? <span class="muted">retired, still published</span> : <span class="ok">signing</span>} · {when(k.created_at)}
+            <code>{k.selector}</code> <DkimKeyStatus dkimKey={k} /> · {when(k.created_at)}
           </li>
         ))}
       </ul>
-      <form class="inline" method="post" action={`/domains/${p.name}/dkim-rotate`}>
-        <Csrf token={p.csrf} />
-        <button class="secondary" type="submit">
-          Rotate DKIM key
-        </button>
-      </form>
+      {p.dkim.some((k) => keyState(k) === "pending") ? (
+        <form class="inline" method="post" action={`/domains/${p.name}/dkim-activate`} hx-confirm="Sign with the pending key before DNS serves its record? Receivers cannot verify signatures until it does.">
+          <Csrf token={p.csrf} />
+          <button class="secondary" type="submit">
+            Sign with the pending key now
+          </button>
+        </form>
+      ) : (
+        <form class="inline" method="post" action={`/domains/${p.name}/dkim-rotate`}>
+          <Csrf token={p.csrf} />
+          <button class="secondary" type="submit">
+            Rotate DKIM key
+          </button>
+        </form>
+      )}
     </section>
     <section class="panel">
       <h2>Remove</h2>

@@ -1,7 +1,8 @@
 // The DNS records a domain owner publishes for mailferry, exactly as zone-file
 // lines: MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, and the SRS domain's SPF.
 import { createHash } from "node:crypto";
-import { dkimRecordValue } from "./dkim.ts";
+import { dkimRecordValue, type KeyLifecycle, keyState, removableAfter, utcMinute } from "./dkim.ts";
+import { type Judgement, judgeDkim, judgeDmarc, judgeSpf, type ServerIdentity, type SpfLookup } from "./record-judgement.ts";
 
 export type RecordType = "MX" | "TXT" | "CNAME" | "A" | "AAAA" | "PTR";
 
@@ -21,10 +22,12 @@ export interface RecordsInput {
   /** The MX host name (mailferry's hostname). */
   hostname: string;
   srsDomain: string;
-  dkimKeys: { selector: string; algorithm: string; public_key: string }[];
+  dkimKeys: ({ selector: string; algorithm: string; public_key: string } & KeyLifecycle)[];
   mtaStsMode: "enforce" | "testing";
   /** Addresses on subdomains are in use (or may be made): they need a wildcard MX. */
   subdomains?: boolean;
+  /** When the records are shown: a retired key's record says whether it can be removed yet. */
+  now?: number;
 }
 
 const TTL = 3600;
@@ -50,12 +53,34 @@ export function dnsRecord(name: string, type: RecordType, value: string, purpose
   return { name: fqdn(name), type, value, ttl: TTL, purpose, level };
 }
 
-export function domainRecords({ domain, hostname, srsDomain, dkimKeys, mtaStsMode: mode, subdomains = false }: RecordsInput): DnsRecord[] {
+/**
+ * The signing key's record is required; a pending key's is the next step of a
+ * rotation (mailferry switches to the key once DNS serves it); a retired key's
+ * stays a week for mail signed before the switch, then may go.
+ */
+function dkimRecord(domain: string, key: RecordsInput["dkimKeys"][number], now: number): DnsRecord {
+  const name = `${key.selector}._domainkey.${domain}`;
+  const value = dkimRecordValue(key);
+  switch (keyState(key)) {
+    case "signing":
+      return dnsRecord(name, "TXT", value, `DKIM key (selector ${key.selector})`);
+    case "pending":
+      return dnsRecord(name, "TXT", value, `DKIM key (selector ${key.selector}, pending: mailferry signs with it once DNS serves this record)`, "recommended");
+    case "retired": {
+      const after = removableAfter(key)!;
+      const retired = `DKIM key (selector ${key.selector} retired on ${utcMinute(key.retired_at!)}; its record can be removed`;
+      const when = after <= now ? `now, then run: mailferry domain dkim-remove ${domain} ${key.selector})` : `after ${utcMinute(after)})`;
+      return dnsRecord(name, "TXT", value, `${retired} ${when}`, "recommended");
+    }
+  }
+}
+
+export function domainRecords({ domain, hostname, srsDomain, dkimKeys, mtaStsMode: mode, subdomains = false, now = Date.now() }: RecordsInput): DnsRecord[] {
   const records = [
     dnsRecord(domain, "MX", `10 ${fqdn(hostname)}`, "MX: mail for the domain comes to mailferry"),
     ...(subdomains ? [dnsRecord(`*.${domain}`, "MX", `10 ${fqdn(hostname)}`, "MX for addresses on subdomains (x@team.domain)")] : []),
     dnsRecord(domain, "TXT", "v=spf1 mx -all", "SPF: the MX host may send for the domain"),
-    ...dkimKeys.map((k) => dnsRecord(`${k.selector}._domainkey.${domain}`, "TXT", dkimRecordValue(k), `DKIM key (selector ${k.selector})`)),
+    ...dkimKeys.map((k) => dkimRecord(domain, k, now)),
     dnsRecord(`_dmarc.${domain}`, "TXT", "v=DMARC1; p=quarantine; adkim=r; aspf=r", "DMARC: forwarded copies with a rewritten From are DKIM-signed and pass", "recommended"),
     dnsRecord(`_mta-sts.${domain}`, "TXT", `v=STSv1; id=${mtaStsId(mtaStsPolicy(hostname, mode))}`, `MTA-STS (mode ${mode}), policy served by mailferry`, "recommended"),
     dnsRecord(`mta-sts.${domain}`, "CNAME", fqdn(hostname), "MTA-STS policy host: mailferry's HTTPS server", "recommended"),
@@ -82,10 +107,14 @@ function txtStrings(value: string): string {
 
 export interface RecordCheck {
   record: DnsRecord;
-  status: "ok" | "missing" | "different";
-  /** What DNS has for that name and type. */
+  /** See Judgement; records other than SPF, DMARC and DKIM are ok, missing or different by their text. */
+  status: Judgement["status"];
+  /** What DNS has for that name and type (TXT: only records of the same kind). */
   found: string[];
+  /** Why a lookup found nothing. */
   error?: string;
+  /** The judgement in words (a recommendation when ok). */
+  note?: string;
 }
 
 export type Lookup = (name: string, type: RecordType) => Promise<unknown>;
@@ -96,27 +125,57 @@ export function lookupError(err: unknown): string {
   return code === "ENOTFOUND" || code === "ENODATA" ? "not published" : `lookup failed (${code ?? err})`;
 }
 
-/** Looks each record up and compares what is published with what is expected. */
-export async function checkRecords(records: DnsRecord[], lookup: Lookup): Promise<RecordCheck[]> {
+/** The published values in the shape zone files show them. */
+function published(record: DnsRecord, answer: unknown): string[] {
+  if (record.type === "MX") return (answer as { exchange: string; priority: number }[]).map((m) => `${m.priority} ${m.exchange}.`);
+  if (record.type === "TXT") return (answer as string[][]).map((parts) => parts.join(""));
+  return (answer as string[]).map((n) => (record.type === "A" || record.type === "AAAA" ? n : fqdn(n)));
+}
+
+/** MX, CNAME, PTR and the other TXT records (MTA-STS, TLS-RPT) are right when they say what is expected. */
+function judgeText(record: DnsRecord, found: string[]): Judgement {
+  const same = (a: string, b: string) => (record.type === "TXT" ? a.replace(/\s*;\s*/g, ";").trim() === b.replace(/\s*;\s*/g, ";").trim() : a.toLowerCase() === b.toLowerCase());
+  const target = (v: string) => (record.type === "MX" ? v.replace(/^\d+\s+/, "") : v);
+  if (found.some((f) => same(target(f), target(record.value)))) return { status: "ok" };
+  return { status: found.length ? "different" : "missing" };
+}
+
+/**
+ * Looks each record up and judges what is published: SPF by evaluating it
+ * for this server's addresses, DMARC by its policy, DKIM by its key, the rest
+ * by their text.
+ */
+export async function checkRecords(records: DnsRecord[], lookup: Lookup, server: ServerIdentity): Promise<RecordCheck[]> {
   return Promise.all(
     records.map(async (record): Promise<RecordCheck> => {
       const name = record.name.replace(/\.$/, "");
-      let found: string[];
+      let answer: unknown;
       try {
-        const answer = await lookup(name, record.type);
-        if (record.type === "MX") found = (answer as { exchange: string; priority: number }[]).map((m) => `${m.priority} ${m.exchange}.`);
-        else if (record.type === "TXT") found = (answer as string[][]).map((parts) => parts.join(""));
-        else found = (answer as string[]).map((n) => (record.type === "A" || record.type === "AAAA" ? n : fqdn(n)));
+        answer = await lookup(name, record.type);
       } catch (err) {
         return { record, status: "missing", found: [], error: lookupError(err) };
       }
-      const same = (a: string, b: string) => (record.type === "TXT" ? a.replace(/\s*;\s*/g, ";").trim() === b.replace(/\s*;\s*/g, ";").trim() : a.toLowerCase() === b.toLowerCase());
-      const expected = record.type === "MX" ? record.value.replace(/^\d+\s+/, "") : record.value;
-      const match = found.some((f) => (record.type === "MX" ? same(f.replace(/^\d+\s+/, ""), expected) : same(f, expected)));
-      // Only TXT records of the same kind count (an SPF next to a site-verification TXT is fine).
+      // Only TXT records of the same kind count (an SPF next to a site-verification TXT is fine);
+      // at a DKIM selector every TXT is a key record, and v= is optional there (RFC 6376 §3.6.1).
       const kind = record.value.split(/[;\s]/)[0]!;
-      const relevant = record.type === "TXT" ? found.filter((f) => f.startsWith(kind)) : found;
-      return { record, status: match ? "ok" : relevant.length ? "different" : "missing", found: relevant };
+      const sameKind = (f: string) => record.type !== "TXT" || kind === "v=DKIM1" || f.toLowerCase().startsWith(kind.toLowerCase());
+      const found = published(record, answer).filter(sameKind);
+      const judgement = await judge(record, kind, found, lookup, server);
+      return { record, found, ...judgement };
     }),
   );
+}
+
+function judge(record: DnsRecord, kind: string, found: string[], lookup: Lookup, server: ServerIdentity): Judgement | Promise<Judgement> {
+  if (record.type !== "TXT") return judgeText(record, found);
+  switch (kind) {
+    case "v=spf1":
+      return judgeSpf(record.name.replace(/\.$/, ""), found, server, lookup as SpfLookup);
+    case "v=DMARC1":
+      return judgeDmarc(found);
+    case "v=DKIM1":
+      return judgeDkim(record.value, found);
+    default:
+      return judgeText(record, found);
+  }
 }

@@ -1,7 +1,9 @@
+import { keyState, removableAfter, utcMinute } from "../auth/dkim.ts";
 import { zoneLine } from "../auth/records.ts";
 import type { DomainSettings } from "../routing/rules.ts";
-import { listDkimKeys, removeDkimKey } from "../store/dkim.ts";
-import { domainSettings, listDomains, parseDomainName, webhookKey } from "../store/domains.ts";
+import { listDkimKeys } from "../store/dkim.ts";
+import type { DkimKey } from "../store/schema.ts";
+import { domainSettings, listDomains, webhookKey } from "../store/domains.ts";
 import { CLI_ACTOR, withServices, withStore } from "./context.ts";
 import { dnsCheck } from "./dns.ts";
 import type { CommandContext } from "./index.ts";
@@ -49,22 +51,27 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
     case "dkim": {
       const keys = await withStore(ctx, (s) => listDkimKeys(s.db, needName()));
       if (ctx.json) ctx.io.out(JSON.stringify(keys.map(({ private_key: _secret, ...k }) => k)));
-      else ctx.io.out(keys.map((k) => `${k.selector}  ${k.algorithm}  ${k.retired ? "retired (still published)" : "signing"}  ${new Date(k.created_at).toISOString()}`).join("\n"));
+      else ctx.io.out(keys.map((k) => `${k.selector}  ${k.algorithm}  ${keyStatus(k)}  ${new Date(k.created_at).toISOString()}`).join("\n"));
       return 0;
     }
     case "dkim-rotate": {
-      if (!name || rest.length > 1) throw new UsageError("usage: mailferry domain dkim-rotate <name> [selector]");
+      if (!name || rest.length > 1 || (ctx.flags.has("activate") && rest.length)) throw new UsageError("usage: mailferry domain dkim-rotate <name> [selector] | dkim-rotate <name> --activate");
+      const domain = name.toLowerCase();
+      if (ctx.flags.has("activate")) {
+        const done = await withServices(ctx, (s) => s.domains.activateDkim(CLI_ACTOR, name));
+        ctx.io.out(`selector ${done.selector} signs mail of ${domain} now${done.retired.length ? `; ${done.retired.join(", ")} retired: keep its record published for a week` : ""}`);
+        return 0;
+      }
       const key = await withServices(ctx, (s) => s.domains.rotateDkim(CLI_ACTOR, name, rest[0]));
-      ctx.io.out(`new signing key for ${name.toLowerCase()}: selector ${key.selector}; publish it (mailferry domain dns ${name.toLowerCase()}), keep the old selector until mail signed with it has been read`);
+      ctx.io.out(
+        `new key for ${domain}: selector ${key.selector}, pending: publish its record (mailferry domain dns ${domain}); ` +
+          `mailferry signs with it once DNS serves the record (mailferry dns check ${domain}, or the server within 10 minutes), or now with: mailferry domain dkim-rotate ${domain} --activate`,
+      );
       return 0;
     }
     case "dkim-remove": {
-      if (!name || rest.length !== 1) throw new UsageError("usage: mailferry domain dkim-remove <name> <selector>");
-      // No service for this yet: audited here, as the services would.
-      await withServices(ctx, async (s, store) => {
-        await removeDkimKey(store.db, name, rest[0]!);
-        await s.audit(CLI_ACTOR, "domain.dkim.remove", parseDomainName(name), { selector: rest[0] }, null);
-      });
+      if (!name || rest.length !== 1) throw new UsageError("usage: mailferry domain dkim-remove <name> <selector> [--force]");
+      await withServices(ctx, (s) => s.domains.removeDkim(CLI_ACTOR, name, rest[0]!, { force: ctx.flags.has("force") }));
       ctx.io.out(`removed selector ${rest[0]} of ${name.toLowerCase()}; remove its DNS record too`);
       return 0;
     }
@@ -77,6 +84,18 @@ export async function domainCommand(ctx: CommandContext): Promise<number> {
     }
     default:
       throw new UsageError(`unknown domain command: ${action ?? "(none)"}; try: add, list, remove, set, dns, dkim, dkim-rotate, dkim-remove, webhook-key`);
+  }
+}
+
+/** Where a key is in its rotation, for `domain dkim`. */
+function keyStatus(key: DkimKey): string {
+  switch (keyState(key)) {
+    case "pending":
+      return "pending (signs once DNS serves its record)";
+    case "signing":
+      return "signing";
+    case "retired":
+      return `retired ${utcMinute(key.retired_at!)} (still published; removable after ${utcMinute(removableAfter(key)!)})`;
   }
 }
 

@@ -1,7 +1,8 @@
 // The changes an admin can make, in one place for the UI, the API and the
 // CLI: each validates through the store, writes the audit log with who did
 // it, and registers forwarding destinations that need verification.
-import { domainRecords, mtaStsMode } from "../auth/records.ts";
+import { checkDns } from "../auth/dns-check.ts";
+import { domainRecords, type Lookup, mtaStsMode } from "../auth/records.ts";
 import type { Config } from "../config/index.ts";
 import { serverKeyRecord } from "../delivery/originated.ts";
 import { UserError } from "../errors.ts";
@@ -11,12 +12,13 @@ import { addAlias, aliasById, importAliases, removeAliasById, updateAlias } from
 import { addAllow, removeAllow } from "../store/allowlist.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
-import { listDkimKeys, rotateDkimKey } from "../store/dkim.ts";
+import { activatePendingKey, listDkimKeys, removeDkimKey, rotateDkimKey } from "../store/dkim.ts";
 import { addDomain, domainSettings, findDomain, parseDomainName, removeDomain, updateDomainSettings, webhookKey } from "../store/domains.ts";
 import { loadSecret, VERIFY_SECRET_FILE } from "../store/secrets.ts";
 import { createToken, revokeToken } from "../store/tokens.ts";
 import { type AddressRequest, createAddress } from "./addresses.ts";
 import { destinationService } from "./destinations.ts";
+import { activatePublishedKeys } from "./dkim-rotation.ts";
 
 export interface ServiceDeps {
   db: DB;
@@ -76,6 +78,7 @@ export function createServices(deps: ServiceDeps) {
           dkimKeys: await listDkimKeys(db, row.name),
           mtaStsMode: mtaStsMode(config.tls.cert !== null || config.acme.enabled),
           subdomains: settings.acceptSubdomains || settings.randomSubdomain || onSubdomain !== undefined,
+          now: now(),
         });
         // Like the SRS domain's SPF, a host name record listed with every domain (dns check shows it once).
         const serverKey = await serverKeyRecord(db, config.hostname);
@@ -85,6 +88,26 @@ export function createServices(deps: ServiceDeps) {
         const key = await rotateDkimKey(db, name, selector);
         await audit(db, actor, "domain.dkim.rotate", parseDomainName(name), null, { selector: key.selector });
         return key;
+      },
+      /** Signing switches to the pending key without waiting for DNS to serve it. */
+      async activateDkim(actor: Actor, name: string) {
+        const done = await activatePendingKey(db, name, now());
+        await audit(db, actor, "domain.dkim.activate", parseDomainName(name), { signing: done.retired }, { signing: done.selector, reason: "activated by hand" });
+        return done;
+      },
+      async removeDkim(actor: Actor, name: string, selector: string, options: { force?: boolean } = {}) {
+        const key = await removeDkimKey(db, name, selector, { ...options, now: now() });
+        await audit(db, actor, "domain.dkim.remove", parseDomainName(name), { selector: key.selector }, null);
+        return key;
+      },
+      /**
+       * What `dns check`, the admin UI and the API show: pending DKIM keys whose
+       * record DNS now serves start signing first, then every record is judged.
+       */
+      async checkDns(names: string[], lookup: Lookup) {
+        await activatePublishedKeys(db, lookup, now());
+        const domains = await Promise.all(names.map(async (name) => ({ name, records: await this.records(name) })));
+        return checkDns(domains, config.hostname, lookup);
       },
     },
 

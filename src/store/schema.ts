@@ -119,8 +119,6 @@ export interface DkimKeysTable {
   private_key: string;
   /** base64 SubjectPublicKeyInfo (RSA) or raw key (ed25519), as the DNS record's p= value. */
   public_key: string;
-  /** 1: still published (mail signed with it may be in flight) but no longer used to sign. */
-  retired: ColumnType<number, number | undefined, number>;
   created_at: Timestamp;
   /** When it started signing; null while pending (published, waiting for DNS to serve its record). */
   activated_at: Timestamp | null;

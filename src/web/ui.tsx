@@ -8,7 +8,6 @@ import QRCode from "qrcode";
 import { explain } from "../routing/explain.ts";
 import { type Config, type ConfigInput, loadConfigWithOrigins } from "../config/index.ts";
 import { duration } from "../config/values.ts";
-import { checkDns } from "../auth/dns-check.ts";
 import { zoneLine } from "../auth/records.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import { UserError } from "../errors.ts";
@@ -156,8 +155,9 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     return (await listDomains(db)).map((d) => ({ name: d.name, aliases: byId.get(d.id) ?? 0, created_at: d.created_at }));
   }
   const records = (name: string) => services.domains.records(name);
-  // The same check as `mailferry dns check <name>`: the domain's records and this server's host records.
-  const liveChecks = async (name: string) => checkDns([{ name, records: await records(name) }], deps.config.hostname, (n, t) => deps.liveResolver.resolve(n, t));
+  // The same check as `mailferry dns check <name>`: the domain's records and this server's host records
+  // (a pending DKIM key whose record DNS serves starts signing).
+  const liveChecks = (name: string) => services.domains.checkDns([name], (n, t) => deps.liveResolver.resolve(n, t));
 
   app.get("/domains", async (c) => c.html(<DomainsPage user={user(c)} csrf={csrfOf(c)} domains={await domainRows()} ok={ok(c)} />));
   app.post("/domains", async (c) => {
@@ -218,7 +218,12 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   app.post("/domains/:name/dkim-rotate", async (c) => {
     const name = c.req.param("name");
     const key = await services.domains.rotateDkim(actorOf(c), name);
-    return back(c, `/domains/${name}`, `New DKIM key ${key.selector}: publish its record; the old one stays valid until removed.`);
+    return back(c, `/domains/${name}`, `New DKIM key ${key.selector}, pending: publish its record; mailferry signs with it once DNS serves it (checked on this page and every 10 minutes).`);
+  });
+  app.post("/domains/:name/dkim-activate", async (c) => {
+    const name = c.req.param("name");
+    const done = await services.domains.activateDkim(actorOf(c), name);
+    return back(c, `/domains/${name}`, `DKIM key ${done.selector} signs now${done.retired.length ? `; keep the record of ${done.retired.join(", ")} published for a week` : ""}.`);
   });
   app.post("/domains/:name/delete", async (c) => {
     const name = c.req.param("name");

@@ -1,7 +1,7 @@
 // /domains: list, create, read, change settings, delete, DNS records with
 // their live status, webhook and DKIM key rotation.
 import { z } from "@hono/zod-openapi";
-import { checkRecords } from "../../auth/records.ts";
+import { mark } from "../../auth/dns-check.ts";
 import type { Config } from "../../config/index.ts";
 import { effectiveSettings } from "../../routing/rules.ts";
 import { domainSettings, findDomain, listDomains, parseDomainName } from "../../store/domains.ts";
@@ -106,7 +106,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
       method: "get",
       path: "/domains/{name}/dns",
       tags: ["domains"],
-      summary: "The DNS records to publish, each checked against DNS now",
+      summary: "The DNS records to publish, each checked against DNS now (as `mailferry dns check`; a pending DKIM key DNS serves starts signing)",
       scope: "read",
       extraErrors: [404],
       request: { params: DomainName },
@@ -114,8 +114,11 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
     }),
     async (c) => {
       const row = await existing(c.req.valid("param").name);
-      const checks = await checkRecords(await services.domains.records(row.name), (n, t) => liveResolver.resolve(n, t));
-      return c.json({ records: checks.map((k) => ({ purpose: k.record.purpose, type: k.record.type, name: k.record.name, value: k.record.value, ttl: k.record.ttl, status: k.status, found: k.found, ...(k.error ? { error: k.error } : {}) })) }, 200);
+      const report = await services.domains.checkDns([row.name], (n, t) => liveResolver.resolve(n, t));
+      const checks = report.sections.filter((s) => s.domain === row.name).flatMap((s) => s.checks);
+      const optional = (k: (typeof checks)[number]) => ({ ...(k.error ? { error: k.error } : {}), ...(k.note ? { note: k.note } : {}) });
+      const records = checks.map((k) => ({ purpose: k.record.purpose, type: k.record.type, name: k.record.name, value: k.record.value, ttl: k.record.ttl, level: k.record.level, status: k.status, mark: mark(k), found: k.found, ...optional(k) }));
+      return c.json({ records }, 200);
     },
   );
 
@@ -138,12 +141,26 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
       method: "post",
       path: "/domains/{name}/dkim-rotate",
       tags: ["domains"],
-      summary: "Make a new DKIM signing key (the old one stays published until removed)",
+      summary: "Make a new DKIM key, pending: it signs once DNS serves its record (checked every 10 minutes and by GET /domains/{name}/dns), or after dkim-activate",
       scope: "write",
-      extraErrors: [404],
+      extraErrors: [404, 409],
       request: { params: DomainName },
       responses: { 200: json(z.object({ selector: z.string() }), "The new key's selector; publish its record") },
     }),
     async (c) => c.json({ selector: (await services.domains.rotateDkim(actorOf(c), (await existing(c.req.valid("param").name)).name)).selector }, 200),
+  );
+
+  api.openapi(
+    route({
+      method: "post",
+      path: "/domains/{name}/dkim-activate",
+      tags: ["domains"],
+      summary: "Sign with the pending DKIM key now, without waiting for DNS to serve its record (the signing key is retired, still published)",
+      scope: "write",
+      extraErrors: [404, 409],
+      request: { params: DomainName },
+      responses: { 200: json(z.object({ selector: z.string(), retired: z.array(z.string()) }), "The key that signs now, and the ones it replaced") },
+    }),
+    async (c) => c.json(await services.domains.activateDkim(actorOf(c), (await existing(c.req.valid("param").name)).name), 200),
   );
 }

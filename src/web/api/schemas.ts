@@ -70,6 +70,7 @@ export const DnsRecord = z
     mark: z.enum(["✓", "✗", "!"]).openapi({ description: "As `mailferry dns check` shows it: ✗ fails the check, ! is a recommendation" }),
     found: z.array(z.string()),
     error: z.string().optional(),
+    note: z.string().optional().openapi({ description: "The judgement in words (a recommendation when ok)" }),
   })
   .openapi("DnsRecord");
 
