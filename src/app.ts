@@ -1,6 +1,5 @@
 // The appliance in one process: data dir, database, DNS, MX listener and
 // HTTP server, started in dependency order and stopped in reverse.
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { adminUrl, type Config, type ConfigInput, readSettingFile } from "./config/index.ts";
 import { adminCount } from "./store/admins.ts";
@@ -29,6 +28,7 @@ import { type AcmeManager, createAcmeManager } from "./tls/acme.ts";
 import { listenHttp } from "./tls/http-listener.ts";
 import { type PublicListeners, startPublicListeners } from "./tls/public.ts";
 import { DATABASE_FILE, openStore, type Store } from "./store/db.ts";
+import { preparePrivateDataDir } from "./store/data-dir.ts";
 import { createEventRecorder } from "./store/events.ts";
 import { loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
 import { acquireServerLock } from "./store/lock.ts";
@@ -65,7 +65,7 @@ function readCa(path: string | null): Buffer | undefined {
  */
 export async function startAppliance(config: Config, logger: Logger, input: ConfigInput = {}): Promise<Appliance> {
   const startedAt = Date.now();
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
+  preparePrivateDataDir(config.dataDir);
   // Held until stopped: restore refuses while it is, and so does a second server on this data dir.
   const lock = acquireServerLock(config.dataDir);
   const store = await openStore(join(config.dataDir, DATABASE_FILE), {

@@ -106,15 +106,28 @@ describe("commands and exit codes", () => {
     expect((await mf(["domain", "add", "keys.test", "--selector", "first"])).exitCode).toBe(0);
     expect((await mf(["domain", "dkim", "keys.test"])).stdout).toMatch(/^first {2}rsa {2}signing {2}/);
     const rotated = await mf(["domain", "dkim-rotate", "keys.test", "second"]);
-    expect(rotated.stdout).toContain("new signing key for keys.test: selector second");
-    const keys = (await mf(["domain", "dkim", "keys.test"])).stdout.split("\n");
-    expect(keys[0]).toMatch(/^second {2}rsa {2}signing/);
-    expect(keys[1]).toMatch(/^first {2}rsa {2}retired \(still published\)/);
+    expect(rotated.stdout).toContain("new key for keys.test: selector second, pending: publish its record (mailferry domain dns keys.test)");
+    let keys = (await mf(["domain", "dkim", "keys.test"])).stdout.split("\n");
+    expect(keys[0]).toMatch(/^second {2}rsa {2}pending \(signs once DNS serves its record\)/);
+    expect(keys[1]).toMatch(/^first {2}rsa {2}signing/);
     const dns = (await mf(["domain", "dns", "keys.test"])).stdout;
-    expect(dns).toContain("first._domainkey.keys.test. 3600 IN TXT");
-    expect(dns).toContain("second._domainkey.keys.test. 3600 IN TXT");
+    expect(dns).toContain("; DKIM key (selector second, pending: mailferry signs with it once DNS serves this record)\nsecond._domainkey.keys.test. 3600 IN TXT");
+    expect(dns).toContain("; DKIM key (selector first)\nfirst._domainkey.keys.test. 3600 IN TXT");
+    // A second rotation waits for the first to finish.
+    expect((await mf(["domain", "dkim-rotate", "keys.test", "third"])).stderr).toContain("keys.test already has a new key waiting (selector second)");
+
+    const activated = await mf(["domain", "dkim-rotate", "keys.test", "--activate"]);
+    expect(activated.stdout).toBe("selector second signs mail of keys.test now; first retired: keep its record published for a week\n");
+    keys = (await mf(["domain", "dkim", "keys.test"])).stdout.split("\n");
+    expect(keys[0]).toMatch(/^second {2}rsa {2}signing/);
+    expect(keys[1]).toMatch(/^first {2}rsa {2}retired \d{4}-\d\d-\d\d \d\d:\d\d UTC \(still published; removable after \d{4}-\d\d-\d\d \d\d:\d\d UTC\)/);
+    expect((await mf(["domain", "dkim-rotate", "keys.test", "--activate"])).stderr).toContain("keys.test has no pending DKIM key: rotate first");
+
     expect((await mf(["domain", "dkim-remove", "keys.test", "second"])).exitCode).toBe(1);
-    expect((await mf(["domain", "dkim-remove", "keys.test", "first"])).exitCode).toBe(0);
+    const early = await mf(["domain", "dkim-remove", "keys.test", "first"]);
+    expect(early.exitCode).toBe(1);
+    expect(early.stderr).toMatch(/selector first was retired on .+ UTC; mail signed with it may still be in transit until .+ UTC: remove it after that \(or force\)/);
+    expect((await mf(["domain", "dkim-remove", "keys.test", "first", "--force"])).exitCode).toBe(0);
     expect((await mf(["domain", "dns", "keys.test"])).stdout).not.toContain("first._domainkey");
     expect(JSON.stringify(JSON.parse((await mf(["domain", "dkim", "keys.test", "--json"])).stdout))).not.toContain("PRIVATE KEY");
   });

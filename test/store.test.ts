@@ -8,7 +8,7 @@ import { adapt, hotStatement, openStore, type Store } from "../src/store/db.ts";
 import { addDomain, findDomain, listDomains, parseDomainName, removeDomain } from "../src/store/domains.ts";
 import { createEventRecorder, listEvents, MAX_STORED_HEADERS, writeEvents } from "../src/store/events.ts";
 import { markDelivered, touchFingerprint } from "../src/store/deliveries.ts";
-import { rotateDkimKey, signingKey } from "../src/store/dkim.ts";
+import { activatePendingKey, rotateDkimKey, signingKey } from "../src/store/dkim.ts";
 import { versionCounter } from "../src/store/settings.ts";
 import type { NewEvent } from "../src/store/schema.ts";
 import { setVacation, vacationOf } from "../src/store/vacations.ts";
@@ -240,6 +240,8 @@ describe("hot statements", () => {
     expect(await signingKey(s.db, "two.test")).toMatchObject({ domain: "two.test", selector: "second" });
     await rotateDkimKey(s.db, "one.test", "newer");
     expect(await signingKey(s.db, "one.test")).toMatchObject({ domain: "one.test", selector: "newer" });
+    expect(await signingKey(s.db, "one.test")).toMatchObject({ domain: "one.test", selector: "first" });
+    await activatePendingKey(s.db, "one.test");
     expect(await signingKey(s.db, "none.test")).toBeNull();
     const hello = await addAlias(s.db, "one.test", { matcher: "exact", pattern: "hello", recipients: ["me@x.test"] });
     const bye = await addAlias(s.db, "one.test", { matcher: "exact", pattern: "bye", recipients: ["me@x.test"] });

@@ -1,11 +1,11 @@
 // What a CLI command works on: the data dir's database, and on it the same
 // services the admin UI and the API use, acting as "cli" in the audit log.
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { adminUrl, type Config } from "../config/index.ts";
 import { createServices, type Services } from "../service/index.ts";
 import type { Actor } from "../store/audit.ts";
 import { DATABASE_FILE, openStore, type Store } from "../store/db.ts";
+import { preparePrivateDataDir } from "../store/data-dir.ts";
 import { enqueue } from "../store/deliveries.ts";
 import type { CommandContext } from "./index.ts";
 
@@ -14,7 +14,7 @@ export const CLI_ACTOR: Actor = { name: "cli", ip: "local" };
 /** Opens the data dir's database for one command; safe while the server runs (WAL). */
 export async function withStore<T>(ctx: CommandContext, fn: (store: Store, config: Config) => Promise<T>): Promise<T> {
   const { config } = ctx.config();
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
+  preparePrivateDataDir(config.dataDir);
   const store = await openStore(join(config.dataDir, DATABASE_FILE), {
     onPreMigrationBackup: (file, pending) => ctx.io.err(`database backed up to ${file} before migrating (${pending.join(", ")})`),
   });
