@@ -238,10 +238,11 @@ describe("hot statements", () => {
     expect(await versionCounter(s.db, "routing_version")).not.toBe(routing);
     expect(await signingKey(s.db, "one.test")).toMatchObject({ domain: "one.test", selector: "first" });
     expect(await signingKey(s.db, "two.test")).toMatchObject({ domain: "two.test", selector: "second" });
+    // A rotated key is pending: the old one signs until the new one is activated.
     await rotateDkimKey(s.db, "one.test", "newer");
-    expect(await signingKey(s.db, "one.test")).toMatchObject({ domain: "one.test", selector: "newer" });
     expect(await signingKey(s.db, "one.test")).toMatchObject({ domain: "one.test", selector: "first" });
     await activatePendingKey(s.db, "one.test");
+    expect(await signingKey(s.db, "one.test")).toMatchObject({ domain: "one.test", selector: "newer" });
     expect(await signingKey(s.db, "none.test")).toBeNull();
     const hello = await addAlias(s.db, "one.test", { matcher: "exact", pattern: "hello", recipients: ["me@x.test"] });
     const bye = await addAlias(s.db, "one.test", { matcher: "exact", pattern: "bye", recipients: ["me@x.test"] });
