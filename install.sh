@@ -422,7 +422,7 @@ install_all() {
   if [ -n "$ROOT" ]; then prepare_fake_root; fi
   ensure_user
   install_copy "$SOURCE" "$BIN_PATH" 0755
-  ensure_dir "$DATA_DIR" 0750 "$OWNER"
+  ensure_dir "$DATA_DIR" 0700 "$OWNER"
   ensure_dir "$CONFIG_DIR" 0770 "$GROUP_OWNER"
   ensure_config
   install_copy "$(unit_source)" "$UNIT_PATH" 0644

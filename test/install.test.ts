@@ -92,7 +92,7 @@ describe.skipIf(!isRoot)("install.sh --root", () => {
     expect((await installed("config", "check")).exitCode).toBe(0);
 
     const data = at("var/lib/mailferry");
-    expect(mode(data)).toBe(0o750);
+    expect(mode(data)).toBe(0o700);
     for (const path of [data, ...readdirSync(data).map((f) => join(data, f))]) expect(`${path} ${statSync(path).uid}:${statSync(path).gid}`).toBe(`${path} ${uid}:${gid}`);
 
     const bin = at("usr/local/bin/mailferry");
@@ -150,7 +150,7 @@ describe.skipIf(!isRoot)("install.sh --root", () => {
       `would run: groupadd --system --prefix ${empty} mailferry`,
       "would run: useradd --system",
       `would run: mv -f ${empty}/usr/local/bin/mailferry.new ${empty}/usr/local/bin/mailferry`,
-      `would run: install -d -m 0750 -o mailferry -g mailferry ${empty}/var/lib/mailferry`,
+      `would run: install -d -m 0700 -o mailferry -g mailferry ${empty}/var/lib/mailferry`,
       `would write ${empty}/etc/mailferry/config.toml (mode 0640, owner 0:mailferry)`,
       '    hostname = "mx.example.test"',
       `would run: mv -f ${empty}/etc/systemd/system/mailferry.service.new ${empty}/etc/systemd/system/mailferry.service`,

@@ -141,7 +141,7 @@ export interface DataDirFacts {
 
 export function dataDirFindings({ path, stat, writeError, uid }: DataDirFacts): Finding[] {
   const check = "data dir";
-  if (!stat) return [error(check, `${path} does not exist or is not a directory`, `check --data-dir / MAILFERRY_DATA_DIR, or create it: install -d -m 750 ${path}`)];
+  if (!stat) return [error(check, `${path} does not exist or is not a directory`, `check --data-dir / MAILFERRY_DATA_DIR, or create it: install -d -m 700 ${path}`)];
   const mode = (stat.mode & 0o777).toString(8).padStart(4, "0");
   const findings: Finding[] = [];
   if (writeError) findings.push(error(check, `${path} is not writable: ${writeError}`, `give the mailferry user write access: chown -R <user> ${path}`));

@@ -6,6 +6,7 @@ import { type Compilable, type CompiledQuery, Kysely, SqliteDialect, type Sqlite
 import { Migrator } from "kysely/migration";
 import { migrations } from "./migrations/index.ts";
 import type { Schema } from "./schema.ts";
+import { restrictToOwner } from "./data-dir.ts";
 import { backupsDir, fileTimestamp, vacuumInto } from "./snapshot.ts";
 import { appliedMigrations, newerSchemaMessage, schemaStatus } from "./versions.ts";
 
@@ -28,6 +29,8 @@ export interface OpenOptions {
 
 export async function openStore(path: string, options: OpenOptions = {}): Promise<Store> {
   const sqlite = new Database(path, { create: true, strict: true });
+  // It holds the DKIM private keys; SQLite gives -wal and -shm the database file's mode when it makes them.
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) restrictToOwner(file);
   sqlite.run("PRAGMA busy_timeout = 5000");
   try {
     const schema = schemaStatus(appliedMigrations(sqlite));
