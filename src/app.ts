@@ -142,7 +142,14 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     const router = createRouter(store.db, routerOptions(config));
     // Links in verification mail: the configured public URL, else the public HTTPS port (ACME) or the admin URL once bound.
     let boundUrl = adminUrl(config);
-    const services = createServices({ db: store.db, config, queueMail: (to, raw) => outbox.queue(to, raw), publicUrl: () => config.http.publicUrl ?? boundUrl });
+    const services = createServices({
+      db: store.db,
+      config,
+      queueMail: (to, raw) => outbox.queue(to, raw),
+      publicUrl: () => config.http.publicUrl ?? boundUrl,
+      // Test messages from the admin UI take the path forwarded copies take.
+      forwarding: { router, relay, recordEvent: record },
+    });
     const hooks = createHooks({
       router,
       srs,

@@ -5,6 +5,7 @@ import type { FC } from "hono/jsx";
 import type { AliasRule } from "../src/routing/rules.ts";
 import { aliasLabel, placeName } from "../src/routing/rules.ts";
 import { Csrf, Field, FieldError, type FieldErrors, Flash, Page } from "./layout.tsx";
+import { TestMessageButton } from "./test-message.tsx";
 
 export interface AliasListProps {
   user: string;
@@ -45,7 +46,8 @@ export const AliasRow: FC<{ alias: AliasRule; csrf: string }> = ({ alias, csrf }
         <button class="danger small" type="submit">
           Delete
         </button>
-      </form>
+      </form>{" "}
+      <TestMessageButton alias={alias} csrf={csrf} />
     </td>
   </tr>
 );
@@ -138,6 +140,11 @@ export const CreateForm: FC<{ csrf: string; domains: string[]; values?: Record<s
         {values.created}
       </div>
     )}
+    {values.created_id && (
+      <p id="next-step">
+        Next: <a href={`/aliases/${values.created_id}/test-message`}>send a test message</a> through this alias.
+      </p>
+    )}
     <p>
       <button type="submit">Create alias</button>
     </p>
@@ -163,7 +170,7 @@ export const AliasesPage: FC<AliasListProps> = (p) => {
       </section>
       <section class="panel">
         <h2>New alias</h2>
-        {p.domains.length ? <CreateForm csrf={p.csrf} domains={p.domains} values={p.form?.values} errors={p.form?.errors} /> : <p>Add a domain first.</p>}
+        {p.domains.length ? <CreateForm csrf={p.csrf} domains={p.domains} values={p.form?.values ?? (p.domain ? { domain: p.domain } : undefined)} errors={p.form?.errors} /> : <p>Add a domain first.</p>}
       </section>
       <section class="panel">
         <form method="get" action="/aliases" class="row">

@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Dashboard: 30 days of counts as a server-rendered SVG chart, totals, latest events.
 import type { FC } from "hono/jsx";
+import type { FirstRunStep } from "../src/service/first-run.ts";
 import type { DaySeries } from "../src/store/stats.ts";
 import type { Event, StatCategory } from "../src/store/schema.ts";
 import { Page, when } from "./layout.tsx";
@@ -81,11 +82,39 @@ export const EventRows: FC<{ events: Event[] }> = ({ events }) => (
   </div>
 );
 
-export const DashboardPage: FC<{ user: string; csrf: string; data: DaySeries; events: Event[]; domains: number; aliases: number }> = (p) => {
+/** The first day's steps until all are done: each done (✓), the next one, or later. */
+export const GettingStarted: FC<{ steps: FirstRunStep[] }> = ({ steps }) => {
+  const next = steps.findIndex((s) => !s.done);
+  return (
+    <section class="panel" id="getting-started">
+      <h2>Getting started</h2>
+      <ol class="steps">
+        {steps.map((s, i) => (
+          <li class={s.done ? "done" : i === next ? "next" : "later"}>
+            <span class={s.done ? "ok" : "muted"} aria-label={s.done ? "done" : i === next ? "next" : "to do"}>
+              {s.done ? "✓" : i === next ? "→" : "○"}
+            </span>{" "}
+            {i === next ? (
+              <a class="button small" href={s.href}>
+                {s.title}
+              </a>
+            ) : (
+              <a href={s.href}>{s.title}</a>
+            )}{" "}
+            <span class="muted">{s.hint}</span>
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+};
+
+export const DashboardPage: FC<{ user: string; csrf: string; data: DaySeries; events: Event[]; domains: number; aliases: number; firstRun?: FirstRunStep[] | null }> = (p) => {
   const totals = Object.fromEntries(Object.entries(p.data.series).map(([c, v]) => [c, v.reduce((a, b) => a + b, 0)])) as Record<StatCategory, number>;
   return (
     <Page title="Dashboard" section="/" user={p.user} csrf={p.csrf}>
       <h1>Dashboard</h1>
+      {p.firstRun && <GettingStarted steps={p.firstRun} />}
       <div class="grid">
         {(Object.keys(COLORS) as StatCategory[]).map((c) => (
           <div class="panel">

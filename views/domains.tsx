@@ -170,9 +170,18 @@ export const DomainPage: FC<DomainPageProps> = (p) => (
   <Page title={p.name} section="/domains" user={p.user} csrf={p.csrf}>
     <h1>{p.name}</h1>
     <Flash ok={p.ok} />
-    <p>
-      <a href={`/aliases?domain=${p.name}`}>Aliases of {p.name}</a>
-    </p>
+    {p.aliasCount === 0 ? (
+      <p id="next-step">
+        Next: publish the records below at your DNS provider, then{" "}
+        <a class="button small" href={`/aliases?domain=${p.name}`}>
+          add an alias on {p.name}
+        </a>
+      </p>
+    ) : (
+      <p>
+        <a href={`/aliases?domain=${p.name}`}>Aliases of {p.name}</a>
+      </p>
+    )}
     <section class="panel">
       <h2>DNS records to publish</h2>
       <RecordChecks report={p.report} domain={p.name} />

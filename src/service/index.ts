@@ -18,6 +18,7 @@ import { loadSecret, VERIFY_SECRET_FILE } from "../store/secrets.ts";
 import { createToken, revokeToken } from "../store/tokens.ts";
 import { type AddressRequest, createAddress } from "./addresses.ts";
 import { destinationService } from "./destinations.ts";
+import { type Forwarding, testMessageService } from "./test-message.ts";
 import { activatePublishedKeys } from "./dkim-rotation.ts";
 
 export interface ServiceDeps {
@@ -28,6 +29,8 @@ export interface ServiceDeps {
   queueMail: (to: string, raw: Buffer) => Promise<void>;
   /** Where recipients of a verification mail open its link. */
   publicUrl: () => string;
+  /** The server's router and relay, for test messages (the CLI has none). */
+  forwarding?: Forwarding;
   now?: () => number;
 }
 
@@ -39,6 +42,7 @@ export function createServices(deps: ServiceDeps) {
 
   return {
     destinations,
+    testMessage: testMessageService({ db, config, now, ...(deps.forwarding ? { forwarding: deps.forwarding } : {}) }),
     /** For changes made outside these services (settings files, vacations). */
     audit: (actor: Actor, action: string, target: string, before: unknown = null, after: unknown = null) => audit(db, actor, action, target, before, after),
 

@@ -31,9 +31,11 @@ import { AccountPage, LoginPage, SetupLocked, SetupPage } from "../../views/auth
 import { DestinationsPage } from "../../views/destinations.tsx";
 import { AliasEditRow, AliasesPage, AliasRow, CreateForm, ImportForm, VacationPage } from "../../views/aliases.tsx";
 import { DashboardPage } from "../../views/dashboard.tsx";
+import { TestMessagePage } from "../../views/test-message.tsx";
 import { DomainPage, DomainsPage, RecordChecks } from "../../views/domains.tsx";
 import type { FieldErrors } from "../../views/layout.tsx";
 import { AuditPage, EDITABLE, EventPage, ListsPage, type LogFilters, LogPage, SettingsPage } from "../../views/log.tsx";
+import { firstRunFacts, firstRunSteps } from "../service/first-run.ts";
 import type { Services } from "../service/index.ts";
 import { writeSettings } from "../config/write.ts";
 import { removeSetupToken } from "../store/setup-token.ts";
@@ -145,7 +147,9 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
       listDomains(db),
       db.selectFrom("aliases").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow(),
     ]);
-    return c.html(<DashboardPage user={user(c)} csrf={csrfOf(c)} data={data} events={events} domains={domains.length} aliases={Number(aliases.n)} />);
+    // The "Getting started" steps, until they were all done once.
+    const firstRun = await firstRunFacts(db, async (name) => (await liveChecks(name)).ok);
+    return c.html(<DashboardPage user={user(c)} csrf={csrfOf(c)} data={data} events={events} domains={domains.length} aliases={Number(aliases.n)} firstRun={firstRun && firstRunSteps(firstRun)} />);
   });
 
   // --- domains -------------------------------------------------------------------------
@@ -172,9 +176,9 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   const domainPage = async (c: Context<Env>, name: string, extra: { errors?: FieldErrors; status?: 200 | 422 } = {}) => {
     const domain = await findDomain(db, name);
     if (!domain) return c.text("No such domain\n", 404);
-    const [report, key, dkim] = await Promise.all([liveChecks(name), webhookKey(db, name), listDkimKeys(db, name)]);
+    const [report, key, dkim, aliasCount] = await Promise.all([liveChecks(name), webhookKey(db, name), listDkimKeys(db, name), searchAliases(db, { domain: name, q: "", page: 1, perPage: 1 }).then((r) => r.total)]);
     return c.html(
-      <DomainPage user={user(c)} csrf={csrfOf(c)} name={name} settings={domainSettings(domain)} defaults={deps.config.addresses} report={report} webhookKey={key} dkim={dkim} errors={extra.errors} ok={ok(c)} />,
+      <DomainPage user={user(c)} csrf={csrfOf(c)} name={name} settings={domainSettings(domain)} defaults={deps.config.addresses} report={report} webhookKey={key} aliasCount={aliasCount} dkim={dkim} errors={extra.errors} ok={ok(c)} />,
       extra.status ?? 200,
     );
   };
@@ -253,7 +257,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     try {
       const { alias: rule, verificationSent } = await services.aliases.add(actorOf(c), f.domain ?? "", { ...parseAliasName((f.name ?? "").trim()), recipients: recipientsOf(f.recipients), disabled: disabledOf(f.disabled), description: f.description ?? "" });
       const created = `Created ${aliasLabel(rule)}@${placeName(rule)}.${verificationNote(verificationSent)}`;
-      if (isHtmx(c)) return c.html(<CreateForm csrf={csrfOf(c)} domains={await domainNames()} values={{ domain: rule.domain, created }} />);
+      if (isHtmx(c)) return c.html(<CreateForm csrf={csrfOf(c)} domains={await domainNames()} values={{ domain: rule.domain, created, created_id: String(rule.id) }} />);
       return back(c, `/aliases?domain=${rule.domain}`, created);
     } catch (err) {
       const errors = fieldError(err);
@@ -325,6 +329,22 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     if (alias instanceof Response) return alias;
     await services.aliases.remove(actorOf(c), alias.id);
     return isHtmx(c) ? c.html("") : back(c, `/aliases?domain=${alias.domain}`, `Deleted ${aliasLabel(alias)}@${placeName(alias)}.`);
+  });
+  // Send a test message through the real forwarding path; the answer page shows each destination's reply.
+  app.get("/aliases/:id/test-message", async (c) => {
+    const alias = await aliasOr404(c);
+    return alias instanceof Response ? alias : c.html(<TestMessagePage user={user(c)} csrf={csrfOf(c)} alias={alias} />);
+  });
+  app.post("/aliases/:id/test-message", async (c) => {
+    const alias = await aliasOr404(c);
+    if (alias instanceof Response) return alias;
+    const f = await form(c);
+    try {
+      const report = await services.testMessage.send(actorOf(c), alias.id, f.address ?? "");
+      return c.html(<TestMessagePage user={user(c)} csrf={csrfOf(c)} alias={alias} report={report} />);
+    } catch (err) {
+      return c.html(<TestMessagePage user={user(c)} csrf={csrfOf(c)} alias={alias} values={f} errors={fieldError(err)} />, 422);
+    }
   });
   app.get("/aliases/:id/vacation", async (c) => {
     const alias = await aliasOr404(c);

@@ -161,3 +161,23 @@ export function splitTxt(value: string): string[] {
   for (let i = 0; i < bytes.length; i += 255) parts.push(bytes.subarray(i, i + 255).toString("utf8"));
   return parts.length ? parts : [""];
 }
+
+/** Publishes zone-file lines (`name. ttl IN TYPE data`, as `mailferry domain dns` and the UI's zone download give them) in `zones`. */
+export function publishZoneLines(zones: Zones, text: string): void {
+  for (const line of text.split("\n")) {
+    const match = line.match(/^(\S+?)\.?\s+\d+\s+IN\s+(MX|TXT|CNAME|A|AAAA|PTR)\s+(.+)$/);
+    if (!match) continue;
+    const [, name, type, data] = match as unknown as [string, keyof NameRecords, string, string];
+    const records: NameRecords = (zones[name.toLowerCase()] ??= {});
+    if (type === "MX") {
+      const [priority, exchange] = data.split(/\s+/);
+      (records.MX ??= []).push({ priority: Number(priority), exchange: exchange!.replace(/\.$/, "") });
+    } else if (type === "TXT") {
+      (records.TXT ??= []).push([...data.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\(.)/g, "$1")));
+    } else if (type === "CNAME") {
+      records.CNAME = data.replace(/\.$/, "");
+    } else if (type === "A" || type === "AAAA" || type === "PTR") {
+      (records[type] ??= []).push(data.replace(/\.$/, ""));
+    }
+  }
+}
