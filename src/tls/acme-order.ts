@@ -54,7 +54,7 @@ export async function orderCertificate({ directoryUrl, accountKey, email, names,
     const cert = await client.auto({
       csr,
       ...(email ? { email } : {}),
-      // Enabling ACME is the admin's acceptance of the CA's subscriber agreement (README).
+      // Enabling ACME is the admin's acceptance of the CA's subscriber agreement (docs/install.md).
       termsOfServiceAgreed: true,
       // acme-client's own pre-check fetches the token through the system resolver, which need not see what the CA sees.
       skipChallengeVerification: true,
