@@ -137,7 +137,10 @@ describe("README quick start", () => {
     expect(steps.filter((s) => s.command.startsWith("swaks")).every((s) => s.command.includes("--from "))).toBe(true);
   });
 
-  test(
+  // swaks and curl are Debian packages .ci/run installs; the block cannot run without them.
+  const tools = Boolean(Bun.which("swaks") && Bun.which("curl"));
+
+  test.skipIf(!tools)(
     "every command prints what its comment says, in order",
     async () => {
       for (const step of steps) {
@@ -150,7 +153,7 @@ describe("README quick start", () => {
     120_000,
   );
 
-  test(
+  test.skipIf(!tools)(
     "the greylisted message's retry, 5 minutes later, is forwarded to gmail.com's MX",
     async () => {
       const greylisted = steps.find((s) => s.command.startsWith("swaks") && s.expected.some((e) => e.includes("450 4.7.1")));
