@@ -32,6 +32,9 @@ describe("decisions", () => {
     expect(other.severity).toBe("error");
     expect(other.fix).toContain("set smtp.port");
     expect(judge.portFinding(port("denied"), null)).toMatchObject({ severity: "error", fix: expect.stringContaining("CAP_NET_BIND_SERVICE") });
+    // The CLI as the service user may not bind port 25, but the running server (with the unit's capability) holds it.
+    expect(judge.portFinding(port("denied"), running)).toMatchObject({ severity: "ok", message: "0.0.0.0:25 is answered by the running mailferry 1.2.3 (status ok)" });
+    expect(judge.portFinding(port("denied"), { ...running, smtpPort: 2525 }).severity).toBe("error");
     expect(judge.portFinding(port("unavailable"), null)).toMatchObject({ severity: "error", fix: expect.stringContaining("smtp.host") });
     expect(judge.portFinding(port({ failed: "EINVAL" }), null)).toMatchObject({ severity: "error", message: "0.0.0.0:25 cannot be bound: EINVAL" });
   });

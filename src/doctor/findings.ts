@@ -55,11 +55,12 @@ export function portFinding(facts: PortFacts, running: RunningMailferry | null):
   if (facts.port === 0) return ok(check, `${facts.setting} is 0: a free port is picked at start`);
   const bind = facts.bind;
   if (bind === "free") return ok(check, `${where} can be bound`);
-  if (bind === "in_use") {
-    const ours = running && (facts.name === "HTTP" || running.smtpPort === facts.port);
-    if (ours) return ok(check, `${where} is answered by the running mailferry ${running.version} (status ${running.status})`);
-    return error(check, `${where} is in use by another program`, `stop it (ss -ltnp 'sport = :${facts.port}' shows which), or set ${facts.setting}`);
-  }
+  // The kernel refuses a privileged port to this user before it looks whether the
+  // port is taken, so "denied" also comes from the CLI run as the service user
+  // (docs/install.md) beside the running server, which holds the port by its unit's capability.
+  const ours = running && (facts.name === "HTTP" || running.smtpPort === facts.port);
+  if ((bind === "in_use" || bind === "denied") && ours) return ok(check, `${where} is answered by the running mailferry ${running.version} (status ${running.status})`);
+  if (bind === "in_use") return error(check, `${where} is in use by another program`, `stop it (ss -ltnp 'sport = :${facts.port}' shows which), or set ${facts.setting}`);
   if (bind === "denied") {
     return error(check, `${where} may not be bound by this user (ports below 1024 need privileges)`, "run mailferry as root or with CAP_NET_BIND_SERVICE (the systemd unit grants it)");
   }
