@@ -113,8 +113,9 @@ describe.skipIf(!hasChromium)("admin UI in Chromium", () => {
     expect(rows.filter((r) => r[0] === "!").map((r) => r[1])).toEqual(["TXT", "TXT", "CNAME", "TXT"]);
     expect(rows.filter((r) => r[0] === "✗").length).toBe(rows.length - 5);
     expect(rows.at(-1)).toEqual(["✗", "A", `${TEST_HOSTNAME}.`]);
-    // Publish the SPF record and check again without reloading the page.
+    // Publish the SPF record and this server's address (SPF is judged by whether it authorizes that address), then check again without reloading the page.
     dns.zones["browser.test"]!.TXT = ["v=spf1 mx -all"];
+    dns.zones[TEST_HOSTNAME] = { A: ["127.0.0.1"] };
     await page.click("text=Check again");
     await page.waitForFunction(() => (globalThis as unknown as InPage).document.querySelector("#dns-records tbody tr:nth-child(2) td")?.textContent?.trim() === "✓");
     await shot("domain");
