@@ -88,6 +88,31 @@ describe("domains", () => {
     expect(s.sqlite.query("SELECT count(*) AS n FROM vacations").get()).toEqual({ n: 0 });
   });
 
+  test("upgrading DKIM keys made before two-phase rotation: the signing key still signs, a retired one was retired when the next was made", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mailferry-store-"));
+    dirs.push(dir);
+    const path = join(dir, "old.db");
+    const { Database } = await import("bun:sqlite");
+    const { Kysely, SqliteDialect } = await import("kysely");
+    const { Migrator } = await import("kysely/migration");
+    const raw = new Database(path, { create: true, strict: true });
+    const old = new Kysely<unknown>({ dialect: new SqliteDialect({ database: adapt(raw) }) });
+    const before011 = Object.fromEntries(Object.entries(migrations).filter(([name]) => name < "011"));
+    expect((await new Migrator({ db: old, provider: { getMigrations: async () => before011 } }).migrateToLatest()).error).toBeUndefined();
+    raw.run("INSERT INTO domains (name, created_at, updated_at) VALUES ('keys.test', 1, 1)");
+    raw.run(`INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key, public_key, retired, created_at) VALUES
+      (1, 'first', 'rsa', 'k1', 'p1', 1, 1000), (1, 'second', 'rsa', 'k2', 'p2', 1, 5000), (1, 'third', 'rsa', 'k3', 'p3', 0, 9000)`);
+    await old.destroy();
+
+    const s = await store(path);
+    expect(s.sqlite.query("SELECT selector, activated_at, retired_at FROM dkim_keys ORDER BY id").all()).toEqual([
+      { selector: "first", activated_at: 1000, retired_at: 5000 },
+      { selector: "second", activated_at: 5000, retired_at: 9000 },
+      { selector: "third", activated_at: 9000, retired_at: null },
+    ]);
+    expect(await signingKey(s.db, "keys.test")).toMatchObject({ selector: "third", privateKey: "k3" });
+  });
+
   test("names are normalised: case, trailing dot, IDN to punycode", async () => {
     const s = await store();
     expect((await addDomain(s.db, "Example.COM.")).name).toBe("example.com");
