@@ -1,7 +1,7 @@
 // The appliance in one process: data dir, database, DNS, MX listener and
 // HTTP server, started in dependency order and stopped in reverse.
 import { join } from "node:path";
-import { adminUrl, type Config, type ConfigInput, readSettingFile } from "./config/index.ts";
+import { adminUrl, type Config, type ConfigInput, publicBaseUrl, readSettingFile } from "./config/index.ts";
 import { adminCount } from "./store/admins.ts";
 import type { Hono } from "hono";
 import type { Env } from "./web/session.ts";
@@ -140,13 +140,15 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       recordEvent: record,
     });
     const router = createRouter(store.db, routerOptions(config));
-    // Links in verification mail: the configured public URL, else the public HTTPS port (ACME) or the admin URL once bound.
+    // Links in verification mail: the configured public URL, else the public HTTPS port (ACME), else the admin URL
+    // once bound unless on loopback, which recipients cannot open (then the mail offers a reply and a code only).
     let boundUrl = adminUrl(config);
+    let publicHttpsUrl: string | null = null;
     const services = createServices({
       db: store.db,
       config,
       queueMail: (to, raw) => outbox.queue(to, raw),
-      publicUrl: () => config.http.publicUrl ?? boundUrl,
+      publicUrl: () => config.http.publicUrl ?? publicHttpsUrl ?? publicBaseUrl(config, boundUrl),
       // Test messages from the admin UI take the path forwarded copies take.
       forwarding: { router, relay, recordEvent: record },
     });
@@ -164,6 +166,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       },
       deliver,
       vacations: createVacationResponder({ db: store.db, outbox, hostname: config.hostname, logger }),
+      confirmDestination: async (recipient, ip) => (await services.destinations.confirmByReply(recipient, ip))?.address ?? null,
     });
     const smtp = await startMxListener({ config, certificates, hooks, resolver, logger, recordEvent: record });
     stops.push(() => smtp.close());
@@ -211,14 +214,11 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     if (publicListeners) {
       stops.push(() => publicListeners.stop());
       // Recipients open verification links on the public HTTPS port.
-      boundUrl = publicListeners.url;
+      publicHttpsUrl = publicListeners.url;
     }
     if (acme) {
       acme.start();
       stops.push(async () => acme.stop());
-    }
-    if (config.delivery.verifyDestinations && !config.http.publicUrl && !publicListeners && /^(127\.|::1$|localhost$)/.test(config.http.host)) {
-      logger.warn("verification.links_local", { url: http.url, note: "verification links point at the admin port on loopback, which recipients cannot open: set http.public_url" });
     }
 
     const setupUrl = setupToken ? setupPageUrl(http.url, setupToken) : null;

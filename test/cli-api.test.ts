@@ -9,7 +9,8 @@ import { DATABASE_FILE, openStore, type Store } from "../src/store/db.ts";
 import { writeEvents } from "../src/store/events.ts";
 import { cliSandbox } from "./support/smoke.ts";
 
-const ENV = { MAILFERRY_HOSTNAME: "mx.cli.test", MAILFERRY_HTTP_PUBLIC_URL: "https://mail.cli.test/" };
+// verify_destinations = all: every outside destination is mailed (the default, tokens, is tested in test/api/confirmations.test.ts).
+const ENV = { MAILFERRY_HOSTNAME: "mx.cli.test", MAILFERRY_HTTP_PUBLIC_URL: "https://mail.cli.test/", MAILFERRY_VERIFY_DESTINATIONS: "all" };
 const { sandbox, mf } = cliSandbox("cli-api", ENV);
 const lines = (text: string) => text.trimEnd().split("\n");
 
@@ -50,7 +51,7 @@ describe("token", () => {
 describe("destination", () => {
   test("add queues a verification mail (the link at the public URL) and lists it pending; resend, remove", async () => {
     const added = await mf(["destination", "add", "Me@Gmail.Test"]);
-    expect(added).toMatchObject({ exitCode: 0, stdout: "verification mail queued for me@gmail.test: mail is forwarded there once confirmed\n" });
+    expect(added).toMatchObject({ exitCode: 0, stdout: "verification mail queued for me@gmail.test: mail is forwarded there once its owner confirms\n" });
     const [mail] = await queuedFor("me@gmail.test");
     const raw = Buffer.from(mail!.raw).toString();
     expect(raw).toContain("Subject: Confirm forwarding to me@gmail.test");
@@ -83,8 +84,12 @@ describe("destination", () => {
     const r = await mf(["alias", "add", "notify.test", "hi", "friend@elsewhere.test", "--json"]);
     expect(r.exitCode).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ pattern: "hi", recipients: ["friend@elsewhere.test"] });
-    expect(r.stderr).toBe("verification mail queued for friend@elsewhere.test: mail is forwarded there once confirmed\n");
+    expect(r.stderr).toBe(
+      "waiting for confirmation: friend@elsewhere.test (verify_destinations = all: its owner confirms by replying to the verification mail (or with its code on the Destinations page, or its link)); verification mail queued\n",
+    );
     expect(await queuedFor("friend@elsewhere.test")).toHaveLength(1);
+    const computed = await mf(["alias", "add", "notify.test", "/^(.+)$/", "$1@elsewhere.test"]);
+    expect(computed.stdout).toContain("waiting for confirmation: $1@elsewhere.test (verify_destinations = all: each address it builds must be confirmed by its owner before mail reaches it");
   });
 });
 
@@ -108,7 +113,9 @@ describe("address create", () => {
     expect(refused.stderr).toContain("subdomain matching is off");
     expect((await mf(["domain", "set", "addr.test", "accept_subdomains=on"])).exitCode).toBe(0);
     const created = await mf(["address", "create", "addr.test", "me@elsewhere.test", "--name", "bob", "--subdomain", "team"]);
-    expect(created).toMatchObject({ exitCode: 0, stdout: "bob@team.addr.test\n" });
+    expect(created.exitCode).toBe(0);
+    // The address first; then that me@elsewhere.test (mailed in the test above) still waits for its owner.
+    expect(lines(created.stdout)).toEqual(["bob@team.addr.test", expect.stringMatching(/^waiting for confirmation: me@elsewhere\.test \(verify_destinations = all/)]);
     expect((await mf(["alias", "list", "team.addr.test"])).stdout).toBe("team.addr.test  bob -> me@elsewhere.test\n");
   });
 });

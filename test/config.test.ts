@@ -30,7 +30,7 @@ describe("layering: defaults < config.toml < environment < flags", () => {
     expect(config.dataDir).toEndWith("/data");
     expect(config.smtp).toMatchObject({ host: "127.0.0.1", port: 2525, maxSize: 50 * 1024 * 1024, socketTimeout: 180_000 });
     expect(config.http).toEqual({ host: "127.0.0.1", port: 8080, tls: false, publicUrl: null });
-    expect(config.delivery.verifyDestinations).toBe(true);
+    expect(config.delivery.verifyDestinations).toBe("tokens");
     expect(config.addresses).toEqual({ randomSubdomain: false, subdomainMatch: false });
     expect(config.outbound.port).toBe(25);
     expect(config.tls).toEqual({ cert: null, key: null });

@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Forwarding destinations outside the managed domains and their verification.
 import type { FC } from "hono/jsx";
+import type { VerifyDestinations } from "../src/config/index.ts";
 import { Csrf, Field, type FieldErrors, Flash, Page, PostButton, when } from "./layout.tsx";
 
 export interface DestinationRow {
@@ -9,24 +10,37 @@ export interface DestinationRow {
   created_at: number;
   verified_at: number | null;
   last_sent_at: number | null;
+  confirmed_by: string | null;
 }
 
-export const DestinationsPage: FC<{ user: string; csrf: string; rows: DestinationRow[]; verifying: boolean; values?: Record<string, string>; errors?: FieldErrors; ok?: string | null }> = (p) => (
+const MODES: Record<VerifyDestinations, string> = {
+  tokens:
+    "Addresses you add (here, with an alias, or with an admin-scope API token) are confirmed by that act. Addresses a write-scope API token adds receive forwarded mail only after their owner confirmed the verification mail: by replying to it, with its code below, or with its link (valid 24 hours). Until then mail for an alias with no confirmed destination is answered 450, so senders retry.",
+  all: "Every address outside your domains receives forwarded mail only after its owner confirmed the verification mail: by replying to it, with its code below, or with its link (valid 24 hours). Until then mail for an alias with no confirmed destination is answered 450, so senders retry.",
+  off: "Verification is off (delivery.verify_destinations = off): every destination receives mail.",
+};
+
+export const DestinationsPage: FC<{ user: string; csrf: string; rows: DestinationRow[]; verifying: VerifyDestinations; values?: Record<string, string>; errors?: FieldErrors; ok?: string | null }> = (p) => (
   <Page title="Destinations" section="/destinations" user={p.user} csrf={p.csrf}>
     <h1>Destinations</h1>
     <Flash ok={p.ok} />
-    <p class="muted">
-      {p.verifying
-        ? "Addresses outside your domains receive forwarded mail only after their owner confirmed the link mailed to them (valid 24 hours). Until then, mail for an alias with no verified destination is answered 450, so senders retry."
-        : "Verification is off (delivery.verify_destinations = false): every destination receives mail."}
-    </p>
+    <p class="muted">{MODES[p.verifying]}</p>
     <section class="panel">
       <form method="post" action="/destinations">
         <Csrf token={p.csrf} />
         <div class="row">
           <Field label="Address" name="address" value={p.values?.address} errors={p.errors} placeholder="me@gmail.com" />
           <div>
-            <button type="submit">Add and send verification</button>
+            <button type="submit">{p.verifying === "all" ? "Add and send verification" : "Add"}</button>
+          </div>
+        </div>
+      </form>
+      <form method="post" action="/destinations/confirm" id="confirm-code">
+        <Csrf token={p.csrf} />
+        <div class="row">
+          <Field label="Code from a verification mail" name="code" value={p.values?.code} errors={p.errors} placeholder="ABCD-EFGH-JKLM-NPQR" />
+          <div>
+            <button type="submit">Confirm</button>
           </div>
         </div>
       </form>
@@ -53,7 +67,7 @@ export const DestinationsPage: FC<{ user: string; csrf: string; rows: Destinatio
           {p.rows.map((d) => (
             <tr>
               <td class="mono">{d.address}</td>
-              <td>{d.status === "verified" ? <span class="ok">✓ verified {when(d.verified_at!)}</span> : <span class="warn">waiting for confirmation</span>}</td>
+              <td>{d.status === "verified" ? <span class="ok">✓ confirmed {when(d.verified_at!)}{d.confirmed_by ? ` (${d.confirmed_by})` : ""}</span> : <span class="warn">waiting for confirmation</span>}</td>
               <td>{when(d.created_at)}</td>
               <td>{d.last_sent_at ? when(d.last_sent_at) : <span class="muted">—</span>}</td>
               <td>

@@ -1,4 +1,5 @@
-import { CLI_ACTOR, reportVerificationSent, withServices } from "./context.ts";
+import { waitingJson } from "../service/json.ts";
+import { CLI_ACTOR, reportWaiting, withServices } from "./context.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
 
@@ -18,8 +19,8 @@ export async function addressCommand(ctx: CommandContext): Promise<number> {
       description: ctx.options.description,
     }),
   );
-  ctx.io.out(ctx.json ? JSON.stringify({ address: created.address, alias: created.alias, verification_sent: created.verificationSent }) : created.address);
-  reportVerificationSent(ctx, created.verificationSent);
+  ctx.io.out(ctx.json ? JSON.stringify({ address: created.address, alias: created.alias, ...waitingJson(created.waiting) }) : created.address);
+  reportWaiting(ctx, created.waiting);
   return 0;
 }
 

@@ -5,7 +5,7 @@ import { type AliasRule, aliasLabel, parseAliasName, placeName } from "../routin
 import { exportAliases, findAliasByName, listAliases } from "../store/aliases.ts";
 import { setVacation } from "../store/vacations.ts";
 import type { DisabledMode } from "../store/schema.ts";
-import { CLI_ACTOR, reportVerificationSent, withServices, withStore } from "./context.ts";
+import { CLI_ACTOR, reportWaiting, withServices, withStore } from "./context.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
 
@@ -20,11 +20,11 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
       if (!domain || !name) throw new UsageError("usage: mailferry alias add <domain> <name|*|/regex/[g]> [recipient...] [--disabled drop|soft|hard] [--description TEXT]");
       const disabled = ctx.options.disabled;
       if (disabled !== undefined && !MODES.includes(disabled as DisabledMode)) throw new UsageError("--disabled takes drop, soft or hard");
-      const { alias, verificationSent } = await withServices(ctx, (s) =>
+      const { alias, waiting } = await withServices(ctx, (s) =>
         s.aliases.add(CLI_ACTOR, domain, { ...parseAliasName(name), recipients, disabled: (disabled as DisabledMode | undefined) ?? null, description: ctx.options.description ?? "" }),
       );
       out(ctx.json ? JSON.stringify(alias) : `added ${describe(alias)}`);
-      reportVerificationSent(ctx, verificationSent);
+      reportWaiting(ctx, waiting);
       return 0;
     }
     case "remove": {
@@ -57,7 +57,7 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
       } catch (err) {
         throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
       }
-      const { report, verificationSent } = await withServices(ctx, (s) => s.aliases.import(CLI_ACTOR, domain, text, { apply: ctx.flags.has("apply"), replace: ctx.flags.has("replace") }));
+      const { report, waiting } = await withServices(ctx, (s) => s.aliases.import(CLI_ACTOR, domain, text, { apply: ctx.flags.has("apply"), replace: ctx.flags.has("replace") }));
       for (const e of report.errors) ctx.io.err(`${file}:${e.line}:${e.column}: ${JSON.stringify(e.token)}: ${e.message}`);
       const summary = `${report.aliases.length} alias${report.aliases.length === 1 ? "" : "es"}${report.port !== null ? ` and delivery port ${report.port}` : ""}`;
       if (report.errors.length) {
@@ -65,7 +65,7 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
         return 1;
       }
       out(report.applied ? `imported ${summary} into ${report.domain}` : `would import ${summary} into ${report.domain} (dry run; add --apply to write)`);
-      reportVerificationSent(ctx, verificationSent);
+      reportWaiting(ctx, waiting);
       return 0;
     }
     case "export": {

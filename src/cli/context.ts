@@ -1,7 +1,8 @@
 // What a CLI command works on: the data dir's database, and on it the same
 // services the admin UI and the API use, acting as "cli" in the audit log.
 import { join } from "node:path";
-import { adminUrl, type Config } from "../config/index.ts";
+import { type Config, publicBaseUrl } from "../config/index.ts";
+import type { Waiting } from "../service/destinations.ts";
 import { createServices, type Services } from "../service/index.ts";
 import type { Actor } from "../store/audit.ts";
 import { DATABASE_FILE, openStore, type Store } from "../store/db.ts";
@@ -9,7 +10,8 @@ import { preparePrivateDataDir } from "../store/data-dir.ts";
 import { enqueue } from "../store/deliveries.ts";
 import type { CommandContext } from "./index.ts";
 
-export const CLI_ACTOR: Actor = { name: "cli", ip: "local" };
+/** Whoever runs the CLI on the server is its admin. */
+export const CLI_ACTOR: Actor = { name: "cli", ip: "local", confirmsDestinations: true };
 
 /** Opens the data dir's database for one command; safe while the server runs (WAL). */
 export async function withStore<T>(ctx: CommandContext, fn: (store: Store, config: Config) => Promise<T>): Promise<T> {
@@ -37,14 +39,14 @@ export function withServices<T>(ctx: CommandContext, fn: (services: Services, st
       queueMail: async (to, raw) => {
         await enqueue(store.db, to, raw);
       },
-      publicUrl: () => config.http.publicUrl ?? adminUrl(config),
+      publicUrl: () => publicBaseUrl(config),
     });
     return fn(services, store);
   });
 }
 
-/** Says verification mail was queued; on stderr with --json, so standard output stays one JSON document. */
-export function reportVerificationSent(ctx: CommandContext, addresses: string[]): void {
+/** Says which targets get no mail yet and why; on stderr with --json, so standard output stays one JSON document. */
+export function reportWaiting(ctx: CommandContext, waiting: Waiting[]): void {
   const print = ctx.json ? ctx.io.err : ctx.io.out;
-  for (const address of addresses) print(`verification mail queued for ${address}: mail is forwarded there once confirmed`);
+  for (const w of waiting) print(`waiting for confirmation: ${w.target} (${w.why})${w.mailed ? "; verification mail queued" : ""}`);
 }

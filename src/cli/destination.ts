@@ -2,7 +2,7 @@ import { type DestinationState, withStatus } from "../service/destinations.ts";
 import { destinationJson, isoTime } from "../service/json.ts";
 import type { DB } from "../store/db.ts";
 import { listDestinations } from "../store/destinations.ts";
-import { CLI_ACTOR, reportVerificationSent, withServices, withStore } from "./context.ts";
+import { CLI_ACTOR, withServices, withStore } from "./context.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";
 
@@ -20,9 +20,9 @@ export async function destinationCommand(ctx: CommandContext): Promise<number> {
       const target = needAddress();
       const { destination, sent } = await withServices(ctx, (s) => s.destinations.add(CLI_ACTOR, target));
       if (ctx.json) out(JSON.stringify({ destination: destinationJson(destination), verification_sent: sent }));
-      else if (destination.status === "verified") out(`${destination.address} is verified already`);
+      else if (destination.status === "verified") out(`${destination.address} is confirmed (${destination.confirmed_by})`);
       else if (!sent) out(`${destination.address} is pending: a verification mail went there less than a minute ago`);
-      if (sent) reportVerificationSent(ctx, [destination.address]);
+      if (sent) (ctx.json ? ctx.io.err : out)(`verification mail queued for ${destination.address}: mail is forwarded there once its owner confirms`);
       return 0;
     }
     case "list": {
@@ -36,7 +36,7 @@ export async function destinationCommand(ctx: CommandContext): Promise<number> {
       const target = needAddress();
       const destination = await withServices(ctx, (s) => s.destinations.resend(CLI_ACTOR, target));
       if (ctx.json) out(JSON.stringify(destinationJson(destination)));
-      reportVerificationSent(ctx, [destination.address]);
+      (ctx.json ? ctx.io.err : out)(`verification mail queued for ${destination.address}: mail is forwarded there once its owner confirms`);
       return 0;
     }
     case "remove": {

@@ -11,6 +11,8 @@ import { parseMailbox } from "../smtp/address.ts";
 export type LogFormat = "auto" | "json" | "text";
 export type SmarthostTls = "starttls" | "implicit" | "none";
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+/** Which forwarding destinations outside the managed domains must confirm before they get mail (docs/aliases.md). */
+export type VerifyDestinations = "all" | "tokens" | "off";
 
 export interface Config {
   dataDir: string;
@@ -19,7 +21,7 @@ export interface Config {
   hostname: string;
   smtp: { host: string; port: number; maxSize: number; socketTimeout: number; shutdownGrace: number; maxClients: number; greetPause: number };
   http: { host: string; port: number; tls: boolean; publicUrl: string | null };
-  delivery: { verifyDestinations: boolean };
+  delivery: { verifyDestinations: VerifyDestinations };
   /** Defaults a domain follows until it sets its own. */
   addresses: { randomSubdomain: boolean; subdomainMatch: boolean };
   api: { rateLimit: number };
@@ -72,7 +74,7 @@ export const SETTINGS: readonly Setting[] = [
   { section: "http", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "Admin UI / API / health address" },
   { section: "http", key: "port", parse: v.port, default: 8080, doc: "Admin UI / API / health port" },
   { section: "http", key: "tls", parse: v.bool, default: false, doc: "Serve the admin port over HTTPS with the tls.cert certificate (then Secure cookies and HSTS)" },
-  { section: "http", key: "public_url", parse: v.optionalUrl, default: "", doc: "Base URL of the admin port as others reach it, for links in mail (destination verification); default the admin URL" },
+  { section: "http", key: "public_url", parse: v.optionalUrl, default: "", doc: "Base URL of the admin port as others reach it, for links in verification mail; default the admin URL, or no link when that is on loopback (a reply or a code confirms then)" },
   { section: "dns", key: "servers", parse: v.dnsServers, default: () => systemResolvers(), defaultDoc: "from /etc/resolv.conf", doc: "Resolvers as host:port list; default from /etc/resolv.conf" },
   { section: "dns", key: "timeout", parse: v.positiveDuration, default: "5s", doc: "Timeout of one DNS query (per server try)" },
   { section: "outbound", key: "port", parse: v.port, default: 25, doc: "Port used to deliver to destination MX hosts" },
@@ -96,7 +98,7 @@ export const SETTINGS: readonly Setting[] = [
   { section: "acme", key: "ca_file", parse: v.optionalPath, default: "", doc: "Extra CA certificates (PEM) trusted for the ACME directory's HTTPS (a local test CA)" },
   { section: "acme", key: "renew_before", parse: v.positiveDuration, default: "30d", doc: "Renew when less than this much validity remains" },
   { section: "acme", key: "check_interval", parse: v.positiveDuration, default: "5m", doc: "How often the certificate's names (managed domains) and expiry are checked; first retry delay after a failure" },
-  { section: "delivery", key: "verify_destinations", name: "verify_destinations", parse: v.bool, default: true, doc: "Forward to addresses outside the managed domains only once they confirmed a verification mail" },
+  { section: "delivery", key: "verify_destinations", name: "verify_destinations", parse: verifyDestinations, default: "tokens", doc: "Which destinations outside the managed domains must confirm a verification mail first: all, tokens (those a write-scope API token adds; an admin's word confirms the rest) or off; true/false mean all/off" },
   { section: "addresses", key: "random_subdomain", parse: v.bool, default: false, doc: "Addresses created by the API get a random subdomain unless the request or the domain says otherwise" },
   { section: "addresses", key: "subdomain_match", parse: v.bool, default: false, doc: "Domains accept mail for any subdomain (and the API may create addresses on one) unless the domain says otherwise" },
   { section: "api", key: "rate_limit", parse: v.positiveInt, default: 600, doc: "API requests per minute per token; more get 429" },
@@ -117,6 +119,11 @@ export const SETTINGS: readonly Setting[] = [
 export function adminUrl(config: Pick<Config, "http">, port = config.http.port): string {
   const host = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
   return `${config.http.tls ? "https" : "http"}://${host}:${port}/`;
+}
+
+/** Where people outside open links to this server: http.public_url, else `url` unless the admin port listens on loopback only. */
+export function publicBaseUrl(config: Pick<Config, "http">, url = adminUrl(config)): string | null {
+  return config.http.publicUrl ?? (/^(127\.|::1$|localhost$)/.test(config.http.host) ? null : url);
 }
 
 export const DATA_DIR_ENV = "MAILFERRY_DATA_DIR";
@@ -204,7 +211,7 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
       greetPause: values["smtp.greet_pause"] as number,
     },
     http: { host: values["http.host"] as string, port: values["http.port"] as number, tls: values["http.tls"] as boolean, publicUrl: values["http.public_url"] as string | null },
-    delivery: { verifyDestinations: values["delivery.verify_destinations"] as boolean },
+    delivery: { verifyDestinations: values["delivery.verify_destinations"] as VerifyDestinations },
     addresses: { randomSubdomain: values["addresses.random_subdomain"] as boolean, subdomainMatch: values["addresses.subdomain_match"] as boolean },
     api: { rateLimit: values["api.rate_limit"] as number },
     dns: { servers: values["dns.servers"] as v.HostPort[], timeout: values["dns.timeout"] as number },
@@ -253,6 +260,19 @@ export function readSettingFile(path: string, setting: Pick<Setting, "section" |
   } catch (err) {
     const name = envName(setting);
     throw new ConfigError(name, `${name}=${JSON.stringify(path)}: cannot read file (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+}
+
+const VERIFY_MODES = ["all", "tokens", "off"] as const;
+
+/** all | tokens | off; the booleans of earlier releases keep their meaning (true: all, false: off). */
+function verifyDestinations(raw: unknown): VerifyDestinations {
+  const mode = typeof raw === "string" ? raw.trim().toLowerCase() : raw;
+  if ((VERIFY_MODES as readonly unknown[]).includes(mode)) return mode as VerifyDestinations;
+  try {
+    return v.bool(raw) ? "all" : "off";
+  } catch {
+    throw new v.ValueError(`must be one of: ${VERIFY_MODES.join(", ")} (true and false mean all and off)`);
   }
 }
 

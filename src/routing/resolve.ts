@@ -2,7 +2,7 @@
 // the routing configuration, so every rule of SPEC §1 is unit-testable.
 import { type Mailbox, parseMailbox } from "../smtp/address.ts";
 import { type Reply, reply } from "../smtp/reply.ts";
-import { type AliasRule, aliasLabel, canonicalRecipient, type DomainRouting, type RoutingConfig, recipientKind } from "./rules.ts";
+import { type AliasRule, aliasLabel, canonicalRecipient, type DomainRouting, type RoutingConfig, recipientKind, type Verification } from "./rules.ts";
 
 /** The alias that produced a target or a decision. */
 export interface AliasRef {
@@ -126,8 +126,8 @@ function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, 
     if (!next) return refuse(reply(550, "5.1.3", `alias ${alias.label} of ${rule.domain} produced an invalid recipient for ${mailbox.address}`), alias);
     const managed = routingDomain(next.domain, config);
     if (!managed) {
-      // Verified as configured: a +tag added by plus-addressing needs no verification of its own.
-      if (config.verified && !config.verified.has(key(destination))) unverified.add(key(destination));
+      // A +tag added by plus-addressing needs no confirmation of its own.
+      if (awaitsConfirmation(config.verification, rule.id, destination)) unverified.add(key(destination));
       else add({ kind: "address", address: next.address, domain: next.domain, port: domain.settings.deliveryPort, alias });
       continue;
     }
@@ -139,6 +139,11 @@ function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, 
     if (child.action === "deliver") child.targets.forEach(add);
   }
   return { action: "deliver", targets, alias };
+}
+
+function awaitsConfirmation(verification: Verification | null, aliasId: number, destination: string): boolean {
+  if (!verification || verification.confirmed.has(key(destination))) return false;
+  return verification.aliases === "all" || verification.aliases.has(aliasId);
 }
 
 /** `$1`…`$9` from the regex captures; missing groups are empty. URL templates get them percent-encoded. */

@@ -2,13 +2,13 @@
 // database once and reused until routing_version moves (triggers bump it on
 // every change to domains, aliases or verified destinations, from any
 // connection) or the configured defaults change.
-import type { Config } from "../config/index.ts";
+import type { Config, VerifyDestinations } from "../config/index.ts";
 import type { DB } from "../store/db.ts";
 import { toRule } from "../store/aliases.ts";
 import { domainSettings } from "../store/domains.ts";
 import { versionCounter } from "../store/settings.ts";
 import { resolve, type Verdict } from "./resolve.ts";
-import { type AddressDefaults, buildRoutingConfig, effectiveSettings, NO_SUBDOMAINS, type RoutingConfig } from "./rules.ts";
+import { type AddressDefaults, buildRoutingConfig, effectiveSettings, NO_SUBDOMAINS, type RoutingConfig, type Verification } from "./rules.ts";
 
 export interface Router {
   resolve(recipient: string): Promise<Verdict>;
@@ -18,7 +18,7 @@ export interface Router {
 export interface RouterOptions {
   /** Read on each use, so a settings change applies without a restart. */
   defaults: () => AddressDefaults;
-  verifyDestinations: () => boolean;
+  verifyDestinations: () => VerifyDestinations;
 }
 
 /** Options that follow a (live-updated) configuration. */
@@ -26,7 +26,7 @@ export function routerOptions(config: Pick<Config, "addresses" | "delivery">): R
   return { defaults: () => config.addresses, verifyDestinations: () => config.delivery.verifyDestinations };
 }
 
-export function createRouter(db: DB, options: RouterOptions = { defaults: () => NO_SUBDOMAINS, verifyDestinations: () => false }): Router {
+export function createRouter(db: DB, options: RouterOptions = { defaults: () => NO_SUBDOMAINS, verifyDestinations: () => "off" }): Router {
   let cached: { key: string; config: RoutingConfig } | null = null;
   let loading: Promise<{ key: string; config: RoutingConfig }> | null = null;
 
@@ -48,18 +48,25 @@ export function createRouter(db: DB, options: RouterOptions = { defaults: () => 
       const domains = await trx.selectFrom("domains").selectAll().execute();
       const names = new Map(domains.map((d) => [d.id, d.name]));
       const aliases = await trx.selectFrom("aliases").selectAll().orderBy("id").execute();
-      const verified = options.verifyDestinations()
-        ? new Set((await trx.selectFrom("destinations").select("address").where("verified_at", "is not", null).execute()).map((d) => d.address))
-        : null;
+      const verification = await loadVerification(trx, options.verifyDestinations());
       return {
         key,
         config: buildRoutingConfig(
           domains.map((d) => ({ name: d.name, settings: effectiveSettings(domainSettings(d), defaults) })),
           aliases.map((a) => toRule(a, names.get(a.domain_id)!)),
-          verified,
+          verification,
         ),
       };
     });
 
   return { config, resolve: async (recipient) => resolve(recipient, await config()) };
+}
+
+/** The confirmed destinations and the aliases whose targets need them, as the mode says. */
+async function loadVerification(db: DB, mode: VerifyDestinations): Promise<Verification | null> {
+  if (mode === "off") return null;
+  const confirmed = new Set((await db.selectFrom("destinations").select("address").where("verified_at", "is not", null).execute()).map((d) => d.address));
+  if (mode === "all") return { confirmed, aliases: "all" };
+  const marked = await db.selectFrom("aliases").select("id").where("confirm_targets", "=", 1).execute();
+  return { confirmed, aliases: new Set(marked.map((a) => a.id)) };
 }

@@ -93,12 +93,19 @@ export interface DomainRouting {
 
 export interface RoutingConfig {
   domains: Map<string, DomainRouting>;
-  /** Lower-case addresses outside the managed domains that may receive mail; null: destinations need no verification. */
-  verified: Set<string> | null;
+  /** Which outside destinations must have confirmed before mail reaches them; null: none need to. */
+  verification: Verification | null;
+}
+
+export interface Verification {
+  /** Lower-case addresses outside the managed domains whose owners confirmed. */
+  confirmed: Set<string>;
+  /** Whose targets are checked: every alias's (verify_destinations = all), or these aliases' (saved by write-scope tokens). */
+  aliases: "all" | Set<number>;
 }
 
 /** Builds the resolver's view from stored rows; regexes are compiled once here. */
-export function buildRoutingConfig(domains: { name: string; settings: EffectiveSettings }[], aliases: AliasRule[], verified: Set<string> | null = null): RoutingConfig {
+export function buildRoutingConfig(domains: { name: string; settings: EffectiveSettings }[], aliases: AliasRule[], verification: Verification | null = null): RoutingConfig {
   const byName = new Map<string, DomainRouting>();
   for (const d of domains) byName.set(d.name, { name: d.name, settings: d.settings, parent: null, exact: new Map(), regex: [], catchAll: null });
   const managed = new Set(byName.keys());
@@ -124,7 +131,7 @@ export function buildRoutingConfig(domains: { name: string; settings: EffectiveS
       }
     }
   }
-  return { domains: byName, verified };
+  return { domains: byName, verification };
 }
 
 export type RecipientKind = "address" | "domain" | "webhook";

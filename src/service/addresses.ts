@@ -42,7 +42,7 @@ export async function planAddress(db: DB, config: Config, request: AddressReques
   return { domain: domain.name, subdomain, name: request.name?.trim() || randomLabel(RANDOM_NAME_LENGTH), random };
 }
 
-export async function createAddress(db: DB, config: Config, request: AddressRequest): Promise<{ address: string; alias: AliasRule }> {
+export async function createAddress(db: DB, config: Config, request: AddressRequest, confirmTargets = false): Promise<{ address: string; alias: AliasRule }> {
   const plan = await planAddress(db, config, request);
   const place = plan.subdomain ? `${plan.subdomain}.${plan.domain}` : plan.domain;
   try {
@@ -50,7 +50,7 @@ export async function createAddress(db: DB, config: Config, request: AddressRequ
       db,
       place,
       { matcher: "exact", pattern: plan.name, recipients: request.targets, description: request.description ?? "" },
-      { allowPrivateWebhooks: config.webhooks.allowPrivate, addressDefaults: config.addresses, subdomainAllowed: plan.random },
+      { allowPrivateWebhooks: config.webhooks.allowPrivate, addressDefaults: config.addresses, subdomainAllowed: plan.random, confirmTargets },
     );
     return { address: `${alias.pattern}@${placeName(alias)}`, alias };
   } catch (err) {

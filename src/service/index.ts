@@ -8,7 +8,7 @@ import { serverKeyRecord } from "../delivery/originated.ts";
 import { UserError } from "../errors.ts";
 import { type AliasInput, type DomainSettings, aliasLabel, effectiveSettings, placeName, type ValidationOptions } from "../routing/rules.ts";
 import { addDeny, removeDeny } from "../store/abuse.ts";
-import { addAlias, aliasById, importAliases, removeAliasById, updateAlias } from "../store/aliases.ts";
+import { addAlias, aliasById, importAliases, removeAliasById, updateAlias, type WriteOptions } from "../store/aliases.ts";
 import { addAllow, removeAllow } from "../store/allowlist.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
@@ -17,9 +17,9 @@ import { addDomain, domainSettings, findDomain, parseDomainName, removeDomain, u
 import { loadSecret, VERIFY_SECRET_FILE } from "../store/secrets.ts";
 import { createToken, revokeToken } from "../store/tokens.ts";
 import { type AddressRequest, createAddress } from "./addresses.ts";
-import { destinationService } from "./destinations.ts";
-import { type Forwarding, testMessageService } from "./test-message.ts";
+import { destinationService, type Waiting } from "./destinations.ts";
 import { activatePublishedKeys } from "./dkim-rotation.ts";
+import { type Forwarding, testMessageService } from "./test-message.ts";
 
 export interface ServiceDeps {
   db: DB;
@@ -28,7 +28,7 @@ export interface ServiceDeps {
   /** Queues mail mailferry writes itself: the outbox in the server; from the CLI its table, which the server sends from. */
   queueMail: (to: string, raw: Buffer) => Promise<void>;
   /** Where recipients of a verification mail open its link. */
-  publicUrl: () => string;
+  publicUrl: () => string | null;
   /** The server's router and relay, for test messages (the CLI has none). */
   forwarding?: Forwarding;
   now?: () => number;
@@ -39,6 +39,8 @@ export function createServices(deps: ServiceDeps) {
   const now = deps.now ?? Date.now;
   const destinations = destinationService({ db, config, verifyKey: loadSecret(config.dataDir, VERIFY_SECRET_FILE), publicUrl: deps.publicUrl, queueMail: deps.queueMail, now });
   const validation = (): ValidationOptions => ({ allowPrivateWebhooks: config.webhooks.allowPrivate, addressDefaults: config.addresses });
+  // An alias saved by an actor whose word does not confirm destinations waits for its owners (docs/aliases.md).
+  const writing = (actor: Actor): WriteOptions => ({ ...validation(), confirmTargets: !actor.confirmsDestinations });
 
   return {
     destinations,
@@ -117,15 +119,17 @@ export function createServices(deps: ServiceDeps) {
 
     aliases: {
       async add(actor: Actor, domain: string, input: AliasInput) {
-        const rule = await addAlias(db, domain, input, validation());
+        await destinations.checkConfirmable(actor, input.recipients);
+        const rule = await addAlias(db, domain, input, writing(actor));
         await audit(db, actor, "alias.add", `${aliasLabel(rule)}@${placeName(rule)}`, null, rule);
-        return { alias: rule, verificationSent: await destinations.register(actor, rule.recipients) };
+        return { alias: rule, waiting: await destinations.register(actor, rule.recipients) };
       },
       async update(actor: Actor, id: number, input: Pick<AliasInput, "recipients" | "disabled" | "description">) {
+        await destinations.checkConfirmable(actor, input.recipients);
         const before = await aliasById(db, id);
-        const after = await updateAlias(db, id, input, validation());
+        const after = await updateAlias(db, id, input, writing(actor));
         await audit(db, actor, "alias.update", `${aliasLabel(after)}@${placeName(after)}`, before, after);
-        return { alias: after, verificationSent: await destinations.register(actor, after.recipients) };
+        return { alias: after, waiting: await destinations.register(actor, after.recipients) };
       },
       async remove(actor: Actor, id: number) {
         const removed = await removeAliasById(db, id);
@@ -133,21 +137,24 @@ export function createServices(deps: ServiceDeps) {
         return removed;
       },
       async import(actor: Actor, domain: string, text: string, options: { apply: boolean; replace?: boolean }) {
-        const report = await importAliases(db, domain, text, { ...options, ...validation() });
-        let verificationSent: string[] = [];
+        const dryRun = await importAliases(db, domain, text, { ...validation(), apply: false });
+        await destinations.checkConfirmable(actor, dryRun.aliases.flatMap((a) => a.recipients));
+        const report = await importAliases(db, domain, text, { ...options, ...writing(actor) });
+        let waiting: Waiting[] = [];
         if (report.applied) {
           await audit(db, actor, "alias.import", report.domain, null, { aliases: report.aliases.length, replace: !!options.replace });
-          verificationSent = await destinations.register(actor, report.aliases.flatMap((a) => a.recipients));
+          waiting = await destinations.register(actor, report.aliases.flatMap((a) => a.recipients));
         }
-        return { report, verificationSent };
+        return { report, waiting };
       },
     },
 
     addresses: {
       async create(actor: Actor, request: AddressRequest) {
-        const created = await createAddress(db, config, request);
+        await destinations.checkConfirmable(actor, request.targets);
+        const created = await createAddress(db, config, request, !actor.confirmsDestinations);
         await audit(db, actor, "address.create", created.address, null, created.alias);
-        return { ...created, verificationSent: await destinations.register(actor, created.alias.recipients) };
+        return { ...created, waiting: await destinations.register(actor, created.alias.recipients) };
       },
     },
 

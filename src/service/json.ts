@@ -2,7 +2,7 @@
 // text, secrets never.
 import type { Event } from "../store/schema.ts";
 import type { TokenInfo } from "../store/tokens.ts";
-import type { DestinationState } from "./destinations.ts";
+import type { DestinationState, Waiting } from "./destinations.ts";
 
 /** Milliseconds to ISO text, null kept. */
 export const isoTime = <T extends number | null>(ms: T): T extends number ? string : string | null => (ms === null ? null : new Date(ms).toISOString()) as never;
@@ -13,6 +13,11 @@ export function tokenJson(t: TokenInfo) {
 
 export function destinationJson(d: DestinationState) {
   return { address: d.address, status: d.status, created_at: isoTime(d.created_at), verified_at: isoTime(d.verified_at), last_sent_at: isoTime(d.last_sent_at) };
+}
+
+/** What saving an alias means for its outside destinations: who was mailed a verification, and who gets no mail yet and why. */
+export function waitingJson(waiting: Waiting[]) {
+  return { verification_sent: waiting.filter((w) => w.mailed).map((w) => w.target), waiting_confirmation: waiting.map(({ target, why }) => ({ target, why })) };
 }
 
 /** A mail-log event with its recipients and detail parsed. */

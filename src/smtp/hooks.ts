@@ -18,10 +18,12 @@ export interface StageHooks {
   close(session: Session): void;
   mailFrom(session: Session, address: string, params: EsmtpParams): Promise<Reply>;
   /** On acceptance also returns the recipient with its routing, which the listener adds to the transaction. */
-  rcptTo(session: Session, address: string, params: EsmtpParams): Promise<{ reply: Reply; accepted?: AcceptedRecipient; facts?: Record<string, unknown> }>;
+  rcptTo(session: Session, address: string, params: EsmtpParams): Promise<RcptResult>;
   /** The reply, and facts about the message for its mail-log event (e.g. authentication verdicts). */
   data(session: Session, message: InboundMessage): Promise<{ reply: Reply; facts?: Record<string, unknown> }>;
 }
+
+export type RcptResult = { reply: Reply; accepted?: AcceptedRecipient; facts?: Record<string, unknown> };
 
 export const ACCEPT_CONNECT = reply(220, "2.0.0", "Connected");
 export const ACCEPT_SENDER = reply(250, "2.1.0", "Sender OK");
@@ -87,9 +89,23 @@ export interface HookDeps {
   scan: { applies(session: Session): Promise<boolean>; run(session: Session, message: InboundMessage): Promise<ScanVerdict> };
   deliver: Deliver;
   vacations: VacationResponder;
+  /** A reply to a verification mail: the destination its Reply-To confirms, or null when the address is not a valid one. */
+  confirmDestination: (recipient: string, ip: string) => Promise<string | null>;
 }
 
-export function createHooks({ router, srs, maxSize, hostname, authenticate, abuse, scan, deliver, vacations }: HookDeps): StageHooks {
+export function createHooks({ router, srs, maxSize, hostname, authenticate, abuse, scan, deliver, vacations, confirmDestination }: HookDeps): StageHooks {
+  /**
+   * The owner of a destination replied to its verification mail: confirmed as
+   * the recipient is accepted, and the reply itself is discarded (a drop
+   * recipient). Before greylisting: a person waits for this one.
+   */
+  async function confirmReply(address: string, ip: string): Promise<RcptResult | null> {
+    const confirmed = await confirmDestination(address, ip);
+    if (!confirmed) return null;
+    const alias = { id: 0, domain: srs.domain, label: "confirmation" };
+    return { reply: ACCEPT_RECIPIENT, accepted: { address, verdict: { action: "drop", alias } }, facts: { confirmed } };
+  }
+
   return {
     connect: async (session) => (await abuse.onConnect(session)) ?? ACCEPT_CONNECT,
     close: (session) => abuse.onClose(session),
@@ -104,6 +120,8 @@ export function createHooks({ router, srs, maxSize, hostname, authenticate, abus
     async rcptTo(session, address, params) {
       const badParam = paramsVerdict(params, RCPT_PARAMS);
       if (badParam) return { reply: badParam };
+      const confirmation = await confirmReply(address, session.remoteIp);
+      if (confirmation) return confirmation;
       const verdict = srsVerdict(address, srs) ?? (await router.resolve(address));
       const answer = recipientVerdict(verdict, session.recipients.length);
       if (answer !== ACCEPT_RECIPIENT || verdict.action === "refuse") return { reply: answer };

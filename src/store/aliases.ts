@@ -63,8 +63,16 @@ export async function listAliases(db: DB, domainInput?: string): Promise<AliasRu
 
 type Validated = Omit<AliasRule, "id" | "domain" | "subdomain">;
 
-function toRow(place: Place, alias: Validated, now: number) {
+/**
+ * How an alias is written: validated as `ValidationOptions` say, and marked
+ * when its outside destinations must confirm before they get mail (saved by a
+ * write-scope token; docs/aliases.md, "Destinations").
+ */
+export type WriteOptions = ValidationOptions & { confirmTargets?: boolean };
+
+function toRow(place: Place, alias: Validated, now: number, options: WriteOptions) {
   return {
+    confirm_targets: options.confirmTargets ? 1 : 0,
     domain_id: place.domain.id,
     subdomain: place.subdomain,
     matcher: alias.matcher,
@@ -80,12 +88,12 @@ function toRow(place: Place, alias: Validated, now: number) {
 }
 
 /** Adds an alias on a managed domain or (where it accepts subdomains) on a subdomain of one, given as `team.example.com`. */
-export async function addAlias(db: DB, domainInput: string, input: AliasInput, options: ValidationOptions = {}, now = Date.now()): Promise<AliasRule> {
+export async function addAlias(db: DB, domainInput: string, input: AliasInput, options: WriteOptions = {}, now = Date.now()): Promise<AliasRule> {
   const place = await writablePlace(db, domainInput, options);
   const alias = await validateAlias(input, domainSettings(place.domain), options);
   const row = await db
     .insertInto("aliases")
-    .values(toRow(place, alias, now))
+    .values(toRow(place, alias, now, options))
     .onConflict((oc) => oc.columns(["domain_id", "subdomain", "matcher", "pattern"]).doNothing())
     .returningAll()
     .executeTakeFirst();
@@ -123,7 +131,7 @@ export interface ImportReport {
  * first; with any error nothing is written. `apply: false` is a dry run;
  * `replace` deletes the domain's existing aliases in the same transaction.
  */
-export async function importAliases(db: DB, domainInput: string, text: string, options: { apply: boolean; replace?: boolean } & ValidationOptions): Promise<ImportReport> {
+export async function importAliases(db: DB, domainInput: string, text: string, options: { apply: boolean; replace?: boolean } & WriteOptions): Promise<ImportReport> {
   const place = await writablePlace(db, domainInput, options);
   const { domain } = place;
   const parsed = parseTxt(text);
@@ -149,7 +157,7 @@ export async function importAliases(db: DB, domainInput: string, text: string, o
   const now = Date.now();
   await db.transaction().execute(async (trx) => {
     if (options.replace) await trx.deleteFrom("aliases").where("domain_id", "=", domain.id).where("subdomain", "=", place.subdomain).execute();
-    for (const alias of aliases) await trx.insertInto("aliases").values(toRow(place, alias, now)).execute();
+    for (const alias of aliases) await trx.insertInto("aliases").values(toRow(place, alias, now, options)).execute();
     if (parsed.port !== null) await trx.updateTable("domains").set({ delivery_port: parsed.port, updated_at: now }).where("id", "=", domain.id).execute();
   });
   return { ...report, applied: true };
@@ -203,14 +211,14 @@ export async function aliasesAfter(db: DB, filter: { domain?: string | null; q?:
 }
 
 /** Changes recipients, state and description (validated as on creation). */
-export async function updateAlias(db: DB, id: number, input: Pick<AliasInput, "recipients" | "disabled" | "description">, options: ValidationOptions = {}, now = Date.now()): Promise<AliasRule> {
+export async function updateAlias(db: DB, id: number, input: Pick<AliasInput, "recipients" | "disabled" | "description">, options: WriteOptions = {}, now = Date.now()): Promise<AliasRule> {
   const current = await aliasById(db, id);
   if (!current) throw new UserError("not_found", `alias ${id} does not exist`, "id");
   const domain = (await findDomain(db, current.domain))!;
   const valid = await validateAlias({ matcher: current.matcher, pattern: current.pattern, global: current.global, ...input }, domainSettings(domain), options);
   await db
     .updateTable("aliases")
-    .set({ recipients: JSON.stringify(valid.recipients), enabled: valid.disabled ? 0 : 1, disabled_mode: valid.disabled, description: valid.description, updated_at: now })
+    .set({ recipients: JSON.stringify(valid.recipients), enabled: valid.disabled ? 0 : 1, disabled_mode: valid.disabled, description: valid.description, confirm_targets: options.confirmTargets ? 1 : 0, updated_at: now })
     .where("id", "=", id)
     .execute();
   return (await aliasById(db, id))!;

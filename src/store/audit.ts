@@ -6,6 +6,8 @@ export interface Actor {
   /** "admin:alice", "token:deploy", "cli". */
   name: string;
   ip: string;
+  /** The actor's word confirms the forwarding destinations it names (admins, the CLI, admin-scope tokens; docs/aliases.md). */
+  confirmsDestinations?: boolean;
 }
 
 export async function audit(db: DB, actor: Actor, action: string, target: string, before: unknown = null, after: unknown = null, now = Date.now()): Promise<void> {

@@ -35,9 +35,9 @@ export async function noteVerificationSent(db: DB, address: string, now = Date.n
     .execute();
 }
 
-/** Marks it verified (once; a second confirmation keeps the first time). */
-export async function markVerified(db: DB, address: string, now = Date.now()): Promise<Destination> {
-  await db.updateTable("destinations").set({ verified_at: now }).where("address", "=", address).where("verified_at", "is", null).execute();
+/** Marks it confirmed, saying what confirmed it (once; a second confirmation keeps the first). */
+export async function markVerified(db: DB, address: string, by: string, now = Date.now()): Promise<Destination> {
+  await db.updateTable("destinations").set({ verified_at: now, confirmed_by: by }).where("address", "=", address).where("verified_at", "is", null).execute();
   const row = await findDestination(db, address);
   if (!row) throw new UserError("not_found", `${address} is not a destination (it may have been removed)`, "address");
   return row;
@@ -47,4 +47,13 @@ export async function removeDestination(db: DB, address: string): Promise<Destin
   const row = await db.deleteFrom("destinations").where("address", "=", address).returningAll().executeTakeFirst();
   if (!row) throw new UserError("not_found", `${address} is not a destination`, "address");
   return row;
+}
+
+export function findDestinationById(db: DB, id: number): Promise<Destination | undefined> {
+  return db.selectFrom("destinations").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
+/** Destinations waiting for their owner, whose last verification mail was sent after `since`. */
+export function pendingSince(db: DB, since: number): Promise<Destination[]> {
+  return db.selectFrom("destinations").selectAll().where("verified_at", "is", null).where("last_sent_at", ">=", since).execute();
 }

@@ -43,6 +43,8 @@ export interface AliasesTable {
   /** What a disabled alias answers; null while enabled. */
   disabled_mode: DisabledMode | null;
   description: ColumnType<string, string | undefined, string>;
+  /** 1: saved by a write-scope token, so its outside destinations forward only once confirmed (verify_destinations = tokens). */
+  confirm_targets: ColumnType<number, number | undefined, number>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -258,6 +260,8 @@ export interface DestinationsTable {
   verified_at: Timestamp | null;
   last_sent_at: Timestamp | null;
   sent_count: ColumnType<number, number | undefined, number>;
+  /** What confirmed it: `admin:alice`, `cli`, `token:deploy` (admin scope), `reply`, `link` or `code`; null while pending. */
+  confirmed_by: string | null;
 }
 
 export type TokenScope = "read" | "write" | "admin";

@@ -80,5 +80,5 @@ export function clientIp(c: Context): string {
 }
 
 export function actorOf(c: Context<Env>): Actor {
-  return { name: `admin:${c.get("session")?.admin.username ?? "?"}`, ip: c.get("ip") };
+  return { name: `admin:${c.get("session")?.admin.username ?? "?"}`, ip: c.get("ip"), confirmsDestinations: true };
 }

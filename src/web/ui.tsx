@@ -37,6 +37,7 @@ import type { FieldErrors } from "../../views/layout.tsx";
 import { AuditPage, EDITABLE, EventPage, ListsPage, type LogFilters, LogPage, SettingsPage } from "../../views/log.tsx";
 import { firstRunFacts, firstRunSteps } from "../service/first-run.ts";
 import type { Services } from "../service/index.ts";
+import type { Waiting } from "../service/destinations.ts";
 import { writeSettings } from "../config/write.ts";
 import { removeSetupToken } from "../store/setup-token.ts";
 import { actorOf, type Env, SESSION_COOKIE } from "./session.ts";
@@ -61,7 +62,7 @@ export interface UiDeps {
 
 const PER_PAGE = 50;
 
-const verificationNote = (sent: string[]) => (sent.length ? ` A verification mail went to ${sent.join(", ")}: mail is forwarded there once it is confirmed.` : "");
+const waitingNote = (waiting: Waiting[]) => waiting.map((w) => ` No mail to ${w.target} yet (${w.why})${w.mailed ? "; a verification mail was sent" : ""}.`).join("");
 
 /** A follow-the-configuration select: "default" → null; anything but on/off is passed on for the validation to refuse. */
 function followOrSet(value: string | undefined): boolean | null {
@@ -255,8 +256,8 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
   app.post("/aliases", async (c) => {
     const f = await form(c);
     try {
-      const { alias: rule, verificationSent } = await services.aliases.add(actorOf(c), f.domain ?? "", { ...parseAliasName((f.name ?? "").trim()), recipients: recipientsOf(f.recipients), disabled: disabledOf(f.disabled), description: f.description ?? "" });
-      const created = `Created ${aliasLabel(rule)}@${placeName(rule)}.${verificationNote(verificationSent)}`;
+      const { alias: rule, waiting } = await services.aliases.add(actorOf(c), f.domain ?? "", { ...parseAliasName((f.name ?? "").trim()), recipients: recipientsOf(f.recipients), disabled: disabledOf(f.disabled), description: f.description ?? "" });
+      const created = `Created ${aliasLabel(rule)}@${placeName(rule)}.${waitingNote(waiting)}`;
       if (isHtmx(c)) return c.html(<CreateForm csrf={csrfOf(c)} domains={await domainNames()} values={{ domain: rule.domain, created, created_id: String(rule.id) }} />);
       return back(c, `/aliases?domain=${rule.domain}`, created);
     } catch (err) {
@@ -283,12 +284,12 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     const apply = f.mode === "apply";
     let result;
     try {
-      const { report, verificationSent } = await services.aliases.import(actorOf(c), values.domain, values.text, { apply, replace: values.replace });
+      const { report, waiting } = await services.aliases.import(actorOf(c), values.domain, values.text, { apply, replace: values.replace });
       const count = `${report.aliases.length} alias${report.aliases.length === 1 ? "" : "es"}${report.port !== null ? ` and delivery port ${report.port}` : ""}`;
       const summary = report.errors.length
         ? `Nothing imported: ${report.errors.length} error${report.errors.length === 1 ? "" : "s"}.`
         : report.applied
-          ? `Imported ${count} into ${report.domain}.${verificationNote(verificationSent)}`
+          ? `Imported ${count} into ${report.domain}.${waitingNote(waiting)}`
           : `Would import ${count} into ${report.domain}${values.replace ? ", replacing its aliases" : ""}.`;
       result = { applied: report.applied, summary, errors: report.errors, preview: report.errors.length ? [] : report.aliases.map((a) => `${aliasLabel(a)} -> ${a.recipients.join(", ") || `(disabled: ${a.disabled})`}`) };
     } catch (err) {
@@ -452,7 +453,7 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
     const f = await form(c);
     try {
       const { destination, sent } = await services.destinations.add(actorOf(c), f.address ?? "");
-      const note = destination.status === "verified" ? `${destination.address} is verified already.` : sent ? `Verification mail sent to ${destination.address}.` : `${destination.address} is waiting for confirmation.`;
+      const note = destination.status === "verified" ? `${destination.address} is confirmed (${destination.confirmed_by}).` : sent ? `Verification mail sent to ${destination.address}.` : `${destination.address} is waiting for confirmation.`;
       return back(c, "/destinations", note);
     } catch (err) {
       return destinationsPage(c, { values: f, errors: fieldError(err, "address"), status: 422 });
@@ -465,6 +466,15 @@ export function mountUi(app: Hono<Env>, deps: UiDeps): void {
       return back(c, "/destinations", `Verification mail sent again to ${address}.`);
     } catch (err) {
       return destinationsPage(c, { errors: fieldError(err, "address"), status: 422 });
+    }
+  });
+  app.post("/destinations/confirm", async (c) => {
+    const f = await form(c);
+    try {
+      const destination = await services.destinations.confirmByCode(actorOf(c), f.code ?? "");
+      return back(c, "/destinations", `${destination.address} is confirmed: mail is forwarded there now.`);
+    } catch (err) {
+      return destinationsPage(c, { values: f, errors: fieldError(err, "code"), status: 422 });
     }
   });
   app.post("/destinations/remove", async (c) => {

@@ -134,7 +134,7 @@ describe("errors", () => {
   test("values the rules refuse are 422 naming the field; nothing is stored", async () => {
     const cases: [unknown, string][] = [
       [{ domain: "example.test", name: "not valid", recipients: ["a@dest.test"] }, "name"],
-      [{ domain: "example.test", name: "/(a+)+$/", recipients: ["a@dest.test"] }, "name"],
+      [{ domain: "example.test", name: "/(a|b$/", recipients: ["a@dest.test"] }, "name"],
       [{ domain: "example.test", name: "ok", recipients: ["not an address"] }, "recipients"],
     ];
     for (const [body, field] of cases) {

@@ -1,7 +1,9 @@
-// Destination verification end to end (Cloudflare Email Routing behaviour):
-// an alias to an unverified address answers 450 and the verification mail
-// goes out through the normal delivery path; confirming the link lets the
-// next delivery through. Expired and tampered links are refused.
+// Destination verification end to end under verify_destinations = all
+// (Cloudflare Email Routing behaviour): an alias to an unverified address
+// answers 450 and the verification mail goes out through the normal delivery
+// path; confirming the link lets the next delivery through. Expired and
+// tampered links are refused. test/api/confirmations.test.ts covers the
+// default mode (tokens), replies and codes.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -9,6 +11,7 @@ import { signVerification } from "../../src/delivery/verification.ts";
 import { VERIFY_SECRET_FILE } from "../../src/store/secrets.ts";
 import { createToken } from "../../src/store/tokens.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
+import { freePort } from "../support/ports.ts";
 import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
 import { type Sink, startSink } from "../support/sink.ts";
 import { SmtpTalk } from "../support/smtp-client.ts";
@@ -21,7 +24,13 @@ let token: string;
 beforeAll(async () => {
   sink = await startSink({ host: "127.0.0.2" });
   dns = await startDnsServer({ "gmail.test": { MX: [{ priority: 10, exchange: "mx.gmail.test" }] }, "mx.gmail.test": { A: ["127.0.0.2"] } });
-  mf = await startMailferry({ dns, domains: ["example.test"], env: { MAILFERRY_VERIFY_DESTINATIONS: "true", MAILFERRY_OUTBOUND_PORT: String(sink.port) } });
+  // A public URL, as a server reachable from outside has: only then does the mail carry a link.
+  const port = String(await freePort());
+  mf = await startMailferry({
+    dns,
+    domains: ["example.test"],
+    env: { MAILFERRY_VERIFY_DESTINATIONS: "true", MAILFERRY_OUTBOUND_PORT: String(sink.port), MAILFERRY_HTTP_PORT: port, MAILFERRY_HTTP_PUBLIC_URL: `http://127.0.0.1:${port}/` },
+  });
   token = (await createToken(mf.appliance.store.db, "dest", "write")).token;
 });
 afterAll(async () => {
@@ -84,8 +93,9 @@ test("unverified → 450 and a verification mail; GET alone does not verify; con
   const [, forwarded] = await sink.waitForMessages(2);
   expect(forwarded!.rcptTo).toEqual(["me@gmail.test"]);
   expect(forwarded!.raw.toString()).toContain("Subject: hi");
-  const audit = await mf.appliance.store.db.selectFrom("audit_log").selectAll().where("action", "=", "destination.verify").executeTakeFirstOrThrow();
+  const audit = await mf.appliance.store.db.selectFrom("audit_log").selectAll().where("action", "=", "destination.confirm").executeTakeFirstOrThrow();
   expect(audit.actor).toBe("destination:me@gmail.test");
+  expect(JSON.parse(audit.after!)).toEqual({ confirmed_by: "link" });
 });
 
 test("verified destinations still receive while another of the alias is pending; the log names the pending one", async () => {
@@ -121,10 +131,10 @@ test("tampered and expired links are refused and verify nothing", async () => {
 test("with verification off (single-admin installs) mail goes straight through", async () => {
   await api("POST", "/aliases", { domain: "example.test", name: "direct", recipients: ["other@gmail.test"] });
   expect((await send("direct@example.test")).rcpt).toStartWith("450 4.1.1");
-  mf.appliance.config.delivery.verifyDestinations = false;
+  mf.appliance.config.delivery.verifyDestinations = "off";
   try {
     expect(await send("direct@example.test")).toEqual({ rcpt: "250", data: "250" });
   } finally {
-    mf.appliance.config.delivery.verifyDestinations = true;
+    mf.appliance.config.delivery.verifyDestinations = "all";
   }
 });

@@ -24,7 +24,7 @@ async function routing(domains: Record<string, { settings?: Partial<DomainSettin
   return buildRoutingConfig(
     Object.entries(domains).map(([name, d]) => ({ name, settings: effectiveSettings({ ...DEFAULT_DOMAIN_SETTINGS, ...d.settings }, NO_SUBDOMAINS) })),
     rules,
-    verified === null ? null : new Set(verified),
+    verified === null ? null : { confirmed: new Set(verified), aliases: "all" },
   );
 }
 

@@ -9,7 +9,8 @@ import { aliasById, aliasesAfter, exportAliases } from "../../store/aliases.ts";
 import { parseDomainName } from "../../store/domains.ts";
 import { actorOf, type Api, ApiError, body, json, route } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
-import { Alias, AliasCreate, AliasId, AliasPatch, AliasQuery, ImportBody, ImportErrors, ImportReport, nextCursor, TestBody, TestResult } from "./schemas.ts";
+import { Alias, AliasCreate, AliasId, AliasPatch, AliasQuery, ImportBody, ImportErrors, ImportReport, nextCursor, TestBody, TestResult, Waiting } from "./schemas.ts";
+import { waitingJson } from "../../service/json.ts";
 
 export function aliasJson(rule: AliasRule): z.infer<typeof Alias> {
   return { id: rule.id, domain: rule.domain, subdomain: rule.subdomain, name: aliasLabel(rule), matcher: rule.matcher, recipients: rule.recipients, disabled: rule.disabled, description: rule.description };
@@ -60,18 +61,19 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
       path: "/aliases",
       tags: ["aliases"],
       summary: "Create an alias",
-      description: "Address recipients outside the managed domains are mailed a verification link (unless verification is off); until confirmed they receive nothing.",
+      description:
+        "Which outside destinations must confirm first follows delivery.verify_destinations: under tokens (the default), those named by a token without admin scope; under all, every one. waiting_confirmation lists them with the reason; they receive nothing until their owner replies to the verification mail (or uses its code or link). A token without admin scope cannot forward to $1 templates or whole domains outside the managed domains (422).",
       scope: "write",
       extraErrors: [404, 409, 422],
       request: body(AliasCreate),
-      responses: { 201: json(z.object({ alias: Alias, verification_sent: z.array(z.string()) }), "The alias") },
+      responses: { 201: json(z.object({ alias: Alias, ...Waiting }), "The alias") },
     }),
     async (c) => {
       const input = c.req.valid("json");
       const created = await services.aliases
         .add(actorOf(c), input.domain, { ...parseAliasName(input.name.trim()), recipients: input.recipients, disabled: input.disabled ?? null, description: input.description ?? "" })
         .catch((err: unknown) => Promise.reject(renameField(err, { pattern: "name", matcher: "name", global: "name" })));
-      return c.json({ alias: aliasJson(created.alias), verification_sent: created.verificationSent }, 201);
+      return c.json({ alias: aliasJson(created.alias), ...waitingJson(created.waiting) }, 201);
     },
   );
 
@@ -119,12 +121,12 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
     }),
     async (c) => {
       const input = c.req.valid("json");
-      const { report, verificationSent } = await services.aliases.import(actorOf(c), input.domain, input.text, { apply: input.apply, replace: input.replace });
+      const { report, waiting } = await services.aliases.import(actorOf(c), input.domain, input.text, { apply: input.apply, replace: input.replace });
       if (report.errors.length) {
         return c.json({ error: { code: "invalid" as const, message: `nothing imported: ${report.errors.length} bad line(s)`, field: "text" }, errors: report.errors }, 422);
       }
       const aliases = report.aliases.map((a) => ({ name: aliasLabel(a), recipients: a.recipients, disabled: a.disabled }));
-      return c.json({ domain: report.domain, applied: report.applied, aliases, port: report.port, verification_sent: verificationSent }, 200);
+      return c.json({ domain: report.domain, applied: report.applied, aliases, port: report.port, ...waitingJson(waiting) }, 200);
     },
   );
 
@@ -142,7 +144,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
       scope: "write",
       extraErrors: [404, 422],
       request: { params: AliasId, ...body(AliasPatch) },
-      responses: { 200: json(z.object({ alias: Alias, verification_sent: z.array(z.string()) }), "The alias after the change") },
+      responses: { 200: json(z.object({ alias: Alias, ...Waiting }), "The alias after the change") },
     }),
     async (c) => {
       const current = await existing(c.req.valid("param").id);
@@ -152,7 +154,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
         disabled: p.disabled !== undefined ? p.disabled : current.disabled,
         description: p.description ?? current.description,
       });
-      return c.json({ alias: aliasJson(updated.alias), verification_sent: updated.verificationSent }, 200);
+      return c.json({ alias: aliasJson(updated.alias), ...waitingJson(updated.waiting) }, 200);
     },
   );
 

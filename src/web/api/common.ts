@@ -59,7 +59,12 @@ function requireScope(scope: TokenScope): MiddlewareHandler<ApiEnv> {
   };
 }
 
-export const actorOf = (c: { get(key: "token"): TokenInfo; get(key: "ip"): string }): Actor => ({ name: `token:${c.get("token").name}`, ip: c.get("ip") });
+/** A token acts in its name; only an admin-scope token's word confirms destinations. */
+export const actorOf = (c: { get(key: "token"): TokenInfo; get(key: "ip"): string }): Actor => ({
+  name: `token:${c.get("token").name}`,
+  ip: c.get("ip"),
+  confirmsDestinations: c.get("token").scope === "admin",
+});
 
 
 

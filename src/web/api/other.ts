@@ -9,7 +9,7 @@ import { listAllow } from "../../store/allowlist.ts";
 import { eventById, listEvents } from "../../store/events.ts";
 import { dailySeries } from "../../store/stats.ts";
 import { listTokens } from "../../store/tokens.ts";
-import { destinationJson, eventJson, isoTime, tokenJson } from "../../service/json.ts";
+import { destinationJson, eventJson, isoTime, tokenJson, waitingJson } from "../../service/json.ts";
 import { aliasJson } from "./aliases.ts";
 import { actorOf, type Api, ApiError, body, json, route } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
@@ -117,7 +117,7 @@ export function mountOtherRoutes(api: Api, deps: ApiDeps): void {
     }),
     async (c) => {
       const created = await services.addresses.create(actorOf(c), c.req.valid("json"));
-      return c.json({ address: created.address, alias: aliasJson(created.alias), verification_sent: created.verificationSent }, 201);
+      return c.json({ address: created.address, alias: aliasJson(created.alias), ...waitingJson(created.waiting) }, 201);
     },
   );
 

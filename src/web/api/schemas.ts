@@ -122,13 +122,21 @@ export const ImportBody = z
   })
   .openapi("AliasImport");
 
+/** Part of every response that saved an alias: see docs/aliases.md, "Destinations". */
+export const Waiting = {
+  verification_sent: z.array(z.string()).openapi({ description: "Destinations a verification mail was just sent to" }),
+  waiting_confirmation: z
+    .array(z.object({ target: z.string(), why: z.string() }))
+    .openapi({ description: "Targets outside the managed domains that get no mail until their owner confirms, and why" }),
+};
+
 export const ImportReport = z
   .object({
     domain: z.string(),
     applied: z.boolean(),
     aliases: z.array(z.object({ name: z.string(), recipients: z.array(z.string()), disabled })),
     port: z.number().int().nullable(),
-    verification_sent: z.array(z.string()),
+    ...Waiting,
   })
   .openapi("AliasImportReport");
 
@@ -172,7 +180,7 @@ export const AddressCreate = z
   })
   .openapi("AddressCreate");
 
-export const AddressCreated = z.object({ address: z.string().openapi({ example: "name@x7k2p9q1.example.com" }), alias: Alias, verification_sent: z.array(z.string()) }).openapi("AddressCreated");
+export const AddressCreated = z.object({ address: z.string().openapi({ example: "name@x7k2p9q1.example.com" }), alias: Alias, ...Waiting }).openapi("AddressCreated");
 
 // --- mail log and stats ------------------------------------------------------------------
 export const Event = z
