@@ -173,7 +173,12 @@ describe("resources", () => {
     const key2 = (await call("POST", "/domains/other.test/webhook-key")).body.webhook_key;
     expect(key1).toMatch(/^[0-9a-f]{64}$/);
     expect(key2).not.toBe(key1);
-    expect((await call("POST", "/domains/other.test/dkim-rotate")).body.selector).toBeString();
+    // Rotation is two-phase: the new key is pending until DNS serves it or it is activated.
+    const pending = (await call("POST", "/domains/other.test/dkim-rotate")).body.selector;
+    expect(pending).toBeString();
+    expect((await call("POST", "/domains/other.test/dkim-rotate")).status).toBe(409);
+    expect((await call("POST", "/domains/other.test/dkim-activate")).body).toEqual({ selector: pending, retired: ["mailferry"] });
+    expect((await call("POST", "/domains/other.test/dkim-activate")).status).toBe(404);
     expect((await call("DELETE", "/domains/other.test")).status).toBe(204);
     expect((await call("GET", "/domains/other.test")).status).toBe(404);
   });
