@@ -7,7 +7,7 @@ import type { Config } from "../config/index.ts";
 import { serverKeyRecord } from "../delivery/originated.ts";
 import { UserError } from "../errors.ts";
 import { type AliasInput, type DomainSettings, aliasLabel, effectiveSettings, placeName, type ValidationOptions } from "../routing/rules.ts";
-import { addDeny, removeDeny } from "../store/abuse.ts";
+import { addDeny, forgetGreylist, removeDeny } from "../store/abuse.ts";
 import { addAlias, aliasById, importAliases, removeAliasById, updateAlias, type WriteOptions } from "../store/aliases.ts";
 import { addAllow, removeAllow } from "../store/allowlist.ts";
 import { type Actor, audit } from "../store/audit.ts";
@@ -178,7 +178,7 @@ export function createServices(deps: ServiceDeps) {
         await audit(db, actor, "allow.remove", value);
       },
       async forgetGreylist(actor: Actor, key: string) {
-        await db.deleteFrom("greylist").where("key", "=", key).execute();
+        await forgetGreylist(db, key);
         await audit(db, actor, "greylist.forget", key);
       },
     },

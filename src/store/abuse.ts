@@ -29,6 +29,17 @@ export async function saveGreylistSender(db: DB, entry: GreylistSenderTable): Pr
     .execute();
 }
 
+/**
+ * Forgets a greylist entry (`<sender key>|<domain>`) and its sender's place on
+ * the auto-allowlist, so that sender is greylisted again everywhere.
+ */
+export async function forgetGreylist(db: DB, key: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.deleteFrom("greylist").where("key", "=", key).execute();
+    await trx.deleteFrom("greylist_senders").where("sender_key", "=", key.slice(0, key.lastIndexOf("|"))).execute();
+  });
+}
+
 export interface DenyEntry {
   kind: DenyKind;
   value: string;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { reverseName } from "../../src/dns/resolver.ts";
 import { autoAllowlistDecision, greylistSkip, LIMITS } from "../../src/policy/abuse.ts";
 import { knownSender } from "../../src/policy/providers.ts";
-import { addDeny } from "../../src/store/abuse.ts";
+import { addDeny, forgetGreylist } from "../../src/store/abuse.ts";
 import { addAllow } from "../../src/store/allowlist.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
@@ -161,6 +161,9 @@ describe("the auto-allowlist", () => {
       expect(await rcpt(mf, "127.0.0.71", "hi@other.test")).toStartWith("450 4.7.1 Greylisted");
       const row = await mf.appliance.store.db.selectFrom("greylist_senders").selectAll().where("sender_key", "=", "127.0.0.70").executeTakeFirstOrThrow();
       expect(row.passed_at).toBeGreaterThan(Date.now() - 5000);
+      // Forgetting its greylist entry (Lists page) takes it off the auto-allowlist too.
+      await forgetGreylist(mf.appliance.store.db, "127.0.0.70|example.test");
+      expect(await rcpt(mf, "127.0.0.70", "hello@example.test")).toStartWith("450 4.7.1 Greylisted");
     } finally {
       await mf.stop();
     }
