@@ -131,6 +131,15 @@ describe.skipIf(unavailable !== null)("a fresh Debian VPS under systemd", () => 
     }
   }, 180_000);
 
+  test("install.sh again with the same binary leaves the running service alone", async () => {
+    const pidBefore = await mainPid();
+    const again = await timed("install.sh again (nothing to change)", () => inside(INSTALL, 180_000));
+    expect(again).toContain("kept /usr/local/bin/mailferry (up to date)");
+    expect(again).toContain("kept /etc/systemd/system/mailferry.service (up to date)");
+    expect(again).not.toContain("systemctl restart");
+    expect(await mainPid()).toBe(pidBefore);
+  }, 240_000);
+
   test("install.sh with a new release upgrades: the new binary runs, the data and the service stay", async () => {
     const dnsBefore = await inside(`${MAILFERRY} domain dns ${DOMAIN}`);
     const pidBefore = await mainPid();
