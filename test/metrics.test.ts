@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { ConfigError, loadConfig } from "../src/config/index.ts";
 import { eventCounts } from "../src/metrics/index.ts";
 import { createRegistry } from "../src/metrics/registry.ts";
-import { addDeny } from "../src/store/abuse.ts";
+import { addDeny } from "../src/store/senders.ts";
 import { addAllow } from "../src/store/allowlist.ts";
 import { VERSION } from "../src/version.ts";
 import { metricsAccess } from "../src/web/metrics.ts";

@@ -8,7 +8,7 @@ import { adapt, hotStatement, openStore, type Store } from "../src/store/db.ts";
 import { addDomain, findDomain, listDomains, parseDomainName, removeDomain } from "../src/store/domains.ts";
 import { createEventRecorder, listEvents, MAX_STORED_HEADERS, writeEvents } from "../src/store/events.ts";
 import { markDelivered, touchFingerprint } from "../src/store/deliveries.ts";
-import { activatePendingKey, rotateDkimKey, signingKey } from "../src/store/dkim.ts";
+import { activatePendingKey, rotateDkimKey, signingKey } from "../src/store/dkim-keys.ts";
 import { versionCounter } from "../src/store/settings.ts";
 import type { NewEvent } from "../src/store/schema.ts";
 import { setVacation, vacationOf } from "../src/store/vacations.ts";

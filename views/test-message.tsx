@@ -5,7 +5,7 @@ import type { FC } from "hono/jsx";
 import type { AliasRule } from "../src/routing/rules.ts";
 import { aliasLabel, placeName } from "../src/routing/rules.ts";
 import type { TestOutcome, TestReport } from "../src/service/test-message.ts";
-import { formatReply } from "../src/smtp/reply.ts";
+import { formatReply } from "../src/mail/reply.ts";
 import { Csrf, Field, type FieldErrors, Flash, Page } from "./layout.tsx";
 
 const path = (alias: AliasRule) => `/aliases/${alias.id}/test-message`;

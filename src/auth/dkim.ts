@@ -5,7 +5,7 @@ import { createSeal, getARChain } from "mailauth/lib/arc";
 import { dkimBody } from "mailauth/lib/dkim/body";
 import { DkimSigner } from "mailauth/lib/dkim/dkim-signer";
 import { type ParsedHeaders, parseHeaders } from "mailauth/lib/tools";
-import { headerBlockEnd } from "../smtp/headers.ts";
+import { headerBlockEnd } from "../mail/headers.ts";
 
 export const DEFAULT_SELECTOR = "mailferry";
 

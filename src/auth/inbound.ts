@@ -2,8 +2,8 @@
 // through mailferry's resolver, and what to do about it (SPEC §3.6).
 import { authenticate } from "mailauth";
 import type { Resolver } from "../dns/resolver.ts";
-import { editHeaders, parseHeaderBlock } from "../smtp/headers.ts";
-import { type Reply, reply } from "../smtp/reply.ts";
+import { editHeaders, parseHeaderBlock } from "../mail/headers.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 
 export interface AuthResults {

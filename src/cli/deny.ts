@@ -1,5 +1,5 @@
 import { duration } from "../config/values.ts";
-import { activeDenylist } from "../store/abuse.ts";
+import { activeDenylist } from "../store/senders.ts";
 import { CLI_ACTOR, withServices, withStore } from "./context.ts";
 import type { CommandContext } from "./index.ts";
 import { UsageError } from "./index.ts";

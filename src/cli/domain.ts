@@ -1,7 +1,7 @@
 import { keyState, removableAfter, utcMinute } from "../auth/dkim.ts";
 import { zoneLine } from "../auth/records.ts";
 import type { DomainSettings } from "../routing/rules.ts";
-import { listDkimKeys } from "../store/dkim.ts";
+import { listDkimKeys } from "../store/dkim-keys.ts";
 import type { DkimKey } from "../store/schema.ts";
 import { domainSettings, listDomains, webhookKey } from "../store/domains.ts";
 import { CLI_ACTOR, withServices, withStore } from "./context.ts";

@@ -6,7 +6,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import * as v from "./values.ts";
-import { parseMailbox } from "../smtp/address.ts";
+import { normalizeDomain } from "../mail/domain.ts";
+import { parseMailbox } from "../mail/address.ts";
 
 export type LogFormat = "auto" | "json" | "text";
 export type SmarthostTls = "starttls" | "implicit" | "none";
@@ -62,7 +63,7 @@ const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 const SMARTHOST_TLS = ["starttls", "implicit", "none"] as const;
 
 export const SETTINGS: readonly Setting[] = [
-  { section: "", key: "hostname", parse: v.hostname, default: () => v.normalizeDomain(osHostname()) ?? "localhost", defaultDoc: "the machine's host name", doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
+  { section: "", key: "hostname", parse: v.hostname, default: () => normalizeDomain(osHostname()) ?? "localhost", defaultDoc: "the machine's host name", doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
   { section: "smtp", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "MX listener address (production: 0.0.0.0)" },
   { section: "smtp", key: "port", parse: v.port, default: 2525, doc: "MX listener port (production: 25)" },
   { section: "smtp", key: "max_size", parse: v.byteSize, default: "50MB", doc: "Largest message accepted (SIZE); bigger gets 552" },

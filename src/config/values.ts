@@ -2,7 +2,7 @@
 // and what the environment and flags give (strings), and throws a ValueError
 // saying what was expected; the loader adds which key and source were wrong.
 import { isIP } from "node:net";
-import { domainToASCII } from "node:url";
+import { normalizeDomain } from "../mail/domain.ts";
 
 export class ValueError extends Error {}
 
@@ -42,20 +42,6 @@ export function hostname(raw: unknown): string {
 
 export function optionalHostname(raw: unknown): string | null {
   return raw === "" || raw === null || raw === undefined ? null : hostname(raw);
-}
-
-/**
- * Lower-cased ASCII (punycode) form of a domain name without trailing dot, or
- * null when it is not a syntactically valid host name.
- */
-export function normalizeDomain(input: string): string | null {
-  const trimmed = input.trim().replace(/\.$/, "");
-  if (trimmed === "" || trimmed.length > 253) return null;
-  const ascii = domainToASCII(trimmed.toLowerCase());
-  if (!ascii || ascii.length > 253) return null;
-  const labels = ascii.split(".");
-  if (!labels.every((l) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(l))) return null;
-  return ascii;
 }
 
 const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };

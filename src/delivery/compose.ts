@@ -5,7 +5,7 @@ import libmime from "libmime";
 import addressparser from "nodemailer/lib/addressparser";
 import { type SigningKey, sealAndSign } from "../auth/dkim.ts";
 import type { AuthResults } from "../auth/inbound.ts";
-import { editHeaders, type RawField } from "../smtp/headers.ts";
+import { editHeaders, type RawField } from "../mail/headers.ts";
 
 /**
  * The original sender's DMARC would fail after forwarding: SPF alignment is

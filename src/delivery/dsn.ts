@@ -2,7 +2,7 @@
 // sender listing the targets that failed permanently, with the original
 // headers (never the body) attached.
 import { randomUUID } from "node:crypto";
-import type { Reply } from "../smtp/reply.ts";
+import type { Reply } from "../mail/reply.ts";
 import { rfc5322Date } from "./trace.ts";
 
 export interface FailedTarget {

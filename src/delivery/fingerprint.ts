@@ -3,7 +3,7 @@
 // already accepted it are not sent it again.
 import { createHash } from "node:crypto";
 import { getDomain } from "tldts";
-import { headerValue } from "../smtp/headers.ts";
+import { headerValue } from "../mail/headers.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 
 const FIELDS = ["message-id", "date", "from", "to", "cc", "subject"] as const;

@@ -7,8 +7,8 @@ import type { Srs } from "../auth/srs.ts";
 import type { Logger } from "../log.ts";
 import { automaticReplyBlocked } from "../policy/backscatter.ts";
 import type { Target } from "../routing/resolve.ts";
-import { headerValue } from "../smtp/headers.ts";
-import { type Reply, reply } from "../smtp/reply.ts";
+import { headerValue } from "../mail/headers.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 import type { DB } from "../store/db.ts";
 import { claimBounce, markDelivered, touchFingerprint } from "../store/deliveries.ts";
@@ -23,7 +23,7 @@ import type { Copy, CopyInput } from "./compose.ts";
 import { postWebhook, webhookPayload, type WebhookOptions } from "./webhook.ts";
 import { webhookKey } from "../store/domains.ts";
 import type { AuthResults } from "../auth/inbound.ts";
-import { signingKey } from "../store/dkim.ts";
+import { signingKey } from "../store/dkim-keys.ts";
 
 /** `extraHeaders`: added to every copy (the scanner's X-Spam-* verdict), "" for none. */
 export type Deliver = (session: Session, message: InboundMessage, auth: AuthResults, extraHeaders: string) => Promise<Reply>;

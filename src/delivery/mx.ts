@@ -1,7 +1,7 @@
 // Where mail for a domain goes: its MX hosts by preference (RFC 5321 §5.1),
 // the domain itself when it has no MX, nowhere for a null MX (RFC 7505).
 import { DnsError, type Resolver } from "../dns/resolver.ts";
-import { type Reply, reply } from "../smtp/reply.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 
 export interface MxHost {
   name: string;

@@ -9,9 +9,9 @@
 import addressparser from "nodemailer/lib/addressparser";
 import { dkimRecordValue, type SigningKey, signMessage } from "../auth/dkim.ts";
 import { type DnsRecord, dnsRecord } from "../auth/records.ts";
-import { headerBlockEnd, headerValue, parseHeaderBlock } from "../smtp/headers.ts";
+import { headerBlockEnd, headerValue, parseHeaderBlock } from "../mail/headers.ts";
 import type { DB } from "../store/db.ts";
-import { signingKey } from "../store/dkim.ts";
+import { signingKey } from "../store/dkim-keys.ts";
 import { serverDkimKey } from "../store/server-key.ts";
 
 /** The domain of the (first) From address, lower-case; null without one. */

@@ -1,7 +1,7 @@
 // The DATA answer from the targets' replies: SPEC §3.10. The sending MTA is
 // the retry queue, so a temporary failure of any target is answered
 // temporarily (targets that accepted are remembered and skipped on retry).
-import { type Reply, reply } from "../smtp/reply.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 
 export interface TargetOutcome {
   target: string;

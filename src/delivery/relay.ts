@@ -6,7 +6,7 @@
 import type { Readable } from "node:stream";
 import type { Config } from "../config/index.ts";
 import type { Resolver } from "../dns/resolver.ts";
-import { type Reply, reply } from "../smtp/reply.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 import { connectionKey, createConnectionCache, REUSE_LIMITS, type ReuseLimits } from "./connection-cache.ts";
 import type { MtaSts } from "./mta-sts.ts";
 import { type MxHost, routeToDomain } from "./mx.ts";

@@ -3,7 +3,7 @@
 // from the destination, a TLS failure, or a connection problem.
 import type { Readable } from "node:stream";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
-import { type Reply, reply } from "../smtp/reply.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 
 export type TlsMode =
   /** STARTTLS when offered, certificate not verified (RFC 7435 opportunistic). */

@@ -6,7 +6,7 @@ import MailComposer from "nodemailer/lib/mail-composer";
 import type { Logger } from "../log.ts";
 import { automaticReplyBlocked } from "../policy/backscatter.ts";
 import { rootDomain } from "../policy/identity.ts";
-import { headerValue } from "../smtp/headers.ts";
+import { headerValue } from "../mail/headers.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 import type { DB } from "../store/db.ts";
 import type { Vacation } from "../store/schema.ts";

@@ -7,7 +7,7 @@ import https from "node:https";
 import { simpleParser } from "mailparser";
 import type { AuthResults } from "../auth/inbound.ts";
 import type { Resolver } from "../dns/resolver.ts";
-import { type Reply, reply } from "../smtp/reply.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 import type { Session } from "../smtp/session.ts";
 import { VERSION } from "../version.ts";
 import { isPrivateAddress, literalHost } from "./ssrf.ts";

@@ -2,9 +2,9 @@
 // rate limits, greylisting, and the automatic denylist fed by detected spam.
 // Decisions are pure functions; the guard keeps their state.
 import type { Logger } from "../log.ts";
-import { type Reply, reply } from "../smtp/reply.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 import type { Session } from "../smtp/session.ts";
-import { addDeny, bumpCounter, countersSince, greylistEntry, greylistSender, saveCounters, saveGreylist, saveGreylistSender } from "../store/abuse.ts";
+import { addDeny, bumpCounter, countersSince, greylistEntry, greylistSender, saveCounters, saveGreylist, saveGreylistSender } from "../store/senders.ts";
 import { entryMatches, type SenderEntry, type SenderIdentity } from "../store/allowlist.ts";
 import type { DB } from "../store/db.ts";
 import type { GreylistSenderTable, GreylistTable } from "../store/schema.ts";

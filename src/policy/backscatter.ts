@@ -2,7 +2,7 @@
 // reply) to a message's sender. SPEC §6: never to the null sender, mail
 // daemons or no-reply names, and never in reply to automatic or bulk mail.
 import addressparser from "nodemailer/lib/addressparser";
-import { headerValue, type HeaderField } from "../smtp/headers.ts";
+import { headerValue, type HeaderField } from "../mail/headers.ts";
 
 const DAEMON_NAMES = new Set([
   "abuse", "ftp", "hostmaster", "list", "list-request", "listserv", "mailer", "mailer-daemon", "majordomo",

@@ -1,6 +1,6 @@
 // Optional content scanning with rspamd (SPEC §3.7): the message is POSTed to
 // its /checkv2 endpoint and its action decides.
-import { type Reply, reply } from "../smtp/reply.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 import type { Session } from "../smtp/session.ts";
 
 export interface ScanResult {

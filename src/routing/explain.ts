@@ -1,5 +1,5 @@
 // A routing verdict in words, for the "test an address" box, the API and the CLI.
-import { formatReply } from "../smtp/reply.ts";
+import { formatReply } from "../mail/reply.ts";
 import type { Verdict } from "./resolve.ts";
 
 /** The human form of a routing verdict: what happens and which alias decided it. */

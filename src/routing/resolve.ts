@@ -1,7 +1,7 @@
 // The routing decision for one RCPT TO: a pure function of the recipient and
 // the routing configuration, so every rule of SPEC §1 is unit-testable.
-import { type Mailbox, parseMailbox } from "../smtp/address.ts";
-import { type Reply, reply } from "../smtp/reply.ts";
+import { type Mailbox, parseMailbox } from "../mail/address.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 import { type AliasRule, aliasLabel, canonicalRecipient, type DomainRouting, type RoutingConfig, recipientKind, type Verification } from "./rules.ts";
 
 /** The alias that produced a target or a decision. */

@@ -1,8 +1,8 @@
 // Alias rules as the resolver sees them, and the one validation every way
 // of creating a rule (CLI, TXT import, UI, API) goes through.
-import { normalizeDomain } from "../config/values.ts";
+import { normalizeDomain } from "../mail/domain.ts";
 import { UserError } from "../errors.ts";
-import { parseMailbox } from "../smtp/address.ts";
+import { parseMailbox } from "../mail/address.ts";
 import type { AliasMatcher, DisabledMode } from "../store/schema.ts";
 import { webhookUrlProblem } from "../delivery/ssrf.ts";
 import { type CompiledPattern, compilePattern, patternProblem } from "./regex.ts";

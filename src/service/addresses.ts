@@ -7,7 +7,7 @@ import { type AliasRule, effectiveSettings, parseSubdomain, placeName } from "..
 import { addAlias } from "../store/aliases.ts";
 import type { DB } from "../store/db.ts";
 import { domainSettings, findDomain } from "../store/domains.ts";
-import { normalizeDomain } from "../config/values.ts";
+import { normalizeDomain } from "../mail/domain.ts";
 
 export interface AddressRequest {
   /** The local part; omitted: a random one. */

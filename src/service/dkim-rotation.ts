@@ -8,7 +8,7 @@ import type { Lookup } from "../auth/records.ts";
 import type { Logger } from "../log.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
-import { activateKey, pendingKeys } from "../store/dkim.ts";
+import { activateKey, pendingKeys } from "../store/dkim-keys.ts";
 
 /** Who switched keys, in the audit log. */
 export const DNS_CHECK_ACTOR: Actor = { name: "dns-check", ip: "" };

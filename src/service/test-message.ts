@@ -14,7 +14,7 @@ import { UserError } from "../errors.ts";
 import type { Target, Verdict } from "../routing/resolve.ts";
 import type { Router } from "../routing/router.ts";
 import { type AliasRule, aliasLabel, placeName } from "../routing/rules.ts";
-import { formatReply, type Reply } from "../smtp/reply.ts";
+import { formatReply, type Reply } from "../mail/reply.ts";
 import { aliasById } from "../store/aliases.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";

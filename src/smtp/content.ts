@@ -1,7 +1,7 @@
 // DATA checks on the message itself, in the order of SPEC §3 (size is checked first, by the listener).
-import { parseMailbox } from "./address.ts";
-import type { HeaderField } from "./headers.ts";
-import { type Reply, reply } from "./reply.ts";
+import { parseMailbox } from "../mail/address.ts";
+import type { HeaderField } from "../mail/headers.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 import addressparser from "nodemailer/lib/addressparser";
 
 export const MAX_RECEIVED_HEADERS = 25;

@@ -8,9 +8,9 @@ import type { Deliver } from "../delivery/index.ts";
 import type { VacationResponder } from "../delivery/vacation.ts";
 import type { Verdict } from "../routing/resolve.ts";
 import type { Router } from "../routing/router.ts";
-import { parseMailbox } from "./address.ts";
+import { parseMailbox } from "../mail/address.ts";
 import { contentVerdict } from "./content.ts";
-import { type Reply, reply } from "./reply.ts";
+import { type Reply, reply } from "../mail/reply.ts";
 import type { AcceptedRecipient, InboundMessage, Session } from "./session.ts";
 
 export interface StageHooks {

@@ -9,9 +9,9 @@ import type { Resolver } from "../dns/resolver.ts";
 import { identifyClient } from "../policy/identity.ts";
 import type { Logger } from "../log.ts";
 import type { EventStage, NewEvent } from "../store/schema.ts";
-import { headerBlockEnd, headerValue, parseHeaderBlock } from "./headers.ts";
+import { headerBlockEnd, headerValue, parseHeaderBlock } from "../mail/headers.ts";
 import type { StageHooks } from "./hooks.ts";
-import { formatReply, INTERNAL_ERROR, isAccepted, type Reply, toServerError } from "./reply.ts";
+import { formatReply, INTERNAL_ERROR, isAccepted, type Reply, toServerError } from "../mail/reply.ts";
 import type { InboundMessage, Session } from "./session.ts";
 import type { CertificateSource } from "../tls/credentials.ts";
 // Makes smtp-server honour the greetPause option below.

@@ -1,6 +1,6 @@
 // What the listener knows about one SMTP connection, passed to every stage hook.
 import type { Verdict } from "../routing/resolve.ts";
-import type { HeaderField } from "./headers.ts";
+import type { HeaderField } from "../mail/headers.ts";
 
 /** A recipient accepted at RCPT TO, with the routing verdict that accepted it. */
 export interface AcceptedRecipient {

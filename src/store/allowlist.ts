@@ -2,9 +2,9 @@
 // a CIDR, a domain (matching the envelope sender's domain or the client's
 // reverse-DNS name, and their subdomains) or an envelope sender address.
 import { isIP, BlockList } from "node:net";
-import { normalizeDomain } from "../config/values.ts";
+import { normalizeDomain } from "../mail/domain.ts";
 import { UserError } from "../errors.ts";
-import { parseMailbox } from "../smtp/address.ts";
+import { parseMailbox } from "../mail/address.ts";
 import type { DB } from "./db.ts";
 import type { AllowKind } from "./schema.ts";
 

@@ -1,7 +1,7 @@
 // Forwarding destinations outside the managed domains and whether each has
 // confirmed; the router reads the verified ones (a trigger bumps its version).
 import { UserError } from "../errors.ts";
-import { parseMailbox } from "../smtp/address.ts";
+import { parseMailbox } from "../mail/address.ts";
 import type { DB } from "./db.ts";
 import type { Destination } from "./schema.ts";
 

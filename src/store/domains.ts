@@ -1,10 +1,10 @@
-import { normalizeDomain } from "../config/values.ts";
+import { normalizeDomain } from "../mail/domain.ts";
 import { UserError } from "../errors.ts";
 import type { DB } from "./db.ts";
 import { randomBytes } from "node:crypto";
 import { DEFAULT_SELECTOR } from "../auth/dkim.ts";
 import type { DomainSettings } from "../routing/rules.ts";
-import { createDkimKey } from "./dkim.ts";
+import { createDkimKey } from "./dkim-keys.ts";
 import type { Domain } from "./schema.ts";
 
 /** The stored form of a domain name a user typed, or a UserError saying why it is not one. */

@@ -11,7 +11,7 @@ import { sealMessage } from "mailauth/lib/arc";
 import { dkimSign } from "mailauth/lib/dkim/sign";
 import { dkimRecordValue } from "../../src/auth/dkim.ts";
 import { createResolver } from "../../src/dns/resolver.ts";
-import { listDkimKeys } from "../../src/store/dkim.ts";
+import { listDkimKeys } from "../../src/store/dkim-keys.ts";
 import { listEvents } from "../../src/store/events.ts";
 import { addAllow } from "../../src/store/allowlist.ts";
 import { updateDomainSettings } from "../../src/store/domains.ts";

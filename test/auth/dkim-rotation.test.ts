@@ -9,7 +9,7 @@ import { createResolver } from "../../src/dns/resolver.ts";
 import { startDkimActivation } from "../../src/service/dkim-rotation.ts";
 import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { listAudit } from "../../src/store/audit.ts";
-import { listDkimKeys, rotateDkimKey, signingKey } from "../../src/store/dkim.ts";
+import { listDkimKeys, rotateDkimKey, signingKey } from "../../src/store/dkim-keys.ts";
 import { createLogger } from "../../src/log.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "../support/mailferry.ts";

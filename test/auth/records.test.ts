@@ -12,7 +12,7 @@ import { dkimVerify } from "mailauth/lib/dkim/verify";
 import { Database } from "bun:sqlite";
 import { createResolver } from "../../src/dns/resolver.ts";
 import { type DnsRecord, mtaStsId } from "../../src/auth/records.ts";
-import { signingKey } from "../../src/store/dkim.ts";
+import { signingKey } from "../../src/store/dkim-keys.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
 import { run } from "../support/smoke.ts";

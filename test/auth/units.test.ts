@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { authVerdict, type AuthResults } from "../../src/auth/inbound.ts";
 import { friendlyFrom, needsFriendlyFrom } from "../../src/delivery/compose.ts";
-import { headerBlockEnd } from "../../src/smtp/headers.ts";
+import { headerBlockEnd } from "../../src/mail/headers.ts";
 import { addAllow, entryMatches, listAllow, parseSenderEntry } from "../../src/store/allowlist.ts";
 import { openStore, type Store } from "../../src/store/db.ts";
 

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { dataAnswer } from "../../src/delivery/outcome.ts";
 import { parseReply } from "../../src/delivery/smtp-client.ts";
-import { reply } from "../../src/smtp/reply.ts";
+import { reply } from "../../src/mail/reply.ts";
 
 const outcome = (target: string, code: number, text = "x") => ({ target, originalRecipient: "a@example.test", reply: reply(code, `${String(code)[0]}.0.0`, text), remoteMta: null });
 

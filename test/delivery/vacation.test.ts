@@ -4,7 +4,7 @@ import { authenticate } from "mailauth";
 import { dkimRecordValue } from "../../src/auth/dkim.ts";
 import { createResolver } from "../../src/dns/resolver.ts";
 import { UserError } from "../../src/errors.ts";
-import { listDkimKeys } from "../../src/store/dkim.ts";
+import { listDkimKeys } from "../../src/store/dkim-keys.ts";
 import { setVacation } from "../../src/store/vacations.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, type TestMailferry } from "../support/mailferry.ts";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { reverseName } from "../../src/dns/resolver.ts";
 import { rootDomain, senderKey } from "../../src/policy/identity.ts";
 import { GTUBE } from "../../src/smtp/content.ts";
-import { addDeny, removeDeny } from "../../src/store/abuse.ts";
+import { addDeny, removeDeny } from "../../src/store/senders.ts";
 import { addAllow } from "../../src/store/allowlist.ts";
 import { openStore } from "../../src/store/db.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";

@@ -1,7 +1,7 @@
 // SPEC §6: when mailferry may send automatic mail (bounces, vacation replies) - a table of every case.
 import { describe, expect, test } from "bun:test";
 import { automaticReplyBlocked, isUnreplyableName } from "../../src/policy/backscatter.ts";
-import { parseHeaderBlock } from "../../src/smtp/headers.ts";
+import { parseHeaderBlock } from "../../src/mail/headers.ts";
 
 const headers = (block: string) => parseHeaderBlock(block.replace(/\n/g, "\r\n"));
 const FROM = "From: Alice <alice@sender.test>\n";

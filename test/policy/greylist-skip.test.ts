@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { reverseName } from "../../src/dns/resolver.ts";
 import { autoAllowlistDecision, greylistSkip, LIMITS } from "../../src/policy/abuse.ts";
 import { knownSender } from "../../src/policy/providers.ts";
-import { addDeny, forgetGreylist } from "../../src/store/abuse.ts";
+import { addDeny, forgetGreylist } from "../../src/store/senders.ts";
 import { addAllow } from "../../src/store/allowlist.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, type TestMailferry } from "../support/mailferry.ts";

@@ -4,7 +4,7 @@ import { z } from "@hono/zod-openapi";
 import { ConfigError, loadConfigWithOrigins, SETTINGS } from "../../config/index.ts";
 import { duration } from "../../config/values.ts";
 import { writeSettings } from "../../config/write.ts";
-import { activeDenylist } from "../../store/abuse.ts";
+import { activeDenylist } from "../../store/senders.ts";
 import { listAllow } from "../../store/allowlist.ts";
 import { eventById, listEvents } from "../../store/events.ts";
 import { dailySeries } from "../../store/stats.ts";

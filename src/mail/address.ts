@@ -1,6 +1,6 @@
 // RFC 5321 mailbox syntax (with RFC 6531 UTF-8 local parts), for envelope addresses.
 import { isIP } from "node:net";
-import { normalizeDomain } from "../config/values.ts";
+import { normalizeDomain } from "./domain.ts";
 
 export interface Mailbox {
   /** Local part as sent (case kept; routing compares case-insensitively). */
