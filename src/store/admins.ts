@@ -27,6 +27,10 @@ export async function createAdmin(db: DB, username: string, password: string, no
   return row;
 }
 
+export function adminById(db: DB, id: number): Promise<Admin | undefined> {
+  return db.selectFrom("admins").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
 export function findAdmin(db: DB, username: string): Promise<Admin | undefined> {
   return db.selectFrom("admins").selectAll().where("username", "=", username.trim().toLowerCase()).executeTakeFirst();
 }

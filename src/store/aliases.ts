@@ -180,6 +180,18 @@ export function aliasById(db: DB, id: number): Promise<AliasRule | undefined> {
     .then((row) => (row ? toRule(row, row.domain_name) : undefined));
 }
 
+/** How many aliases exist, over all domains. */
+export async function countAliases(db: DB): Promise<number> {
+  const { n } = await db.selectFrom("aliases").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+  return Number(n);
+}
+
+/** How many aliases each domain has, by domain id (domains without aliases are absent). */
+export async function aliasCountsByDomain(db: DB): Promise<Map<number, number>> {
+  const rows = await db.selectFrom("aliases").select(["domain_id"]).select((eb) => eb.fn.countAll<number>().as("n")).groupBy("domain_id").execute();
+  return new Map(rows.map((r) => [r.domain_id, Number(r.n)]));
+}
+
 export interface AliasPage {
   aliases: AliasRule[];
   total: number;

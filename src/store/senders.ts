@@ -29,6 +29,11 @@ export async function saveGreylistSender(db: DB, entry: GreylistSenderTable): Pr
     .execute();
 }
 
+/** The most recently seen greylist entries, newest first. */
+export function recentGreylist(db: DB, limit: number): Promise<GreylistTable[]> {
+  return db.selectFrom("greylist").selectAll().orderBy("last_seen", "desc").limit(limit).execute();
+}
+
 /**
  * Forgets a greylist entry (`<sender key>|<domain>`) and its sender's place on
  * the auto-allowlist, so that sender is greylisted again everywhere.

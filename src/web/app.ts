@@ -5,12 +5,12 @@ import { isHealthy, type Store } from "../store/db.ts";
 import { findDomain } from "../store/domains.ts";
 import type { MxListener } from "../smtp/listener.ts";
 import { VERSION } from "../version.ts";
-import { authenticate, csrf, type Env, OPEN_PATHS, securityHeaders } from "./session.ts";
+import { csrf, sessionAuth, type Env, OPEN_PATHS, securityHeaders } from "./session.ts";
 import { API_BASE, apiDocument, createApi } from "./api/index.ts";
 import { mountStatic } from "./static.ts";
 import { mountMetrics } from "./metrics.ts";
 import type { Metrics } from "../metrics/index.ts";
-import { mountUi, type UiDeps } from "./ui.tsx";
+import { createUi, type UiDeps } from "./ui/index.ts";
 import { mountVerify } from "./verify.tsx";
 import type { FetchHandler } from "../tls/http-listener.ts";
 
@@ -57,10 +57,10 @@ export function createWebApp(deps: WebDeps): Hono<Env> {
   // The API authenticates with its own tokens, before the session middleware below.
   const api = createApi({ db: store.db, config: deps.config, configInput: deps.configInput, services: deps.services, router: deps.router, liveResolver: deps.liveResolver, logger: deps.logger, applyConfig: deps.applyConfig });
   app.route(API_BASE, api);
-  app.use(authenticate(store.db));
+  app.use(sessionAuth(store.db));
   app.use(csrf());
   mountVerify(app, deps.services);
-  mountUi(app, { ...deps, apiDocument: () => apiDocument(api) });
+  app.route("/", createUi({ ...deps, apiDocument: () => apiDocument(api) }));
   app.all(`${API_BASE}/*`, (c) => c.json({ error: { code: "not_found", message: `no API route ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
   return app;
 }

@@ -30,7 +30,8 @@ export function securityHeaders(secure: boolean): MiddlewareHandler<Env> {
   };
 }
 
-export function authenticate(db: DB): MiddlewareHandler<Env> {
+/** Who is signed in (the session cookie); pages other than the public ones need someone, and set-up until an admin exists. */
+export function sessionAuth(db: DB): MiddlewareHandler<Env> {
   return async (c, next) => {
     c.set("ip", clientIp(c));
     const token = getCookie(c, SESSION_COOKIE);
@@ -79,6 +80,7 @@ export function clientIp(c: Context): string {
   return info?.address?.replace(/^::ffff:/, "") ?? "unknown";
 }
 
-export function actorOf(c: Context<Env>): Actor {
+/** A signed-in admin acts in their name; their word confirms destinations. */
+export function adminActor(c: Pick<Context<Env>, "get">): Actor {
   return { name: `admin:${c.get("session")?.admin.username ?? "?"}`, ip: c.get("ip"), confirmsDestinations: true };
 }

@@ -7,7 +7,7 @@ import { type AliasRule, aliasLabel, parseAliasName } from "../../routing/rules.
 import type { Verdict } from "../../routing/resolve.ts";
 import { aliasById, aliasesAfter, exportAliases } from "../../store/aliases.ts";
 import { parseDomainName } from "../../store/domains.ts";
-import { actorOf, type Api, ApiError, body, json, route } from "./common.ts";
+import { type Api, ApiError, body, json, route, tokenActor } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
 import { Alias, AliasCreate, AliasId, AliasPatch, AliasQuery, ImportBody, ImportErrors, ImportReport, nextCursor, TestBody, TestResult, Waiting } from "./schemas.ts";
 import { waitingJson } from "../../service/json.ts";
@@ -71,7 +71,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
     async (c) => {
       const input = c.req.valid("json");
       const created = await services.aliases
-        .add(actorOf(c), input.domain, { ...parseAliasName(input.name.trim()), recipients: input.recipients, disabled: input.disabled ?? null, description: input.description ?? "" })
+        .add(tokenActor(c), input.domain, { ...parseAliasName(input.name.trim()), recipients: input.recipients, disabled: input.disabled ?? null, description: input.description ?? "" })
         .catch((err: unknown) => Promise.reject(renameField(err, { pattern: "name", matcher: "name", global: "name" })));
       return c.json({ alias: aliasJson(created.alias), ...waitingJson(created.waiting) }, 201);
     },
@@ -121,7 +121,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
     }),
     async (c) => {
       const input = c.req.valid("json");
-      const { report, waiting } = await services.aliases.import(actorOf(c), input.domain, input.text, { apply: input.apply, replace: input.replace });
+      const { report, waiting } = await services.aliases.import(tokenActor(c), input.domain, input.text, { apply: input.apply, replace: input.replace });
       if (report.errors.length) {
         return c.json({ error: { code: "invalid" as const, message: `nothing imported: ${report.errors.length} bad line(s)`, field: "text" }, errors: report.errors }, 422);
       }
@@ -149,7 +149,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
     async (c) => {
       const current = await existing(c.req.valid("param").id);
       const p = c.req.valid("json");
-      const updated = await services.aliases.update(actorOf(c), current.id, {
+      const updated = await services.aliases.update(tokenActor(c), current.id, {
         recipients: p.recipients ?? current.recipients,
         disabled: p.disabled !== undefined ? p.disabled : current.disabled,
         description: p.description ?? current.description,
@@ -161,7 +161,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
   api.openapi(
     route({ method: "delete", path: "/aliases/{id}", tags: ["aliases"], summary: "Delete an alias", scope: "write", extraErrors: [404], request: { params: AliasId }, responses: { 204: { description: "Deleted" } } }),
     async (c) => {
-      await services.aliases.remove(actorOf(c), (await existing(c.req.valid("param").id)).id);
+      await services.aliases.remove(tokenActor(c), (await existing(c.req.valid("param").id)).id);
       return c.body(null, 204);
     },
   );

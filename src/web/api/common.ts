@@ -60,7 +60,7 @@ function requireScope(scope: TokenScope): MiddlewareHandler<ApiEnv> {
 }
 
 /** A token acts in its name; only an admin-scope token's word confirms destinations. */
-export const actorOf = (c: { get(key: "token"): TokenInfo; get(key: "ip"): string }): Actor => ({
+export const tokenActor = (c: { get(key: "token"): TokenInfo; get(key: "ip"): string }): Actor => ({
   name: `token:${c.get("token").name}`,
   ip: c.get("ip"),
   confirmsDestinations: c.get("token").scope === "admin",

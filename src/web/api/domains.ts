@@ -6,7 +6,7 @@ import type { Config } from "../../config/index.ts";
 import { effectiveSettings } from "../../routing/rules.ts";
 import { domainSettings, findDomain, listDomains, parseDomainName } from "../../store/domains.ts";
 import type { Domain as DomainRow } from "../../store/schema.ts";
-import { actorOf, type Api, ApiError, body, json, route } from "./common.ts";
+import { type Api, ApiError, body, json, route, tokenActor } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
 import { isoTime } from "../../service/json.ts";
 import { DnsRecord, Domain, DomainCreate, DomainName, DomainSettingsPatch } from "./schemas.ts";
@@ -55,7 +55,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
     }),
     async (c) => {
       const input = c.req.valid("json");
-      const row = await services.domains.add(actorOf(c), input.name, input.dkim_selector ? { selector: input.dkim_selector } : {});
+      const row = await services.domains.add(tokenActor(c), input.name, input.dkim_selector ? { selector: input.dkim_selector } : {});
       return c.json(domainJson(row, config), 201);
     },
   );
@@ -89,14 +89,14 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
         ...(p.random_subdomain_length !== undefined ? { randomSubdomainLength: p.random_subdomain_length } : {}),
         ...(p.scan_spam !== undefined ? { scanSpam: p.scan_spam } : {}),
       };
-      return c.json(domainJson(await services.domains.update(actorOf(c), name, changes), config), 200);
+      return c.json(domainJson(await services.domains.update(tokenActor(c), name, changes), config), 200);
     },
   );
 
   api.openapi(
     route({ method: "delete", path: "/domains/{name}", tags: ["domains"], summary: "Stop managing a domain (its aliases go too)", scope: "write", extraErrors: [404], request: { params: DomainName }, responses: { 204: { description: "Removed" } } }),
     async (c) => {
-      await services.domains.remove(actorOf(c), (await existing(c.req.valid("param").name)).name);
+      await services.domains.remove(tokenActor(c), (await existing(c.req.valid("param").name)).name);
       return c.body(null, 204);
     },
   );
@@ -133,7 +133,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
       request: { params: DomainName },
       responses: { 200: json(z.object({ webhook_key: z.string() }), "The new key") },
     }),
-    async (c) => c.json({ webhook_key: await services.domains.rotateWebhookKey(actorOf(c), (await existing(c.req.valid("param").name)).name) }, 200),
+    async (c) => c.json({ webhook_key: await services.domains.rotateWebhookKey(tokenActor(c), (await existing(c.req.valid("param").name)).name) }, 200),
   );
 
   api.openapi(
@@ -147,7 +147,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
       request: { params: DomainName },
       responses: { 200: json(z.object({ selector: z.string() }), "The new key's selector; publish its record") },
     }),
-    async (c) => c.json({ selector: (await services.domains.rotateDkim(actorOf(c), (await existing(c.req.valid("param").name)).name)).selector }, 200),
+    async (c) => c.json({ selector: (await services.domains.rotateDkim(tokenActor(c), (await existing(c.req.valid("param").name)).name)).selector }, 200),
   );
 
   api.openapi(
@@ -161,6 +161,6 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
       request: { params: DomainName },
       responses: { 200: json(z.object({ selector: z.string(), retired: z.array(z.string()) }), "The key that signs now, and the ones it replaced") },
     }),
-    async (c) => c.json(await services.domains.activateDkim(actorOf(c), (await existing(c.req.valid("param").name)).name), 200),
+    async (c) => c.json(await services.domains.activateDkim(tokenActor(c), (await existing(c.req.valid("param").name)).name), 200),
   );
 }

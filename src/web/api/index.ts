@@ -16,7 +16,12 @@ import { VERSION } from "../../version.ts";
 import { clientIp } from "../session.ts";
 import { mountAliasRoutes } from "./aliases.ts";
 import { mountDomainRoutes } from "./domains.ts";
-import { mountOtherRoutes } from "./other.ts";
+import { mountAddressRoutes } from "./addresses.ts";
+import { mountDestinationRoutes } from "./destinations.ts";
+import { mountListRoutes } from "./lists.ts";
+import { mountLogRoutes } from "./log.ts";
+import { mountSettingsRoutes } from "./settings.ts";
+import { mountTokenRoutes } from "./tokens.ts";
 import { type Api, type ApiEnv, ApiError, USER_ERROR_STATUS } from "./common.ts";
 
 export const API_BASE = "/api/v1";
@@ -57,11 +62,16 @@ export function createApi(deps: ApiDeps): Api {
 
   api.get("/openapi.json", (c) => c.json(apiDocument(api)));
 
-  api.use("*", authenticate(deps.db));
+  api.use("*", bearerAuth(deps.db));
   api.use("*", rateLimit(() => deps.config.api.rateLimit));
   mountDomainRoutes(api, deps);
   mountAliasRoutes(api, deps);
-  mountOtherRoutes(api, deps);
+  mountDestinationRoutes(api, deps);
+  mountAddressRoutes(api, deps);
+  mountLogRoutes(api, deps);
+  mountListRoutes(api, deps);
+  mountSettingsRoutes(api, deps);
+  mountTokenRoutes(api, deps);
 
   api.notFound((c) => c.json({ error: { code: "not_found" as const, message: `no API route ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
   api.onError((err, c) => {
@@ -78,7 +88,7 @@ export function createApi(deps: ApiDeps): Api {
 }
 
 /** Every API route but the document needs `Authorization: Bearer <token>` of an active token. */
-function authenticate(db: DB): MiddlewareHandler<ApiEnv> {
+function bearerAuth(db: DB): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     c.set("ip", clientIp(c));
     const header = c.req.header("authorization") ?? "";
