@@ -147,6 +147,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     const services = createServices({
       db: store.db,
       config,
+      configInput: input,
       queueMail: (to, raw) => outbox.queue(to, raw),
       publicUrl: () => config.http.publicUrl ?? publicHttpsUrl ?? publicBaseUrl(config, boundUrl),
       // Test messages from the admin UI take the path forwarded copies take.

@@ -1,18 +1,20 @@
+import { masked } from "../config/index.ts";
 import type { CommandContext } from "./index.ts";
 
-/** Validates the configuration (exit 2 naming the bad key) and prints each effective value with its origin. */
+/** Validates the configuration (exit 2 naming the bad key) and prints each effective value with its origin (secrets masked). */
 export function configCheck(ctx: CommandContext): number {
   const { config, effective } = ctx.config();
+  const shown = effective.map(masked);
   if (ctx.json) {
-    ctx.io.out(JSON.stringify({ ok: true, config_file: config.configFile, settings: effective }));
+    ctx.io.out(JSON.stringify({ ok: true, config_file: config.configFile, settings: shown }));
     return 0;
   }
   ctx.io.out(`configuration ok (${config.configFile ?? "no config file"})`);
-  for (const { key, shown, origin } of effective) ctx.io.out(`  ${key.padEnd(26)} ${printable(key, shown).padEnd(32)} ${origin}`);
+  for (const e of shown) ctx.io.out(`  ${e.key.padEnd(26)} ${printable(e).padEnd(32)} ${e.origin}`);
   return 0;
 }
 
-/** A setting's value for the terminal: passwords hidden, empty ones named. */
-export function printable(key: string, shown: string): string {
-  return key.endsWith("password") && shown ? "••••••" : shown || "(none)";
+/** A value for the terminal: empty ones named. */
+export function printable(entry: { shown: string }): string {
+  return entry.shown || "(none)";
 }

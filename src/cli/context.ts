@@ -36,6 +36,7 @@ export function withServices<T>(ctx: CommandContext, fn: (services: Services, st
     const services = createServices({
       db: store.db,
       config,
+      configInput: ctx.configInput,
       queueMail: async (to, raw) => {
         await enqueue(store.db, to, raw);
       },

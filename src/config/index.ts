@@ -1,7 +1,10 @@
 // Configuration: defaults < config.toml < environment < command-line flags.
-// Every setting is declared once in SETTINGS; its environment variable
-// (MAILFERRY_<SECTION>_<KEY>), flag (--<section>-<key>) and TOML place
-// ([section] key) are derived from that one declaration.
+// Every setting is declared once in SETTINGS: its parser (and so its type),
+// default, whether it applies at once or after a restart, whether it is a
+// secret, whether the settings page offers it, and its doc. The Config type,
+// the environment variable (MAILFERRY_<SECTION>_<KEY>), flag (--<section>-<key>),
+// TOML place ([section] key), `config check`, the settings page, the API and
+// docs/configuration.md are all derived from that one declaration.
 import { existsSync, readFileSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import { isAbsolute, resolve } from "node:path";
@@ -9,61 +12,40 @@ import * as v from "./values.ts";
 import { normalizeDomain } from "../mail/domain.ts";
 import { parseMailbox } from "../mail/address.ts";
 
-export type LogFormat = "auto" | "json" | "text";
-export type SmarthostTls = "starttls" | "implicit" | "none";
-export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+const LOG_FORMATS = ["auto", "json", "text"] as const;
+const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
+const SMARTHOST_TLS = ["starttls", "implicit", "none"] as const;
+const VERIFY_MODES = ["all", "tokens", "off"] as const;
+
+export type LogFormat = (typeof LOG_FORMATS)[number];
+export type SmarthostTls = (typeof SMARTHOST_TLS)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
 /** Which forwarding destinations outside the managed domains must confirm before they get mail (docs/aliases.md). */
-export type VerifyDestinations = "all" | "tokens" | "off";
+export type VerifyDestinations = (typeof VERIFY_MODES)[number];
 
-export interface Config {
-  dataDir: string;
-  /** The TOML file that was read, or null when none exists. */
-  configFile: string | null;
-  hostname: string;
-  smtp: { host: string; port: number; maxSize: number; socketTimeout: number; shutdownGrace: number; maxClients: number; greetPause: number };
-  http: { host: string; port: number; tls: boolean; publicUrl: string | null };
-  delivery: { verifyDestinations: VerifyDestinations };
-  /** Defaults a domain follows until it sets its own. */
-  addresses: { randomSubdomain: boolean; subdomainMatch: boolean };
-  api: { rateLimit: number };
-  dns: { servers: v.HostPort[]; timeout: number };
-  outbound: { port: number; connectTimeout: number; messageTimeout: number; caFile: string | null; mtaStsPort: number };
-  /** A relay for all outbound mail (VPSes that block port 25), or null to deliver to MX hosts directly. */
-  smarthost: { host: string; port: number; user: string | null; password: string | null; tls: SmarthostTls } | null;
-  srs: { domain: string };
-  /** Milliseconds; 0: greylisting off. */
-  greylist: { delay: number };
-  limits: { connectionsPerHour: number; concurrentConnections: number };
-  scan: { rspamdUrl: string | null; failOpen: boolean };
-  webhooks: { timeout: number; allowPrivate: boolean };
-  tls: { cert: string | null; key: string | null };
-  /** Certificates from an ACME CA (durations in milliseconds). */
-  acme: { enabled: boolean; directoryUrl: string; email: string | null; httpPort: number; httpsPort: number; caFile: string | null; renewBefore: number; checkInterval: number };
-  log: { format: LogFormat; level: LogLevel; retention: number };
-  /** Bearer token /metrics requires; null: only loopback may scrape. */
-  metrics: { token: string | null };
-}
-
-interface Setting {
+export interface Setting {
   /** TOML section, or "" for a top-level key. */
   section: string;
   key: string;
   /** The environment/flag name when it is not `<section>_<key>` (names fixed by earlier docs). */
   name?: string;
+  /** Turns what TOML, the environment or a flag gives into the value; its return type is the setting's type in Config. */
   parse: (raw: unknown) => unknown;
   /** Shown in `config check` and docs/configuration.md; a function when it depends on the machine. */
-  default: unknown | (() => unknown);
+  default: unknown;
   /** What a machine-dependent default is, for docs/configuration.md (the value differs per machine). */
   defaultDoc?: string;
+  /** A change made while the server runs applies at once: the running parts read it on each use. Otherwise after a restart. */
+  live?: boolean;
+  /** Never shown back: `config check`, the API, the settings page and the audit log say only that it is set. */
+  secret?: boolean;
+  /** Offered on the admin UI's settings page; the rest needs config.toml, the API, `config set` or the environment. */
+  form?: { label: string; hint: string };
   doc: string;
 }
 
-const LOG_FORMATS = ["auto", "json", "text"] as const;
-const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
-const SMARTHOST_TLS = ["starttls", "implicit", "none"] as const;
-
-export const SETTINGS: readonly Setting[] = [
-  { section: "", key: "hostname", parse: v.hostname, default: () => normalizeDomain(osHostname()) ?? "localhost", defaultDoc: "the machine's host name", doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
+const DECLARED = [
+  { section: "", key: "hostname", parse: v.hostname, default: () => normalizeDomain(osHostname()) ?? "localhost", defaultDoc: "the machine's host name", form: { label: "Host name", hint: "" }, doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
   { section: "smtp", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "MX listener address (production: 0.0.0.0)" },
   { section: "smtp", key: "port", parse: v.port, default: 2525, doc: "MX listener port (production: 25)" },
   { section: "smtp", key: "max_size", parse: v.byteSize, default: "50MB", doc: "Largest message accepted (SIZE); bigger gets 552" },
@@ -83,11 +65,11 @@ export const SETTINGS: readonly Setting[] = [
   { section: "outbound", key: "message_timeout", parse: v.positiveDuration, default: "5m", doc: "Bound on delivering one message, while its sender waits for the DATA reply" },
   { section: "outbound", key: "ca_file", parse: v.optionalPath, default: "", doc: "Extra CA certificates (PEM) trusted for MX and MTA-STS certificates" },
   { section: "outbound", key: "mta_sts_port", parse: v.port, default: 443, doc: "HTTPS port of MTA-STS policy hosts (443; other values are for tests)" },
-  { section: "smarthost", key: "host", parse: v.optionalHostname, default: "", doc: "Relay all outbound mail through this host (empty: deliver to MX hosts)" },
-  { section: "smarthost", key: "port", parse: v.port, default: 587, doc: "Smarthost port" },
-  { section: "smarthost", key: "user", parse: v.optionalPath, default: "", doc: "Smarthost AUTH user (empty: no AUTH)" },
-  { section: "smarthost", key: "password", parse: v.optionalPath, default: "", doc: "Smarthost AUTH password" },
-  { section: "smarthost", key: "tls", parse: v.oneOf(SMARTHOST_TLS), default: "starttls", doc: "starttls (required), implicit (TLS from the start) or none" },
+  { section: "smarthost", key: "host", parse: v.optionalHostname, default: "", live: true, form: { label: "Smarthost", hint: "relay all outbound mail through this host; empty: deliver directly" }, doc: "Relay all outbound mail through this host (empty: deliver to MX hosts)" },
+  { section: "smarthost", key: "port", parse: v.port, default: 587, live: true, form: { label: "Smarthost port", hint: "587 for STARTTLS, 465 for implicit TLS" }, doc: "Smarthost port" },
+  { section: "smarthost", key: "user", parse: v.optionalPath, default: "", live: true, form: { label: "Smarthost user", hint: "" }, doc: "Smarthost AUTH user (empty: no AUTH)" },
+  { section: "smarthost", key: "password", parse: v.optionalPath, default: "", live: true, secret: true, form: { label: "Smarthost password", hint: "" }, doc: "Smarthost AUTH password" },
+  { section: "smarthost", key: "tls", parse: v.oneOf(SMARTHOST_TLS), default: "starttls", live: true, form: { label: "Smarthost TLS", hint: "starttls, implicit or none" }, doc: "starttls (required), implicit (TLS from the start) or none" },
   { section: "srs", key: "domain", parse: v.optionalHostname, default: "", doc: "Domain of rewritten envelope senders; must route bounces here (default: hostname)" },
   { section: "tls", key: "cert", parse: v.optionalPath, default: "", doc: "PEM certificate (chain) for STARTTLS; default: self-signed in the data dir" },
   { section: "tls", key: "key", parse: v.optionalPath, default: "", doc: "PEM private key for tls.cert" },
@@ -99,22 +81,57 @@ export const SETTINGS: readonly Setting[] = [
   { section: "acme", key: "ca_file", parse: v.optionalPath, default: "", doc: "Extra CA certificates (PEM) trusted for the ACME directory's HTTPS (a local test CA)" },
   { section: "acme", key: "renew_before", parse: v.positiveDuration, default: "30d", doc: "Renew when less than this much validity remains" },
   { section: "acme", key: "check_interval", parse: v.positiveDuration, default: "5m", doc: "How often the certificate's names (managed domains) and expiry are checked; first retry delay after a failure" },
-  { section: "delivery", key: "verify_destinations", name: "verify_destinations", parse: verifyDestinations, default: "tokens", doc: "Which destinations outside the managed domains must confirm a verification mail first: all, tokens (those a write-scope API token adds; an admin's word confirms the rest) or off; true/false mean all/off" },
-  { section: "addresses", key: "random_subdomain", parse: v.bool, default: false, doc: "Addresses created by the API get a random subdomain unless the request or the domain says otherwise" },
-  { section: "addresses", key: "subdomain_match", parse: v.bool, default: false, doc: "Domains accept mail for any subdomain (and the API may create addresses on one) unless the domain says otherwise" },
+  { section: "delivery", key: "verify_destinations", name: "verify_destinations", parse: verifyDestinations, default: "tokens", live: true, doc: "Which destinations outside the managed domains must confirm a verification mail first: all, tokens (those a write-scope API token adds; an admin's word confirms the rest) or off; true/false mean all/off" },
+  { section: "addresses", key: "random_subdomain", parse: v.bool, default: false, live: true, doc: "Addresses created by the API get a random subdomain unless the request or the domain says otherwise" },
+  { section: "addresses", key: "subdomain_match", parse: v.bool, default: false, live: true, doc: "Domains accept mail for any subdomain (and the API may create addresses on one) unless the domain says otherwise" },
   { section: "api", key: "rate_limit", parse: v.positiveInt, default: 600, doc: "API requests per minute per token; more get 429" },
   { section: "webhooks", key: "timeout", name: "webhook_timeout", parse: v.positiveDuration, default: "60s", doc: "Timeout of one webhook request" },
   { section: "webhooks", key: "allow_private", name: "webhook_allow_private", parse: v.bool, default: false, doc: "Allow webhook URLs on loopback, private or link-local addresses (SSRF guard off)" },
-  { section: "greylist", key: "delay", parse: v.duration, default: 300, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
-  { section: "limits", key: "connections_per_hour", parse: v.positiveInt, default: 100, doc: "Connections in an hour from one sender (key) to one recipient; more get 421" },
-  { section: "limits", key: "concurrent_connections", parse: v.positiveInt, default: 10, doc: "Concurrent connections from one sender (key); more get 421" },
-  { section: "scan", key: "rspamd_url", parse: v.optionalUrl, default: "", doc: "rspamd to scan messages with, e.g. http://127.0.0.1:11333 (empty: only GTUBE)" },
-  { section: "scan", key: "fail_open", parse: v.bool, default: false, doc: "Deliver unscanned when rspamd is down (default: answer 421)" },
-  { section: "metrics", key: "token", parse: v.optionalToken, default: "", doc: "Bearer token for GET /metrics; when set every scrape must send it (loopback too), when empty only loopback may scrape" },
-  { section: "log", key: "retention", parse: v.positiveDuration, default: "7d", doc: "How long mail-log events are kept" },
+  { section: "greylist", key: "delay", parse: v.duration, default: 300, live: true, form: { label: "Greylisting delay", hint: "seconds, or with a unit (5m); 0 turns greylisting off" }, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
+  { section: "limits", key: "connections_per_hour", parse: v.positiveInt, default: 100, live: true, doc: "Connections in an hour from one sender (key) to one recipient; more get 421" },
+  { section: "limits", key: "concurrent_connections", parse: v.positiveInt, default: 10, live: true, doc: "Concurrent connections from one sender (key); more get 421" },
+  { section: "scan", key: "rspamd_url", parse: v.optionalUrl, default: "", live: true, form: { label: "rspamd URL", hint: "e.g. http://127.0.0.1:11333; empty turns scanning off" }, doc: "rspamd to scan messages with, e.g. http://127.0.0.1:11333 (empty: only GTUBE)" },
+  { section: "scan", key: "fail_open", parse: v.bool, default: false, live: true, form: { label: "Deliver unscanned when rspamd is down", hint: "true or false" }, doc: "Deliver unscanned when rspamd is down (default: answer 421)" },
+  { section: "metrics", key: "token", parse: v.optionalToken, default: "", live: true, secret: true, doc: "Bearer token for GET /metrics; when set every scrape must send it (loopback too), when empty only loopback may scrape" },
+  { section: "log", key: "retention", parse: v.positiveDuration, default: "7d", live: true, form: { label: "Mail log retention", hint: "e.g. 7d" }, doc: "How long mail-log events are kept" },
   { section: "log", key: "format", parse: v.oneOf(LOG_FORMATS), default: "auto", doc: "auto (text on a terminal, JSON otherwise), json or text" },
   { section: "log", key: "level", parse: v.oneOf(LOG_LEVELS), default: "info", doc: "debug, info, warn, error or silent" },
-];
+] as const satisfies readonly Setting[];
+
+export const SETTINGS: readonly Setting[] = DECLARED;
+
+// --- the Config type, derived from the declarations -----------------------------------------
+type Declared = (typeof DECLARED)[number];
+type CamelCase<S extends string> = S extends `${infer Head}_${infer Tail}` ? `${Head}${Capitalize<CamelCase<Tail>>}` : S;
+/** The parsed values of one section ("" for the top level), by camel-cased key: `smtp.max_size` → `smtp.maxSize`. */
+type SectionValues<Section extends string> = { -readonly [S in Declared as S["section"] extends Section ? CamelCase<S["key"]> : never]: ReturnType<S["parse"]> };
+type Parsed = SectionValues<""> & { -readonly [Section in Exclude<Declared["section"], "">]: SectionValues<Section> };
+
+/** The parsed settings, plus what is derived from them (relative paths are resolved against the working directory). */
+export type Config = Omit<Parsed, "smarthost" | "srs" | "acme"> & {
+  dataDir: string;
+  /** The TOML file that was read, or null when none exists. */
+  configFile: string | null;
+  /** A relay for all outbound mail (VPSes that block port 25), or null (no smarthost.host) to deliver to MX hosts directly. */
+  smarthost: (Parsed["smarthost"] & { host: string }) | null;
+  /** srs.domain, else the hostname. */
+  srs: { domain: string };
+  /** Certificates from an ACME CA (durations in milliseconds); with acme.enabled the directory URL is never empty. */
+  acme: Parsed["acme"] & { directoryUrl: string };
+};
+
+function camelCase(key: string): string {
+  return key.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/** The setting called `section.key` (or a top-level key) as `config check` lists it. */
+export function findSetting(dotted: string): Setting | undefined {
+  return SETTINGS.find((s) => settingKey(s) === dotted);
+}
+
+export function settingKey(s: Pick<Setting, "section" | "key">): string {
+  return [s.section, s.key].filter(Boolean).join(".");
+}
 
 /** The admin UI's URL on this port (the configured one unless the server bound another). */
 export function adminUrl(config: Pick<Config, "http">, port = config.http.port): string {
@@ -160,7 +177,8 @@ export interface ConfigInput {
 }
 
 /** Each effective value (as written in config, e.g. "3m") and where it came from, for `config check`. */
-export type Effective = { key: string; value: unknown; shown: string; origin: string }[];
+export type Effective = EffectiveValue[];
+export type EffectiveValue = { key: string; value: unknown; shown: string; origin: string };
 
 export function loadConfig(input: ConfigInput = {}): Config {
   return loadConfigWithOrigins(input).config;
@@ -172,10 +190,9 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
   const configPath = explicitFile ? resolve(cwd, explicitFile) : resolve(dataDir, "config.toml");
   const toml = readToml(configPath, explicitFile ? (flags["config"] ? "--config" : CONFIG_FILE_ENV) : null);
 
-  const values: Record<string, unknown> = {};
+  const values = new Map<Setting, unknown>();
   const effective: Effective = [{ key: "data_dir", value: dataDir, shown: dataDir, origin: flags["data-dir"] ? "--data-dir" : env[DATA_DIR_ENV] ? DATA_DIR_ENV : "default" }];
   for (const s of SETTINGS) {
-    const name = [s.section, s.key].filter(Boolean).join(".");
     const fromToml = s.section ? (toml.data[s.section] as Record<string, unknown> | undefined)?.[s.key] : toml.data[s.key];
     const candidates: [unknown, string][] = [
       [flags[flagName(s)], `--${flagName(s)}`],
@@ -185,73 +202,68 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
     // A bad value in config.toml is reported even when the environment or a flag overrides it.
     if (fromToml !== undefined) parseOrThrow(s, fromToml, `${tomlName(s)} in ${configPath}`);
     const [raw, origin] = candidates.find(([value]) => value !== undefined) ?? [typeof s.default === "function" ? s.default() : s.default, "default"];
-    values[name] = parseOrThrow(s, raw, origin === "default" ? `${tomlName(s)} (default)` : origin);
-    effective.push({ key: name, value: values[name], shown: show(s, values[name]), origin });
+    const value = parseOrThrow(s, raw, origin === "default" ? `${tomlName(s)} (default)` : origin);
+    values.set(s, value);
+    effective.push({ key: settingKey(s), value, shown: show(s, value), origin });
   }
+  const parsed = nest(values);
+  checkTogether(parsed);
+  return { config: derive(parsed, { dataDir, configFile: toml.path, cwd }), effective };
+}
 
-  const tlsCert = values["tls.cert"] as string | null;
-  const tlsKey = values["tls.key"] as string | null;
-  if ((tlsCert === null) !== (tlsKey === null)) {
-    const missing = tlsCert === null ? envName({ section: "tls", key: "cert" }) : envName({ section: "tls", key: "key" });
-    throw new ConfigError(missing, `${missing} is missing: set both the TLS certificate and key, or neither`);
+/** The parsed values as Config nests them: `[smtp] max_size` at `smtp.maxSize`. */
+function nest(values: Map<Setting, unknown>): Parsed {
+  const top: Record<string, unknown> = {};
+  for (const [s, value] of values) {
+    const holder = s.section ? ((top[s.section] ??= {}) as Record<string, unknown>) : top;
+    holder[camelCase(s.key)] = value;
   }
-  const absolute = (p: string | null) => (p === null || isAbsolute(p) ? p : resolve(cwd, p));
-  checkAcme(values);
+  // The one place the declarations' types meet the values their parsers returned.
+  return top as Parsed;
+}
 
-  const config: Config = {
-    dataDir,
-    configFile: toml.path,
-    hostname: values["hostname"] as string,
-    smtp: {
-      host: values["smtp.host"] as string,
-      port: values["smtp.port"] as number,
-      maxSize: values["smtp.max_size"] as number,
-      socketTimeout: values["smtp.socket_timeout"] as number,
-      shutdownGrace: values["smtp.shutdown_grace"] as number,
-      maxClients: values["smtp.max_clients"] as number,
-      greetPause: values["smtp.greet_pause"] as number,
-    },
-    http: { host: values["http.host"] as string, port: values["http.port"] as number, tls: values["http.tls"] as boolean, publicUrl: values["http.public_url"] as string | null },
-    delivery: { verifyDestinations: values["delivery.verify_destinations"] as VerifyDestinations },
-    addresses: { randomSubdomain: values["addresses.random_subdomain"] as boolean, subdomainMatch: values["addresses.subdomain_match"] as boolean },
-    api: { rateLimit: values["api.rate_limit"] as number },
-    dns: { servers: values["dns.servers"] as v.HostPort[], timeout: values["dns.timeout"] as number },
-    outbound: {
-      port: values["outbound.port"] as number,
-      connectTimeout: values["outbound.connect_timeout"] as number,
-      messageTimeout: values["outbound.message_timeout"] as number,
-      caFile: absolute(values["outbound.ca_file"] as string | null),
-      mtaStsPort: values["outbound.mta_sts_port"] as number,
-    },
-    smarthost: values["smarthost.host"]
-      ? {
-          host: values["smarthost.host"] as string,
-          port: values["smarthost.port"] as number,
-          user: values["smarthost.user"] as string | null,
-          password: values["smarthost.password"] as string | null,
-          tls: values["smarthost.tls"] as SmarthostTls,
-        }
-      : null,
-    srs: { domain: (values["srs.domain"] as string | null) ?? (values["hostname"] as string) },
-    tls: { cert: absolute(tlsCert), key: absolute(tlsKey) },
-    acme: {
-      enabled: values["acme.enabled"] as boolean,
-      directoryUrl: values["acme.directory_url"] as string,
-      email: values["acme.email"] as string | null,
-      httpPort: values["acme.http_port"] as number,
-      httpsPort: values["acme.https_port"] as number,
-      caFile: absolute(values["acme.ca_file"] as string | null),
-      renewBefore: values["acme.renew_before"] as number,
-      checkInterval: values["acme.check_interval"] as number,
-    },
-    greylist: { delay: values["greylist.delay"] as number },
-    limits: { connectionsPerHour: values["limits.connections_per_hour"] as number, concurrentConnections: values["limits.concurrent_connections"] as number },
-    scan: { rspamdUrl: values["scan.rspamd_url"] as string | null, failOpen: values["scan.fail_open"] as boolean },
-    webhooks: { timeout: values["webhooks.timeout"] as number, allowPrivate: values["webhooks.allow_private"] as boolean },
-    log: { format: values["log.format"] as LogFormat, level: values["log.level"] as LogLevel, retention: values["log.retention"] as number },
-    metrics: { token: values["metrics.token"] as string | null },
+/** Config from the parsed settings: where they were read from, relative paths made absolute, and the values that default to others. */
+function derive(parsed: Parsed, place: { dataDir: string; configFile: string | null; cwd: string }): Config {
+  const absolute = (p: string | null) => (p === null || isAbsolute(p) ? p : resolve(place.cwd, p));
+  const { host } = parsed.smarthost;
+  return {
+    ...parsed,
+    dataDir: place.dataDir,
+    configFile: place.configFile,
+    outbound: { ...parsed.outbound, caFile: absolute(parsed.outbound.caFile) },
+    smarthost: host ? { ...parsed.smarthost, host } : null,
+    srs: { domain: parsed.srs.domain ?? parsed.hostname },
+    tls: { cert: absolute(parsed.tls.cert), key: absolute(parsed.tls.key) },
+    // checkTogether refuses an empty directory URL when ACME is on; off, nothing reads it.
+    acme: { ...parsed.acme, directoryUrl: parsed.acme.directoryUrl ?? "", caFile: absolute(parsed.acme.caFile) },
   };
-  return { config, effective };
+}
+
+/**
+ * Copies the settings that apply at once (declared `live`) from `next` into
+ * `config`, the object the running parts read on each use; the rest waits for a restart.
+ */
+export function applyLiveSettings(config: Config, next: Config): void {
+  const into = config as unknown as Record<string, unknown>;
+  const from = next as unknown as Record<string, unknown>;
+  for (const s of SETTINGS.filter((s) => s.live)) {
+    // A section that applies whole is replaced whole: smarthost is null without a host.
+    if (s.section && SETTINGS.every((other) => other.section !== s.section || other.live)) into[s.section] = from[s.section];
+    else if (s.section) (into[s.section] as Record<string, unknown>)[camelCase(s.key)] = (from[s.section] as Record<string, unknown>)[camelCase(s.key)];
+    else into[camelCase(s.key)] = from[camelCase(s.key)];
+  }
+}
+
+export const SECRET_MASK = "••••••";
+
+/** The one rule for secrets (declared `secret`): anyone may see that one is set, never its value. */
+export function maskedValue<T>(key: string, value: T): T | typeof SECRET_MASK {
+  return findSetting(key)?.secret && value ? SECRET_MASK : value;
+}
+
+/** An effective value as `config check`, the API and the settings page show it. */
+export function masked(entry: EffectiveValue): EffectiveValue {
+  return { ...entry, value: maskedValue(entry.key, entry.value), shown: maskedValue(entry.key, entry.shown) };
 }
 
 /** The contents of a file a setting names, or a ConfigError naming the setting when it cannot be read. */
@@ -263,8 +275,6 @@ export function readSettingFile(path: string, setting: Pick<Setting, "section" |
     throw new ConfigError(name, `${name}=${JSON.stringify(path)}: cannot read file (${(err as NodeJS.ErrnoException).code ?? err})`);
   }
 }
-
-const VERIFY_MODES = ["all", "tokens", "off"] as const;
 
 /** all | tokens | off; the booleans of earlier releases keep their meaning (true: all, false: off). */
 function verifyDestinations(raw: unknown): VerifyDestinations {
@@ -286,16 +296,21 @@ function optionalMailbox(raw: unknown): string | null {
   return mailbox.address;
 }
 
-/** Settings that are each valid but cannot go together with ACME. */
-function checkAcme(values: Record<string, unknown>): void {
-  if (!values["acme.enabled"]) return;
+/** Settings that are each valid but cannot go together: TLS certificate and key, and ACME with either. */
+function checkTogether(parsed: Parsed): void {
   const name = (section: string, key: string) => envName({ section, key });
-  if (values["tls.cert"] !== null) {
+  const { tls, acme } = parsed;
+  if ((tls.cert === null) !== (tls.key === null)) {
+    const missing = tls.cert === null ? name("tls", "cert") : name("tls", "key");
+    throw new ConfigError(missing, `${missing} is missing: set both the TLS certificate and key, or neither`);
+  }
+  if (!acme.enabled) return;
+  if (tls.cert !== null) {
     throw new ConfigError(name("tls", "cert"), `${name("acme", "enabled")}=true and ${name("tls", "cert")} are both set: use the ACME certificate or your own, not both`);
   }
-  if (values["acme.directory_url"] === null) throw new ConfigError(name("acme", "directory_url"), `${name("acme", "directory_url")} is empty: ACME needs the CA's directory URL`);
-  if (values["acme.http_port"] !== 0 && values["acme.http_port"] === values["acme.https_port"]) {
-    throw new ConfigError(name("acme", "https_port"), `${name("acme", "http_port")} and ${name("acme", "https_port")} are both ${values["acme.http_port"]}: they need a port each`);
+  if (acme.directoryUrl === null) throw new ConfigError(name("acme", "directory_url"), `${name("acme", "directory_url")} is empty: ACME needs the CA's directory URL`);
+  if (acme.httpPort !== 0 && acme.httpPort === acme.httpsPort) {
+    throw new ConfigError(name("acme", "https_port"), `${name("acme", "http_port")} and ${name("acme", "https_port")} are both ${acme.httpPort}: they need a port each`);
   }
 }
 
@@ -351,7 +366,7 @@ function firstBadLine(text: string): number {
 
 /** A misspelt key would otherwise be silently ignored, so every unknown key is an error. */
 function rejectUnknownKeys(path: string, data: Record<string, unknown>): void {
-  const known = new Set(SETTINGS.map((s) => (s.section ? `${s.section}.${s.key}` : s.key)));
+  const known = new Set(SETTINGS.map(settingKey));
   const sections = new Set(SETTINGS.map((s) => s.section).filter(Boolean));
   for (const [top, value] of Object.entries(data)) {
     if (sections.has(top) && value && typeof value === "object" && !Array.isArray(value)) {

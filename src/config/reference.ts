@@ -11,6 +11,8 @@ interface Row {
   flag: string;
   /** Already a table cell: a value in a code span, or words describing it. */
   defaultCell: string;
+  /** When a change made while the server runs applies. */
+  applies: string;
   doc: string;
 }
 
@@ -24,7 +26,11 @@ Each setting can come from four places; later ones win:
 invalid configuration stops start-up with a message naming the bad key and value
 (exit code 2). Unknown keys in \`config.toml\` are errors, so a typo cannot be
 silently ignored. \`mailferry config set key=value\` writes \`config.toml\` (the
-admin UI's settings page does too).
+admin UI's settings page and \`PATCH /api/v1/settings\` do too). Settings marked
+*at once* apply to the running server when the settings page or the API changes
+them; the others, and every change made with \`config set\`, after a restart.
+Secrets are never shown back: \`config check\`, the API, the settings page and the
+audit log say only that they are set.
 
 Sizes take \`KB\`/\`MB\`/\`GB\` suffixes; durations take \`ms\`, \`s\`, \`m\`, \`h\`, \`d\`
 (a plain number is seconds).
@@ -51,10 +57,12 @@ DANE. With \`acme.enabled = true\` mailferry gets a CA-signed one by itself (see
 [TLS certificates](install.md#tls-certificates)).
 `;
 
+const RESTART = "restart";
+
 /** The two places that decide where the others are read from, so they are not settings themselves. */
 const LOCATION_ROWS: Row[] = [
-  { toml: "", env: DATA_DIR_ENV, flag: "data-dir", defaultCell: cell("./data", true), doc: "Data directory: database, keys, certificates (kept 0700)" },
-  { toml: "", env: CONFIG_FILE_ENV, flag: "config", defaultCell: cell("<data-dir>/config.toml", true), doc: "Configuration file" },
+  { toml: "", env: DATA_DIR_ENV, flag: "data-dir", defaultCell: cell("./data", true), applies: RESTART, doc: "Data directory: database, keys, certificates (kept 0700)" },
+  { toml: "", env: CONFIG_FILE_ENV, flag: "config", defaultCell: cell("<data-dir>/config.toml", true), applies: RESTART, doc: "Configuration file" },
 ];
 
 function defaultCell(s: Setting): string {
@@ -64,7 +72,7 @@ function defaultCell(s: Setting): string {
 }
 
 function settingRow(s: Setting): Row {
-  return { toml: tomlName(s), env: envName(s), flag: flagName(s), defaultCell: defaultCell(s), doc: s.doc };
+  return { toml: tomlName(s), env: envName(s), flag: flagName(s), defaultCell: defaultCell(s), applies: s.live ? "at once" : RESTART, doc: s.secret ? `${s.doc} (secret)` : s.doc };
 }
 
 /** A table cell: code spans for names and values, pipes escaped (GFM tables split on them). */
@@ -75,12 +83,12 @@ function cell(text: string, code: boolean): string {
 }
 
 function tableLine(row: Row): string {
-  const cells = [row.toml ? cell(row.toml, true) : "—", cell(row.env, true), cell(row.flag && `--${row.flag}`, true), row.defaultCell, cell(row.doc, false)];
+  const cells = [row.toml ? cell(row.toml, true) : "—", cell(row.env, true), cell(row.flag && `--${row.flag}`, true), row.defaultCell, row.applies, cell(row.doc, false)];
   return `| ${cells.join(" | ")} |`;
 }
 
 export function configurationReference(): string {
   const rows = [...LOCATION_ROWS, ...SETTINGS.map(settingRow)];
-  const table = ["| `config.toml` | environment | flag | default | meaning |", "|---|---|---|---|---|", ...rows.map(tableLine)].join("\n");
+  const table = ["| `config.toml` | environment | flag | default | applies | meaning |", "|---|---|---|---|---|---|", ...rows.map(tableLine)].join("\n");
   return `${INTRO}\n${table}\n\n${OUTRO}`;
 }

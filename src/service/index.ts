@@ -3,7 +3,7 @@
 // it, and registers forwarding destinations that need verification.
 import { checkDns } from "../auth/dns-check.ts";
 import { domainRecords, type Lookup, mtaStsMode } from "../auth/records.ts";
-import type { Config } from "../config/index.ts";
+import type { Config, ConfigInput } from "../config/index.ts";
 import { serverKeyRecord } from "../delivery/originated.ts";
 import { UserError } from "../errors.ts";
 import { type AliasInput, type DomainSettings, aliasLabel, effectiveSettings, placeName, type ValidationOptions } from "../routing/rules.ts";
@@ -19,12 +19,15 @@ import { createToken, revokeToken } from "../store/tokens.ts";
 import { type AddressRequest, createAddress } from "./addresses.ts";
 import { destinationService, type Waiting } from "./destinations.ts";
 import { activatePublishedKeys } from "./dkim-rotation.ts";
+import { settingsService } from "./settings.ts";
 import { type Forwarding, testMessageService } from "./test-message.ts";
 
 export interface ServiceDeps {
   db: DB;
   /** Read on each use, so settings changed at run time apply. */
   config: Config;
+  /** How `config` was loaded (environment, flags, working dir): settings changes reload it the same way. */
+  configInput: ConfigInput;
   /** Queues mail mailferry writes itself: the outbox in the server; from the CLI its table, which the server sends from. */
   queueMail: (to: string, raw: Buffer) => Promise<void>;
   /** Where recipients of a verification mail open its link. */
@@ -44,8 +47,9 @@ export function createServices(deps: ServiceDeps) {
 
   return {
     destinations,
+    settings: settingsService({ db, config, configInput: deps.configInput }),
     testMessage: testMessageService({ db, config, now, ...(deps.forwarding ? { forwarding: deps.forwarding } : {}) }),
-    /** For changes made outside these services (settings files, vacations). */
+    /** For changes made outside these services (vacations). */
     audit: (actor: Actor, action: string, target: string, before: unknown = null, after: unknown = null) => audit(db, actor, action, target, before, after),
 
     domains: {
