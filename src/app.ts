@@ -10,7 +10,7 @@ import { startAuthWorkers } from "./auth/workers.ts";
 import { mtaStsMode, mtaStsPolicy } from "./auth/records.ts";
 import { createSrs } from "./auth/srs.ts";
 import { createAbuseGuard } from "./policy/abuse.ts";
-import { scannerDown, scanVerdict, scanWithRspamd } from "./policy/scan.ts";
+import { scannerDown, scanResult, scanWithRspamd } from "./policy/scan.ts";
 import { anyDomainScans } from "./store/domains.ts";
 import { createDeliver } from "./delivery/index.ts";
 import { createMtaSts } from "./delivery/mta-sts.ts";
@@ -138,6 +138,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       messageTimeout: config.outbound.messageTimeout,
       logger,
       recordEvent: record,
+      vacations: createVacationResponder({ db: store.db, outbox, hostname: config.hostname, logger }),
     });
     const router = createRouter(store.db, routerOptions(config));
     // Links in verification mail: the configured public URL, else the public HTTPS port (ACME), else the admin URL
@@ -161,12 +162,11 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       authenticate: authWorkers.authenticate,
       abuse,
       scan: {
-        applies: async (session) => config.scan.rspamdUrl !== null && (await anyDomainScans(store.db, session.recipients.map((r) => r.verdict.alias.domain))),
+        applies: async (session) => config.scan.rspamdUrl !== null && (await anyDomainScans(store.db, session.recipients.map((r) => r.route.alias.domain))),
         run: (session, message) =>
-          scanWithRspamd(config.scan.rspamdUrl!, message.raw, session, session.recipients.map((r) => r.address)).then(scanVerdict, (err) => scannerDown(err, config.scan.failOpen)),
+          scanWithRspamd(config.scan.rspamdUrl!, message.raw, session, session.recipients.map((r) => r.address)).then(scanResult, (err) => scannerDown(err, config.scan.failOpen)),
       },
       deliver,
-      vacations: createVacationResponder({ db: store.db, outbox, hostname: config.hostname, logger }),
       confirmDestination: async (recipient, ip) => (await services.destinations.confirmByReply(recipient, ip))?.address ?? null,
     });
     const smtp = await startMxListener({ config, certificates, hooks, resolver, logger, recordEvent: record });

@@ -1,9 +1,10 @@
 // Who really sent a message: SPF, DKIM, DMARC, ARC and BIMI by mailauth,
-// through mailferry's resolver, and what to do about it (SPEC §3.6).
+// through mailferry's resolver, and what to do about it (docs/delivery-and-authentication.md).
 import { authenticate } from "mailauth";
 import type { Resolver } from "../dns/resolver.ts";
 import { editHeaders, parseHeaderBlock } from "../mail/headers.ts";
-import { type Reply, reply } from "../mail/reply.ts";
+import { type Decision, decision } from "../mail/decision.ts";
+import { reply } from "../mail/reply.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 
 export interface AuthResults {
@@ -68,16 +69,16 @@ export async function authenticateInbound(session: AuthSession, raw: Buffer, hos
  * aligned DKIM pass are refused; DNS trouble is temporary, never a pass.
  * `random` is injectable so pct sampling is testable.
  */
-export function authVerdict(auth: AuthResults, { exempt = false, random = Math.random }: { exempt?: boolean; random?: () => number } = {}): Reply | null {
+export function authDecision(auth: AuthResults, { exempt = false, random = Math.random }: { exempt?: boolean; random?: () => number } = {}): Decision | null {
   if ([auth.spf, auth.dmarc, ...auth.dkim.split(",")].includes("temperror")) {
-    return reply(421, "4.7.0", "Temporary DNS failure while checking SPF, DKIM or DMARC, please try again later");
+    return decision(reply(421, "4.7.0", "Temporary DNS failure while checking SPF, DKIM or DMARC, please try again later"), "auth_dns_error");
   }
   if (exempt) return null;
   if (auth.dmarc === "fail" && auth.dmarcPolicy === "reject" && random() * 100 < auth.dmarcPct) {
-    return reply(550, "5.7.1", `Rejected by the DMARC policy of ${auth.fromDomain}: the message fails SPF and DKIM alignment`);
+    return decision(reply(550, "5.7.1", `Rejected by the DMARC policy of ${auth.fromDomain}: the message fails SPF and DKIM alignment`), "dmarc_reject");
   }
   if (auth.spf === "fail" && !auth.alignedDkim) {
-    return reply(550, "5.7.23", "SPF validation failed: the sending host is not allowed to send for this sender's domain");
+    return decision(reply(550, "5.7.23", "SPF validation failed: the sending host is not allowed to send for this sender's domain"), "spf_fail");
   }
   return null;
 }

@@ -44,7 +44,7 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
     case "test": {
       if (args.length !== 1) throw new UsageError("usage: mailferry alias test <address> [--json]");
       const address = args[0]!;
-      const verdict = await withStore(ctx, (s, config) => createRouter(s.db, routerOptions(config)).resolve(address));
+      const verdict = await withStore(ctx, (s, config) => createRouter(s.db, routerOptions(config)).route(address));
       out(ctx.json ? JSON.stringify(verdict) : explain(address, verdict));
       return 0;
     }

@@ -1,5 +1,5 @@
 // Delivery of an accepted message to its targets, answered in real time:
-// the DATA reply tells the sender the truth (SPEC §3.10-11), targets that
+// the DATA reply tells the sender the truth (docs/delivery-and-authentication.md), targets that
 // accepted are remembered so a retry does not send them the message twice,
 // and permanent failures next to successes are reported in one DSN.
 import { Readable } from "node:stream";
@@ -7,18 +7,20 @@ import type { Srs } from "../auth/srs.ts";
 import type { Logger } from "../log.ts";
 import { automaticReplyBlocked } from "../policy/backscatter.ts";
 import type { Target } from "../routing/resolve.ts";
-import { headerValue } from "../mail/headers.ts";
-import { type Reply, reply } from "../mail/reply.ts";
+import { type Decision, decision, destinationReason } from "../mail/decision.ts";
+import { isAccepted, type Reply, reply } from "../mail/reply.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 import type { DB } from "../store/db.ts";
 import { claimBounce, markDelivered, touchFingerprint } from "../store/deliveries.ts";
+import { mailLogEvent } from "../store/events.ts";
 import type { NewEvent } from "../store/schema.ts";
 import { buildDsn } from "./dsn.ts";
 import { fingerprint } from "./fingerprint.ts";
-import { dataAnswer, type TargetOutcome } from "./outcome.ts";
+import { type DataAnswer, dataAnswer, type TargetOutcome } from "./outcome.ts";
 import type { Outbox } from "./outbox.ts";
 import type { Envelope, Relay } from "./relay.ts";
 import { traceHeaders } from "./trace.ts";
+import type { VacationResponder } from "./vacation.ts";
 import type { Copy, CopyInput } from "./compose.ts";
 import { postWebhook, webhookPayload, type WebhookOptions } from "./webhook.ts";
 import { webhookKey } from "../store/domains.ts";
@@ -26,7 +28,7 @@ import type { AuthResults } from "../auth/inbound.ts";
 import { signingKey } from "../store/dkim-keys.ts";
 
 /** `extraHeaders`: added to every copy (the scanner's X-Spam-* verdict), "" for none. */
-export type Deliver = (session: Session, message: InboundMessage, auth: AuthResults, extraHeaders: string) => Promise<Reply>;
+export type Deliver = (session: Readonly<Session>, message: InboundMessage, auth: AuthResults, extraHeaders: string) => Promise<Decision>;
 
 /** A message first seen longer ago than this is refused: the sender has retried long enough. */
 export const MAX_RETRY_AGE_MS = 5 * 86_400_000;
@@ -44,6 +46,8 @@ export interface DeliverDeps {
   messageTimeout: number;
   logger: Logger;
   recordEvent: (event: NewEvent) => Promise<void>;
+  /** Vacation replies, sent after delivery like bounces. */
+  vacations: VacationResponder;
 }
 
 interface Job {
@@ -57,147 +61,180 @@ interface Job {
 const targetKey = (t: Target) => (t.kind === "address" ? t.address.toLowerCase() : t.url);
 
 export function createDeliver(deps: DeliverDeps): Deliver {
-  const { db, relay, srs, hostname } = deps;
   let sequence = 0;
+  const nextCopyId = (session: Readonly<Session>) => `${session.id}.${++sequence}`;
 
   return async (session, message, auth, extraHeaders) => {
     const fp = fingerprint(session, message);
-    const state = await touchFingerprint(db, fp);
-    if (Date.now() - state.firstSeen > MAX_RETRY_AGE_MS) {
-      return reply(550, "5.4.7", "This message has been retried for more than 5 days; giving up");
-    }
+    const state = await touchFingerprint(deps.db, fp);
+    if (Date.now() - state.firstSeen > MAX_RETRY_AGE_MS) return TOO_LONG_RETRIED;
+    const jobs = planJobs(session, state.delivered);
+    const ledger = createLedger(deps, session, message, fp);
+    const copies = await composeCopies(deps, { session, message, auth, extraHeaders, jobs, nextCopyId });
+    const posting = postWebhooks(deps, session, message, auth, jobs, ledger);
+    const sending = relayCopies(deps, copies, auth, ledger);
+    await answerWithin(deps, session, Promise.all([sending, posting]), jobs, ledger);
+    const answer = dataAnswer(ledger.outcomes, state.delivered.size);
+    await afterDelivery(deps, session, message, fp, answer);
+    return decision(answer.reply, answer.reason);
+  };
+}
 
-    // Each target once, for the first original recipient that leads to it.
-    const jobs: Job[] = [];
-    const seen = new Set(state.delivered);
-    for (const r of session.recipients) {
-      if (r.verdict.action !== "deliver") continue;
-      for (const target of r.verdict.targets) {
-        const key = targetKey(target);
-        if (seen.has(key)) continue;
-        seen.add(key);
-        jobs.push({ original: r.address, aliasDomain: r.verdict.alias.domain, target, key });
-      }
-    }
+const TOO_LONG_RETRIED = decision(reply(550, "5.4.7", "This message has been retried for more than 5 days; giving up"), "too_long_retried");
+const DELIVERY_TIMEOUT = reply(421, "4.4.7", "Delivery took too long, please try again later");
 
-    const outcomes: TargetOutcome[] = [];
-    const copies = new Map<Envelope, { signed: boolean; friendly_from: boolean }>();
-    const answered = new Set<string>();
-    let answering = true;
-    const settle = async (job: Job, answer: Reply, mx: string | null, extra: Record<string, unknown> = {}) => {
-      // Results that arrive after the DATA answer are still recorded: the retry then skips those targets.
-      if (answer.code < 400) await markDelivered(db, fp, job.key);
-      await deps.recordEvent(deliveryEvent(session, message, job, answer, mx, { fingerprint: fp, late: answering ? undefined : true, ...extra }));
+/** Each target once, for the first original recipient that leads to it; targets delivered on an earlier try are left out. */
+function planJobs(session: Readonly<Session>, deliveredBefore: Set<string>): Job[] {
+  const jobs: Job[] = [];
+  const seen = new Set(deliveredBefore);
+  for (const r of session.recipients) {
+    if (r.route.action !== "deliver") continue;
+    for (const target of r.route.targets) {
+      const key = targetKey(target);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      jobs.push({ original: r.address, aliasDomain: r.route.alias.domain, target, key });
+    }
+  }
+  return jobs;
+}
+
+/** The targets' answers: each is logged and remembered; those before the DATA answer also decide it. */
+interface Ledger {
+  settle(job: Job, answer: Reply, mx: string | null, detail?: Record<string, unknown>): Promise<void>;
+  /** The DATA answer is given: later results are still logged and remembered (the retry skips them). */
+  close(): void;
+  outcomes: TargetOutcome[];
+  answered: Set<string>;
+}
+
+function createLedger(deps: DeliverDeps, session: Readonly<Session>, message: InboundMessage, fp: string): Ledger {
+  const outcomes: TargetOutcome[] = [];
+  const answered = new Set<string>();
+  let answering = true;
+  return {
+    outcomes,
+    answered,
+    close: () => (answering = false),
+    async settle(job, answer, mx, extra = {}) {
+      if (answer.code < 400) await markDelivered(deps.db, fp, job.key);
+      const webhook = job.target.kind === "webhook";
+      const detail = { original_recipient: job.original, mx, fingerprint: fp, late: answering ? undefined : true, ...extra };
+      await deps.recordEvent(
+        mailLogEvent({ at: Date.now(), sessionId: session.id, remoteIp: session.remoteIp, stage: "delivery", decision: decision(answer, destinationReason(answer, webhook)), mailFrom: session.mailFrom, recipients: [job.key], domainOf: job.original, message: { headers: message.headers }, detail }),
+      );
       if (answering && !answered.has(job.key)) {
         answered.add(job.key);
         outcomes.push({ target: job.key, originalRecipient: job.original, reply: answer, remoteMta: mx });
       }
-    };
-
-    const from = srs.forward(session.mailFrom ?? "");
-    const envelopes = new Map<Envelope, Job[]>();
-    const authSummary = { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc };
-    for (const original of new Set(jobs.map((j) => j.original))) {
-      const addressJobs = jobs.filter((j) => j.original === original && j.target.kind === "address");
-      if (addressJobs.length === 0) continue;
-      const id = `${session.id}.${++sequence}`;
-      const copy = await deps.compose({
-        raw: message.raw,
-        bodyOffset: message.bodyOffset,
-        trace: traceHeaders({ session, hostname, originalRecipient: original, id, date: new Date() }) + extraHeaders,
-        auth,
-        alias: original,
-        key: await signingKey(db, addressJobs[0]!.aliasDomain),
-      });
-      if (copy.rewroteFrom) deps.logger.info("delivery.friendly_from", { session: session.id, alias: original, from_domain: auth.fromDomain, dmarc_policy: auth.dmarcPolicy });
-      const envelope: Envelope = {
-        from,
-        to: addressJobs.map((j) => {
-          const t = j.target as Extract<Target, { kind: "address" }>;
-          return { address: t.address, domain: t.domain, port: t.port ?? deps.outboundPort };
-        }),
-        message: () => Readable.from([copy.message]),
-      };
-      envelopes.set(envelope, addressJobs);
-      copies.set(envelope, { signed: copy.signed, friendly_from: copy.rewroteFrom });
-    }
-    // Webhooks: one POST per URL (and signing domain), listing every original recipient that leads to it.
-    const webhookJobs = jobs.filter((j) => j.target.kind === "webhook");
-    const posting = webhookJobs.length
-      ? (async () => {
-          const payload = await webhookPayload({ raw: message.raw, auth, session, hostname, arrival: new Date() }, []);
-          await Promise.all(
-            webhookJobs.map(async (job) => {
-              const url = (job.target as Extract<Target, { kind: "webhook" }>).url;
-              const recipients = session.recipients.filter((r) => r.verdict.action === "deliver" && r.verdict.targets.some((t) => t.kind === "webhook" && t.url === url)).map((r) => r.address);
-              const started = performance.now();
-              const outcome = await postWebhook(url, { ...payload, recipients, session: { ...(payload.session as object), recipient: recipients[0] } }, await webhookKey(db, job.aliasDomain), deps.webhooks);
-              for (const [i, a] of outcome.attempts.entries()) {
-                deps.logger.info("webhook.attempt_failed", { session: session.id, url: new URL(url).host, attempt: i + 1, status: a.status, error: a.error ?? undefined });
-              }
-              const attempts = outcome.attempts.map((a) => ({ status: a.status, error: a.error, excerpt: a.excerpt }));
-              await settle(job, outcome.reply, null, { webhook: true, recipients, attempts, duration_ms: Math.round(performance.now() - started) });
-            }),
-          );
-        })()
-      : Promise.resolve();
-
-    const sending = relay.send([...envelopes.keys()]).then(async (results) => {
-      for (const result of results) {
-        const job = envelopes.get(result.envelope)!.find((j) => j.key === result.address.toLowerCase())!;
-        await settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: from, ...copies.get(result.envelope), auth: authSummary });
-      }
-    });
-    // The sender waits for this answer; past the bound it gets a 421. Deliveries still
-    // under way are recorded when they finish, so its retry skips them.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), deps.messageTimeout)));
-    const finished = await Promise.race([Promise.all([sending, posting]).then(() => "done" as const), timedOut]);
-    clearTimeout(timer);
-    if (finished === "timeout") {
-      const late = reply(421, "4.4.7", "Delivery took too long, please try again later");
-      for (const job of jobs) if (!answered.has(job.key)) outcomes.push({ target: job.key, originalRecipient: job.original, reply: late, remoteMta: null });
-      answering = false;
-      Promise.all([sending, posting]).catch((err) => deps.logger.error("delivery.late_failure", { session: session.id, error: err }));
-    }
-
-    const answer = dataAnswer(outcomes, state.delivered.size);
-    if (answer.bounce.length) await bounce(session, message, fp, answer.bounce);
-    return answer.reply;
+    },
   };
+}
 
-  async function bounce(session: Session, message: InboundMessage, fp: string, failures: TargetOutcome[]) {
-    const sender = session.mailFrom ?? "";
-    const blocked = automaticReplyBlocked(sender, message.headers);
-    if (blocked) {
-      deps.logger.info("bounce.suppressed", { session: session.id, reason: blocked });
-      return;
-    }
-    const fresh: TargetOutcome[] = [];
-    for (const f of failures) if (await claimBounce(db, fp, f.target, f.reply.code)) fresh.push(f);
-    if (fresh.length === 0) return;
-    const dsn = buildDsn({ hostname, to: sender, arrival: new Date(), failures: fresh, headers: message.headerBlock });
-    await deps.outbox.queue(sender, dsn);
-    deps.logger.info("bounce.queued", { session: session.id, to: sender, targets: fresh.map((f) => f.target) });
+interface ComposeInput {
+  session: Readonly<Session>;
+  message: InboundMessage;
+  auth: AuthResults;
+  extraHeaders: string;
+  jobs: Job[];
+  nextCopyId: (session: Readonly<Session>) => string;
+}
+
+/** One signed, sealed copy per original recipient, with the envelope to its address targets. */
+async function composeCopies(deps: DeliverDeps, { session, message, auth, extraHeaders, jobs, nextCopyId }: ComposeInput): Promise<Map<Envelope, { jobs: Job[]; signed: boolean; friendly_from: boolean }>> {
+  const from = deps.srs.forward(session.mailFrom ?? "");
+  const envelopes = new Map<Envelope, { jobs: Job[]; signed: boolean; friendly_from: boolean }>();
+  for (const original of new Set(jobs.map((j) => j.original))) {
+    const addressJobs = jobs.filter((j) => j.original === original && j.target.kind === "address");
+    if (addressJobs.length === 0) continue;
+    const copy = await deps.compose({
+      raw: message.raw,
+      bodyOffset: message.bodyOffset,
+      trace: traceHeaders({ session, hostname: deps.hostname, originalRecipient: original, id: nextCopyId(session), date: new Date() }) + extraHeaders,
+      auth,
+      alias: original,
+      key: await signingKey(deps.db, addressJobs[0]!.aliasDomain),
+    });
+    if (copy.rewroteFrom) deps.logger.info("delivery.friendly_from", { session: session.id, alias: original, from_domain: auth.fromDomain, dmarc_policy: auth.dmarcPolicy });
+    const envelope: Envelope = {
+      from,
+      to: addressJobs.map((j) => {
+        const t = j.target as Extract<Target, { kind: "address" }>;
+        return { address: t.address, domain: t.domain, port: t.port ?? deps.outboundPort };
+      }),
+      message: () => Readable.from([copy.message]),
+    };
+    envelopes.set(envelope, { jobs: addressJobs, signed: copy.signed, friendly_from: copy.rewroteFrom });
+  }
+  return envelopes;
+}
+
+/** Sends every copy through the relay; each target's answer goes to the ledger. */
+async function relayCopies(deps: DeliverDeps, copies: Map<Envelope, { jobs: Job[]; signed: boolean; friendly_from: boolean }>, auth: AuthResults, ledger: Ledger): Promise<void> {
+  const authSummary = { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc };
+  const results = await deps.relay.send([...copies.keys()]);
+  for (const result of results) {
+    const { jobs, signed, friendly_from } = copies.get(result.envelope)!;
+    const job = jobs.find((j) => j.key === result.address.toLowerCase())!;
+    await ledger.settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: result.envelope.from, signed, friendly_from, auth: authSummary });
   }
 }
 
-function deliveryEvent(session: Session, message: InboundMessage, job: Job, answer: Reply, mx: string | null, detail: Record<string, unknown>): NewEvent {
-  const target = job.key;
-  return {
-    at: Date.now(),
-    session_id: session.id,
-    remote_ip: session.remoteIp,
-    stage: "delivery",
-    code: answer.code,
-    enhanced: answer.enhanced,
-    text: answer.text,
-    mail_from: session.mailFrom,
-    recipients: JSON.stringify([target]),
-    domain: job.original.slice(job.original.lastIndexOf("@") + 1),
-    message_id: headerValue(message.headers, "message-id") ?? null,
-    subject: headerValue(message.headers, "subject") ?? null,
-    headers: null,
-    detail: JSON.stringify({ original_recipient: job.original, mx, ...detail }),
-  };
+/** Webhooks: one POST per URL (and signing domain), listing every original recipient that leads to it. */
+async function postWebhooks(deps: DeliverDeps, session: Readonly<Session>, message: InboundMessage, auth: AuthResults, jobs: Job[], ledger: Ledger): Promise<void> {
+  const webhookJobs = jobs.filter((j) => j.target.kind === "webhook");
+  if (webhookJobs.length === 0) return;
+  const payload = await webhookPayload({ raw: message.raw, auth, session, hostname: deps.hostname, arrival: new Date() }, []);
+  await Promise.all(
+    webhookJobs.map(async (job) => {
+      const url = (job.target as Extract<Target, { kind: "webhook" }>).url;
+      const recipients = session.recipients.filter((r) => r.route.action === "deliver" && r.route.targets.some((t) => t.kind === "webhook" && t.url === url)).map((r) => r.address);
+      const started = performance.now();
+      const outcome = await postWebhook(url, { ...payload, recipients, session: { ...(payload.session as object), recipient: recipients[0] } }, await webhookKey(deps.db, job.aliasDomain), deps.webhooks);
+      for (const [i, a] of outcome.attempts.entries()) {
+        deps.logger.info("webhook.attempt_failed", { session: session.id, url: new URL(url).host, attempt: i + 1, status: a.status, error: a.error ?? undefined });
+      }
+      const attempts = outcome.attempts.map((a) => ({ status: a.status, error: a.error, excerpt: a.excerpt }));
+      await ledger.settle(job, outcome.reply, null, { webhook: true, recipients, attempts, duration_ms: Math.round(performance.now() - started) });
+    }),
+  );
+}
+
+/**
+ * The sender waits for the DATA answer; past the bound the targets not yet
+ * answered count as a 421. Deliveries still under way are recorded when they
+ * finish, so the sender's retry skips them.
+ */
+async function answerWithin(deps: DeliverDeps, session: Readonly<Session>, deliveries: Promise<unknown>, jobs: Job[], ledger: Ledger): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), deps.messageTimeout)));
+  const finished = await Promise.race([deliveries.then(() => "done" as const), timedOut]);
+  clearTimeout(timer);
+  if (finished === "done") return;
+  for (const job of jobs) {
+    if (!ledger.answered.has(job.key)) ledger.outcomes.push({ target: job.key, originalRecipient: job.original, reply: DELIVERY_TIMEOUT, reason: "timeout", remoteMta: null });
+  }
+  ledger.close();
+  deliveries.catch((err) => deps.logger.error("delivery.late_failure", { session: session.id, error: err }));
+}
+
+/** What follows the DATA answer, in one place: a DSN for permanent failures next to successes, then vacation replies. */
+async function afterDelivery(deps: DeliverDeps, session: Readonly<Session>, message: InboundMessage, fp: string, answer: DataAnswer): Promise<void> {
+  if (answer.bounce.length) await bounce(deps, session, message, fp, answer.bounce);
+  if (isAccepted(answer.reply)) await deps.vacations.afterDelivery(session, message);
+}
+
+async function bounce(deps: DeliverDeps, session: Readonly<Session>, message: InboundMessage, fp: string, failures: TargetOutcome[]) {
+  const sender = session.mailFrom ?? "";
+  const blocked = automaticReplyBlocked(sender, message.headers);
+  if (blocked) {
+    deps.logger.info("bounce.suppressed", { session: session.id, reason: blocked });
+    return;
+  }
+  const fresh: TargetOutcome[] = [];
+  for (const f of failures) if (await claimBounce(deps.db, fp, f.target, f.reply.code)) fresh.push(f);
+  if (fresh.length === 0) return;
+  const dsn = buildDsn({ hostname: deps.hostname, to: sender, arrival: new Date(), failures: fresh, headers: message.headerBlock });
+  await deps.outbox.queue(sender, dsn);
+  deps.logger.info("bounce.queued", { session: session.id, to: sender, targets: fresh.map((f) => f.target) });
 }

@@ -52,7 +52,7 @@ export function buildVacationReply({ alias, to, subject, message, inReplyTo, ref
 
 export interface VacationResponder {
   /** After a message was accepted for delivery: answer for each recipient alias on vacation. */
-  afterDelivery(session: Session, message: InboundMessage): Promise<void>;
+  afterDelivery(session: Readonly<Session>, message: InboundMessage): Promise<void>;
 }
 
 export function createVacationResponder({ db, outbox, hostname, logger, now = () => new Date() }: { db: DB; outbox: Outbox; hostname: string; logger: Logger; now?: () => Date }): VacationResponder {
@@ -60,8 +60,8 @@ export function createVacationResponder({ db, outbox, hostname, logger, now = ()
     async afterDelivery(session, message) {
       const sender = session.mailFrom ?? "";
       for (const r of session.recipients) {
-        if (r.verdict.action !== "deliver") continue;
-        const vacation = await vacationOf(db, r.verdict.alias.id);
+        if (r.route.action !== "deliver") continue;
+        const vacation = await vacationOf(db, r.route.alias.id);
         if (!vacation || !vacationActive(vacation, now())) continue;
         const blocked = automaticReplyBlocked(sender, message.headers);
         if (blocked) {

@@ -1,8 +1,10 @@
-// Abuse protection at each SMTP stage (SPEC §2, §7): denylist, concurrency and
-// rate limits, greylisting, and the automatic denylist fed by detected spam.
-// Decisions are pure functions; the guard keeps their state.
+// Abuse protection at each SMTP stage (docs/operations.md): denylist,
+// concurrency and rate limits, greylisting, and the automatic denylist fed by
+// detected spam. Decisions are pure functions; the guard keeps their state and
+// reads the session, never writes it.
 import type { Logger } from "../log.ts";
-import { type Reply, reply } from "../mail/reply.ts";
+import { type Decision, decision } from "../mail/decision.ts";
+import { reply } from "../mail/reply.ts";
 import type { Session } from "../smtp/session.ts";
 import { addDeny, bumpCounter, countersSince, greylistEntry, greylistSender, saveCounters, saveGreylist, saveGreylistSender } from "../store/senders.ts";
 import { entryMatches, type SenderEntry, type SenderIdentity } from "../store/allowlist.ts";
@@ -22,13 +24,13 @@ export const LIMITS = {
 } as const;
 
 /** 450 until the same sender retries after `delayMs`; a sender that passed is remembered for 30 days. */
-export function greylistDecision(entry: GreylistTable | undefined, key: string, now: number, delayMs: number): { reply: Reply | null; next: GreylistTable } {
-  if (entry?.passed_at && now - entry.last_seen <= LIMITS.greylistMemoryMs) return { reply: null, next: { ...entry, last_seen: now } };
-  if (entry && !entry.passed_at && now - entry.first_seen >= delayMs) return { reply: null, next: { ...entry, passed_at: now, last_seen: now } };
+export function greylistDecision(entry: GreylistTable | undefined, key: string, now: number, delayMs: number): { deferral: Decision | null; next: GreylistTable } {
+  if (entry?.passed_at && now - entry.last_seen <= LIMITS.greylistMemoryMs) return { deferral: null, next: { ...entry, last_seen: now } };
+  if (entry && !entry.passed_at && now - entry.first_seen >= delayMs) return { deferral: null, next: { ...entry, passed_at: now, last_seen: now } };
   const first = entry && !entry.passed_at ? entry.first_seen : now;
   const wait = Math.max(1, Math.ceil((first + delayMs - now) / 1000));
   return {
-    reply: reply(450, "4.7.1", `Greylisted: this is the first message from ${key.split("|")[0]} to this domain; please try again in ${wait} seconds`),
+    deferral: decision(reply(450, "4.7.1", `Greylisted: this is the first message from ${key.split("|")[0]} to this domain; please try again in ${wait} seconds`), "greylisted"),
     next: { key, first_seen: first, passed_at: null, last_seen: now },
   };
 }
@@ -56,21 +58,26 @@ export function autoAllowlistDecision(entry: GreylistSenderTable | undefined, no
 }
 
 /** A denied sender gets 421, not 5xx: a false positive recovers as soon as the entry is removed. */
-export function denyReply(entry: SenderEntry & { reason: string }): Reply {
+export function denyDecision(entry: SenderEntry & { reason: string }): Decision {
   const why = entry.reason ? ` (${entry.reason})` : "";
-  return reply(421, "4.7.1", `${entry.value} is on the denylist of this server${why}; contact its postmaster if this is a mistake`);
+  return decision(reply(421, "4.7.1", `${entry.value} is on the denylist of this server${why}; contact its postmaster if this is a mistake`), "denylisted");
 }
 
+/** Who is connecting, as the listener identified it; `mailFrom` once MAIL names a sender ("" before). */
+export type Client = Pick<Session, "remoteIp" | "verifiedHost"> & { mailFrom: string };
+
 export interface AbuseGuard {
-  /** After the client is identified: denylist (IP, name) and concurrent connections. */
-  onConnect(session: Session): Promise<Reply | null>;
-  onClose(session: Session): void;
-  /** After MAIL FROM: denylist (sender address and domain); the allowlist may now match the sender. */
-  onMailFrom(session: Session): Promise<Reply | null>;
+  /** Exempt from greylisting, rate limits and SPF/DMARC refusal: an admin allowlist entry or a default suffix. */
+  allowlisted(client: Client): Promise<boolean>;
+  /** A denylist entry for the client (at connect: IP, name; at MAIL: also the sender address and domain). */
+  denied(client: Client, stage: "connect" | "mail"): Promise<Decision | null>;
+  /** Counts the connection toward its sender's concurrent connections; refuses one too many. */
+  admit(session: Readonly<Session>): Decision | null;
+  onClose(session: Readonly<Session>): void;
   /** For an accepted recipient: rate limit, then greylist. `greylist` says why a sender skipped greylisting. */
-  onRecipient(session: Session, recipient: string, recipientDomain: string): Promise<{ reply: Reply | null; greylist?: GreylistSkip }>;
-  /** Spam, a virus or GTUBE from this sender: counts toward an automatic denylist entry. */
-  recordAbuse(session: Session, what: string): Promise<void>;
+  onRecipient(session: Readonly<Session>, recipient: string, recipientDomain: string): Promise<{ refusal: Decision | null; greylist?: GreylistSkip }>;
+  /** Spam or GTUBE from this sender: counts toward an automatic denylist entry. */
+  recordAbuse(session: Readonly<Session>, what: string): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -94,25 +101,17 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
   // Hourly per-(sender, recipient) counts: in memory on the hot path, flushed to SQLite.
   const rates = new Map<string, { window_start: number; count: number }>();
   const dirty = new Set<string>();
-  const counted = new WeakMap<Session, Set<string>>();
+  // Per session id: the rate keys it counted; present from admission until it closes.
+  const counted = new Map<string, Set<string>>();
   let flushTimer: ReturnType<typeof setInterval> | undefined;
 
   const senderLists = createSenderLists(db);
-  const allowlisted = async (sender: SenderIdentity) => (await senderLists(now())).allow.some((e) => entryMatches(e, sender));
-  const identity = (session: Session, withSender: boolean): SenderIdentity => ({ ip: session.remoteIp, host: session.verifiedHost, mailFrom: withSender ? (session.mailFrom ?? "") : "" });
-
-  async function denied(session: Session, withSender: boolean): Promise<Reply | null> {
-    const sender = identity(session, withSender);
-    const entry = (await senderLists(now())).deny.find((e) => entryMatches(e, sender));
-    if (!entry) return null;
-    observe({ denied: withSender ? "mail" : "connect" });
-    return denyReply(entry);
-  }
+  const identity = (client: Client): SenderIdentity => ({ ip: client.remoteIp, host: client.verifiedHost, mailFrom: client.mailFrom });
 
   /** Greylisting when it is on: a skip (and why), else the per-domain decision; a pass puts the sender key on the auto-allowlist. */
-  async function greylistStage(session: Session, recipientDomain: string): Promise<{ reply: Reply | null; greylist?: GreylistSkip }> {
+  async function greylistStage(session: Readonly<Session>, recipientDomain: string): Promise<{ refusal: Decision | null; greylist?: GreylistSkip }> {
     const delay = greylistDelayMs();
-    if (delay <= 0) return { reply: null };
+    if (delay <= 0) return { refusal: null };
     const t = now();
     let skip = greylistSkip(session);
     if (!skip) {
@@ -122,14 +121,14 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
     }
     if (skip) {
       observe({ greylist: "passed" });
-      return { reply: null, greylist: skip };
+      return { refusal: null, greylist: skip };
     }
     const key = `${session.senderKey}|${rootDomain(recipientDomain)}`;
-    const decision = greylistDecision(await greylistEntry(db, key), key, t, delay);
-    await saveGreylist(db, decision.next);
-    if (!decision.reply) await saveGreylistSender(db, { sender_key: session.senderKey, passed_at: t, last_seen: t });
-    observe({ greylist: decision.reply ? "deferred" : "passed" });
-    return { reply: decision.reply };
+    const outcome = greylistDecision(await greylistEntry(db, key), key, t, delay);
+    await saveGreylist(db, outcome.next);
+    if (!outcome.deferral) await saveGreylistSender(db, { sender_key: session.senderKey, passed_at: t, last_seen: t });
+    observe({ greylist: outcome.deferral ? "deferred" : "passed" });
+    return { refusal: outcome.deferral };
   }
 
   async function flush() {
@@ -139,36 +138,39 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
   }
 
   return {
-    async onConnect(session) {
-      session.allowlisted = hasAllowedSuffix(session.verifiedHost) || (await allowlisted(identity(session, false)));
-      const deny = await denied(session, false);
-      if (deny) return deny;
+    async allowlisted(client) {
+      return hasAllowedSuffix(client.verifiedHost) || (await senderLists(now())).allow.some((e) => entryMatches(e, identity(client)));
+    },
+
+    async denied(client, stage) {
+      const entry = (await senderLists(now())).deny.find((e) => entryMatches(e, identity(client)));
+      if (!entry) return null;
+      observe({ denied: stage });
+      return denyDecision(entry);
+    },
+
+    admit(session) {
       const open = (concurrent.get(session.senderKey) ?? 0) + 1;
       concurrent.set(session.senderKey, open);
-      counted.set(session, new Set());
+      counted.set(session.id, new Set());
       const { concurrentConnections } = limits();
       if (open > concurrentConnections && !session.allowlisted) {
-        return reply(421, "4.7.0", `Too many concurrent connections from ${session.senderKey} (at most ${concurrentConnections}); try again later`);
+        return decision(reply(421, "4.7.0", `Too many concurrent connections from ${session.senderKey} (at most ${concurrentConnections}); try again later`), "too_many_connections");
       }
       return null;
     },
 
     onClose(session) {
-      if (!counted.has(session)) return; // refused before it was counted
-      counted.delete(session);
+      if (!counted.has(session.id)) return; // refused before it was counted
+      counted.delete(session.id);
       const open = (concurrent.get(session.senderKey) ?? 1) - 1;
       if (open > 0) concurrent.set(session.senderKey, open);
       else concurrent.delete(session.senderKey);
     },
 
-    async onMailFrom(session) {
-      if (!session.allowlisted) session.allowlisted = await allowlisted(identity(session, true));
-      return denied(session, true);
-    },
-
     async onRecipient(session, recipient, recipientDomain) {
       if (session.allowlisted) return greylistStage(session, recipientDomain);
-      const seen = counted.get(session);
+      const seen = counted.get(session.id);
       const rateKey = `${session.senderKey}|${recipient.toLowerCase()}`;
       if (seen && !seen.has(rateKey)) {
         seen.add(rateKey);
@@ -179,7 +181,7 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
         dirty.add(rateKey);
         const { connectionsPerHour } = limits();
         if (next.count > connectionsPerHour) {
-          return { reply: reply(421, "4.7.0", `Rate limit: more than ${connectionsPerHour} connections in an hour from ${session.senderKey} to ${recipient}; try again later`) };
+          return { refusal: decision(reply(421, "4.7.0", `Rate limit: more than ${connectionsPerHour} connections in an hour from ${session.senderKey} to ${recipient}; try again later`), "rate_limited") };
         }
       }
       return greylistStage(session, recipientDomain);

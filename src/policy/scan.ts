@@ -1,9 +1,10 @@
-// Optional content scanning with rspamd (SPEC §3.7): the message is POSTed to
+// Optional content scanning with rspamd (docs/delivery-and-authentication.md): the message is POSTed to
 // its /checkv2 endpoint and its action decides.
-import { type Reply, reply } from "../mail/reply.ts";
+import { type Decision, decision } from "../mail/decision.ts";
+import { reply } from "../mail/reply.ts";
 import type { Session } from "../smtp/session.ts";
 
-export interface ScanResult {
+export interface RspamdAnswer {
   action: string;
   score: number;
   requiredScore: number;
@@ -12,18 +13,16 @@ export interface ScanResult {
   message: string | null;
 }
 
-export interface ScanVerdict {
+export interface ScanResult {
   /** A refusal, or null to deliver. */
-  reply: Reply | null;
+  refusal: Decision | null;
   /** Headers for the forwarded copies (X-Spam-*), "" when none. */
   headers: string;
-  /** The sender should count toward the automatic denylist. */
-  abusive: boolean;
   /** For the mail log. */
   summary: { action: string; score?: number; error?: string };
 }
 
-export async function scanWithRspamd(url: string, raw: Buffer, session: Session, recipients: string[], timeoutMs = 30_000): Promise<ScanResult> {
+export async function scanWithRspamd(url: string, raw: Buffer, session: Session, recipients: string[], timeoutMs = 30_000): Promise<RspamdAnswer> {
   const headers: Record<string, string> = { IP: session.remoteIp, From: session.mailFrom ?? "", "Content-Type": "message/rfc822" };
   if (session.helo) headers.Helo = session.helo;
   if (session.verifiedHost) headers.Hostname = session.verifiedHost;
@@ -39,33 +38,32 @@ export async function scanWithRspamd(url: string, raw: Buffer, session: Session,
   return { action: body.action, score: body.score ?? 0, requiredScore: body.required_score ?? 0, symbols: Object.keys(body.symbols ?? {}), message: body.messages?.smtp_message ?? null };
 }
 
-export function scanVerdict(result: ScanResult): ScanVerdict {
+export function scanResult(result: RspamdAnswer): ScanResult {
   const score = `score ${result.score.toFixed(1)} of ${result.requiredScore.toFixed(1)}`;
   const because = result.message ? `: ${result.message}` : "";
   const summary = { action: result.action, score: result.score };
   switch (result.action) {
     case "reject":
-      return { reply: reply(554, "5.7.1", `Message rejected as spam (${score})${because}`), headers: "", abusive: true, summary };
+      return { refusal: decision(reply(554, "5.7.1", `Message rejected as spam (${score})${because}`), "spam"), headers: "", summary };
     case "soft reject":
     case "greylist":
-      return { reply: reply(451, "4.7.1", `Message deferred by the spam filter (${score}), please try again later`), headers: "", abusive: false, summary };
+      return { refusal: decision(reply(451, "4.7.1", `Message deferred by the spam filter (${score}), please try again later`), "spam_deferred"), headers: "", summary };
     case "add header":
     case "rewrite subject":
       return {
-        reply: null,
+        refusal: null,
         headers: `X-Spam-Flag: YES\r\nX-Spam-Score: ${result.score.toFixed(2)} / ${result.requiredScore.toFixed(2)}\r\nX-Spam-Status: Yes, action=${result.action}, symbols=${result.symbols.slice(0, 30).join(",")}\r\n`,
-        abusive: false,
         summary,
       };
     default:
-      return { reply: null, headers: "", abusive: false, summary };
+      return { refusal: null, headers: "", summary };
   }
 }
 
 /** The scanner could not answer: 421 (the sender retries) unless configured to fail open. */
-export function scannerDown(error: unknown, failOpen: boolean): ScanVerdict {
+export function scannerDown(error: unknown, failOpen: boolean): ScanResult {
   const message = error instanceof Error ? error.message : String(error);
   const summary = { action: failOpen ? "unscanned" : "unavailable", error: message };
-  if (failOpen) return { reply: null, headers: "", abusive: false, summary };
-  return { reply: reply(421, "4.7.0", `Content scanner unavailable (${message}), please try again later`), headers: "", abusive: false, summary };
+  if (failOpen) return { refusal: null, headers: "", summary };
+  return { refusal: decision(reply(421, "4.7.0", `Content scanner unavailable (${message}), please try again later`), "scanner_down"), headers: "", summary };
 }

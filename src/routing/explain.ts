@@ -1,9 +1,9 @@
 // A routing verdict in words, for the "test an address" box, the API and the CLI.
 import { formatReply } from "../mail/reply.ts";
-import type { Verdict } from "./resolve.ts";
+import type { Route } from "./resolve.ts";
 
 /** The human form of a routing verdict: what happens and which alias decided it. */
-export function explain(address: string, verdict: Verdict): string {
+export function explain(address: string, verdict: Route): string {
   const via = (alias?: { label: string; domain: string }) => (alias ? ` (alias ${alias.label} on ${alias.domain})` : "");
   switch (verdict.action) {
     case "refuse":

@@ -1,6 +1,7 @@
 // The routing decision for one RCPT TO: a pure function of the recipient and
-// the routing configuration, so every rule of SPEC §1 is unit-testable.
+// the routing configuration, so every rule of docs/aliases.md is unit-testable.
 import { type Mailbox, parseMailbox } from "../mail/address.ts";
+import type { Decision, Reason } from "../mail/decision.ts";
 import { type Reply, reply } from "../mail/reply.ts";
 import { type AliasRule, aliasLabel, canonicalRecipient, type DomainRouting, type RoutingConfig, recipientKind, type Verification } from "./rules.ts";
 
@@ -16,35 +17,36 @@ export type Target =
   | { kind: "address"; address: string; domain: string; port: number | null; alias: AliasRef }
   | { kind: "webhook"; url: string; alias: AliasRef };
 
-export type Verdict =
+export type Route =
   /** Deliver to these targets (unique, in rule order); `unverified`: destinations left out until they are verified. */
   | { action: "deliver"; targets: Target[]; alias: AliasRef; unverified?: string[] }
   /** A disabled alias that accepts and discards (`!alias`). */
   | { action: "drop"; alias: AliasRef }
-  /** Refuse the recipient with this reply. */
-  | { action: "refuse"; reply: Reply; alias?: AliasRef };
+  /** Refuse the recipient: this reply, for this reason. */
+  | (Decision & { action: "refuse"; alias?: AliasRef });
 
 /** Expansion through aliases on managed domains goes at most this deep. */
 export const MAX_DEPTH = 5;
 
-export function resolve(recipient: string, config: RoutingConfig): Verdict {
+export function route(recipient: string, config: RoutingConfig): Route {
   const mailbox = parseMailbox(recipient);
-  if (!mailbox) return refuse(reply(501, "5.1.3", "Bad recipient address syntax"));
+  if (!mailbox) return refuse(reply(501, "5.1.3", "Bad recipient address syntax"), "bad_syntax");
   const domain = mailbox.isLiteral ? null : routingDomain(mailbox.domain, config);
-  if (!domain) return refuse(reply(550, "5.7.1", `Relaying denied: ${mailbox.domain} is not a domain served here`));
+  if (!domain) return refuse(reply(550, "5.7.1", `Relaying denied: ${mailbox.domain} is not a domain served here`), "relay_denied");
   const unverified = new Set<string>();
   const outcome = expand(mailbox, domain, config, [key(mailbox.address)], unverified);
   if (outcome.action !== "deliver") return outcome;
   if (unverified.size > 0) {
     const list = [...unverified].join(", ");
     // Temporary: the sender retries, and the mail arrives once the destination confirms.
-    if (outcome.targets.length === 0) return refuse(reply(450, "4.1.1", `${mailbox.address}: forwarding destination ${list} is not verified yet`), outcome.alias);
+    if (outcome.targets.length === 0) return refuse(reply(450, "4.1.1", `${mailbox.address}: forwarding destination ${list} is not verified yet`), "unverified_destination", outcome.alias);
     outcome.unverified = [...unverified];
   }
   const limit = domain.settings.maxTargets;
   if (outcome.targets.length > limit) {
     return refuse(
       reply(550, "5.5.3", `${mailbox.address} forwards to ${outcome.targets.length} addresses, more than the limit of ${limit}`),
+      "too_many_targets",
       outcome.alias,
     );
   }
@@ -90,19 +92,19 @@ export function matchAlias(local: string, domain: DomainRouting): Match | null {
   return null;
 }
 
-function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, chain: string[], unverified: Set<string>): Verdict {
+function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, chain: string[], unverified: Set<string>): Route {
   const inherited = domain.parent?.settings.acceptSubdomains ? domain.parent : null;
   const match = matchAlias(mailbox.local, domain) ?? (inherited && matchAlias(mailbox.local, inherited));
-  if (!match) return refuse(reply(550, "5.1.1", `${mailbox.address}: no such recipient here`));
+  if (!match) return refuse(reply(550, "5.1.1", `${mailbox.address}: no such recipient here`), "unknown_recipient");
   const { rule } = match;
   const alias: AliasRef = { id: rule.id, domain: rule.domain, label: aliasLabel(rule) };
   switch (rule.disabled) {
     case "drop":
       return { action: "drop", alias };
     case "soft":
-      return refuse(reply(421, "4.2.1", `${mailbox.address} is temporarily disabled, try again later`), alias);
+      return refuse(reply(421, "4.2.1", `${mailbox.address} is temporarily disabled, try again later`), "alias_disabled", alias);
     case "hard":
-      return refuse(reply(550, "5.2.1", `${mailbox.address} is disabled`), alias);
+      return refuse(reply(550, "5.2.1", `${mailbox.address} is disabled`), "alias_disabled", alias);
   }
 
   const targets: Target[] = [];
@@ -116,14 +118,14 @@ function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, 
   };
   for (const template of rule.recipients) {
     const concrete = canonicalRecipient(substitute(template, match.captures));
-    if (!concrete) return refuse(reply(550, "5.1.3", `alias ${alias.label} of ${rule.domain} produced an invalid recipient for ${mailbox.address}`), alias);
+    if (!concrete) return refuse(reply(550, "5.1.3", `alias ${alias.label} of ${rule.domain} produced an invalid recipient for ${mailbox.address}`), "bad_alias_target", alias);
     if (concrete.kind === "webhook") {
       add({ kind: "webhook", url: concrete.value, alias });
       continue;
     }
     const destination = concrete.kind === "domain" ? `${mailbox.local}@${concrete.value}` : concrete.value;
     const next = parseMailbox(concrete.kind === "domain" ? destination : withTag(destination, match.tag));
-    if (!next) return refuse(reply(550, "5.1.3", `alias ${alias.label} of ${rule.domain} produced an invalid recipient for ${mailbox.address}`), alias);
+    if (!next) return refuse(reply(550, "5.1.3", `alias ${alias.label} of ${rule.domain} produced an invalid recipient for ${mailbox.address}`), "bad_alias_target", alias);
     const managed = routingDomain(next.domain, config);
     if (!managed) {
       // A +tag added by plus-addressing needs no confirmation of its own.
@@ -132,8 +134,8 @@ function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, 
       continue;
     }
     // An alias on a managed domain: the parent is replaced by its children.
-    if (chain.includes(key(next.address))) return refuse(reply(550, "5.4.6", `routing loop: ${[...chain, key(next.address)].join(" -> ")}`), alias);
-    if (chain.length > MAX_DEPTH) return refuse(reply(550, "5.4.6", `aliases nested deeper than ${MAX_DEPTH} levels at ${next.address}`), alias);
+    if (chain.includes(key(next.address))) return refuse(reply(550, "5.4.6", `routing loop: ${[...chain, key(next.address)].join(" -> ")}`), "routing_loop", alias);
+    if (chain.length > MAX_DEPTH) return refuse(reply(550, "5.4.6", `aliases nested deeper than ${MAX_DEPTH} levels at ${next.address}`), "routing_loop", alias);
     const child = expand(next, managed, config, [...chain, key(next.address)], unverified);
     if (child.action === "refuse") return child;
     if (child.action === "deliver") child.targets.forEach(add);
@@ -168,6 +170,6 @@ function key(address: string): string {
   return address.toLowerCase();
 }
 
-function refuse(r: Reply, alias?: AliasRef): Verdict {
-  return alias ? { action: "refuse", reply: r, alias } : { action: "refuse", reply: r };
+function refuse(r: Reply, reason: Reason, alias?: AliasRef): Route {
+  return alias ? { action: "refuse", reply: r, reason, alias } : { action: "refuse", reply: r, reason };
 }

@@ -1,4 +1,4 @@
-// The resolver at the I/O edge: the routing configuration is loaded from the
+// The router at the I/O edge: the routing configuration is loaded from the
 // database once and reused until routing_version moves (triggers bump it on
 // every change to domains, aliases or verified destinations, from any
 // connection) or the configured defaults change.
@@ -7,11 +7,11 @@ import type { DB } from "../store/db.ts";
 import { toRule } from "../store/aliases.ts";
 import { domainSettings } from "../store/domains.ts";
 import { versionCounter } from "../store/settings.ts";
-import { resolve, type Verdict } from "./resolve.ts";
+import { type Route, route } from "./resolve.ts";
 import { type AddressDefaults, buildRoutingConfig, effectiveSettings, NO_SUBDOMAINS, type RoutingConfig, type Verification } from "./rules.ts";
 
 export interface Router {
-  resolve(recipient: string): Promise<Verdict>;
+  route(recipient: string): Promise<Route>;
   config(): Promise<RoutingConfig>;
 }
 
@@ -59,7 +59,7 @@ export function createRouter(db: DB, options: RouterOptions = { defaults: () => 
       };
     });
 
-  return { config, resolve: async (recipient) => resolve(recipient, await config()) };
+  return { config, route: async (recipient) => route(recipient, await config()) };
 }
 
 /** The confirmed destinations and the aliases whose targets need them, as the mode says. */

@@ -11,13 +11,15 @@ import type { Config } from "../config/index.ts";
 import { signOriginated } from "../delivery/originated.ts";
 import type { DeliveryResult, Relay } from "../delivery/relay.ts";
 import { UserError } from "../errors.ts";
-import type { Target, Verdict } from "../routing/resolve.ts";
+import type { Route, Target } from "../routing/resolve.ts";
 import type { Router } from "../routing/router.ts";
 import { type AliasRule, aliasLabel, placeName } from "../routing/rules.ts";
+import { decision, destinationReason } from "../mail/decision.ts";
 import { formatReply, type Reply } from "../mail/reply.ts";
 import { aliasById } from "../store/aliases.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
+import { mailLogEvent } from "../store/events.ts";
 import type { NewEvent } from "../store/schema.ts";
 
 /** The running server's parts a test message goes through (the CLI has none: it cannot send one). */
@@ -61,7 +63,7 @@ export function testAddress(alias: AliasRule, requested: string): string {
 }
 
 /** The routing verdict as a plan: the address targets to send to, and the targets (or the whole address) left out, with why. */
-export function testPlan(verdict: Verdict, alias: AliasRule): { send: Extract<Target, { kind: "address" }>[]; skipped: TestOutcome[]; refused: string | null } {
+export function testPlan(verdict: Route, alias: AliasRule): { send: Extract<Target, { kind: "address" }>[]; skipped: TestOutcome[]; refused: string | null } {
   if (verdict.action === "refuse") return { send: [], skipped: [], refused: `mailferry answers senders ${formatReply(verdict.reply)}` };
   if (verdict.action === "drop") return { send: [], skipped: [], refused: "the alias is disabled: mailferry accepts mail for it and discards it" };
   if (verdict.alias.id !== alias.id) {
@@ -117,7 +119,7 @@ export function testMessageService({ db, config, forwarding, now = Date.now }: {
       const alias = await aliasById(db, aliasId);
       if (!alias) throw new UserError("not_found", `alias ${aliasId} does not exist`, "address");
       const address = testAddress(alias, requested);
-      const plan = testPlan(await forwarding.router.resolve(address), alias);
+      const plan = testPlan(await forwarding.router.route(address), alias);
       const from = `${TEST_SENDER_LOCAL}@${alias.domain}`;
       const report: TestReport = { address, from, subject: testSubject(address), signedBy: null, refused: plan.refused, outcomes: plan.skipped };
       if (plan.send.length) {
@@ -142,20 +144,16 @@ const outcomeSummary = (o: TestOutcome) => (o.kind === "answered" ? { target: o.
 /** The mail-log line for one destination's answer, like a forwarded copy's (detail.test_message tells them apart). */
 function testEvent(e: { session: string; actor: Actor; address: string; from: string; subject: string; messageId: string; result: DeliveryResult; at: number }): NewEvent {
   const { result, address } = e;
-  return {
+  return mailLogEvent({
     at: e.at,
-    session_id: e.session,
-    remote_ip: e.actor.ip,
+    sessionId: e.session,
+    remoteIp: e.actor.ip,
     stage: "delivery",
-    code: result.reply.code,
-    enhanced: result.reply.enhanced,
-    text: result.reply.text,
-    mail_from: e.from,
-    recipients: JSON.stringify([result.address.toLowerCase()]),
-    domain: address.slice(address.lastIndexOf("@") + 1).toLowerCase(),
-    message_id: e.messageId,
-    subject: e.subject,
-    headers: null,
-    detail: JSON.stringify({ original_recipient: address, mx: result.mx, tls: result.tls, duration_ms: result.durationMs, test_message: true, by: e.actor.name }),
-  };
+    decision: decision(result.reply, destinationReason(result.reply, false)),
+    mailFrom: e.from,
+    recipients: [result.address.toLowerCase()],
+    domainOf: address,
+    message: { headers: [{ name: "message-id", value: e.messageId }, { name: "subject", value: e.subject }] },
+    detail: { original_recipient: address, mx: result.mx, tls: result.tls, duration_ms: result.durationMs, test_message: true, by: e.actor.name },
+  });
 }

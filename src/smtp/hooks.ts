@@ -1,34 +1,61 @@
 // The decisions of each SMTP stage, in the order the conversation reaches
-// them (Haraka style: one hook per stage). Each returns the exact reply.
-import { type AuthResults, authVerdict, stripForgedResults } from "../auth/inbound.ts";
+// them. Each stage runs an ordered list of checks (like maddy's checkRunner,
+// Haraka's hooks): the first that decides ends the stage, the others may add
+// facts for the mail log. Checks read the session and never write it: what
+// the listener should remember comes back in the stage's outcome.
+import { type AuthResults, authDecision, stripForgedResults } from "../auth/inbound.ts";
 import type { Srs } from "../auth/srs.ts";
 import type { AbuseGuard } from "../policy/abuse.ts";
-import type { ScanVerdict } from "../policy/scan.ts";
+import type { ScanResult } from "../policy/scan.ts";
 import type { Deliver } from "../delivery/index.ts";
-import type { VacationResponder } from "../delivery/vacation.ts";
-import type { Verdict } from "../routing/resolve.ts";
+import type { Route } from "../routing/resolve.ts";
 import type { Router } from "../routing/router.ts";
 import { parseMailbox } from "../mail/address.ts";
-import { contentVerdict } from "./content.ts";
-import { type Reply, reply } from "../mail/reply.ts";
+import { type Decision, decision, type Facts, isAbuse } from "../mail/decision.ts";
+import { reply } from "../mail/reply.ts";
+import { contentDecision } from "./content.ts";
 import type { AcceptedRecipient, InboundMessage, Session } from "./session.ts";
 
-export interface StageHooks {
-  connect(session: Session): Promise<Reply>;
-  close(session: Session): void;
-  mailFrom(session: Session, address: string, params: EsmtpParams): Promise<Reply>;
-  /** On acceptance also returns the recipient with its routing, which the listener adds to the transaction. */
-  rcptTo(session: Session, address: string, params: EsmtpParams): Promise<RcptResult>;
-  /** The reply, and facts about the message for its mail-log event (e.g. authentication verdicts). */
-  data(session: Session, message: InboundMessage): Promise<{ reply: Reply; facts?: Record<string, unknown> }>;
+/** What a stage decided, and what the listener keeps on the session. */
+export interface StageOutcome {
+  decision: Decision;
+  /** The client or its sender is on the allowlist (connect, MAIL). */
+  allowlisted?: boolean;
+  /** The recipient with its routing, added to the transaction (RCPT). */
+  accepted?: AcceptedRecipient;
 }
 
-export type RcptResult = { reply: Reply; accepted?: AcceptedRecipient; facts?: Record<string, unknown> };
+export interface StageHooks {
+  connect(session: Readonly<Session>): Promise<StageOutcome>;
+  close(session: Readonly<Session>): void;
+  mailFrom(session: Readonly<Session>, address: string, params: EsmtpParams): Promise<StageOutcome>;
+  rcptTo(session: Readonly<Session>, address: string, params: EsmtpParams): Promise<StageOutcome>;
+  /** The decision carries facts about the message for its mail-log event (e.g. authentication results). */
+  data(session: Readonly<Session>, message: InboundMessage): Promise<Decision>;
+}
 
-export const ACCEPT_CONNECT = reply(220, "2.0.0", "Connected");
-export const ACCEPT_SENDER = reply(250, "2.1.0", "Sender OK");
-export const ACCEPT_RECIPIENT = reply(250, "2.1.5", "Recipient OK");
-export const ACCEPT_DROPPED = reply(250, "2.0.0", "Message accepted");
+/** One check of a stage: a decision ends the stage; facts go to its mail-log event. */
+type CheckResult = { decision?: Decision | null; facts?: Facts } | null;
+type Check<In> = (input: In) => CheckResult | Promise<CheckResult>;
+
+/** Runs the checks in order until one decides; the facts of every check that ran, merged. */
+async function runChecks<In>(checks: readonly Check<In>[], input: In): Promise<{ decision: Decision | null; facts: Facts }> {
+  const facts: Facts = {};
+  for (const check of checks) {
+    const result = await check(input);
+    Object.assign(facts, result?.facts);
+    if (result?.decision) return { decision: result.decision, facts };
+  }
+  return { decision: null, facts };
+}
+
+const refusal = (d: Decision | null): CheckResult => (d ? { decision: d } : null);
+const withFacts = (d: Decision, facts: Facts): Decision => (Object.keys(facts).length ? { ...d, facts: { ...facts, ...d.facts } } : d);
+
+export const ACCEPT_CONNECT = decision(reply(220, "2.0.0", "Connected"), "connected");
+export const ACCEPT_SENDER = decision(reply(250, "2.1.0", "Sender OK"), "sender_ok");
+export const ACCEPT_RECIPIENT = decision(reply(250, "2.1.5", "Recipient OK"), "recipient_ok");
+export const ACCEPT_DROPPED = decision(reply(250, "2.0.0", "Message accepted"), "dropped");
 
 /** RFC 5321 requires accepting at least 100; 50 per message keeps one message's fan-out bounded. */
 export const MAX_RECIPIENTS = 50;
@@ -41,39 +68,33 @@ const MAIL_PARAMS = new Set(["SIZE", "BODY", "SMTPUTF8"]);
 const RCPT_PARAMS = new Set<string>();
 
 /** RFC 5321 §4.1.1.11: a parameter we do not implement is refused, not silently dropped. */
-export function paramsVerdict(params: EsmtpParams, allowed: Set<string>): Reply | null {
+export function paramsDecision(params: EsmtpParams, allowed: Set<string>): Decision | null {
   const unknown = Object.keys(params).find((name) => !allowed.has(name));
-  return unknown ? reply(555, "5.5.4", `Parameter ${unknown} not recognized or not implemented`) : null;
+  return unknown ? decision(reply(555, "5.5.4", `Parameter ${unknown} not recognized or not implemented`), "unknown_parameter") : null;
 }
 
-export function senderVerdict(address: string, params: EsmtpParams = {}): Reply {
-  const badParam = paramsVerdict(params, MAIL_PARAMS);
-  if (badParam) return badParam;
-  if (address === "" || parseMailbox(address)) return ACCEPT_SENDER;
-  return reply(501, "5.1.7", "Bad sender address syntax");
+export function senderSyntaxDecision(address: string): Decision | null {
+  return address === "" || parseMailbox(address) ? null : decision(reply(501, "5.1.7", "Bad sender address syntax"), "bad_syntax");
 }
 
-/** The RCPT reply for a routing verdict; unmanaged domains were refused by the resolver (never an open relay). */
-export function recipientVerdict(verdict: Verdict, alreadyAccepted: number): Reply {
-  if (verdict.action === "refuse") return verdict.reply;
-  if (alreadyAccepted >= MAX_RECIPIENTS) return reply(452, "4.5.3", `Too many recipients (at most ${MAX_RECIPIENTS} per message)`);
-  return ACCEPT_RECIPIENT;
+export function recipientLimitDecision(alreadyAccepted: number): Decision | null {
+  return alreadyAccepted >= MAX_RECIPIENTS ? decision(reply(452, "4.5.3", `Too many recipients (at most ${MAX_RECIPIENTS} per message)`), "too_many_recipients") : null;
 }
 
-export function sizeVerdict(message: InboundMessage, maxSize: number): Reply | null {
-  return message.oversized ? reply(552, "5.3.4", `Message size exceeds the limit of ${maxSize} bytes`) : null;
+export function sizeDecision(message: InboundMessage, maxSize: number): Decision | null {
+  return message.oversized ? decision(reply(552, "5.3.4", `Message size exceeds the limit of ${maxSize} bytes`), "oversize") : null;
 }
 
 /**
  * A bounce (or reply) to a rewritten sender address: valid ones go back to the
  * original sender; a forged or expired one is refused. null: not an SRS address of ours.
  */
-export function srsVerdict(address: string, srs: Srs): Verdict | null {
+export function srsRoute(address: string, srs: Srs): Route | null {
   if (!srs.isSrsAddress(address)) return null;
   const alias = { id: 0, domain: srs.domain, label: "SRS" };
   const original = srs.reverse(address);
   const mailbox = original ? parseMailbox(original) : null;
-  if (!mailbox || mailbox.isLiteral) return { action: "refuse", reply: reply(550, "5.1.1", "Invalid or expired SRS address"), alias };
+  if (!mailbox || mailbox.isLiteral) return { action: "refuse", reply: reply(550, "5.1.1", "Invalid or expired SRS address"), reason: "srs_invalid", alias };
   return { action: "deliver", targets: [{ kind: "address", address: mailbox.address, domain: mailbox.domain, port: null, alias }], alias };
 }
 
@@ -83,88 +104,131 @@ export interface HookDeps {
   maxSize: number;
   hostname: string;
   /** SPF, DKIM, DMARC, ARC and BIMI of a message (spoofed results of ours already removed). */
-  authenticate: (session: Session, raw: Buffer) => Promise<AuthResults>;
+  authenticate: (session: Readonly<Session>, raw: Buffer) => Promise<AuthResults>;
   abuse: AbuseGuard;
   /** Content scanning: whether it applies to this transaction (a scanner is configured and a recipient domain wants it), and the scan. */
-  scan: { applies(session: Session): Promise<boolean>; run(session: Session, message: InboundMessage): Promise<ScanVerdict> };
+  scan: { applies(session: Readonly<Session>): Promise<boolean>; run(session: Readonly<Session>, message: InboundMessage): Promise<ScanResult> };
+  /** The delivery targets of an accepted message; bounces and vacation replies follow from there. */
   deliver: Deliver;
-  vacations: VacationResponder;
   /** A reply to a verification mail: the destination its Reply-To confirms, or null when the address is not a valid one. */
   confirmDestination: (recipient: string, ip: string) => Promise<string | null>;
 }
 
-export function createHooks({ router, srs, maxSize, hostname, authenticate, abuse, scan, deliver, vacations, confirmDestination }: HookDeps): StageHooks {
+const clientOf = (session: Readonly<Session>, mailFrom = "") => ({ remoteIp: session.remoteIp, verifiedHost: session.verifiedHost, mailFrom });
+
+export function createHooks(deps: HookDeps): StageHooks {
+  const { abuse } = deps;
+  const connectChecks: Check<Readonly<Session>>[] = [(s) => abuse.denied(clientOf(s), "connect").then(refusal), (s) => refusal(abuse.admit(s))];
+  const mailChecks: Check<MailInput>[] = [
+    ({ params }) => refusal(paramsDecision(params, MAIL_PARAMS)),
+    ({ address }) => refusal(senderSyntaxDecision(address)),
+    ({ session, address }) => abuse.denied(clientOf(session, address), "mail").then(refusal),
+  ];
+  const rcpt = createRcptStage(deps);
+  const data = createDataStage(deps);
+
+  return {
+    async connect(session) {
+      const allowlisted = await abuse.allowlisted(clientOf(session));
+      const { decision } = await runChecks(connectChecks, { ...session, allowlisted });
+      return { decision: decision ?? ACCEPT_CONNECT, allowlisted };
+    },
+    close: (session) => abuse.onClose(session),
+    async mailFrom(session, address, params) {
+      const { decision } = await runChecks(mailChecks, { session, address, params });
+      if (decision) return { decision };
+      // The allowlist may now match the sender.
+      return { decision: ACCEPT_SENDER, allowlisted: session.allowlisted || (await abuse.allowlisted(clientOf(session, address))) };
+    },
+    rcptTo: (session, address, params) => rcpt(session, address, params),
+    data: (session, message) => data(session, message),
+  };
+}
+
+interface MailInput {
+  session: Readonly<Session>;
+  address: string;
+  params: EsmtpParams;
+}
+
+/** RCPT: parameters, a reply confirming a destination, routing (SRS first), the recipient limit, then rate limit and greylisting. */
+function createRcptStage({ router, srs, abuse, confirmDestination }: HookDeps) {
   /**
    * The owner of a destination replied to its verification mail: confirmed as
    * the recipient is accepted, and the reply itself is discarded (a drop
    * recipient). Before greylisting: a person waits for this one.
    */
-  async function confirmReply(address: string, ip: string): Promise<RcptResult | null> {
+  async function confirmReply(address: string, ip: string): Promise<StageOutcome | null> {
     const confirmed = await confirmDestination(address, ip);
     if (!confirmed) return null;
     const alias = { id: 0, domain: srs.domain, label: "confirmation" };
-    return { reply: ACCEPT_RECIPIENT, accepted: { address, verdict: { action: "drop", alias } }, facts: { confirmed } };
+    return { decision: decision(ACCEPT_RECIPIENT.reply, "destination_confirmed", { confirmed }), accepted: { address, route: { action: "drop", alias } } };
   }
 
-  return {
-    connect: async (session) => (await abuse.onConnect(session)) ?? ACCEPT_CONNECT,
-    close: (session) => abuse.onClose(session),
-    async mailFrom(session, address, params) {
-      const verdict = senderVerdict(address, params);
-      if (verdict !== ACCEPT_SENDER) return verdict;
-      session.mailFrom = address; // the guard matches the denylist against it
-      const denied = await abuse.onMailFrom(session);
-      session.mailFrom = null;
-      return denied ?? ACCEPT_SENDER;
+  return async (session: Readonly<Session>, address: string, params: EsmtpParams): Promise<StageOutcome> => {
+    const badParam = paramsDecision(params, RCPT_PARAMS);
+    if (badParam) return { decision: badParam };
+    const confirmation = await confirmReply(address, session.remoteIp);
+    if (confirmation) return confirmation;
+    const route = srsRoute(address, srs) ?? (await router.route(address));
+    // Unmanaged domains were refused by the router (never an open relay).
+    if (route.action === "refuse") return { decision: decision(route.reply, route.reason) };
+    const tooMany = recipientLimitDecision(session.recipients.length);
+    if (tooMany) return { decision: tooMany };
+    const mailbox = parseMailbox(address)!;
+    const guarded = await abuse.onRecipient(session, mailbox.address, mailbox.domain);
+    if (guarded.refusal) return { decision: guarded.refusal };
+    const facts = {
+      // Destinations left out until verified: the log says so, the sender need not know.
+      ...(route.action === "deliver" && route.unverified ? { unverified: route.unverified } : {}),
+      // Why the sender skipped greylisting (allowlist, provider, brand TLD, auto-allowlist).
+      ...(guarded.greylist ? { greylist: guarded.greylist } : {}),
+    };
+    return { decision: withFacts(ACCEPT_RECIPIENT, facts), accepted: { address: mailbox.address, route } };
+  };
+}
+
+/** What the DATA checks share: each check adds what it found for the next ones and for delivery. */
+interface DataTransaction {
+  session: Readonly<Session>;
+  received: InboundMessage;
+  /** With a scanner, it judges GTUBE-like test strings too; without one, the built-in check does. */
+  scanning: boolean;
+  /** The message with forged Authentication-Results of ours removed. */
+  message?: InboundMessage;
+  auth?: AuthResults;
+  scanned?: ScanResult;
+}
+
+/** DATA: size, content, authentication, scan; then the delivery targets. */
+function createDataStage({ maxSize, hostname, authenticate, abuse, scan, deliver }: HookDeps) {
+  const checks: Check<DataTransaction>[] = [
+    ({ received }) => refusal(sizeDecision(received, maxSize)),
+    ({ received, scanning }) => refusal(contentDecision(received.headers, scanning ? null : received.raw)),
+    async (tx) => {
+      tx.message = stripForgedResults(tx.received, hostname);
+      const auth = (tx.auth = await authenticate(tx.session, tx.message.raw));
+      return { decision: authDecision(auth, { exempt: tx.session.allowlisted }), facts: { auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc, bimi: auth.bimi } } };
     },
-    async rcptTo(session, address, params) {
-      const badParam = paramsVerdict(params, RCPT_PARAMS);
-      if (badParam) return { reply: badParam };
-      const confirmation = await confirmReply(address, session.remoteIp);
-      if (confirmation) return confirmation;
-      const verdict = srsVerdict(address, srs) ?? (await router.resolve(address));
-      const answer = recipientVerdict(verdict, session.recipients.length);
-      if (answer !== ACCEPT_RECIPIENT || verdict.action === "refuse") return { reply: answer };
-      const mailbox = parseMailbox(address)!;
-      const guarded = await abuse.onRecipient(session, mailbox.address, mailbox.domain);
-      if (guarded.reply) return { reply: guarded.reply };
-      const facts = {
-        // Destinations left out until verified: the log says so, the sender need not know.
-        ...(verdict.action === "deliver" && verdict.unverified ? { unverified: verdict.unverified } : {}),
-        // Why the sender skipped greylisting (allowlist, provider, brand TLD, auto-allowlist).
-        ...(guarded.greylist ? { greylist: guarded.greylist } : {}),
-      };
-      return { reply: answer, accepted: { address: mailbox.address, verdict }, ...(Object.keys(facts).length ? { facts } : {}) };
+    async (tx) => {
+      if (!tx.scanning) return null;
+      tx.scanned = await scan.run(tx.session, tx.message!);
+      return { decision: tx.scanned.refusal, facts: { scan: tx.scanned.summary } };
     },
-    async data(session, received) {
-      const tooBig = sizeVerdict(received, maxSize);
-      if (tooBig) return { reply: tooBig };
-      const scanning = await scan.applies(session);
-      // With a scanner, it judges GTUBE-like test strings too; without one, the built-in check does.
-      const refused = contentVerdict(received.headers, scanning ? null : received.raw);
-      if (refused) {
-        if (refused.code === 554) await abuse.recordAbuse(session, "GTUBE");
-        return { reply: refused };
-      }
-      const message = stripForgedResults(received, hostname);
-      const auth = await authenticate(session, message.raw);
-      const facts: Record<string, unknown> = { auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc, bimi: auth.bimi } };
-      const rejected = authVerdict(auth, { exempt: session.allowlisted });
-      if (rejected) return { reply: rejected, facts };
-      const scanned = scanning ? await scan.run(session, message) : null;
-      if (scanned) facts.scan = scanned.summary;
-      if (scanned?.reply) {
-        if (scanned.abusive) await abuse.recordAbuse(session, "spam");
-        return { reply: scanned.reply, facts };
-      }
-      // Recipients of a drop alias are accepted and discarded; the mail log (and so the metrics) list them.
-      const dropped = session.recipients.filter((r) => r.verdict.action === "drop").map((r) => r.address);
-      if (dropped.length) facts.dropped = dropped;
-      // Every recipient was a silently disabled alias (`!alias`): accepted and discarded.
-      if (session.recipients.every((r) => r.verdict.action === "drop")) return { reply: ACCEPT_DROPPED, facts };
-      const delivered = await deliver(session, message, auth, scanned?.headers ?? "");
-      if (delivered.code < 400) await vacations.afterDelivery(session, message);
-      return { reply: delivered, facts };
-    },
+  ];
+
+  return async (session: Readonly<Session>, received: InboundMessage): Promise<Decision> => {
+    const tx: DataTransaction = { session, received, scanning: await scan.applies(session) };
+    const { decision: refused, facts } = await runChecks(checks, tx);
+    if (refused) {
+      if (isAbuse(refused.reason)) await abuse.recordAbuse(session, refused.reason === "gtube" ? "GTUBE" : refused.reason);
+      return withFacts(refused, facts);
+    }
+    // Recipients of a drop alias are accepted and discarded; the mail log (and so the metrics) list them.
+    const dropped = session.recipients.filter((r) => r.route.action === "drop").map((r) => r.address);
+    if (dropped.length) facts.dropped = dropped;
+    // Every recipient was a silently disabled alias (`!alias`): accepted and discarded.
+    if (session.recipients.every((r) => r.route.action === "drop")) return withFacts(ACCEPT_DROPPED, facts);
+    return withFacts(await deliver(session, tx.message!, tx.auth!, tx.scanned?.headers ?? ""), facts);
   };
 }

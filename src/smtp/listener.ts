@@ -3,16 +3,18 @@
 // and the mail-log event. A hook that throws answers 421: the sender keeps
 // the message and retries, so nothing is accepted and then lost.
 import type { AddressInfo } from "node:net";
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 import type { Config } from "../config/index.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import { identifyClient } from "../policy/identity.ts";
 import type { Logger } from "../log.ts";
+import { mailLogEvent } from "../store/events.ts";
 import type { EventStage, NewEvent } from "../store/schema.ts";
-import { headerBlockEnd, headerValue, parseHeaderBlock } from "../mail/headers.ts";
-import type { StageHooks } from "./hooks.ts";
-import { formatReply, INTERNAL_ERROR, isAccepted, type Reply, toServerError } from "../mail/reply.ts";
-import type { InboundMessage, Session } from "./session.ts";
+import { type Decision, decision } from "../mail/decision.ts";
+import { headerBlockEnd, parseHeaderBlock } from "../mail/headers.ts";
+import type { StageHooks, StageOutcome } from "./hooks.ts";
+import { formatReply, INTERNAL_ERROR, isAccepted, toServerError } from "../mail/reply.ts";
+import type { AcceptedRecipient, InboundMessage, Session } from "./session.ts";
 import type { CertificateSource } from "../tls/credentials.ts";
 // Makes smtp-server honour the greetPause option below.
 import "./greet-pause.ts";
@@ -42,48 +44,8 @@ export interface ListenerDeps {
 const MAX_HEADER_SCAN = 256 * 1024;
 
 export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
-  const { config, certificates, hooks, resolver, logger } = deps;
+  const { config, certificates } = deps;
   const tls = certificates.current();
-  const sessions = new WeakMap<SMTPServerSession, Session>();
-
-  async function decide(stage: EventStage, session: Session, hook: () => Promise<Reply>): Promise<Reply> {
-    try {
-      return await hook();
-    } catch (err) {
-      logger.error("smtp.internal_error", { session: session.id, ip: session.remoteIp, stage, error: err });
-      return INTERNAL_ERROR;
-    }
-  }
-
-  async function answer(stage: EventStage, session: Session, verdict: Reply, recipients: string[], message?: InboundMessage, facts: Record<string, unknown> = {}) {
-    logger[verdict.code >= 400 ? "warn" : "info"]("smtp.verdict", {
-      session: session.id,
-      ip: session.remoteIp,
-      stage,
-      reply: formatReply(verdict),
-      from: session.mailFrom ?? undefined,
-      rcpt: recipients.length ? recipients : undefined,
-      size: message?.size,
-    });
-    const event: NewEvent = {
-      at: Date.now(),
-      session_id: session.id,
-      remote_ip: session.remoteIp,
-      stage,
-      code: verdict.code,
-      enhanced: verdict.enhanced,
-      text: verdict.text,
-      mail_from: session.mailFrom,
-      recipients: recipients.length ? JSON.stringify(recipients) : null,
-      domain: recipients.length ? recipients[0]!.slice(recipients[0]!.lastIndexOf("@") + 1).toLowerCase() : null,
-      message_id: message ? (headerValue(message.headers, "message-id") ?? null) : null,
-      subject: message ? (headerValue(message.headers, "subject") ?? null) : null,
-      headers: message?.headerBlock || null,
-      detail: JSON.stringify({ helo: session.helo, client_host: session.clientHost, verified_host: session.verifiedHost, sender_key: session.senderKey, tls: session.tls, size: message?.size, ...facts }),
-    };
-    await deps.recordEvent(event).catch((err) => logger.error("events.write_failed", { session: session.id, error: err }));
-  }
-
   const server = new SMTPServer({
     name: config.hostname,
     banner: "mailferry",
@@ -100,33 +62,67 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
     maxClients: config.smtp.maxClients,
     greetPause: config.smtp.greetPause,
     logger: false,
+    ...stageHandlers(deps),
+  });
 
+  certificates.onChange(({ key, cert }) => server.updateSecureContext({ key, cert }));
+  server.on("error", (err: NodeJS.ErrnoException) => {
+    // Per-connection errors (resets, TLS handshake failures by clients) are routine on a public MX.
+    deps.logger.debug("smtp.connection_error", { error: err.message, code: err.code });
+  });
+  await listen(server, config.smtp.port, config.smtp.host);
+  const address = server.server.address() as AddressInfo;
+
+  return {
+    host: address.address,
+    port: address.port,
+    get listening() {
+      return server.server.listening;
+    },
+    get sessions() {
+      return server.connections.size;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+function listen(server: SMTPServer, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.server.once("error", reject);
+    server.listen(port, host, () => {
+      server.server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+type Handlers = Pick<SMTPServerOptions, "onConnect" | "onSecure" | "onMailFrom" | "onRcptTo" | "onData" | "onClose">;
+
+/**
+ * smtp-server's callbacks: each stage asks its hook, stores what the hook
+ * returned on the session (the listener alone writes it), and answers.
+ */
+function stageHandlers(deps: ListenerDeps): Handlers {
+  const { hooks } = deps;
+  const sessions = new WeakMap<SMTPServerSession, Session>();
+  const decide = deciderFor(deps);
+  const answer = answererFor(deps);
+
+  return {
     onConnect(raw, callback) {
-      const remoteIp = raw.remoteAddress.replace(/^::ffff:/, "");
-      const session: Session = {
-        id: raw.id,
-        remoteIp,
-        remotePort: raw.remotePort,
-        clientHost: null,
-        verifiedHost: null,
-        senderKey: remoteIp,
-        allowlisted: false,
-        helo: null,
-        tls: null,
-        mailFrom: null,
-        recipients: [],
-      };
+      const session = newSession(raw);
       sessions.set(raw, session);
       void (async () => {
-        const verdict = await decide("connect", session, async () => {
-          const identity = await identifyClient(remoteIp, resolver);
+        const outcome = await decide("connect", session, async () => {
+          const identity = await identifyClient(session.remoteIp, deps.resolver);
           session.clientHost = identity.ptr;
           session.verifiedHost = identity.verifiedHost;
           session.senderKey = identity.key;
           return hooks.connect(session);
         });
-        await answer("connect", session, verdict, []);
-        callback(isAccepted(verdict) ? undefined : toServerError(verdict));
+        if (outcome.allowlisted !== undefined) session.allowlisted = outcome.allowlisted;
+        await answer("connect", session, outcome.decision, []);
+        reply(callback, outcome.decision);
       })();
     },
 
@@ -144,32 +140,21 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
       session.recipients = [];
       session.mailFrom = null;
       void (async () => {
-        const verdict = await decide("mail", session, () => hooks.mailFrom(session, address.address, address.args || {}));
-        if (isAccepted(verdict)) session.mailFrom = address.address;
-        await answer("mail", session, verdict, []);
-        callback(isAccepted(verdict) ? undefined : toServerError(verdict));
+        const outcome = await decide("mail", session, () => hooks.mailFrom(session, address.address, address.args || {}));
+        if (outcome.allowlisted !== undefined) session.allowlisted = outcome.allowlisted;
+        if (isAccepted(outcome.decision.reply)) session.mailFrom = address.address;
+        await answer("mail", session, outcome.decision, []);
+        reply(callback, outcome.decision);
       })();
     },
 
     onRcptTo(address, raw, callback) {
       const session = sessions.get(raw)!;
       void (async () => {
-        let accepted: Session["recipients"][number] | undefined;
-        let facts: Record<string, unknown> | undefined;
-        const verdict = await decide("rcpt", session, async () => {
-          const outcome = await hooks.rcptTo(session, address.address, address.args || {});
-          accepted = outcome.accepted;
-          facts = outcome.facts;
-          return outcome.reply;
-        });
-        await answer("rcpt", session, verdict, [address.address], undefined, facts);
-        if (isAccepted(verdict) && accepted) {
-          // A repeated RCPT replaces the earlier one, as smtp-server does with its envelope.
-          const same = session.recipients.findIndex((r) => r.address.toLowerCase() === accepted!.address.toLowerCase());
-          if (same === -1) session.recipients.push(accepted);
-          else session.recipients[same] = accepted;
-        }
-        callback(isAccepted(verdict) ? undefined : toServerError(verdict));
+        const outcome = await decide("rcpt", session, () => hooks.rcptTo(session, address.address, address.args || {}));
+        await answer("rcpt", session, outcome.decision, [address.address]);
+        if (isAccepted(outcome.decision.reply) && outcome.accepted) addRecipient(session, outcome.accepted);
+        reply(callback, outcome.decision);
       })();
     },
 
@@ -177,25 +162,20 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
       const session = sessions.get(raw)!;
       readMessage(stream)
         .then(async (message) => {
-          let facts: Record<string, unknown> = {};
-          const verdict = await decide("data", session, async () => {
-            const outcome = await hooks.data(session, message);
-            facts = outcome.facts ?? {};
-            return outcome.reply;
-          });
-          await answer("data", session, verdict, session.recipients.map((r) => r.address), message, facts);
-          return verdict;
+          const { decision } = await decide("data", session, async () => ({ decision: await hooks.data(session, message) }));
+          await answer("data", session, decision, session.recipients.map((r) => r.address), message);
+          return decision;
         })
         .catch((err) => {
-          logger.error("smtp.internal_error", { session: session.id, stage: "data", error: err });
-          return INTERNAL_ERROR;
+          deps.logger.error("smtp.internal_error", { session: session.id, stage: "data", error: err });
+          return INTERNAL_FAILURE;
         })
-        .then((verdict) => {
+        .then((decision) => {
           // The transaction is over whatever the outcome.
           session.recipients = [];
           session.mailFrom = null;
-          if (isAccepted(verdict)) callback(null, `${verdict.enhanced} ${verdict.text}`);
-          else callback(toServerError(verdict));
+          if (isAccepted(decision.reply)) callback(null, `${decision.reply.enhanced} ${decision.reply.text}`);
+          else callback(toServerError(decision.reply));
         });
     },
 
@@ -203,36 +183,55 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
       const session = sessions.get(raw);
       if (!session) return;
       hooks.close(session);
-      logger.debug("smtp.disconnect", { session: session.id, ip: session.remoteIp });
+      deps.logger.debug("smtp.disconnect", { session: session.id, ip: session.remoteIp });
     },
-  });
+  };
+}
 
-  certificates.onChange(({ key, cert }) => server.updateSecureContext({ key, cert }));
+function newSession(raw: SMTPServerSession): Session {
+  const remoteIp = raw.remoteAddress.replace(/^::ffff:/, "");
+  return { id: raw.id, remoteIp, remotePort: raw.remotePort, clientHost: null, verifiedHost: null, senderKey: remoteIp, allowlisted: false, helo: null, tls: null, mailFrom: null, recipients: [] };
+}
 
-  server.on("error", (err: NodeJS.ErrnoException) => {
-    // Per-connection errors (resets, TLS handshake failures by clients) are routine on a public MX.
-    logger.debug("smtp.connection_error", { error: err.message, code: err.code });
-  });
+/** A repeated RCPT replaces the earlier one, as smtp-server does with its envelope. */
+function addRecipient(session: Session, accepted: AcceptedRecipient) {
+  const same = session.recipients.findIndex((r) => r.address.toLowerCase() === accepted.address.toLowerCase());
+  if (same === -1) session.recipients.push(accepted);
+  else session.recipients[same] = accepted;
+}
 
-  await new Promise<void>((resolve, reject) => {
-    server.server.once("error", reject);
-    server.listen(config.smtp.port, config.smtp.host, () => {
-      server.server.off("error", reject);
-      resolve();
+const reply = (callback: (err?: Error | null) => void, decision: Decision) => callback(isAccepted(decision.reply) ? undefined : toServerError(decision.reply));
+
+const INTERNAL_FAILURE = decision(INTERNAL_ERROR, "internal_error");
+
+/** Runs a stage hook; one that throws answers 421 (the sender keeps the message and retries). */
+function deciderFor({ logger }: ListenerDeps) {
+  return async (stage: EventStage, session: Session, hook: () => Promise<StageOutcome>): Promise<StageOutcome> => {
+    try {
+      return await hook();
+    } catch (err) {
+      logger.error("smtp.internal_error", { session: session.id, ip: session.remoteIp, stage, error: err });
+      return { decision: INTERNAL_FAILURE };
+    }
+  };
+}
+
+/** The log line and the mail-log event of a stage's decision; a failed write never changes the reply. */
+function answererFor({ logger, recordEvent }: ListenerDeps) {
+  return async (stage: EventStage, session: Session, decided: Decision, recipients: string[], message?: InboundMessage) => {
+    logger[decided.reply.code >= 400 ? "warn" : "info"]("smtp.verdict", {
+      session: session.id,
+      ip: session.remoteIp,
+      stage,
+      reply: formatReply(decided.reply),
+      reason: decided.reason,
+      from: session.mailFrom ?? undefined,
+      rcpt: recipients.length ? recipients : undefined,
+      size: message?.size,
     });
-  });
-  const address = server.server.address() as AddressInfo;
-
-  return {
-    host: address.address,
-    port: address.port,
-    get listening() {
-      return server.server.listening;
-    },
-    get sessions() {
-      return server.connections.size;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    const client = { helo: session.helo, client_host: session.clientHost, verified_host: session.verifiedHost, sender_key: session.senderKey, tls: session.tls, size: message?.size };
+    const event = mailLogEvent({ at: Date.now(), sessionId: session.id, remoteIp: session.remoteIp, stage, decision: decided, mailFrom: session.mailFrom, recipients, ...(message ? { message } : {}), detail: client });
+    await recordEvent(event).catch((err) => logger.error("events.write_failed", { session: session.id, error: err }));
   };
 }
 

@@ -1,11 +1,12 @@
 // What the listener knows about one SMTP connection, passed to every stage hook.
-import type { Verdict } from "../routing/resolve.ts";
+// The listener alone writes it; hooks and checks read it.
+import type { Route } from "../routing/resolve.ts";
 import type { HeaderField } from "../mail/headers.ts";
 
-/** A recipient accepted at RCPT TO, with the routing verdict that accepted it. */
+/** A recipient accepted at RCPT TO, with the route that accepted it. */
 export interface AcceptedRecipient {
   address: string;
-  verdict: Extract<Verdict, { action: "deliver" | "drop" }>;
+  route: Extract<Route, { action: "deliver" | "drop" }>;
 }
 
 export interface Session {

@@ -1,3 +1,7 @@
+// The mail log: one row per decision (an SMTP reply of ours, or one target's
+// answer to a delivery), with its reason.
+import type { Decision, Facts } from "../mail/decision.ts";
+import { type HeaderField, headerValue } from "../mail/headers.ts";
 import { type DB, hotStatement } from "./db.ts";
 import { countStat, statCategory } from "./stats.ts";
 import type { Event, EventStage, NewEvent } from "./schema.ts";
@@ -14,6 +18,7 @@ const insertEvent = hotStatement((db, e: NewEvent) =>
     code: e.code,
     enhanced: e.enhanced,
     text: e.text,
+    reason: e.reason ?? null,
     mail_from: e.mail_from,
     recipients: e.recipients,
     domain: e.domain,
@@ -23,6 +28,47 @@ const insertEvent = hotStatement((db, e: NewEvent) =>
     detail: e.detail,
   }),
 );
+
+/** What one mail-log row is about; `mailLogEvent` makes the row. */
+export interface MailLogEntry {
+  at: number;
+  sessionId: string;
+  remoteIp: string;
+  stage: EventStage;
+  decision: Decision;
+  mailFrom: string | null;
+  /** The addresses the decision is about (the target, for a delivery). */
+  recipients: string[];
+  /** The recipient whose domain the row is filed under; the first of `recipients` when not given. */
+  domainOf?: string;
+  /** The message's headers, when the decision is about one; `headerBlock` is stored too when given. */
+  message?: { headers: HeaderField[]; headerBlock?: string };
+  /** Stage facts (client, TLS, size, target, …); the decision's own facts are added to them. */
+  detail: Facts;
+}
+
+/** The one place mail-log rows are built: listener stages, deliveries and test messages. */
+export function mailLogEvent(e: MailLogEntry): NewEvent {
+  const { reply } = e.decision;
+  const filedUnder = e.domainOf ?? e.recipients[0];
+  return {
+    at: e.at,
+    session_id: e.sessionId,
+    remote_ip: e.remoteIp,
+    stage: e.stage,
+    code: reply.code,
+    enhanced: reply.enhanced,
+    text: reply.text,
+    reason: e.decision.reason,
+    mail_from: e.mailFrom,
+    recipients: e.recipients.length ? JSON.stringify(e.recipients) : null,
+    domain: filedUnder ? filedUnder.slice(filedUnder.lastIndexOf("@") + 1).toLowerCase() : null,
+    message_id: e.message ? (headerValue(e.message.headers, "message-id") ?? null) : null,
+    subject: e.message ? (headerValue(e.message.headers, "subject") ?? null) : null,
+    headers: e.message?.headerBlock || null,
+    detail: JSON.stringify({ ...e.detail, ...e.decision.facts }),
+  };
+}
 
 /** Writes events (and the daily counts they make) in one transaction, in order. */
 export function writeEvents(db: DB, events: NewEvent[]): Promise<void> {

@@ -1,5 +1,6 @@
 // The database, typed once: every query in src/store is checked against these tables.
 import type { ColumnType, Generated, Insertable, Selectable } from "kysely";
+import type { Reason } from "../mail/decision.ts";
 
 /** Milliseconds since the epoch. */
 type Timestamp = number;
@@ -67,6 +68,8 @@ export interface EventsTable {
   code: number;
   enhanced: string;
   text: string;
+  /** Why: the reason token of the decision (docs/architecture.md, "Reasons"); null on events older than the column. */
+  reason: Reason | null;
   mail_from: string | null;
   /** JSON array of recipient addresses the verdict is about. */
   recipients: string | null;

@@ -5,16 +5,19 @@ import type { NewEvent, StatCategory } from "./schema.ts";
 
 export const STAT_CATEGORIES: readonly StatCategory[] = ["forwarded", "rejected", "greylisted", "spam", "bounced", "webhook"];
 
-/** What a mail-log event counts as, if anything. */
-export function statCategory(e: Pick<NewEvent, "stage" | "code" | "enhanced" | "text" | "detail">): StatCategory | null {
+/**
+ * What a mail-log event counts as, if anything: by its reason, stage and
+ * reply class, never its text. Events older than the reason column count as
+ * forwarded or rejected by stage and code alone.
+ */
+export function statCategory(e: Pick<NewEvent, "stage" | "code" | "reason">): StatCategory | null {
   if (e.stage === "delivery") {
-    const webhook = typeof e.detail === "string" && e.detail.includes('"webhook":true');
-    if (e.code < 400) return webhook ? "webhook" : null;
+    if (e.code < 400) return e.reason === "delivered_by_webhook" ? "webhook" : null;
     return e.code >= 500 ? "bounced" : null;
   }
-  if (e.stage === "data" && e.code === 554 && e.enhanced === "5.7.1") return "spam";
+  if (e.stage === "data" && (e.reason === "spam" || e.reason === "gtube")) return "spam";
   if (e.stage === "data" && e.code < 400) return "forwarded";
-  if (e.stage === "rcpt" && e.code === 450 && e.text.startsWith("Greylisted")) return "greylisted";
+  if (e.stage === "rcpt" && e.reason === "greylisted") return "greylisted";
   if ((e.stage === "rcpt" || e.stage === "data") && e.code >= 500) return "rejected";
   return null;
 }

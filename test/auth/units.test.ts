@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { authVerdict, type AuthResults } from "../../src/auth/inbound.ts";
+import { authDecision, type AuthResults } from "../../src/auth/inbound.ts";
 import { friendlyFrom, needsFriendlyFrom } from "../../src/delivery/compose.ts";
 import { headerBlockEnd } from "../../src/mail/headers.ts";
 import { addAllow, entryMatches, listAllow, parseSenderEntry } from "../../src/store/allowlist.ts";
@@ -24,19 +24,19 @@ const base: AuthResults = {
   detail: { spf: null, dkim: null, dmarc: null, arc: null, bimi: null },
 };
 
-describe("authVerdict", () => {
+describe("authDecision", () => {
   test("DMARC reject is sampled by pct", () => {
     const failing = { ...base, dmarc: "fail", dmarcPolicy: "reject" as const };
-    expect(authVerdict({ ...failing, dmarcPct: 50 }, { random: () => 0.49 })?.code).toBe(550);
-    expect(authVerdict({ ...failing, dmarcPct: 50 }, { random: () => 0.51 })).toBeNull();
-    expect(authVerdict({ ...failing, dmarcPct: 0 }, { random: () => 0 })).toBeNull();
+    expect(authDecision({ ...failing, dmarcPct: 50 }, { random: () => 0.49 })?.reply.code).toBe(550);
+    expect(authDecision({ ...failing, dmarcPct: 50 }, { random: () => 0.51 })).toBeNull();
+    expect(authDecision({ ...failing, dmarcPct: 0 }, { random: () => 0 })).toBeNull();
   });
   test("temperror anywhere is 421, even for an allowlisted sender", () => {
-    for (const field of ["spf", "dmarc"] as const) expect(authVerdict({ ...base, [field]: "temperror" }, { exempt: true })?.code).toBe(421);
-    expect(authVerdict({ ...base, dkim: "pass,temperror" })?.code).toBe(421);
+    for (const field of ["spf", "dmarc"] as const) expect(authDecision({ ...base, [field]: "temperror" }, { exempt: true })?.reply.code).toBe(421);
+    expect(authDecision({ ...base, dkim: "pass,temperror" })?.reply.code).toBe(421);
   });
   test("quarantine and soft fails pass", () => {
-    expect(authVerdict({ ...base, dmarc: "fail", dmarcPolicy: "quarantine", spf: "softfail" })).toBeNull();
+    expect(authDecision({ ...base, dmarc: "fail", dmarcPolicy: "quarantine", spf: "softfail" })).toBeNull();
   });
 });
 

@@ -158,7 +158,7 @@ describe("the regex examples of the Forward Email FAQ", () => {
     const report = await importAliases(store.db, "faq.example", txt, { apply: true });
     expect(report.errors).toEqual([]);
     expect(report.applied).toBe(true);
-    const verdict = await createRouter(store.db).resolve(`${local}@faq.example`);
+    const verdict = await createRouter(store.db).route(`${local}@faq.example`);
     if (expected === null) expect(verdict.action).not.toBe("deliver");
     else expect(verdict.action === "deliver" && verdict.targets.map((t) => (t.kind === "address" ? t.address : t.url))).toEqual([expected]);
   });
@@ -167,14 +167,14 @@ describe("the regex examples of the Forward Email FAQ", () => {
 describe("the routing cache", () => {
   test("sees every change: its own connection's and another connection's (the CLI's)", async () => {
     const router = createRouter(store.db);
-    expect((await router.resolve("hello@example.com")).action).toBe("refuse");
+    expect((await router.route("hello@example.com")).action).toBe("refuse");
     await addAlias(store.db, "example.com", { matcher: "exact", pattern: "hello", recipients: ["a@x.test"] });
-    expect((await router.resolve("hello@example.com")).action).toBe("deliver");
+    expect((await router.route("hello@example.com")).action).toBe("deliver");
 
     const other = await openStore(join(dir, "test.db"));
     await removeAliasById(other.db, (await findAliasByName(other.db, "example.com", "hello")).id);
     await other.close();
-    expect((await router.resolve("hello@example.com")).action).toBe("refuse");
+    expect((await router.route("hello@example.com")).action).toBe("refuse");
   });
 
   test("is not reloaded while nothing changes", async () => {
@@ -210,7 +210,7 @@ describe("aliases on a subdomain", () => {
     await removeAliasById(store.db, (await findAliasByName(store.db, "a.example.com", "hi")).id);
     expect((await listAliases(store.db)).map((a) => `${a.pattern}@${a.subdomain || "-"}`)).toEqual(["hi@-", "hi@b"]);
     const router = createRouter(store.db);
-    expect(await router.resolve("hi@b.example.com")).toMatchObject({ action: "deliver", targets: [{ address: "on-b@x.test" }] });
+    expect(await router.route("hi@b.example.com")).toMatchObject({ action: "deliver", targets: [{ address: "on-b@x.test" }] });
   });
 
   test("a subdomain that is a managed domain of its own keeps its aliases there", async () => {

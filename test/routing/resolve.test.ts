@@ -1,6 +1,6 @@
 // The routing decision, table-driven: every rule of SPEC §1 and its edge cases.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { resolve, type Verdict } from "../../src/routing/resolve.ts";
+import { route, type Route } from "../../src/routing/resolve.ts";
 import { type AliasRule, buildRoutingConfig, DEFAULT_DOMAIN_SETTINGS, type DomainSettings, effectiveSettings, NO_SUBDOMAINS, parseAliasName, type RoutingConfig, validateAlias } from "../../src/routing/rules.ts";
 import type { DisabledMode } from "../../src/store/schema.ts";
 
@@ -80,9 +80,9 @@ beforeAll(async () => {
   });
 });
 
-const addresses = (v: Verdict) => (v.action === "deliver" ? v.targets.map((t) => (t.kind === "address" ? t.address : t.url)) : v.action === "drop" ? "drop" : `${v.reply.code} ${v.reply.enhanced}`);
+const addresses = (v: Route) => (v.action === "deliver" ? v.targets.map((t) => (t.kind === "address" ? t.address : t.url)) : v.action === "drop" ? "drop" : `${v.reply.code} ${v.reply.enhanced}`);
 
-describe("resolve(recipient, config)", () => {
+describe("route(recipient, config)", () => {
   const cases: [recipient: string, expected: string[] | string, why: string][] = [
     ["hello@example.com", ["a@x.test"], "exact alias"],
     ["HELLO@Example.COM", ["a@x.test"], "local part and domain are case-insensitive"],
@@ -131,42 +131,42 @@ describe("resolve(recipient, config)", () => {
   ];
   for (const [recipient, expected, why] of cases) {
     test(`${recipient}: ${why}`, () => {
-      expect(addresses(resolve(recipient, config))).toEqual(expected);
+      expect(addresses(route(recipient, config))).toEqual(expected);
     });
   }
 
   test("an exact alias with recipients never also sends to the catch-all", () => {
-    const v = resolve("hello@example.com", config);
+    const v = route("hello@example.com", config);
     expect(v.action === "deliver" && v.targets.every((t) => t.alias.label === "hello")).toBe(true);
   });
 
   test("each target names the alias that produced it", () => {
-    const v = resolve("team@example.com", config);
+    const v = route("team@example.com", config);
     if (v.action !== "deliver") throw new Error("expected deliver");
     expect(v.targets.map((t) => t.alias.label)).toEqual(["/^(linus|torvalds)$/", "team"]);
     expect(v.alias.label).toBe("team");
   });
 
   test("a /g regex matches every time (no lastIndex state between calls)", () => {
-    for (let i = 0; i < 5; i++) expect(addresses(resolve(`g${i}@example.com`, config))).toEqual([`g${i}@x.test`]);
+    for (let i = 0; i < 5; i++) expect(addresses(route(`g${i}@example.com`, config))).toEqual([`g${i}@x.test`]);
   });
 
   test("the delivery port of the alias's domain travels with its targets", () => {
-    const v = resolve("x@fwd.com", config);
+    const v = route("x@fwd.com", config);
     expect(v.action === "deliver" && v.targets[0]!.kind === "address" && v.targets[0]!.port).toBe(2526);
   });
 
   test("refusals explain themselves", () => {
-    const big = resolve("big@example.com", config);
+    const big = route("big@example.com", config);
     expect(big.action === "refuse" && big.reply.text).toBe("big@example.com forwards to 12 addresses, more than the limit of 10");
-    const loop = resolve("loop-a@example.com", config);
+    const loop = route("loop-a@example.com", config);
     expect(loop.action === "refuse" && loop.reply.text).toBe("routing loop: loop-a@example.com -> loop-b@example.com -> loop-a@example.com");
   });
 
   test("a local part longer than 64 octets never reaches a regex", async () => {
     const long = await routing({ "l.test": { rules: [["/^a+$/", ["x@x.test"]]] } });
-    expect(addresses(resolve(`${"a".repeat(64)}@l.test`, long))).toEqual(["x@x.test"]);
-    expect(addresses(resolve(`${"a".repeat(65)}@l.test`, long))).toBe("501 5.1.3");
+    expect(addresses(route(`${"a".repeat(64)}@l.test`, long))).toEqual(["x@x.test"]);
+    expect(addresses(route(`${"a".repeat(65)}@l.test`, long))).toBe("501 5.1.3");
   });
 });
 
@@ -192,7 +192,7 @@ describe("aliases on a subdomain (addresses such as name@x7k2p9q1.example.com)",
   ];
   for (const [recipient, expected, why] of cases) {
     test(`${recipient}: ${why}`, () => {
-      expect(addresses(resolve(recipient, sub))).toEqual(expected);
+      expect(addresses(route(recipient, sub))).toEqual(expected);
     });
   }
 });
@@ -219,35 +219,35 @@ describe("destination verification", () => {
   });
 
   test("an alias whose only destination is unverified answers 450 4.1.1 and says why", () => {
-    const verdict = resolve("pending@v.test", v);
+    const verdict = route("pending@v.test", v);
     expect(addresses(verdict)).toBe("450 4.1.1");
     expect(verdict.action === "refuse" && verdict.reply.text).toBe("pending@v.test: forwarding destination new@gmail.test is not verified yet");
   });
 
   test("verified destinations (and webhooks) still receive; the unverified ones are listed", () => {
-    const verdict = resolve("mixed@v.test", v);
+    const verdict = route("mixed@v.test", v);
     expect(addresses(verdict)).toEqual(["ok@gmail.test", "https://h.example/hook"]);
     expect(verdict.action === "deliver" && verdict.unverified).toEqual(["new@gmail.test"]);
   });
 
   test("plus-addressing adds a tag to a verified destination without a new verification", () => {
-    expect(addresses(resolve("tagged+x@v.test", v))).toEqual(["ok+x@gmail.test"]);
+    expect(addresses(route("tagged+x@v.test", v))).toEqual(["ok+x@gmail.test"]);
   });
 
   test("destinations are checked after expansion through managed aliases", () => {
-    expect(addresses(resolve("inside@v.test", v))).toBe("450 4.1.1");
-    expect(addresses(resolve("local@v.test", v))).toEqual(["ok@gmail.test", "https://h.example/hook"]);
+    expect(addresses(route("inside@v.test", v))).toBe("450 4.1.1");
+    expect(addresses(route("local@v.test", v))).toEqual(["ok@gmail.test", "https://h.example/hook"]);
   });
 
   test("addresses made by domain recipients and regex substitution need verification too", () => {
-    expect(addresses(resolve("ok@domain.v.test", v))).toBe("550 5.7.1");
-    expect(addresses(resolve("domain@v.test", v))).toBe("450 4.1.1");
-    expect(addresses(resolve("r-ok@v.test", v))).toEqual(["ok@gmail.test"]);
-    expect(addresses(resolve("r-new@v.test", v))).toBe("450 4.1.1");
+    expect(addresses(route("ok@domain.v.test", v))).toBe("550 5.7.1");
+    expect(addresses(route("domain@v.test", v))).toBe("450 4.1.1");
+    expect(addresses(route("r-ok@v.test", v))).toEqual(["ok@gmail.test"]);
+    expect(addresses(route("r-new@v.test", v))).toBe("450 4.1.1");
   });
 
   test("without verification (the setting off) every destination receives", async () => {
     const off = await routing({ "v.test": { rules: [["pending", ["new@gmail.test"]]] } });
-    expect(addresses(resolve("pending@v.test", off))).toEqual(["new@gmail.test"]);
+    expect(addresses(route("pending@v.test", off))).toEqual(["new@gmail.test"]);
   });
 });

@@ -196,7 +196,7 @@ describe("what a test message would do, decided from the routing verdict", () =>
   });
 
   test("a refusal is mailferry's own answer to senders", () => {
-    const plan = testPlan({ action: "refuse", reply: reply(450, "4.1.1", "hello@d.test: forwarding destination a@x.test is not verified yet"), alias: ref }, alias);
+    const plan = testPlan({ action: "refuse", reply: reply(450, "4.1.1", "hello@d.test: forwarding destination a@x.test is not verified yet"), reason: "unverified_destination", alias: ref }, alias);
     expect(plan).toEqual({ send: [], skipped: [], refused: "mailferry answers senders 450 4.1.1 hello@d.test: forwarding destination a@x.test is not verified yet" });
   });
 });

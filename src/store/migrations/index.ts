@@ -14,6 +14,7 @@ import * as m010 from "./010_confirmations.ts";
 import * as m011 from "./011_dkim_rotation.ts";
 import * as m012 from "./012_greylist_senders.ts";
 import * as m013 from "./013_server_dkim.ts";
+import * as m014 from "./014_event_reason.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -29,4 +30,5 @@ export const migrations: Record<string, Migration> = {
   "011_dkim_rotation": m011,
   "012_greylist_senders": m012,
   "013_server_dkim": m013,
+  "014_event_reason": m014,
 };

@@ -4,7 +4,7 @@ import { z } from "@hono/zod-openapi";
 import { renameField } from "../../errors.ts";
 import { explain } from "../../routing/explain.ts";
 import { type AliasRule, aliasLabel, parseAliasName } from "../../routing/rules.ts";
-import type { Verdict } from "../../routing/resolve.ts";
+import type { Route } from "../../routing/resolve.ts";
 import { aliasById, aliasesAfter, exportAliases } from "../../store/aliases.ts";
 import { parseDomainName } from "../../store/domains.ts";
 import { type Api, ApiError, body, json, route, tokenActor } from "./common.ts";
@@ -16,7 +16,7 @@ export function aliasJson(rule: AliasRule): z.infer<typeof Alias> {
   return { id: rule.id, domain: rule.domain, subdomain: rule.subdomain, name: aliasLabel(rule), matcher: rule.matcher, recipients: rule.recipients, disabled: rule.disabled, description: rule.description };
 }
 
-export function verdictJson(address: string, verdict: Verdict): z.infer<typeof TestResult> {
+export function verdictJson(address: string, verdict: Route): z.infer<typeof TestResult> {
   return {
     address,
     action: verdict.action,
@@ -90,7 +90,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
     }),
     async (c) => {
       const { address } = c.req.valid("json");
-      return c.json(verdictJson(address, await router.resolve(address)), 200);
+      return c.json(verdictJson(address, await router.route(address)), 200);
     },
   );
 

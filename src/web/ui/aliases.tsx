@@ -62,7 +62,7 @@ export function aliasRoutes(deps: UiDeps): Hono<Env> {
   });
   routes.get("/test", async (c) => {
     const address = (c.req.query("address") ?? "").trim();
-    const text = address ? explain(address, await deps.router.resolve(address)) : "Enter an address.";
+    const text = address ? explain(address, await deps.router.route(address)) : "Enter an address.";
     return isHtmx(c) ? c.html(<pre id="test-verdict">{text}</pre>) : c.html(<pre>{text}</pre>);
   });
   routes.get("/export", async (c) => {
