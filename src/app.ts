@@ -61,7 +61,7 @@ function readCa(path: string | null): Buffer | undefined {
 
 /**
  * `input` is how `config` was loaded (environment, flags, working dir): the
- * settings page reloads the configuration the same way after a change.
+ * settings service reloads the configuration the same way after a change.
  */
 export async function startAppliance(config: Config, logger: Logger, input: ConfigInput = {}): Promise<Appliance> {
   const startedAt = Date.now();
@@ -186,24 +186,12 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       mtaStsPolicy: () => mtaStsPolicy(config.hostname, mtaStsMode(!certificates.current().selfSigned)),
       db: store.db,
       config,
-      configInput: input,
       resolver,
       liveResolver,
       metrics,
       router,
       logger,
       setupToken: () => setupToken,
-      applyConfig: (next) => {
-        // What the running parts read on each use; the rest applies after a restart.
-        config.greylist = next.greylist;
-        config.metrics = next.metrics;
-        config.limits = next.limits;
-        config.scan = next.scan;
-        config.smarthost = next.smarthost;
-        config.log.retention = next.log.retention;
-        config.addresses = next.addresses;
-        config.delivery = next.delivery;
-      },
       secureCookies: config.http.tls,
       services,
     });

@@ -1,13 +1,17 @@
 // Each setting is declared once (src/config/index.ts); Config, masking, live
 // apply and the one service that writes settings are derived from it.
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Config, type ConfigInput, loadConfig, loadConfigWithOrigins, masked, SECRET_MASK, SETTINGS, settingKey } from "../src/config/index.ts";
 import { UserError } from "../src/errors.ts";
 import { settingsService } from "../src/service/settings.ts";
+import { createAdmin, createSession } from "../src/store/admins.ts";
 import { DATABASE_FILE, openStore, type Store } from "../src/store/db.ts";
+import { createToken } from "../src/store/tokens.ts";
+import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
+import { startMailferry, type TestMailferry } from "./support/mailferry.ts";
 
 const ADMIN = { name: "admin:alice", ip: "127.0.0.1" };
 const opened: { dir: string; store: Store }[] = [];
@@ -61,6 +65,20 @@ describe("one rule masks secrets", () => {
     expect(masked({ key: "smarthost.password", value: null, shown: "", origin: "default" }).shown).toBe("");
   });
 
+  test("`config check` masks them, in text and in JSON", () => {
+    const env = { ...process.env, MAILFERRY_DATA_DIR: mkdtempSync(join(tmpdir(), "mailferry-settings-")), MAILFERRY_SMARTHOST_PASSWORD: "hunter2", MAILFERRY_METRICS_TOKEN: "0123456789abcdef0123" };
+    try {
+      for (const args of [[], ["--json"]]) {
+        const out = Bun.spawnSync([process.execPath, "src/main.ts", "config", "check", ...args], { cwd: join(import.meta.dir, ".."), env, stdout: "pipe" }).stdout.toString();
+        expect(out).toContain(SECRET_MASK);
+        expect(out).not.toContain("hunter2");
+        expect(out).not.toContain("0123456789abcdef0123");
+      }
+    } finally {
+      rmSync(env.MAILFERRY_DATA_DIR, { recursive: true, force: true });
+    }
+  });
+
   test("the service lists the settings masked, while the running configuration keeps the value", async () => {
     const { settings, config } = await running();
     await settings.update(ADMIN, { "smarthost.host": "relay.example.test", "smarthost.password": "hunter2" });
@@ -105,5 +123,62 @@ describe("settings.update: validate, write config.toml, audit, apply the live on
     expect(config.greylist.delay).toBe(300_000);
     expect(() => readFileSync(join(dir, "config.toml"))).toThrow();
     expect(await store.db.selectFrom("audit_log").selectAll().execute()).toEqual([]);
+  });
+});
+
+describe("a running server: the settings page and the API", () => {
+  const PASSWORD = "smarthost-password-1";
+  const METRICS_TOKEN = "metrics-token-0123456789";
+  let dns: DnsServer;
+  let mf: TestMailferry;
+  let cookie: string;
+  let csrf: string;
+  let token: string;
+  beforeAll(async () => {
+    dns = await startDnsServer({});
+    mf = await startMailferry({ dns, env: { MAILFERRY_METRICS_TOKEN: METRICS_TOKEN } });
+    const db = mf.appliance.store.db;
+    const session = await createSession(db, (await createAdmin(db, "admin", "correct horse battery staple")).id, "127.0.0.1", "test");
+    cookie = `mf_session=${session.token}`;
+    csrf = session.csrf;
+    token = (await createToken(db, "settings-admin", "admin")).token;
+  });
+  afterAll(async () => {
+    await mf.stop();
+    await dns.close();
+  });
+  const page = async () => (await fetch(`${mf.httpUrl}settings`, { headers: { cookie } })).text();
+  const api = (method: string, body?: unknown) =>
+    fetch(`${mf.httpUrl}api/v1/settings`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+
+  test("a secret set through the API is masked by the API, the settings page and the audit log, and used at once", async () => {
+    const patched = await api("PATCH", { "smarthost.host": "relay.example.test", "smarthost.password": PASSWORD });
+    expect(patched.status).toBe(200);
+    const items = ((await patched.json()) as { items: { key: string; value: string }[] }).items;
+    expect(items).toContainEqual(expect.objectContaining({ key: "smarthost.password", value: SECRET_MASK }));
+    expect(items).toContainEqual(expect.objectContaining({ key: "metrics.token", value: SECRET_MASK }));
+    expect(mf.appliance.config.smarthost?.password).toBe(PASSWORD);
+    const html = await page();
+    expect(html).toMatch(/smarthost\.password<\/td><td class="mono">••••••</);
+    expect(html).toMatch(/metrics\.token<\/td><td class="mono">••••••</);
+    const audit = await mf.appliance.store.db.selectFrom("audit_log").selectAll().where("action", "=", "settings.update").execute();
+    for (const text of [JSON.stringify(items), html, JSON.stringify(audit)]) {
+      expect(text).not.toContain(PASSWORD);
+      expect(text).not.toContain(METRICS_TOKEN);
+    }
+  });
+
+  test("the page says which offered settings need a restart, and saving keeps a secret left empty", async () => {
+    const html = await page();
+    const hintOf = (key: string) => new RegExp(`name="${key.replace(".", "\\.")}"[^>]*>\\s*<div class="muted">([^<]*)<`).exec(html)?.[1];
+    expect(hintOf("hostname")).toBe("restart needed");
+    expect(hintOf("greylist.delay")).not.toContain("restart needed");
+    expect(html).not.toContain(PASSWORD);
+    const form = Object.fromEntries([...html.matchAll(/<input id="f-[^"]+" name="([^"]+)" type="(?:text|password)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    expect(form["smarthost.password"]).toBe("");
+    const saved = await fetch(`${mf.httpUrl}settings`, { method: "POST", body: new URLSearchParams({ ...form, "log.retention": "9d", _csrf: csrf }), headers: { cookie }, redirect: "manual" });
+    expect(saved.status).toBe(302);
+    expect(mf.appliance.config.log.retention).toBe(9 * 86_400_000);
+    expect(mf.appliance.config.smarthost?.password).toBe(PASSWORD);
   });
 });

@@ -255,29 +255,33 @@ export const AuditPage: FC<{ user: string; csrf: string; entries: AuditEntry[]; 
   </Page>
 );
 
+/** A setting the settings page offers (declared with a form label in src/config/index.ts). */
+export interface SettingField {
+  key: string;
+  label: string;
+  hint: string;
+  /** Never shown back; an empty field keeps the current value. */
+  secret: boolean;
+  /** Applies at once; otherwise after a restart. */
+  live: boolean;
+}
+
 export interface SettingsProps {
   user: string;
   csrf: string;
-  effective: { key: string; value: string; origin: string }[];
+  fields: SettingField[];
+  /** Effective values with secrets already masked. */
+  effective: { key: string; shown: string; origin: string }[];
   values: Record<string, string>;
   errors?: FieldErrors;
   ok?: string | null;
   configFile: string;
 }
 
-/** The settings an admin may change here; the rest needs config.toml or the environment. */
-export const EDITABLE: [key: string, label: string, hint: string][] = [
-  ["greylist.delay", "Greylisting delay", "seconds, or with a unit (5m); 0 turns greylisting off"],
-  ["log.retention", "Mail log retention", "e.g. 7d"],
-  ["scan.rspamd_url", "rspamd URL", "e.g. http://127.0.0.1:11333; empty turns scanning off"],
-  ["scan.fail_open", "Deliver unscanned when rspamd is down", "true or false"],
-  ["smarthost.host", "Smarthost", "relay all outbound mail through this host; empty: deliver directly"],
-  ["smarthost.port", "Smarthost port", "587 for STARTTLS, 465 for implicit TLS"],
-  ["smarthost.user", "Smarthost user", ""],
-  ["smarthost.password", "Smarthost password", "leave empty to keep the current one"],
-  ["smarthost.tls", "Smarthost TLS", "starttls, implicit or none"],
-  ["hostname", "Host name", "takes effect after a restart"],
-];
+/** The field's hint, and what its declaration says about when it applies and whether it is shown back. */
+function fieldHint(field: SettingField): string {
+  return [field.hint, field.live ? "" : "restart needed", field.secret ? "leave empty to keep the current one" : ""].filter(Boolean).join("; ");
+}
 
 export const SettingsPage: FC<SettingsProps> = (p) => (
   <Page title="Settings" section="/settings" user={p.user} csrf={p.csrf}>
@@ -286,10 +290,10 @@ export const SettingsPage: FC<SettingsProps> = (p) => (
     <form class="panel" method="post" action="/settings">
       <Csrf token={p.csrf} />
       <p class="muted">
-        Saved to <code>{p.configFile}</code> and applied at once (the host name after a restart). A value set by an environment variable or a flag wins over the file.
+        Saved to <code>{p.configFile}</code> and applied at once, except where it says restart needed. A value set by an environment variable or a flag wins over the file.
       </p>
-      {EDITABLE.map(([key, label, hint]) => (
-        <Field label={label} name={key} type={key.endsWith("password") ? "password" : "text"} value={key.endsWith("password") ? "" : p.values[key]} hint={hint} errors={p.errors} />
+      {p.fields.map((field) => (
+        <Field label={field.label} name={field.key} type={field.secret ? "password" : "text"} value={field.secret ? "" : p.values[field.key]} hint={fieldHint(field)} errors={p.errors} />
       ))}
       {p.errors?.form && (
         <div class="error" role="alert">
@@ -308,7 +312,7 @@ export const SettingsPage: FC<SettingsProps> = (p) => (
             {p.effective.map((e) => (
               <tr>
                 <td class="mono">{e.key}</td>
-                <td class="mono">{e.key.endsWith("password") && e.value !== "(none)" ? "••••••" : e.value}</td>
+                <td class="mono">{e.shown || "(none)"}</td>
                 <td class="muted">{e.origin}</td>
               </tr>
             ))}

@@ -55,7 +55,7 @@ export function createWebApp(deps: WebDeps): Hono<Env> {
 
   mountStatic(app);
   // The API authenticates with its own tokens, before the session middleware below.
-  const api = createApi({ db: store.db, config: deps.config, configInput: deps.configInput, services: deps.services, router: deps.router, liveResolver: deps.liveResolver, logger: deps.logger, applyConfig: deps.applyConfig });
+  const api = createApi({ db: store.db, config: deps.config, services: deps.services, router: deps.router, liveResolver: deps.liveResolver, logger: deps.logger });
   app.route(API_BASE, api);
   app.use(sessionAuth(store.db));
   app.use(csrf());

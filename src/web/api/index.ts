@@ -4,7 +4,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import type { Config, ConfigInput } from "../../config/index.ts";
+import type { Config } from "../../config/index.ts";
 import type { Resolver } from "../../dns/resolver.ts";
 import { UserError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
@@ -31,12 +31,10 @@ export type { Api, ApiEnv };
 export interface ApiDeps {
   db: DB;
   config: Config;
-  configInput: ConfigInput;
   services: Services;
   router: Router;
   liveResolver: Resolver;
   logger: Logger;
-  applyConfig: (next: Config) => void;
 }
 
 export function apiDocument(api: Api) {

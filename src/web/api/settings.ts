@@ -1,17 +1,16 @@
-// /settings: every setting's effective value and origin; a PATCH writes
-// config.toml and applies what can change without a restart.
+// /settings: every setting's effective value and origin (secrets masked); a
+// PATCH goes through services.settings.update, which writes config.toml and
+// applies the settings declared live.
 import { z } from "@hono/zod-openapi";
-import { ConfigError, loadConfigWithOrigins, SETTINGS } from "../../config/index.ts";
-import { writeSettings } from "../../config/write.ts";
+import { findSetting, SETTINGS, settingKey } from "../../config/index.ts";
 import { type Api, ApiError, body, json, route, tokenActor } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
 import { Setting, SettingsPatch } from "./schemas.ts";
 
-const SECRET_SETTING = /password/;
+const LIVE = SETTINGS.filter((s) => s.live).map(settingKey);
 
 export function mountSettingsRoutes(api: Api, deps: ApiDeps): void {
-  const settings = () =>
-    loadConfigWithOrigins(deps.configInput).effective.map((e) => ({ key: e.key, value: SECRET_SETTING.test(e.key) && e.shown ? "[set]" : e.shown, origin: e.origin }));
+  const settings = () => deps.services.settings.list().effective.map((e) => ({ key: e.key, value: e.shown, origin: e.origin }));
   api.openapi(
     route({ method: "get", path: "/settings", tags: ["settings"], summary: "Every setting's effective value and where it comes from", scope: "admin", responses: { 200: json(z.object({ items: z.array(Setting) }), "The settings") } }),
     (c) => c.json({ items: settings() }, 200),
@@ -22,7 +21,7 @@ export function mountSettingsRoutes(api: Api, deps: ApiDeps): void {
       path: "/settings",
       tags: ["settings"],
       summary: "Change settings in config.toml",
-      description: "Validated as a whole first (nothing is written when a value is bad). Greylisting, scanning, smarthost, log retention, address defaults and destination verification apply at once; the rest after a restart. Environment variables and flags still win over the file.",
+      description: `Validated as a whole first (nothing is written when a value is bad). ${LIVE.join(", ")} apply at once; the rest after a restart. Environment variables and flags still win over the file. Secrets read back as set, never their value.`,
       scope: "admin",
       extraErrors: [422],
       request: body(SettingsPatch),
@@ -30,18 +29,10 @@ export function mountSettingsRoutes(api: Api, deps: ApiDeps): void {
     }),
     async (c) => {
       const patch = c.req.valid("json");
-      const known = new Set(SETTINGS.map((s) => [s.section, s.key].filter(Boolean).join(".")));
-      const unknown = Object.keys(patch).find((k) => !known.has(k));
+      // A key no setting has is a malformed request (400), not a bad value (422).
+      const unknown = Object.keys(patch).find((key) => !findSetting(key));
       if (unknown) throw new ApiError(400, "bad_request", `unknown setting ${unknown}`, unknown);
-      try {
-        const { before, after } = writeSettings(deps.configInput, Object.fromEntries(Object.entries(patch).map(([k, v]) => [k, v ?? ""])));
-        deps.applyConfig(after);
-        await deps.services.audit(tokenActor(c), "settings.update", "config.toml", before, patch);
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        const field = Object.keys(patch).find((k) => err.source.includes(k.split(".").pop()!));
-        throw new ApiError(422, "invalid", err.message.replace(/^invalid configuration: /, ""), field);
-      }
+      await deps.services.settings.update(tokenActor(c), patch);
       return c.json({ items: settings() }, 200);
     },
   );

@@ -1,7 +1,7 @@
 // What every admin UI route module shares: its dependencies, the signed-in
 // admin, form parsing, field errors and the redirect with a confirmation note.
 import type { Context } from "hono";
-import type { Config, ConfigInput } from "../../config/index.ts";
+import type { Config } from "../../config/index.ts";
 import type { Resolver } from "../../dns/resolver.ts";
 import { UserError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
@@ -14,15 +14,12 @@ import type { Env } from "../session.ts";
 export interface UiDeps {
   db: DB;
   config: Config;
-  configInput: ConfigInput;
   resolver: Resolver;
   /** A resolver without a cache, for checking what DNS publishes right now. */
   liveResolver: Resolver;
   router: Router;
   logger: Logger;
   setupToken: () => string | null;
-  /** Applies a reloaded configuration to the running appliance (what can change without restart). */
-  applyConfig: (next: Config) => void;
   secureCookies: boolean;
   services: Services;
   /** The API's OpenAPI document, for its reference page. */

@@ -1,41 +1,33 @@
 /** @jsxImportSource hono/jsx */
-// /settings: every setting's effective value and origin; the editable ones
-// are written to config.toml and applied at once.
+// /settings: every setting's effective value and origin (secrets masked); the
+// ones declared with a form label are saved through services.settings.update,
+// which writes config.toml and applies those declared live.
 import { type Context, Hono } from "hono";
-import { loadConfigWithOrigins } from "../../config/index.ts";
-import { writeSettings } from "../../config/write.ts";
-import { audit } from "../../store/audit.ts";
+import { SETTINGS, settingKey } from "../../config/index.ts";
 import type { FieldErrors } from "../../../views/layout.tsx";
-import { EDITABLE, SettingsPage } from "../../../views/log.tsx";
+import { type SettingField, SettingsPage } from "../../../views/log.tsx";
 import { adminActor, type Env } from "../session.ts";
-import { back, csrfOf, form, okNote, type UiDeps, user } from "./common.ts";
+import { back, csrfOf, fieldError, form, okNote, type UiDeps, user } from "./common.ts";
+
+const FIELDS: SettingField[] = SETTINGS.flatMap((s) => (s.form ? [{ key: settingKey(s), ...s.form, secret: !!s.secret, live: !!s.live }] : []));
 
 export function settingsRoutes(deps: UiDeps): Hono<Env> {
-  const { db } = deps;
   const routes = new Hono<Env>();
   const settingsPage = (c: Context<Env>, extra: { errors?: FieldErrors; values?: Record<string, string>; status?: 200 | 422 } = {}) => {
-    const { effective, config } = loadConfigWithOrigins(deps.configInput);
-    const shown = effective.map((e) => ({ key: e.key, value: e.shown || "(none)", origin: e.origin }));
+    const { effective, configFile } = deps.services.settings.list();
     const values = extra.values ?? Object.fromEntries(effective.map((e) => [e.key, e.shown]));
-    return c.html(
-      <SettingsPage user={user(c)} csrf={csrfOf(c)} effective={shown} values={values} errors={extra.errors} ok={okNote(c)} configFile={config.configFile ?? `${config.dataDir}/config.toml`} />,
-      extra.status ?? 200,
-    );
+    return c.html(<SettingsPage user={user(c)} csrf={csrfOf(c)} fields={FIELDS} effective={effective} values={values} errors={extra.errors} ok={okNote(c)} configFile={configFile} />, extra.status ?? 200);
   };
   routes.get("/", (c) => settingsPage(c));
   routes.post("/", async (c) => {
     const f = await form(c);
-    const changes = Object.fromEntries(EDITABLE.map(([key]) => [key, f[key] ?? ""]).filter(([key, value]) => !(key === "smarthost.password" && value === "")));
+    // A secret is never sent to the page, so its empty field keeps the current value.
+    const changes = Object.fromEntries(FIELDS.filter((field) => !(field.secret && !f[field.key])).map((field) => [field.key, f[field.key] ?? ""]));
     try {
-      const { before, after } = writeSettings(deps.configInput, changes);
-      deps.applyConfig(after);
-      await audit(db, adminActor(c), "settings.update", "config.toml", before, changes);
+      await deps.services.settings.update(adminActor(c), changes);
       return back(c, "/settings", "Settings saved and applied.");
     } catch (err) {
-      const source = (err as { source?: string }).source;
-      if (source === undefined) throw err;
-      const key = EDITABLE.find(([k]) => source.includes(k.split(".").pop()!))?.[0] ?? "form";
-      return settingsPage(c, { errors: { [key]: (err as Error).message.replace(/^invalid configuration: /, "") }, values: f, status: 422 });
+      return settingsPage(c, { errors: fieldError(err), values: f, status: 422 });
     }
   });
   return routes;
