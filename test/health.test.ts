@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { healthUrl } from "../src/cli/health.ts";
+import { healthUrl } from "../src/doctor/health.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { startMailferry } from "./support/mailferry.ts";
 import { freePort } from "./support/ports.ts";

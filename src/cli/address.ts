@@ -1,7 +1,6 @@
 import { waitingJson } from "../service/json.ts";
 import { CLI_ACTOR, reportWaiting, withServices } from "./context.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 const USAGE = "usage: mailferry address create <domain> <target...> [--name N] [--subdomain S] [--random-subdomain | --no-random-subdomain] [--description TEXT]";
 

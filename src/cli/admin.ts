@@ -4,8 +4,7 @@ import { adminCount, createAdmin } from "../store/admins.ts";
 import { audit } from "../store/audit.ts";
 import { readSetupToken, removeSetupToken, SETUP_TOKEN_FILE, setupUrl } from "../store/setup-token.ts";
 import { CLI_ACTOR, withStore } from "./context.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 const USAGE = "usage: printf '%s\\n' 'a long password' | mailferry admin create <name>\n       mailferry admin setup-url";
 

@@ -6,8 +6,7 @@ import { exportAliases, findAliasByName, listAliases } from "../store/aliases.ts
 import { setVacation } from "../store/vacations.ts";
 import type { DisabledMode } from "../store/schema.ts";
 import { CLI_ACTOR, reportWaiting, withServices, withStore } from "./context.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 const MODES: readonly DisabledMode[] = ["drop", "soft", "hard"];
 

@@ -1,7 +1,6 @@
 import { listAllow } from "../store/allowlist.ts";
 import { CLI_ACTOR, withServices, withStore } from "./context.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 export async function allowCommand(ctx: CommandContext): Promise<number> {
   const [action, entry, ...rest] = ctx.args;

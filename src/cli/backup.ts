@@ -3,8 +3,7 @@ import { join, resolve } from "node:path";
 import { createBackup } from "../backup/create.ts";
 import { MANIFEST_FILE } from "../backup/manifest.ts";
 import { restoreBackup } from "../backup/restore.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 function directoryArgument(ctx: CommandContext, command: string): string {
   if (ctx.args.length !== 1) throw new UsageError(`usage: mailferry ${command} <dir>`);

@@ -1,5 +1,5 @@
 import { masked } from "../config/index.ts";
-import type { CommandContext } from "./index.ts";
+import type { CommandContext } from "./command.ts";
 
 /** Validates the configuration (exit 2 naming the bad key) and prints each effective value with its origin (secrets masked). */
 export function configCheck(ctx: CommandContext): number {

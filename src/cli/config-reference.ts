@@ -1,6 +1,5 @@
 import { configurationReference } from "../config/reference.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 /** `config reference`: the markdown of docs/configuration.md, which `npm run docs` writes from this output. */
 export function configReference(ctx: CommandContext): number {

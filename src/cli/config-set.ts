@@ -1,8 +1,7 @@
 import { type Effective, findSetting, loadConfigWithOrigins, masked } from "../config/index.ts";
 import { printable } from "./config-check.ts";
 import { CLI_ACTOR, withServices } from "./context.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 /**
  * `config set key=value...`: written to config.toml after validating the whole

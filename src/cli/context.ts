@@ -8,7 +8,7 @@ import type { Actor } from "../store/audit.ts";
 import { DATABASE_FILE, openStore, type Store } from "../store/db.ts";
 import { preparePrivateDataDir } from "../store/data-dir.ts";
 import { enqueue } from "../store/deliveries.ts";
-import type { CommandContext } from "./index.ts";
+import type { CommandContext } from "./command.ts";
 
 /** Whoever runs the CLI on the server is its admin. */
 export const CLI_ACTOR: Actor = { name: "cli", ip: "local", confirmsDestinations: true };

@@ -1,8 +1,7 @@
 import { duration } from "../config/values.ts";
 import { activeDenylist } from "../store/senders.ts";
 import { CLI_ACTOR, withServices, withStore } from "./context.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 export async function denyCommand(ctx: CommandContext): Promise<number> {
   const [action, entry, ...rest] = ctx.args;

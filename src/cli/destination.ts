@@ -3,8 +3,7 @@ import { destinationJson, isoTime } from "../service/json.ts";
 import type { DB } from "../store/db.ts";
 import { listDestinations } from "../store/destinations.ts";
 import { CLI_ACTOR, withServices, withStore } from "./context.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 const PAGE = 1000;
 

@@ -6,7 +6,7 @@ import { type RecordCheck, zoneLine } from "../auth/records.ts";
 import { createResolver } from "../dns/resolver.ts";
 import { listDomains, parseDomainName } from "../store/domains.ts";
 import { withServices } from "./context.ts";
-import { type CommandContext, UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 export function dnsCommand(ctx: CommandContext): Promise<number> {
   const [action, domain, ...rest] = ctx.args;

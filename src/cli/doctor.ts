@@ -3,8 +3,7 @@
 // fix. Exit 0 unless something is an error.
 import { bindOutcome, clockFacts, databaseFacts, dataDirFacts, dnsFacts, freeBytes, outboundFacts, probeResolver, runningMailferry, servedCertificateFacts } from "../doctor/facts.ts";
 import * as judge from "../doctor/findings.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 export async function doctorCommand(ctx: CommandContext): Promise<number> {
   if (ctx.args.length) throw new UsageError("usage: mailferry doctor [--json]");

@@ -6,8 +6,7 @@ import type { DkimKey } from "../store/schema.ts";
 import { domainSettings, listDomains, webhookKey } from "../store/domains.ts";
 import { CLI_ACTOR, withServices, withStore } from "./context.ts";
 import { dnsCheck } from "./dns.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 export async function domainCommand(ctx: CommandContext): Promise<number> {
   const [action, name, ...rest] = ctx.args;

@@ -1,10 +1,9 @@
 // `mailferry health [--wait DURATION]`: asks the running server's /healthz at the
 // configured HTTP address. The systemd unit runs it as ExecStartPost, so the
 // service counts as started only once it answers; install.sh runs it too.
-import { adminUrl, type Config } from "../config/index.ts";
 import { positiveDuration, ValueError } from "../config/values.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { healthUrl, readHealth } from "../doctor/health.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 const POLL_MS = 500;
 
@@ -34,28 +33,6 @@ function parseWait(raw: string): number {
     if (err instanceof ValueError) throw new UsageError(`--wait ${JSON.stringify(raw)}: ${err.message}`);
     throw err;
   }
-}
-
-/** /healthz on the admin port; a wildcard listen address is asked on loopback. */
-export function healthUrl(config: Pick<Config, "http">): string {
-  const host = config.http.host === "0.0.0.0" ? "127.0.0.1" : config.http.host === "::" ? "::1" : config.http.host;
-  return `${adminUrl({ http: { ...config.http, host } })}healthz`;
-}
-
-/** What /healthz answers (fields absent when something else answers the port). */
-export interface HealthBody {
-  status?: unknown;
-  version?: unknown;
-  db?: { ok?: boolean };
-  smtp?: { listening?: boolean; port?: unknown };
-}
-
-/** Asks /healthz; throws when nothing answers in time. The body is null when it is not JSON. */
-export async function readHealth(url: string, timeoutMs: number): Promise<{ status: number; ok: boolean; body: HealthBody | null }> {
-  // Our own port on this machine: with http.tls its certificate names the host name, not the address asked here.
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), tls: { rejectUnauthorized: false } });
-  const body = (await res.json().catch(() => null)) as HealthBody | null;
-  return { status: res.status, ok: res.ok, body };
 }
 
 /** null when healthy, else what is wrong. */

@@ -2,7 +2,7 @@
 // and the compiled binary. Exit codes: 0 ok, 1 runtime error, 2 usage or
 // configuration error.
 import { parseArgs } from "node:util";
-import { ConfigError, type Config, type ConfigInput, flagName, type Effective, loadConfigWithOrigins, SETTINGS } from "../config/index.ts";
+import { ConfigError, flagName, loadConfigWithOrigins, SETTINGS } from "../config/index.ts";
 import { UserError } from "../errors.ts";
 import { aliasCommand } from "./alias.ts";
 import { adminCommand } from "./admin.ts";
@@ -22,31 +22,7 @@ import { logCommand, statsCommand } from "./log.ts";
 import { serve } from "./serve.ts";
 import { tokenCommand } from "./token.ts";
 import { VERSION } from "../version.ts";
-
-export interface Io {
-  out: (line: string) => void;
-  err: (line: string) => void;
-  /** Standard input, read whole (the admin password). */
-  stdin?: () => Promise<string>;
-  env: Record<string, string | undefined>;
-  cwd: string;
-}
-
-export class UsageError extends Error {}
-
-export interface CommandContext {
-  io: Io;
-  args: string[];
-  json: boolean;
-  /** Command options with a value, e.g. `--disabled hard`. */
-  options: Record<string, string | undefined>;
-  /** Command switches that were given, e.g. `apply` for `--apply`. */
-  flags: Set<string>;
-  /** Loads configuration from defaults, config.toml, environment and the global flags. */
-  config(): { config: Config; effective: Effective };
-  /** What config() loads from, for parts that reload it. */
-  configInput: ConfigInput;
-}
+import { type CommandContext, type Io, UsageError } from "./command.ts";
 
 const USAGE = `usage: mailferry <command> [options]
 

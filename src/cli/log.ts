@@ -4,8 +4,7 @@ import { type EventFilter, listEvents } from "../store/events.ts";
 import type { Event } from "../store/schema.ts";
 import { dailySeries, STAT_CATEGORIES } from "../store/stats.ts";
 import { withStore } from "./context.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 const VERDICTS: readonly NonNullable<EventFilter["verdict"]>[] = ["accepted", "deferred", "rejected"];
 const DEFAULT_LIMIT = 50;

@@ -1,7 +1,6 @@
 import { startAppliance } from "../app.ts";
 import { createLogger } from "../log.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 /** Runs until SIGTERM/SIGINT, then shuts down gracefully (a second signal forces exit). */
 export async function serve(ctx: CommandContext): Promise<number> {

@@ -1,8 +1,7 @@
 import { isoTime, tokenJson } from "../service/json.ts";
 import { listTokens, TOKEN_SCOPES, type TokenInfo } from "../store/tokens.ts";
 import { CLI_ACTOR, withServices, withStore } from "./context.ts";
-import type { CommandContext } from "./index.ts";
-import { UsageError } from "./index.ts";
+import { type CommandContext, UsageError } from "./command.ts";
 
 export async function tokenCommand(ctx: CommandContext): Promise<number> {
   const [action, ...args] = ctx.args;

@@ -6,7 +6,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { dirname, join } from "node:path";
-import { healthUrl, readHealth } from "../cli/health.ts";
+import { healthUrl, readHealth } from "./health.ts";
 import type { Config } from "../config/index.ts";
 import { routeToDomain } from "../delivery/mx.ts";
 import { routeToHost } from "../delivery/relay.ts";

@@ -3,10 +3,11 @@
 // until DNS serves the record or an admin activates it; it then signs and the
 // key it replaces is *retired*: no longer signing but still published for a
 // week, so mail signed just before the switch still verifies.
-import { DEFAULT_SELECTOR, generateDkimKey, keyState, removableAfter, type SigningKey, utcMinute } from "../auth/dkim.ts";
+import { DEFAULT_SELECTOR, keyState, removableAfter, type SigningKey, utcMinute } from "../auth/dkim.ts";
 import { UserError } from "../errors.ts";
 import { type DB, hotStatement } from "./db.ts";
 import { findDomain, parseDomainName } from "./domains.ts";
+import { createDkimKey } from "./new-dkim-key.ts";
 import type { DkimKey } from "./schema.ts";
 
 async function domainId(db: DB, input: string): Promise<{ id: number; name: string }> {
@@ -14,32 +15,6 @@ async function domainId(db: DB, input: string): Promise<{ id: number; name: stri
   const domain = await findDomain(db, name);
   if (!domain) throw new UserError("not_found", `domain ${name} does not exist`, "domain");
   return domain;
-}
-
-/** A new key for the domain: signing at once (a new domain's first key, nothing to verify yet) or pending (a rotation). */
-export async function createDkimKey(db: DB, domain: { id: number }, selector: string, now = Date.now(), state: "signing" | "pending" = "signing"): Promise<DkimKey> {
-  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(selector)) {
-    throw new UserError("invalid", `"${selector}" is not a valid DKIM selector`, "selector");
-  }
-  const key = await generateDkimKey();
-  return db.transaction().execute(async (trx) => {
-    const clash = await trx.selectFrom("dkim_keys").select("id").where("domain_id", "=", domain.id).where("selector", "=", selector).executeTakeFirst();
-    if (clash) throw new UserError("conflict", `selector ${selector} already exists for this domain`, "selector");
-    return trx
-      .insertInto("dkim_keys")
-      .values({
-        domain_id: domain.id,
-        selector,
-        algorithm: key.algorithm,
-        private_key: key.privateKey,
-        public_key: key.publicKey,
-        created_at: now,
-        activated_at: state === "signing" ? now : null,
-        retired_at: null,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-  });
 }
 
 /** All published keys of a domain (pending, signing and retired), newest first. */

@@ -4,7 +4,7 @@ import type { DB } from "./db.ts";
 import { randomBytes } from "node:crypto";
 import { DEFAULT_SELECTOR } from "../auth/dkim.ts";
 import type { DomainSettings } from "../routing/rules.ts";
-import { createDkimKey } from "./dkim-keys.ts";
+import { createDkimKey } from "./new-dkim-key.ts";
 import type { Domain } from "./schema.ts";
 
 /** The stored form of a domain name a user typed, or a UserError saying why it is not one. */
