@@ -2,13 +2,13 @@
 // random or a named subdomain).
 import { aliasJson } from "./aliases.ts";
 import { waitingJson } from "../../service/json.ts";
-import { type Api, body, json, route, tokenActor } from "./common.ts";
+import { type Api, body, json, scopedRoute, tokenActor } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
 import { AddressCreate, AddressCreated } from "./schemas.ts";
 
 export function mountAddressRoutes(api: Api, { services }: ApiDeps): void {
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/addresses",
       tags: ["addresses"],

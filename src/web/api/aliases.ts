@@ -7,12 +7,12 @@ import { type AliasRule, aliasLabel, parseAliasName } from "../../routing/rules.
 import type { Route } from "../../routing/resolve.ts";
 import { aliasById, aliasesAfter, exportAliases } from "../../store/aliases.ts";
 import { parseDomainName } from "../../store/domains.ts";
-import { type Api, ApiError, body, json, route, tokenActor } from "./common.ts";
+import { type Api, ApiError, body, json, scopedRoute, tokenActor } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
-import { Alias, AliasCreate, AliasId, AliasPatch, AliasQuery, ImportBody, ImportErrors, ImportReport, nextCursor, TestBody, TestResult, Waiting } from "./schemas.ts";
+import { AliasBody, AliasCreate, AliasId, AliasPatch, AliasQuery, ImportBody, ImportErrors, ImportReportBody, nextCursor, TestBody, TestResult, WaitingFields } from "./schemas.ts";
 import { waitingJson } from "../../service/json.ts";
 
-export function aliasJson(rule: AliasRule): z.infer<typeof Alias> {
+export function aliasJson(rule: AliasRule): z.infer<typeof AliasBody> {
   return { id: rule.id, domain: rule.domain, subdomain: rule.subdomain, name: aliasLabel(rule), matcher: rule.matcher, recipients: rule.recipients, disabled: rule.disabled, description: rule.description };
 }
 
@@ -39,14 +39,14 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
   };
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "get",
       path: "/aliases",
       tags: ["aliases"],
       summary: "List aliases (oldest first), optionally of one domain or matching a text",
       scope: "read",
       request: { query: AliasQuery },
-      responses: { 200: json(z.object({ items: z.array(Alias), next_cursor: nextCursor }), "One page") },
+      responses: { 200: json(z.object({ items: z.array(AliasBody), next_cursor: nextCursor }), "One page") },
     }),
     async (c) => {
       const q = c.req.valid("query");
@@ -56,7 +56,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/aliases",
       tags: ["aliases"],
@@ -66,7 +66,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
       scope: "write",
       extraErrors: [404, 409, 422],
       request: body(AliasCreate),
-      responses: { 201: json(z.object({ alias: Alias, ...Waiting }), "The alias") },
+      responses: { 201: json(z.object({ alias: AliasBody, ...WaitingFields }), "The alias") },
     }),
     async (c) => {
       const input = c.req.valid("json");
@@ -78,7 +78,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/aliases/test",
       tags: ["aliases"],
@@ -95,7 +95,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "get",
       path: "/aliases/export",
       tags: ["aliases"],
@@ -109,7 +109,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/aliases/import",
       tags: ["aliases"],
@@ -117,7 +117,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
       scope: "write",
       extraErrors: [404],
       request: body(ImportBody),
-      responses: { 200: json(ImportReport, "What was (or would be) written"), 422: json(ImportErrors, "Nothing written: every bad line is listed") },
+      responses: { 200: json(ImportReportBody, "What was (or would be) written"), 422: json(ImportErrors, "Nothing written: every bad line is listed") },
     }),
     async (c) => {
       const input = c.req.valid("json");
@@ -131,12 +131,12 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
   );
 
   api.openapi(
-    route({ method: "get", path: "/aliases/{id}", tags: ["aliases"], summary: "One alias", scope: "read", extraErrors: [404], request: { params: AliasId }, responses: { 200: json(Alias, "The alias") } }),
+    scopedRoute({ method: "get", path: "/aliases/{id}", tags: ["aliases"], summary: "One alias", scope: "read", extraErrors: [404], request: { params: AliasId }, responses: { 200: json(AliasBody, "The alias") } }),
     async (c) => c.json(aliasJson(await existing(c.req.valid("param").id)), 200),
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "patch",
       path: "/aliases/{id}",
       tags: ["aliases"],
@@ -144,7 +144,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
       scope: "write",
       extraErrors: [404, 422],
       request: { params: AliasId, ...body(AliasPatch) },
-      responses: { 200: json(z.object({ alias: Alias, ...Waiting }), "The alias after the change") },
+      responses: { 200: json(z.object({ alias: AliasBody, ...WaitingFields }), "The alias after the change") },
     }),
     async (c) => {
       const current = await existing(c.req.valid("param").id);
@@ -159,7 +159,7 @@ export function mountAliasRoutes(api: Api, { db, services, router }: ApiDeps): v
   );
 
   api.openapi(
-    route({ method: "delete", path: "/aliases/{id}", tags: ["aliases"], summary: "Delete an alias", scope: "write", extraErrors: [404], request: { params: AliasId }, responses: { 204: { description: "Deleted" } } }),
+    scopedRoute({ method: "delete", path: "/aliases/{id}", tags: ["aliases"], summary: "Delete an alias", scope: "write", extraErrors: [404], request: { params: AliasId }, responses: { 204: { description: "Deleted" } } }),
     async (c) => {
       await services.aliases.remove(tokenActor(c), (await existing(c.req.valid("param").id)).id);
       return c.body(null, 204);

@@ -39,7 +39,7 @@ const ERRORS = {
  * A route with the scope it needs, enforced and documented together, and the
  * error answers every route can give.
  */
-export function route<R extends RouteConfig>(config: R & { scope: TokenScope; extraErrors?: (404 | 409 | 422)[] }) {
+export function scopedRoute<R extends RouteConfig>(config: R & { scope: TokenScope; extraErrors?: (404 | 409 | 422)[] }) {
   const { scope, extraErrors = [], ...rest } = config;
   const extra = Object.fromEntries(extraErrors.map((status) => [status, errorResponse({ 404: "No such resource", 409: "It conflicts with what exists", 422: "The values are not acceptable (the field is named)" }[status])]));
   return createRoute({

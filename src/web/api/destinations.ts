@@ -2,20 +2,20 @@
 // verification mail and removal.
 import { z } from "@hono/zod-openapi";
 import { destinationJson } from "../../service/json.ts";
-import { type Api, body, json, route, tokenActor } from "./common.ts";
+import { type Api, body, json, scopedRoute, tokenActor } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
-import { Destination, DestinationAddress, DestinationCreate, nextCursor, Page } from "./schemas.ts";
+import { DestinationAddress, DestinationBody, DestinationCreate, nextCursor, Page } from "./schemas.ts";
 
 export function mountDestinationRoutes(api: Api, { services }: ApiDeps): void {
   api.openapi(
-    route({
+    scopedRoute({
       method: "get",
       path: "/destinations",
       tags: ["destinations"],
       summary: "Forwarding destinations outside the managed domains, and whether each is verified",
       scope: "read",
       request: { query: Page },
-      responses: { 200: json(z.object({ items: z.array(Destination), next_cursor: nextCursor }), "One page") },
+      responses: { 200: json(z.object({ items: z.array(DestinationBody), next_cursor: nextCursor }), "One page") },
     }),
     async (c) => {
       const q = c.req.valid("query");
@@ -25,7 +25,7 @@ export function mountDestinationRoutes(api: Api, { services }: ApiDeps): void {
     },
   );
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/destinations",
       tags: ["destinations"],
@@ -33,7 +33,7 @@ export function mountDestinationRoutes(api: Api, { services }: ApiDeps): void {
       scope: "write",
       extraErrors: [422],
       request: body(DestinationCreate),
-      responses: { 201: json(z.object({ destination: Destination, verification_sent: z.boolean() }), "The destination") },
+      responses: { 201: json(z.object({ destination: DestinationBody, verification_sent: z.boolean() }), "The destination") },
     }),
     async (c) => {
       const { destination, sent } = await services.destinations.add(tokenActor(c), c.req.valid("json").address);
@@ -41,11 +41,11 @@ export function mountDestinationRoutes(api: Api, { services }: ApiDeps): void {
     },
   );
   api.openapi(
-    route({ method: "get", path: "/destinations/{address}", tags: ["destinations"], summary: "One destination", scope: "read", extraErrors: [404, 422], request: { params: DestinationAddress }, responses: { 200: json(Destination, "The destination") } }),
+    scopedRoute({ method: "get", path: "/destinations/{address}", tags: ["destinations"], summary: "One destination", scope: "read", extraErrors: [404, 422], request: { params: DestinationAddress }, responses: { 200: json(DestinationBody, "The destination") } }),
     async (c) => c.json(destinationJson(await services.destinations.get(c.req.valid("param").address)), 200),
   );
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/destinations/{address}/resend",
       tags: ["destinations"],
@@ -53,12 +53,12 @@ export function mountDestinationRoutes(api: Api, { services }: ApiDeps): void {
       scope: "write",
       extraErrors: [404, 409, 422],
       request: { params: DestinationAddress },
-      responses: { 202: json(Destination, "Queued") },
+      responses: { 202: json(DestinationBody, "Queued") },
     }),
     async (c) => c.json(destinationJson(await services.destinations.resend(tokenActor(c), c.req.valid("param").address)), 202),
   );
   api.openapi(
-    route({ method: "delete", path: "/destinations/{address}", tags: ["destinations"], summary: "Forget a destination (it must verify again)", scope: "write", extraErrors: [404, 422], request: { params: DestinationAddress }, responses: { 204: { description: "Removed" } } }),
+    scopedRoute({ method: "delete", path: "/destinations/{address}", tags: ["destinations"], summary: "Forget a destination (it must verify again)", scope: "write", extraErrors: [404, 422], request: { params: DestinationAddress }, responses: { 204: { description: "Removed" } } }),
     async (c) => {
       await services.destinations.remove(tokenActor(c), c.req.valid("param").address);
       return c.body(null, 204);

@@ -6,12 +6,12 @@ import type { Config } from "../../config/index.ts";
 import { effectiveSettings } from "../../routing/rules.ts";
 import { domainSettings, findDomain, listDomains, parseDomainName } from "../../store/domains.ts";
 import type { Domain as DomainRow } from "../../store/schema.ts";
-import { type Api, ApiError, body, json, route, tokenActor } from "./common.ts";
+import { type Api, ApiError, body, json, scopedRoute, tokenActor } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
 import { isoTime } from "../../service/json.ts";
-import { DnsRecord, Domain, DomainCreate, DomainName, DomainSettingsPatch } from "./schemas.ts";
+import { DnsRecordBody, DomainBody, DomainCreate, DomainName, DomainSettingsPatch } from "./schemas.ts";
 
-export function domainJson(row: DomainRow, config: Config): z.infer<typeof Domain> {
+export function domainJson(row: DomainRow, config: Config): z.infer<typeof DomainBody> {
   const s = domainSettings(row);
   const e = effectiveSettings(s, config.addresses);
   return {
@@ -38,12 +38,12 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
   };
 
   api.openapi(
-    route({ method: "get", path: "/domains", tags: ["domains"], summary: "List managed domains", scope: "read", responses: { 200: json(z.object({ items: z.array(Domain) }), "The domains, by name") } }),
+    scopedRoute({ method: "get", path: "/domains", tags: ["domains"], summary: "List managed domains", scope: "read", responses: { 200: json(z.object({ items: z.array(DomainBody) }), "The domains, by name") } }),
     async (c) => c.json({ items: (await listDomains(db)).map((d) => domainJson(d, config)) }, 200),
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/domains",
       tags: ["domains"],
@@ -51,7 +51,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
       scope: "write",
       extraErrors: [409, 422],
       request: body(DomainCreate),
-      responses: { 201: json(Domain, "The new domain; publish its DNS records next") },
+      responses: { 201: json(DomainBody, "The new domain; publish its DNS records next") },
     }),
     async (c) => {
       const input = c.req.valid("json");
@@ -61,12 +61,12 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
   );
 
   api.openapi(
-    route({ method: "get", path: "/domains/{name}", tags: ["domains"], summary: "One domain and its settings", scope: "read", extraErrors: [404], request: { params: DomainName }, responses: { 200: json(Domain, "The domain") } }),
+    scopedRoute({ method: "get", path: "/domains/{name}", tags: ["domains"], summary: "One domain and its settings", scope: "read", extraErrors: [404], request: { params: DomainName }, responses: { 200: json(DomainBody, "The domain") } }),
     async (c) => c.json(domainJson(await existing(c.req.valid("param").name), config), 200),
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "patch",
       path: "/domains/{name}",
       tags: ["domains"],
@@ -74,7 +74,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
       scope: "write",
       extraErrors: [404, 422],
       request: { params: DomainName, ...body(DomainSettingsPatch) },
-      responses: { 200: json(Domain, "The domain after the change") },
+      responses: { 200: json(DomainBody, "The domain after the change") },
     }),
     async (c) => {
       const { name } = c.req.valid("param");
@@ -94,7 +94,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
   );
 
   api.openapi(
-    route({ method: "delete", path: "/domains/{name}", tags: ["domains"], summary: "Stop managing a domain (its aliases go too)", scope: "write", extraErrors: [404], request: { params: DomainName }, responses: { 204: { description: "Removed" } } }),
+    scopedRoute({ method: "delete", path: "/domains/{name}", tags: ["domains"], summary: "Stop managing a domain (its aliases go too)", scope: "write", extraErrors: [404], request: { params: DomainName }, responses: { 204: { description: "Removed" } } }),
     async (c) => {
       await services.domains.remove(tokenActor(c), (await existing(c.req.valid("param").name)).name);
       return c.body(null, 204);
@@ -102,7 +102,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "get",
       path: "/domains/{name}/dns",
       tags: ["domains"],
@@ -110,7 +110,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
       scope: "read",
       extraErrors: [404],
       request: { params: DomainName },
-      responses: { 200: json(z.object({ records: z.array(DnsRecord) }), "Expected records with what DNS has") },
+      responses: { 200: json(z.object({ records: z.array(DnsRecordBody) }), "Expected records with what DNS has") },
     }),
     async (c) => {
       const row = await existing(c.req.valid("param").name);
@@ -123,7 +123,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/domains/{name}/webhook-key",
       tags: ["domains"],
@@ -137,7 +137,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/domains/{name}/dkim-rotate",
       tags: ["domains"],
@@ -151,7 +151,7 @@ export function mountDomainRoutes(api: Api, { db, config, services, liveResolver
   );
 
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/domains/{name}/dkim-activate",
       tags: ["domains"],

@@ -3,20 +3,20 @@ import { z } from "@hono/zod-openapi";
 import { eventJson } from "../../service/json.ts";
 import { eventById, listEvents } from "../../store/events.ts";
 import { dailySeries } from "../../store/stats.ts";
-import { type Api, ApiError, json, route } from "./common.ts";
+import { type Api, ApiError, json, scopedRoute } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
-import { Event, LogQuery, nextCursor, Stats, StatsQuery } from "./schemas.ts";
+import { EventBody, LogQuery, nextCursor, Stats, StatsQuery } from "./schemas.ts";
 
 export function mountLogRoutes(api: Api, { db }: ApiDeps): void {
   api.openapi(
-    route({
+    scopedRoute({
       method: "get",
       path: "/log",
       tags: ["log"],
       summary: "Mail-log events, newest first",
       scope: "read",
       request: { query: LogQuery },
-      responses: { 200: json(z.object({ items: z.array(Event), next_cursor: nextCursor }), "One page") },
+      responses: { 200: json(z.object({ items: z.array(EventBody), next_cursor: nextCursor }), "One page") },
     }),
     async (c) => {
       const q = c.req.valid("query");
@@ -34,7 +34,7 @@ export function mountLogRoutes(api: Api, { db }: ApiDeps): void {
     },
   );
   api.openapi(
-    route({
+    scopedRoute({
       method: "get",
       path: "/log/{id}",
       tags: ["log"],
@@ -42,7 +42,7 @@ export function mountLogRoutes(api: Api, { db }: ApiDeps): void {
       scope: "read",
       extraErrors: [404],
       request: { params: z.object({ id: z.coerce.number().int().positive().openapi({ param: { name: "id", in: "path" } }) }) },
-      responses: { 200: json(Event, "The event") },
+      responses: { 200: json(EventBody, "The event") },
     }),
     async (c) => {
       const event = await eventById(db, c.req.valid("param").id);
@@ -51,7 +51,7 @@ export function mountLogRoutes(api: Api, { db }: ApiDeps): void {
     },
   );
   api.openapi(
-    route({ method: "get", path: "/stats", tags: ["log"], summary: "Counts per day (UTC) and category", scope: "read", request: { query: StatsQuery }, responses: { 200: json(Stats, "One series per category") } }),
+    scopedRoute({ method: "get", path: "/stats", tags: ["log"], summary: "Counts per day (UTC) and category", scope: "read", request: { query: StatsQuery }, responses: { 200: json(Stats, "One series per category") } }),
     async (c) => {
       const q = c.req.valid("query");
       return c.json(await dailySeries(db, q.days, q.domain?.toLowerCase()), 200);

@@ -25,7 +25,7 @@ export const Page = z.strictObject({
 export const nextCursor = z.string().nullable().openapi({ description: "Pass as cursor for the next page; null on the last page" });
 
 // --- domains -------------------------------------------------------------------------
-export const Domain = z
+export const DomainBody = z
   .object({
     name: z.string(),
     catch_all: z.boolean(),
@@ -55,7 +55,7 @@ export const DomainSettingsPatch = z
   })
   .openapi("DomainSettingsPatch");
 
-export const DnsRecord = z
+export const DnsRecordBody = z
   .object({
     purpose: z.string(),
     type: z.enum(["MX", "TXT", "CNAME", "A", "AAAA", "PTR"]),
@@ -79,7 +79,7 @@ export const DomainName = z.object({ name: z.string().openapi({ param: { name: "
 // --- aliases -------------------------------------------------------------------------
 const disabled = z.enum(["drop", "soft", "hard"]).nullable().openapi({ description: "null: enabled; drop: accept and discard; soft: 421; hard: 550" });
 
-export const Alias = z
+export const AliasBody = z
   .object({
     id: z.number().int(),
     domain: z.string().openapi({ description: "The managed domain" }),
@@ -123,20 +123,20 @@ export const ImportBody = z
   .openapi("AliasImport");
 
 /** Part of every response that saved an alias: see docs/aliases.md, "Destinations". */
-export const Waiting = {
+export const WaitingFields = {
   verification_sent: z.array(z.string()).openapi({ description: "Destinations a verification mail was just sent to" }),
   waiting_confirmation: z
     .array(z.object({ target: z.string(), why: z.string() }))
     .openapi({ description: "Targets outside the managed domains that get no mail until their owner confirms, and why" }),
 };
 
-export const ImportReport = z
+export const ImportReportBody = z
   .object({
     domain: z.string(),
     applied: z.boolean(),
     aliases: z.array(z.object({ name: z.string(), recipients: z.array(z.string()), disabled })),
     port: z.number().int().nullable(),
-    ...Waiting,
+    ...WaitingFields,
   })
   .openapi("AliasImportReport");
 
@@ -162,7 +162,7 @@ export const TestResult = z
   .openapi("AddressTestResult");
 
 // --- destinations and addresses --------------------------------------------------------
-export const Destination = z
+export const DestinationBody = z
   .object({ address: z.string(), status: z.enum(["pending", "verified"]), created_at: iso, verified_at: isoOrNull, last_sent_at: isoOrNull })
   .openapi("Destination");
 
@@ -180,10 +180,10 @@ export const AddressCreate = z
   })
   .openapi("AddressCreate");
 
-export const AddressCreated = z.object({ address: z.string().openapi({ example: "name@x7k2p9q1.example.com" }), alias: Alias, ...Waiting }).openapi("AddressCreated");
+export const AddressCreated = z.object({ address: z.string().openapi({ example: "name@x7k2p9q1.example.com" }), alias: AliasBody, ...WaitingFields }).openapi("AddressCreated");
 
 // --- mail log and stats ------------------------------------------------------------------
-export const Event = z
+export const EventBody = z
   .object({
     id: z.number().int(),
     at: iso,
@@ -217,7 +217,7 @@ export const Stats = z
   .openapi("Stats");
 
 // --- lists, settings, tokens ---------------------------------------------------------------
-export const DenyEntry = z
+export const DenyEntryBody = z
   .object({ value: z.string(), kind: z.string(), reason: z.string(), source: z.enum(["admin", "auto"]), created_at: iso, expires_at: isoOrNull })
   .openapi("DenyEntry");
 export const AllowEntry = z.object({ value: z.string(), kind: z.string(), note: z.string(), created_at: iso }).openapi("AllowEntry");
@@ -227,7 +227,7 @@ export const DenyCreate = z
 export const AllowCreate = z.strictObject({ value: z.string().min(1).max(320), note: z.string().max(200).optional() }).openapi("AllowCreate");
 export const ListValue = z.object({ value: z.string().openapi({ param: { name: "value", in: "path" }, example: "203.0.113.0%2F24" }) });
 
-export const Setting = z.object({ key: z.string(), value: z.string(), origin: z.string() }).openapi("Setting");
+export const SettingBody = z.object({ key: z.string(), value: z.string(), origin: z.string() }).openapi("Setting");
 export const SettingsPatch = z
   .record(z.string().max(100), z.string().max(4096).nullable())
   .openapi("SettingsPatch", { description: 'Setting keys as in config.toml ("greylist.delay") with their new value; null or "" returns to the default' });

@@ -3,20 +3,20 @@
 // applies the settings declared live.
 import { z } from "@hono/zod-openapi";
 import { findSetting, SETTINGS, settingKey } from "../../config/index.ts";
-import { type Api, ApiError, body, json, route, tokenActor } from "./common.ts";
+import { type Api, ApiError, body, json, scopedRoute, tokenActor } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
-import { Setting, SettingsPatch } from "./schemas.ts";
+import { SettingBody, SettingsPatch } from "./schemas.ts";
 
 const LIVE = SETTINGS.filter((s) => s.live).map(settingKey);
 
 export function mountSettingsRoutes(api: Api, deps: ApiDeps): void {
   const settings = () => deps.services.settings.list().effective.map((e) => ({ key: e.key, value: e.shown, origin: e.origin }));
   api.openapi(
-    route({ method: "get", path: "/settings", tags: ["settings"], summary: "Every setting's effective value and where it comes from", scope: "admin", responses: { 200: json(z.object({ items: z.array(Setting) }), "The settings") } }),
+    scopedRoute({ method: "get", path: "/settings", tags: ["settings"], summary: "Every setting's effective value and where it comes from", scope: "admin", responses: { 200: json(z.object({ items: z.array(SettingBody) }), "The settings") } }),
     (c) => c.json({ items: settings() }, 200),
   );
   api.openapi(
-    route({
+    scopedRoute({
       method: "patch",
       path: "/settings",
       tags: ["settings"],
@@ -25,7 +25,7 @@ export function mountSettingsRoutes(api: Api, deps: ApiDeps): void {
       scope: "admin",
       extraErrors: [422],
       request: body(SettingsPatch),
-      responses: { 200: json(z.object({ items: z.array(Setting) }), "The settings after the change") },
+      responses: { 200: json(z.object({ items: z.array(SettingBody) }), "The settings after the change") },
     }),
     async (c) => {
       const patch = c.req.valid("json");

@@ -2,17 +2,17 @@
 import { z } from "@hono/zod-openapi";
 import { tokenJson } from "../../service/json.ts";
 import { listTokens } from "../../store/tokens.ts";
-import { type Api, body, json, route, tokenActor } from "./common.ts";
+import { type Api, body, json, scopedRoute, tokenActor } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
 import { Token, TokenCreate, TokenName } from "./schemas.ts";
 
 export function mountTokenRoutes(api: Api, { db, services }: ApiDeps): void {
   api.openapi(
-    route({ method: "get", path: "/tokens", tags: ["tokens"], summary: "API tokens (never their secret)", scope: "admin", responses: { 200: json(z.object({ items: z.array(Token) }), "The tokens, revoked ones included") } }),
+    scopedRoute({ method: "get", path: "/tokens", tags: ["tokens"], summary: "API tokens (never their secret)", scope: "admin", responses: { 200: json(z.object({ items: z.array(Token) }), "The tokens, revoked ones included") } }),
     async (c) => c.json({ items: (await listTokens(db)).map(tokenJson) }, 200),
   );
   api.openapi(
-    route({
+    scopedRoute({
       method: "post",
       path: "/tokens",
       tags: ["tokens"],
@@ -29,7 +29,7 @@ export function mountTokenRoutes(api: Api, { db, services }: ApiDeps): void {
     },
   );
   api.openapi(
-    route({ method: "delete", path: "/tokens/{name}", tags: ["tokens"], summary: "Revoke a token", scope: "admin", extraErrors: [404], request: { params: TokenName }, responses: { 204: { description: "Revoked" } } }),
+    scopedRoute({ method: "delete", path: "/tokens/{name}", tags: ["tokens"], summary: "Revoke a token", scope: "admin", extraErrors: [404], request: { params: TokenName }, responses: { 204: { description: "Revoked" } } }),
     async (c) => {
       await services.tokens.revoke(tokenActor(c), c.req.valid("param").name);
       return c.body(null, 204);
