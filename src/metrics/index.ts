@@ -1,6 +1,7 @@
-// mailferry's metrics and where they come from. SMTP replies, connections and
-// deliveries are read off the mail-log events as they are recorded (one hook,
-// so the mail log and the metrics cannot disagree); greylist verdicts and
+// mailferry's metrics and where they come from. SMTP replies, connections,
+// deliveries and decision reasons are read off the mail-log events as they are
+// recorded (one hook, so the mail log and the metrics cannot disagree; never
+// the reply text, which may be reworded); greylist verdicts and
 // denylist hits come from the abuse guard; open sessions, DNS queries and the
 // uptime are read at each scrape.
 import type { GuardEvent } from "../policy/abuse.ts";
@@ -15,8 +16,8 @@ export type DeliveryResult = "delivered" | "deferred" | "failed" | "dropped";
 
 /** What one mail-log event counts toward. */
 export interface EventCounts {
-  /** An SMTP reply of mailferry's (connect, MAIL, RCPT, DATA). */
-  reply: { stage: string; code: number } | null;
+  /** An SMTP reply of mailferry's (connect, MAIL, RCPT, DATA), with the reason of its decision. */
+  reply: { stage: string; code: number; reason: string } | null;
   connection: "accepted" | "refused" | null;
   /** One per target delivered to (delivery events) or recipient dropped by a `drop` alias (accepted DATA). */
   deliveries: DeliveryResult[];
@@ -25,7 +26,7 @@ export interface EventCounts {
   webhookRequests: string[];
 }
 
-export function eventCounts(event: Pick<NewEvent, "stage" | "code" | "detail">): EventCounts {
+export function eventCounts(event: Pick<NewEvent, "stage" | "code" | "reason" | "detail">): EventCounts {
   const accepted = event.code < 400;
   if (event.stage === "delivery") {
     const detail = parseDetail(event.detail);
@@ -43,7 +44,7 @@ export function eventCounts(event: Pick<NewEvent, "stage" | "code" | "detail">):
   const dropList = event.stage === "data" && accepted ? parseDetail(event.detail).dropped : undefined;
   const dropped = Array.isArray(dropList) ? dropList.length : 0;
   return {
-    reply: { stage: event.stage, code: event.code },
+    reply: { stage: event.stage, code: event.code, reason: event.reason ?? "unknown" },
     connection: event.stage === "connect" ? (accepted ? "accepted" : "refused") : null,
     deliveries: Array<DeliveryResult>(dropped).fill("dropped"),
     deliverySeconds: null,
@@ -77,7 +78,7 @@ export function createMetrics({ startedAt, dnsQueries, now = Date.now }: Metrics
   const connections = registry.counter("mailferry_smtp_connections_total", "SMTP connections by the verdict at connect: accepted, or refused (denylist, too many connections)", ["result"], [{ result: "accepted" }, { result: "refused" }]);
   let openSessions = () => 0;
   registry.collected("mailferry_smtp_sessions_open", "SMTP connections open now", "gauge", () => openSessions());
-  const replies = registry.counter("mailferry_smtp_replies_total", "SMTP replies of mailferry by stage (connect, mail, rcpt, data), reply class and code", ["stage", "class", "code"]);
+  const replies = registry.counter("mailferry_smtp_replies_total", "SMTP replies of mailferry by stage (connect, mail, rcpt, data), reply class, code and reason (docs/architecture.md, Reasons)", ["stage", "class", "code", "reason"]);
   const deliveries = registry.counter("mailferry_deliveries_total", "Deliveries to targets by result; dropped: recipients of a drop alias, accepted and discarded", ["result"], [{ result: "delivered" }, { result: "deferred" }, { result: "failed" }, { result: "dropped" }]);
   const deliverySeconds = registry.histogram("mailferry_delivery_duration_seconds", "Time one delivery to a target took (SMTP or webhook)", DELIVERY_BUCKETS);
   const webhookRequests = registry.counter("mailferry_webhook_requests_total", "Webhook HTTP requests by response class, or error without a response", ["result"]);
@@ -87,9 +88,9 @@ export function createMetrics({ startedAt, dnsQueries, now = Date.now }: Metrics
 
   return {
     /** Counts a mail-log event as it is recorded. */
-    observeEvent(event: Pick<NewEvent, "stage" | "code" | "detail">) {
+    observeEvent(event: Pick<NewEvent, "stage" | "code" | "reason" | "detail">) {
       const counts = eventCounts(event);
-      if (counts.reply) replies.inc({ stage: counts.reply.stage, class: codeClass(counts.reply.code), code: String(counts.reply.code) });
+      if (counts.reply) replies.inc({ stage: counts.reply.stage, class: codeClass(counts.reply.code), code: String(counts.reply.code), reason: counts.reply.reason });
       if (counts.connection) connections.inc({ result: counts.connection });
       for (const result of counts.deliveries) deliveries.inc({ result });
       if (counts.deliverySeconds !== null) deliverySeconds.observe(counts.deliverySeconds);

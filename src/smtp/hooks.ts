@@ -119,7 +119,7 @@ const clientOf = (session: Readonly<Session>, mailFrom = "") => ({ remoteIp: ses
 export function createHooks(deps: HookDeps): StageHooks {
   const { abuse } = deps;
   const connectChecks: Check<Readonly<Session>>[] = [(s) => abuse.denied(clientOf(s), "connect").then(refusal), (s) => refusal(abuse.admit(s))];
-  const mailChecks: Check<MailInput>[] = [
+  const mailChecks: Check<EnvelopeCommand>[] = [
     ({ params }) => refusal(paramsDecision(params, MAIL_PARAMS)),
     ({ address }) => refusal(senderSyntaxDecision(address)),
     ({ session, address }) => abuse.denied(clientOf(session, address), "mail").then(refusal),
@@ -145,46 +145,56 @@ export function createHooks(deps: HookDeps): StageHooks {
   };
 }
 
-interface MailInput {
+/** A MAIL or RCPT command: the address and its ESMTP parameters. */
+interface EnvelopeCommand {
   session: Readonly<Session>;
   address: string;
   params: EsmtpParams;
 }
 
+/** What the RCPT checks share: the routing check leaves the route for the checks after it and for the transaction. */
+interface RcptTransaction extends EnvelopeCommand {
+  route?: Extract<Route, { action: "deliver" | "drop" }>;
+}
+
 /** RCPT: parameters, a reply confirming a destination, routing (SRS first), the recipient limit, then rate limit and greylisting. */
 function createRcptStage({ router, srs, abuse, confirmDestination }: HookDeps) {
-  /**
-   * The owner of a destination replied to its verification mail: confirmed as
-   * the recipient is accepted, and the reply itself is discarded (a drop
-   * recipient). Before greylisting: a person waits for this one.
-   */
-  async function confirmReply(address: string, ip: string): Promise<StageOutcome | null> {
-    const confirmed = await confirmDestination(address, ip);
-    if (!confirmed) return null;
-    const alias = { id: 0, domain: srs.domain, label: "confirmation" };
-    return { decision: decision(ACCEPT_RECIPIENT.reply, "destination_confirmed", { confirmed }), accepted: { address, route: { action: "drop", alias } } };
-  }
+  const checks: Check<RcptTransaction>[] = [
+    ({ params }) => refusal(paramsDecision(params, RCPT_PARAMS)),
+    /**
+     * The owner of a destination replied to its verification mail: confirmed as
+     * the recipient is accepted, and the reply itself is discarded (a drop
+     * recipient). Before greylisting: a person waits for this one.
+     */
+    async (tx) => {
+      const confirmed = await confirmDestination(tx.address, tx.session.remoteIp);
+      if (!confirmed) return null;
+      tx.route = { action: "drop", alias: { id: 0, domain: srs.domain, label: "confirmation" } };
+      return { decision: decision(ACCEPT_RECIPIENT.reply, "destination_confirmed", { confirmed }) };
+    },
+    async (tx) => {
+      const route = srsRoute(tx.address, srs) ?? (await router.route(tx.address));
+      // Unmanaged domains were refused by the router (never an open relay).
+      if (route.action === "refuse") return { decision: decision(route.reply, route.reason) };
+      tx.route = route;
+      // Destinations left out until verified: the log says so, the sender need not know.
+      return route.action === "deliver" && route.unverified ? { facts: { unverified: route.unverified } } : null;
+    },
+    ({ session }) => refusal(recipientLimitDecision(session.recipients.length)),
+    async ({ session, address }) => {
+      const mailbox = parseMailbox(address)!;
+      const guarded = await abuse.onRecipient(session, mailbox.address, mailbox.domain);
+      // Why the sender skipped greylisting (allowlist, provider, brand TLD, auto-allowlist).
+      return { decision: guarded.refusal, ...(guarded.greylist ? { facts: { greylist: guarded.greylist } } : {}) };
+    },
+  ];
 
   return async (session: Readonly<Session>, address: string, params: EsmtpParams): Promise<StageOutcome> => {
-    const badParam = paramsDecision(params, RCPT_PARAMS);
-    if (badParam) return { decision: badParam };
-    const confirmation = await confirmReply(address, session.remoteIp);
-    if (confirmation) return confirmation;
-    const route = srsRoute(address, srs) ?? (await router.route(address));
-    // Unmanaged domains were refused by the router (never an open relay).
-    if (route.action === "refuse") return { decision: decision(route.reply, route.reason) };
-    const tooMany = recipientLimitDecision(session.recipients.length);
-    if (tooMany) return { decision: tooMany };
-    const mailbox = parseMailbox(address)!;
-    const guarded = await abuse.onRecipient(session, mailbox.address, mailbox.domain);
-    if (guarded.refusal) return { decision: guarded.refusal };
-    const facts = {
-      // Destinations left out until verified: the log says so, the sender need not know.
-      ...(route.action === "deliver" && route.unverified ? { unverified: route.unverified } : {}),
-      // Why the sender skipped greylisting (allowlist, provider, brand TLD, auto-allowlist).
-      ...(guarded.greylist ? { greylist: guarded.greylist } : {}),
-    };
-    return { decision: withFacts(ACCEPT_RECIPIENT, facts), accepted: { address: mailbox.address, route } };
+    const tx: RcptTransaction = { session, address, params };
+    const { decision: decided, facts } = await runChecks(checks, tx);
+    // A confirmation is accepted as given; a refusal carries its own facts only.
+    if (decided) return decided.reason === "destination_confirmed" ? { decision: decided, accepted: { address, route: tx.route! } } : { decision: decided };
+    return { decision: withFacts(ACCEPT_RECIPIENT, facts), accepted: { address: parseMailbox(address)!.address, route: tx.route! } };
   };
 }
 

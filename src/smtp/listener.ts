@@ -96,95 +96,110 @@ function listen(server: SMTPServer, port: number, host: string): Promise<void> {
   });
 }
 
-type Handlers = Pick<SMTPServerOptions, "onConnect" | "onSecure" | "onMailFrom" | "onRcptTo" | "onData" | "onClose">;
+type Handlers = Required<Pick<SMTPServerOptions, "onConnect" | "onSecure" | "onMailFrom" | "onRcptTo" | "onData" | "onClose">>;
+
+/** What every stage handler uses: the sessions by connection, the hook runner and the answerer. */
+interface Stages {
+  deps: ListenerDeps;
+  sessions: WeakMap<SMTPServerSession, Session>;
+  decide: ReturnType<typeof deciderFor>;
+  answer: ReturnType<typeof answererFor>;
+}
 
 /**
  * smtp-server's callbacks: each stage asks its hook, stores what the hook
  * returned on the session (the listener alone writes it), and answers.
  */
 function stageHandlers(deps: ListenerDeps): Handlers {
-  const { hooks } = deps;
-  const sessions = new WeakMap<SMTPServerSession, Session>();
-  const decide = deciderFor(deps);
-  const answer = answererFor(deps);
-
+  const stages: Stages = { deps, sessions: new WeakMap(), decide: deciderFor(deps), answer: answererFor(deps) };
   return {
-    onConnect(raw, callback) {
-      const session = newSession(raw);
-      sessions.set(raw, session);
-      void (async () => {
-        const outcome = await decide("connect", session, async () => {
-          const identity = await identifyClient(session.remoteIp, deps.resolver);
-          session.clientHost = identity.ptr;
-          session.verifiedHost = identity.verifiedHost;
-          session.senderKey = identity.key;
-          return hooks.connect(session);
-        });
-        if (outcome.allowlisted !== undefined) session.allowlisted = outcome.allowlisted;
-        await answer("connect", session, outcome.decision, []);
-        reply(callback, outcome.decision);
-      })();
-    },
-
+    onConnect: connectHandler(stages),
     onSecure(_socket, raw, callback) {
-      const session = sessions.get(raw);
+      const session = stages.sessions.get(raw);
       const cipher = raw.tlsOptions;
       if (session && cipher) session.tls = { protocol: cipher.version ?? "TLS", cipher: cipher.standardName ?? cipher.name };
       callback();
     },
-
-    onMailFrom(address, raw, callback) {
-      const session = sessions.get(raw)!;
-      session.helo = raw.hostNameAppearsAs || null;
-      // MAIL starts a new transaction: recipients of an earlier one are gone (smtp-server resets its envelope too).
-      session.recipients = [];
-      session.mailFrom = null;
-      void (async () => {
-        const outcome = await decide("mail", session, () => hooks.mailFrom(session, address.address, address.args || {}));
-        if (outcome.allowlisted !== undefined) session.allowlisted = outcome.allowlisted;
-        if (isAccepted(outcome.decision.reply)) session.mailFrom = address.address;
-        await answer("mail", session, outcome.decision, []);
-        reply(callback, outcome.decision);
-      })();
-    },
-
-    onRcptTo(address, raw, callback) {
-      const session = sessions.get(raw)!;
-      void (async () => {
-        const outcome = await decide("rcpt", session, () => hooks.rcptTo(session, address.address, address.args || {}));
-        await answer("rcpt", session, outcome.decision, [address.address]);
-        if (isAccepted(outcome.decision.reply) && outcome.accepted) addRecipient(session, outcome.accepted);
-        reply(callback, outcome.decision);
-      })();
-    },
-
-    onData(stream, raw, callback) {
-      const session = sessions.get(raw)!;
-      readMessage(stream)
-        .then(async (message) => {
-          const { decision } = await decide("data", session, async () => ({ decision: await hooks.data(session, message) }));
-          await answer("data", session, decision, session.recipients.map((r) => r.address), message);
-          return decision;
-        })
-        .catch((err) => {
-          deps.logger.error("smtp.internal_error", { session: session.id, stage: "data", error: err });
-          return INTERNAL_FAILURE;
-        })
-        .then((decision) => {
-          // The transaction is over whatever the outcome.
-          session.recipients = [];
-          session.mailFrom = null;
-          if (isAccepted(decision.reply)) callback(null, `${decision.reply.enhanced} ${decision.reply.text}`);
-          else callback(toServerError(decision.reply));
-        });
-    },
-
+    onMailFrom: mailHandler(stages),
+    onRcptTo: rcptHandler(stages),
+    onData: dataHandler(stages),
     onClose(raw) {
-      const session = sessions.get(raw);
+      const session = stages.sessions.get(raw);
       if (!session) return;
-      hooks.close(session);
+      deps.hooks.close(session);
       deps.logger.debug("smtp.disconnect", { session: session.id, ip: session.remoteIp });
     },
+  };
+}
+
+function connectHandler({ deps, sessions, decide, answer }: Stages): Handlers["onConnect"] {
+  return (raw, callback) => {
+    const session = newSession(raw);
+    sessions.set(raw, session);
+    void (async () => {
+      const outcome = await decide("connect", session, async () => {
+        const identity = await identifyClient(session.remoteIp, deps.resolver);
+        session.clientHost = identity.ptr;
+        session.verifiedHost = identity.verifiedHost;
+        session.senderKey = identity.key;
+        return deps.hooks.connect(session);
+      });
+      if (outcome.allowlisted !== undefined) session.allowlisted = outcome.allowlisted;
+      await answer("connect", session, outcome.decision, []);
+      respond(callback, outcome.decision);
+    })();
+  };
+}
+
+function mailHandler({ deps, sessions, decide, answer }: Stages): Handlers["onMailFrom"] {
+  return (address, raw, callback) => {
+    const session = sessions.get(raw)!;
+    session.helo = raw.hostNameAppearsAs || null;
+    // MAIL starts a new transaction: recipients of an earlier one are gone (smtp-server resets its envelope too).
+    session.recipients = [];
+    session.mailFrom = null;
+    void (async () => {
+      const outcome = await decide("mail", session, () => deps.hooks.mailFrom(session, address.address, address.args || {}));
+      if (outcome.allowlisted !== undefined) session.allowlisted = outcome.allowlisted;
+      if (isAccepted(outcome.decision.reply)) session.mailFrom = address.address;
+      await answer("mail", session, outcome.decision, []);
+      respond(callback, outcome.decision);
+    })();
+  };
+}
+
+function rcptHandler({ deps, sessions, decide, answer }: Stages): Handlers["onRcptTo"] {
+  return (address, raw, callback) => {
+    const session = sessions.get(raw)!;
+    void (async () => {
+      const outcome = await decide("rcpt", session, () => deps.hooks.rcptTo(session, address.address, address.args || {}));
+      await answer("rcpt", session, outcome.decision, [address.address]);
+      if (isAccepted(outcome.decision.reply) && outcome.accepted) addRecipient(session, outcome.accepted);
+      respond(callback, outcome.decision);
+    })();
+  };
+}
+
+function dataHandler({ deps, sessions, decide, answer }: Stages): Handlers["onData"] {
+  return (stream, raw, callback) => {
+    const session = sessions.get(raw)!;
+    readMessage(stream)
+      .then(async (message) => {
+        const { decision } = await decide("data", session, async () => ({ decision: await deps.hooks.data(session, message) }));
+        await answer("data", session, decision, session.recipients.map((r) => r.address), message);
+        return decision;
+      })
+      .catch((err) => {
+        deps.logger.error("smtp.internal_error", { session: session.id, stage: "data", error: err });
+        return INTERNAL_FAILURE;
+      })
+      .then((decision) => {
+        // The transaction is over whatever the outcome.
+        session.recipients = [];
+        session.mailFrom = null;
+        if (isAccepted(decision.reply)) callback(null, `${decision.reply.enhanced} ${decision.reply.text}`);
+        else callback(toServerError(decision.reply));
+      });
   };
 }
 
@@ -200,7 +215,7 @@ function addRecipient(session: Session, accepted: AcceptedRecipient) {
   else session.recipients[same] = accepted;
 }
 
-const reply = (callback: (err?: Error | null) => void, decision: Decision) => callback(isAccepted(decision.reply) ? undefined : toServerError(decision.reply));
+const respond = (callback: (err?: Error | null) => void, decision: Decision) => callback(isAccepted(decision.reply) ? undefined : toServerError(decision.reply));
 
 const INTERNAL_FAILURE = decision(INTERNAL_ERROR, "internal_error");
 
