@@ -4,8 +4,9 @@
 // connection) or the configured defaults change.
 import type { Config, VerifyDestinations } from "../config/index.ts";
 import type { DB } from "../store/db.ts";
-import { toRule } from "../store/aliases.ts";
-import { domainSettings } from "../store/domains.ts";
+import { aliasIdsConfirmingTargets, allAliasRows, toRule } from "../store/aliases.ts";
+import { confirmedDestinations } from "../store/destinations.ts";
+import { allDomainRows, domainSettings } from "../store/domains.ts";
 import { versionCounter } from "../store/settings.ts";
 import { type Route, route } from "./resolve.ts";
 import { type AddressDefaults, buildRoutingConfig, effectiveSettings, NO_SUBDOMAINS, type RoutingConfig, type Verification } from "./rules.ts";
@@ -45,9 +46,9 @@ export function createRouter(db: DB, options: RouterOptions = { defaults: () => 
     db.transaction().execute(async (trx) => {
       const key = keyOf(await versionCounter(trx, "routing_version"));
       const defaults = options.defaults();
-      const domains = await trx.selectFrom("domains").selectAll().execute();
+      const domains = await allDomainRows(trx);
       const names = new Map(domains.map((d) => [d.id, d.name]));
-      const aliases = await trx.selectFrom("aliases").selectAll().orderBy("id").execute();
+      const aliases = await allAliasRows(trx);
       const verification = await loadVerification(trx, options.verifyDestinations());
       return {
         key,
@@ -65,8 +66,7 @@ export function createRouter(db: DB, options: RouterOptions = { defaults: () => 
 /** The confirmed destinations and the aliases whose targets need them, as the mode says. */
 async function loadVerification(db: DB, mode: VerifyDestinations): Promise<Verification | null> {
   if (mode === "off") return null;
-  const confirmed = new Set((await db.selectFrom("destinations").select("address").where("verified_at", "is not", null).execute()).map((d) => d.address));
+  const confirmed = await confirmedDestinations(db);
   if (mode === "all") return { confirmed, aliases: "all" };
-  const marked = await db.selectFrom("aliases").select("id").where("confirm_targets", "=", 1).execute();
-  return { confirmed, aliases: new Set(marked.map((a) => a.id)) };
+  return { confirmed, aliases: await aliasIdsConfirmingTargets(db) };
 }

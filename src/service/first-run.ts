@@ -1,8 +1,11 @@
 // The dashboard's "Getting started" panel (docs/admin-ui.md): the first day's
 // steps, each done or not, read from what exists. Once every step was seen
 // done the panel is gone for good, so the dashboard stops checking DNS for it.
-import { sql } from "kysely";
+import { countAliases } from "../store/aliases.ts";
+import { anyTestMessageDelivered } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
+import { firstDomainName } from "../store/domains.ts";
+import { firstRunDone, markFirstRunDone } from "../store/settings.ts";
 
 export interface FirstRunFacts {
   /** The first domain added, if any. */
@@ -38,28 +41,16 @@ export function firstRunSteps(f: FirstRunFacts): FirstRunStep[] {
   ];
 }
 
-const DONE_KEY = "first_run_done";
-
 /**
  * The facts behind the steps, or null once all were done. `dnsOk` runs the
  * live DNS check, only while the panel is still shown.
  */
 export async function firstRunFacts(db: DB, dnsOk: (domain: string) => Promise<boolean>, now = Date.now()): Promise<FirstRunFacts | null> {
-  if (await db.selectFrom("settings").select("key").where("key", "=", DONE_KEY).executeTakeFirst()) return null;
-  const [domain, aliases, tested] = await Promise.all([
-    db.selectFrom("domains").select("name").orderBy("id").limit(1).executeTakeFirst(),
-    db.selectFrom("aliases").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow(),
-    db
-      .selectFrom("audit_log")
-      .select("id")
-      .where("action", "=", "alias.test_message")
-      .where(sql<number>`json_extract(after, '$.delivered')`, ">", 0)
-      .limit(1)
-      .executeTakeFirst(),
-  ]);
-  const facts: FirstRunFacts = { domain: domain?.name ?? null, dnsOk: domain ? await dnsOk(domain.name) : false, aliases: Number(aliases.n), testDelivered: tested !== undefined };
+  if (await firstRunDone(db)) return null;
+  const [domain, aliases, testDelivered] = await Promise.all([firstDomainName(db), countAliases(db), anyTestMessageDelivered(db)]);
+  const facts: FirstRunFacts = { domain, dnsOk: domain ? await dnsOk(domain) : false, aliases, testDelivered };
   if (firstRunSteps(facts).every((s) => s.done)) {
-    await db.insertInto("settings").values({ key: DONE_KEY, value: "true", updated_at: now }).onConflict((oc) => oc.doNothing()).execute();
+    await markFirstRunDone(db, now);
     return null;
   }
   return facts;

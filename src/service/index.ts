@@ -8,7 +8,7 @@ import { serverKeyRecord } from "../delivery/originated.ts";
 import { UserError } from "../errors.ts";
 import { type AliasInput, type DomainSettings, aliasLabel, effectiveSettings, placeName, type ValidationOptions } from "../routing/rules.ts";
 import { addDeny, forgetGreylist, removeDeny } from "../store/senders.ts";
-import { addAlias, aliasById, importAliases, removeAliasById, updateAlias, type WriteOptions } from "../store/aliases.ts";
+import { addAlias, aliasById, hasSubdomainAliases, importAliases, removeAliasById, updateAlias, type WriteOptions } from "../store/aliases.ts";
 import { addAllow, removeAllow } from "../store/allowlist.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
@@ -80,14 +80,13 @@ export function createServices(deps: ServiceDeps) {
         const row = await findDomain(db, parseDomainName(name));
         if (!row) throw new UserError("not_found", `domain ${name} is not managed here`, "name");
         const settings = effectiveSettings(domainSettings(row), config.addresses);
-        const onSubdomain = await db.selectFrom("aliases").select("id").where("domain_id", "=", row.id).where("subdomain", "!=", "").executeTakeFirst();
         const records = domainRecords({
           domain: row.name,
           hostname: config.hostname,
           srsDomain: config.srs.domain,
           dkimKeys: await listDkimKeys(db, row.name),
           mtaStsMode: mtaStsMode(config.tls.cert !== null || config.acme.enabled),
-          subdomains: settings.acceptSubdomains || settings.randomSubdomain || onSubdomain !== undefined,
+          subdomains: settings.acceptSubdomains || settings.randomSubdomain || (await hasSubdomainAliases(db, row.id)),
           now: now(),
         });
         // Like the SRS domain's SPF, a host name record listed with every domain (dns check shows it once).

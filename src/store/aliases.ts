@@ -186,6 +186,21 @@ export async function countAliases(db: DB): Promise<number> {
   return Number(n);
 }
 
+/** Whether any alias of the domain sits on a subdomain (its DNS then needs the wildcard records). */
+export async function hasSubdomainAliases(db: DB, domainId: number): Promise<boolean> {
+  return (await db.selectFrom("aliases").select("id").where("domain_id", "=", domainId).where("subdomain", "!=", "").executeTakeFirst()) !== undefined;
+}
+
+/** The aliases created with confirm_targets (their outside targets get mail only once confirmed; docs/aliases.md). */
+export async function aliasIdsConfirmingTargets(db: DB): Promise<Set<number>> {
+  return new Set((await db.selectFrom("aliases").select("id").where("confirm_targets", "=", 1).execute()).map((a) => a.id));
+}
+
+/** Every alias row, in creation order (the routing configuration is built from them). */
+export function allAliasRows(db: DB): Promise<Alias[]> {
+  return db.selectFrom("aliases").selectAll().orderBy("id").execute();
+}
+
 /** How many aliases each domain has, by domain id (domains without aliases are absent). */
 export async function aliasCountsByDomain(db: DB): Promise<Map<number, number>> {
   const rows = await db.selectFrom("aliases").select(["domain_id"]).select((eb) => eb.fn.countAll<number>().as("n")).groupBy("domain_id").execute();

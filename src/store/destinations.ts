@@ -16,6 +16,11 @@ export function listDestinations(db: DB, { after = 0, limit = 1000 }: { after?: 
   return db.selectFrom("destinations").selectAll().where("id", ">", after).orderBy("id").limit(limit).execute();
 }
 
+/** The addresses that confirmed they want the mail. */
+export async function confirmedDestinations(db: DB): Promise<Set<string>> {
+  return new Set((await db.selectFrom("destinations").select("address").where("verified_at", "is not", null).execute()).map((d) => d.address));
+}
+
 export function findDestination(db: DB, address: string): Promise<Destination | undefined> {
   return db.selectFrom("destinations").selectAll().where("address", "=", address).executeTakeFirst();
 }

@@ -18,6 +18,16 @@ export function listDomains(db: DB): Promise<Domain[]> {
   return db.selectFrom("domains").selectAll().orderBy("name").execute();
 }
 
+/** The name of the domain added first, if any. */
+export async function firstDomainName(db: DB): Promise<string | null> {
+  return (await db.selectFrom("domains").select("name").orderBy("id").limit(1).executeTakeFirst())?.name ?? null;
+}
+
+/** Every domain row, unordered (the routing configuration is built from them). */
+export function allDomainRows(db: DB): Promise<Domain[]> {
+  return db.selectFrom("domains").selectAll().execute();
+}
+
 /** The managed domain with this exact (already normalised) name, if any. */
 export function findDomain(db: DB, name: string): Promise<Domain | undefined> {
   return db.selectFrom("domains").selectAll().where("name", "=", name).executeTakeFirst();

@@ -11,3 +11,15 @@ export async function versionCounter(db: DB, key: "routing_version" | "sender_li
   if (!row) throw new Error(`database setting ${key} is missing`);
   return row.value;
 }
+
+const FIRST_RUN_DONE = "first_run_done";
+
+/** Whether the dashboard's "Getting started" steps were all seen done once. */
+export async function firstRunDone(db: DB): Promise<boolean> {
+  return (await db.selectFrom("settings").select("key").where("key", "=", FIRST_RUN_DONE).executeTakeFirst()) !== undefined;
+}
+
+/** Remembers for good that the "Getting started" steps were all done. */
+export async function markFirstRunDone(db: DB, now = Date.now()): Promise<void> {
+  await db.insertInto("settings").values({ key: FIRST_RUN_DONE, value: "true", updated_at: now }).onConflict((oc) => oc.doNothing()).execute();
+}
