@@ -1,4 +1,4 @@
-// Webhook recipients (SPEC §5): one signed JSON POST per URL per message,
+// Webhook recipients (docs/aliases.md, "Webhooks"): one signed JSON POST per URL per message,
 // retried a few times within the session, answered to the SMTP sender with
 // what the endpoint said.
 import { createHmac } from "node:crypto";

@@ -1,6 +1,7 @@
 // Whether mailferry may send anything automatic (a bounce, later a vacation
-// reply) to a message's sender. SPEC §6: never to the null sender, mail
-// daemons or no-reply names, and never in reply to automatic or bulk mail.
+// reply) to a message's sender (RFC 3834 §2; docs/delivery-and-authentication.md,
+// "Abuse protection"): never to the null sender, mail daemons or no-reply
+// names, and never in reply to automatic or bulk mail.
 import addressparser from "nodemailer/lib/addressparser";
 import { headerValue, type HeaderField } from "../mail/headers.ts";
 

@@ -1,6 +1,7 @@
-// Who is connecting, as far as DNS can prove it (SPEC §7): the sender key is
-// the registrable domain of the client's forward-confirmed reverse-DNS name,
-// else its IP (an IPv6 client by its /64, which one customer usually holds).
+// Who is connecting, as far as DNS can prove it (docs/delivery-and-authentication.md,
+// "Abuse protection"): the sender key is the registrable domain of the
+// client's forward-confirmed reverse-DNS name, else its IP (an IPv6 client by
+// its /64, which one customer usually holds).
 import net from "node:net";
 import { getDomain } from "tldts";
 import { expandIPv6, type Resolver } from "../dns/resolver.ts";

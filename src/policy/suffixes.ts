@@ -1,4 +1,5 @@
-// Domain suffixes allowlisted by default (SPEC §7; the list Forward Email publishes):
+// Domain suffixes allowlisted by default (docs/delivery-and-authentication.md,
+// "Abuse protection"; the list Forward Email publishes):
 // government, military, education and similar registries whose mail is
 // exempt from greylisting and rate limits when the sender's name is verified.
 export const ALLOWED_SUFFIXES: ReadonlySet<string> = new Set([

@@ -1,6 +1,7 @@
-// The local allowlist: senders an admin trusts (SPEC §7). An entry is an IP,
-// a CIDR, a domain (matching the envelope sender's domain or the client's
-// reverse-DNS name, and their subdomains) or an envelope sender address.
+// The local allowlist: senders an admin trusts (docs/delivery-and-authentication.md,
+// "Abuse protection"). An entry is an IP, a CIDR, a domain (matching the
+// envelope sender's domain or the client's reverse-DNS name, and their
+// subdomains) or an envelope sender address.
 import { isIP, BlockList } from "node:net";
 import { normalizeDomain } from "../mail/domain.ts";
 import { UserError } from "../errors.ts";

@@ -1,4 +1,4 @@
-// Every DATA check answers its code (SPEC §3), over real SMTP.
+// Every DATA check answers its code (docs/delivery-and-authentication.md), over real SMTP.
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";

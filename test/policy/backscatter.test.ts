@@ -1,4 +1,4 @@
-// SPEC §6: when mailferry may send automatic mail (bounces, vacation replies) - a table of every case.
+// When mailferry may send automatic mail (bounces, vacation replies; RFC 3834 §2) - a table of every case.
 import { describe, expect, test } from "bun:test";
 import { automaticReplyBlocked, isUnreplyableName } from "../../src/policy/backscatter.ts";
 import { parseHeaderBlock } from "../../src/mail/headers.ts";

@@ -1,4 +1,4 @@
-// The routing decision, table-driven: every rule of SPEC §1 and its edge cases.
+// The routing decision, table-driven: every rule of docs/aliases.md and its edge cases.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { route, type Route } from "../../src/routing/resolve.ts";
 import { type AliasRule, buildRoutingConfig, DEFAULT_DOMAIN_SETTINGS, type DomainSettings, effectiveSettings, NO_SUBDOMAINS, parseAliasName, type RoutingConfig, validateAlias } from "../../src/routing/rules.ts";

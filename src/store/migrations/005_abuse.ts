@@ -1,6 +1,6 @@
 import { type Kysely, sql } from "kysely";
 
-/** Greylist, denylist, abuse and rate counters (SPEC §7), and the per-domain scanning switch. */
+/** Greylist, denylist, abuse and rate counters (docs/delivery-and-authentication.md, "Abuse protection"), and the per-domain scanning switch. */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`CREATE TABLE greylist (
     key TEXT PRIMARY KEY,
