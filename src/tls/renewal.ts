@@ -29,7 +29,7 @@ export interface Failure {
   retryAt: number;
 }
 
-export type Decision = { action: "keep" } | { action: "order"; reason: OrderReason } | { action: "wait"; reason: OrderReason; retryAt: number };
+export type RenewalDecision = { action: "keep" } | { action: "order"; reason: OrderReason } | { action: "wait"; reason: OrderReason; retryAt: number };
 
 export interface DecisionInput {
   stored: StoredCertificate | null;
@@ -49,7 +49,7 @@ export function orderReason({ stored, names, directoryUrl, now, renewBefore }: O
   return null;
 }
 
-export function decide(input: DecisionInput): Decision {
+export function decide(input: DecisionInput): RenewalDecision {
   const reason = orderReason(input);
   if (!reason) return { action: "keep" };
   const { failure, names, now } = input;
