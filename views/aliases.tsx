@@ -2,8 +2,8 @@
 // Aliases: search and paging, inline create/edit/delete, the "test an address"
 // box, vacation replies and TXT import/export.
 import type { FC } from "hono/jsx";
-import type { AliasRule } from "../src/routing/rules.ts";
-import { aliasLabel, placeName } from "../src/routing/rules.ts";
+import type { AliasRule } from "../src/aliases/rules.ts";
+import { aliasLabel, placeName } from "../src/aliases/rules.ts";
 import { Csrf, Field, FieldError, type FieldErrors, Flash, Page } from "./layout.tsx";
 import { TestMessageButton } from "./test-message.tsx";
 

@@ -1,9 +1,9 @@
 /** @jsxImportSource hono/jsx */
 // Domains: the list, and one domain's DNS records (with live checks) and settings.
 import type { FC } from "hono/jsx";
-import { type KeyLifecycle, keyState, removableAfter } from "../src/auth/dkim.ts";
+import { type KeyLifecycle, keyState, removableAfter } from "../src/mail/dkim-key.ts";
 import { type DnsReport, mark, reportSummary } from "../src/auth/dns-check.ts";
-import type { AddressDefaults, DomainSettings } from "../src/routing/rules.ts";
+import type { AddressDefaults, DomainSettings } from "../src/aliases/rules.ts";
 import { Csrf, Field, type FieldErrors, Flash, Page, when } from "./layout.tsx";
 
 export interface DomainRow {

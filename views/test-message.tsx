@@ -2,8 +2,8 @@
 // "Send a test message" for one alias: the button in its row, and the page
 // with each destination's answer (src/service/test-message.ts sends it).
 import type { FC } from "hono/jsx";
-import type { AliasRule } from "../src/routing/rules.ts";
-import { aliasLabel, placeName } from "../src/routing/rules.ts";
+import type { AliasRule } from "../src/aliases/rules.ts";
+import { aliasLabel, placeName } from "../src/aliases/rules.ts";
 import type { TestOutcome, TestReport } from "../src/service/test-message.ts";
 import { formatReply } from "../src/mail/reply.ts";
 import { Csrf, Field, type FieldErrors, Flash, Page } from "./layout.tsx";

@@ -1,13 +1,11 @@
-// DKIM keys of the managed domains and the signature on forwarded copies.
-import { generateKeyPair } from "node:crypto";
-import { promisify } from "node:util";
+// The DKIM signature and ARC seal on forwarded copies and on mail mailferry
+// writes (RFC 6376, RFC 8617). Keys and their records: src/mail/dkim-key.ts.
 import { createSeal, getARChain } from "mailauth/lib/arc";
 import { dkimBody } from "mailauth/lib/dkim/body";
 import { DkimSigner } from "mailauth/lib/dkim/dkim-signer";
 import { type ParsedHeaders, parseHeaders } from "mailauth/lib/tools";
 import { headerBlockEnd } from "../mail/headers.ts";
-
-export const DEFAULT_SELECTOR = "mailferry";
+import type { SigningKey } from "../mail/dkim-key.ts";
 
 /** Headers our signature covers: the usual ones and the ARC set we add (RFC 8617 does not forbid it; big receivers do it). */
 export const SIGNED_HEADERS = [
@@ -15,62 +13,6 @@ export const SIGNED_HEADERS = [
   "MIME-Version", "Content-Type", "Content-Transfer-Encoding", "X-Original-From",
   "ARC-Seal", "ARC-Message-Signature", "ARC-Authentication-Results",
 ].join(":");
-
-export interface GeneratedKey {
-  algorithm: "rsa";
-  privateKey: string;
-  /** base64 DER SubjectPublicKeyInfo: the p= of the DNS record. */
-  publicKey: string;
-}
-
-export async function generateDkimKey(): Promise<GeneratedKey> {
-  const { privateKey, publicKey } = await promisify(generateKeyPair)("rsa", {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: "spki", format: "der" },
-    privateKeyEncoding: { type: "pkcs8", format: "pem" },
-  });
-  return { algorithm: "rsa", privateKey: privateKey as unknown as string, publicKey: (publicKey as unknown as Buffer).toString("base64") };
-}
-
-export function dkimRecordValue(key: { algorithm: string; public_key: string }): string {
-  return `v=DKIM1; k=${key.algorithm}; p=${key.public_key}`;
-}
-
-/** Where a key is in its rotation: pending (published, not signing yet), signing, or retired (still published, no longer signing). */
-export interface KeyLifecycle {
-  /** When it started signing; null while pending. */
-  activated_at: number | null;
-  /** When the next key replaced it. */
-  retired_at: number | null;
-}
-
-export type DkimKeyState = "pending" | "signing" | "retired";
-
-/**
- * How long a retired key stays published: a message signed just before the
- * switch may sit in queues for days (RFC 5321 §4.5.4.1 suggests 4-5 days of
- * retries) and is verified again by forwarders and on ARC checks.
- */
-export const RETIRED_KEY_PUBLISHED_MS = 7 * 86_400_000;
-
-export function keyState(key: KeyLifecycle): DkimKeyState {
-  if (key.retired_at !== null) return "retired";
-  return key.activated_at === null ? "pending" : "signing";
-}
-
-/** When a retired key's record can be removed from DNS; null for keys that are not retired. */
-export function removableAfter(key: Pick<KeyLifecycle, "retired_at">): number | null {
-  return key.retired_at === null ? null : key.retired_at + RETIRED_KEY_PUBLISHED_MS;
-}
-
-/** A UTC time to the minute, as the rotation messages print it. */
-export const utcMinute = (t: number) => `${new Date(t).toISOString().slice(0, 16).replace("T", " ")} UTC`;
-
-export interface SigningKey {
-  domain: string;
-  selector: string;
-  privateKey: string;
-}
 
 /**
  * What mailauth's signer reads from a message, taken once: the header block

@@ -1,7 +1,7 @@
 // The DNS records a domain owner publishes for mailferry, exactly as zone-file
 // lines: MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, and the SRS domain's SPF.
 import { createHash } from "node:crypto";
-import { dkimRecordValue, type KeyLifecycle, keyState, removableAfter, utcMinute } from "./dkim.ts";
+import { dkimRecordValue, type KeyLifecycle, keyState, removableAfter, utcMinute } from "../mail/dkim-key.ts";
 import { type Judgement, judgeDkim, judgeDmarc, judgeSpf, type ServerIdentity, type SpfLookup } from "./record-judgement.ts";
 
 export type RecordType = "MX" | "TXT" | "CNAME" | "A" | "AAAA" | "PTR";

@@ -1,9 +1,8 @@
 import { adminUrl } from "../config/index.ts";
 import { UserError } from "../errors.ts";
-import { adminCount, createAdmin } from "../store/admins.ts";
-import { audit } from "../store/audit.ts";
-import { readSetupToken, removeSetupToken, SETUP_TOKEN_FILE, setupUrl } from "../store/setup-token.ts";
-import { CLI_ACTOR, withStore } from "./context.ts";
+import { adminCount } from "../store/admins.ts";
+import { readSetupToken, SETUP_TOKEN_FILE, setupUrl } from "../store/setup-token.ts";
+import { CLI_ACTOR, withServices, withStore } from "./context.ts";
 import { type CommandContext, UsageError } from "./command.ts";
 
 const USAGE = "usage: printf '%s\\n' 'a long password' | mailferry admin create <name>\n       mailferry admin setup-url";
@@ -17,12 +16,7 @@ export async function adminCommand(ctx: CommandContext, readStdin: () => Promise
   if (action === "setup-url" && !name) return printSetupUrl(ctx);
   if (action !== "create" || !name || rest.length) throw new UsageError(USAGE);
   const password = (await readStdin()).split(/\r?\n/)[0] ?? "";
-  const admin = await withStore(ctx, async (s, config) => {
-    const created = await createAdmin(s.db, name, password);
-    removeSetupToken(config.dataDir);
-    await audit(s.db, CLI_ACTOR, "admin.create", created.username);
-    return created;
-  });
+  const admin = await withServices(ctx, (s) => s.accounts.create(name, password, () => CLI_ACTOR));
   ctx.io.out(`created admin ${admin.username}; log in at the admin URL`);
   return 0;
 }

@@ -1,10 +1,9 @@
 import { readFileSync } from "node:fs";
 import { explain } from "../routing/explain.ts";
 import { createRouter, routerOptions } from "../routing/router.ts";
-import { type AliasRule, aliasLabel, parseAliasName, placeName } from "../routing/rules.ts";
+import { type AliasRule, aliasLabel, parseAliasName, placeName } from "../aliases/rules.ts";
 import { exportAliases, findAliasByName, listAliases } from "../store/aliases.ts";
-import { setVacation } from "../store/vacations.ts";
-import type { DisabledMode } from "../store/schema.ts";
+import type { DisabledMode } from "../aliases/rules.ts";
 import { CLI_ACTOR, reportWaiting, withServices, withStore } from "./context.ts";
 import { type CommandContext, UsageError } from "./command.ts";
 
@@ -80,12 +79,7 @@ export async function aliasCommand(ctx: CommandContext): Promise<number> {
         throw new UsageError("usage: mailferry alias vacation <domain> <name> --subject S --message M [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--off]");
       }
       const enabled = !ctx.flags.has("off");
-      // No service for vacations: audited here, as the services would.
-      const saved = await withServices(ctx, async (s, store) => {
-        const vacation = await setVacation(store.db, domain, name, { subject, message, start: start ?? null, end: end ?? null, enabled });
-        await s.audit(CLI_ACTOR, "alias.vacation", `${name}@${domain.toLowerCase()}`, null, vacation);
-        return vacation;
-      });
+      const saved = await withServices(ctx, (s) => s.aliases.setVacation(CLI_ACTOR, domain, name, { subject, message, start: start ?? null, end: end ?? null, enabled }));
       const window = `${saved.start_date ?? "now"} to ${saved.end_date ?? "until turned off"}`;
       out(`vacation reply for ${name}@${domain.toLowerCase()} ${enabled ? `on, ${window}` : "off"}`);
       return 0;

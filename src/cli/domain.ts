@@ -1,6 +1,6 @@
-import { keyState, removableAfter, utcMinute } from "../auth/dkim.ts";
+import { keyState, removableAfter, utcMinute } from "../mail/dkim-key.ts";
 import { zoneLine } from "../auth/records.ts";
-import type { DomainSettings } from "../routing/rules.ts";
+import type { DomainSettings } from "../aliases/rules.ts";
 import { listDkimKeys } from "../store/dkim-keys.ts";
 import type { DkimKey } from "../store/schema.ts";
 import { domainSettings, listDomains, webhookKey } from "../store/domains.ts";

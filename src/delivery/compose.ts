@@ -3,7 +3,8 @@
 // then an ARC seal carrying our verdicts and a DKIM signature of the alias domain.
 import libmime from "libmime";
 import addressparser from "nodemailer/lib/addressparser";
-import { type SigningKey, sealAndSign } from "../auth/dkim.ts";
+import { sealAndSign } from "../auth/dkim.ts";
+import { type SigningKey } from "../mail/dkim-key.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import { editHeaders, type RawField } from "../mail/headers.ts";
 

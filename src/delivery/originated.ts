@@ -7,7 +7,8 @@
 // notices come from the host name: when no managed domain covers it, a key of
 // the host name itself signs, and its record is listed with the host's.
 import addressparser from "nodemailer/lib/addressparser";
-import { dkimRecordValue, type SigningKey, signMessage } from "../auth/dkim.ts";
+import { signMessage } from "../auth/dkim.ts";
+import { dkimRecordValue, type SigningKey } from "../mail/dkim-key.ts";
 import { type DnsRecord, dnsRecord } from "../auth/records.ts";
 import { headerBlockEnd, headerValue, parseHeaderBlock } from "../mail/headers.ts";
 import type { DB } from "../store/db.ts";

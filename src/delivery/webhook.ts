@@ -10,7 +10,7 @@ import type { Resolver } from "../dns/resolver.ts";
 import { type Reply, reply } from "../mail/reply.ts";
 import type { Session } from "../smtp/session.ts";
 import { VERSION } from "../version.ts";
-import { isPrivateAddress, literalHost } from "./ssrf.ts";
+import { isPrivateAddress, literalHost } from "../net/ssrf.ts";
 
 /** Query parameters that slim the payload; they are removed before the request. */
 const SLIMMING = { attachments: ["attachments"], raw: ["raw"], headers: ["headers", "headerLines"] } as const;

@@ -3,7 +3,7 @@
 import { type Mailbox, parseMailbox } from "../mail/address.ts";
 import type { Decision, Reason } from "../mail/decision.ts";
 import { type Reply, reply } from "../mail/reply.ts";
-import { type AliasRule, aliasLabel, canonicalRecipient, type DomainRouting, type RoutingConfig, recipientKind, type Verification } from "./rules.ts";
+import { type AliasRule, aliasLabel, canonicalRecipient, type DomainRouting, type RoutingConfig, recipientKind, type Verification } from "../aliases/rules.ts";
 
 /** The alias that produced a target or a decision. */
 export interface AliasRef {

@@ -9,7 +9,7 @@ import { confirmedDestinations } from "../store/destinations.ts";
 import { allDomainRows, domainSettings } from "../store/domains.ts";
 import { versionCounter } from "../store/settings.ts";
 import { type Route, route } from "./resolve.ts";
-import { type AddressDefaults, buildRoutingConfig, effectiveSettings, NO_SUBDOMAINS, type RoutingConfig, type Verification } from "./rules.ts";
+import { type AddressDefaults, buildRoutingConfig, effectiveSettings, NO_SUBDOMAINS, type RoutingConfig, type Verification } from "../aliases/rules.ts";
 
 export interface Router {
   route(recipient: string): Promise<Route>;

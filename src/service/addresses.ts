@@ -3,7 +3,7 @@
 import { randomInt } from "node:crypto";
 import type { Config } from "../config/index.ts";
 import { renameField, UserError } from "../errors.ts";
-import { type AliasRule, effectiveSettings, parseSubdomain, placeName } from "../routing/rules.ts";
+import { type AliasRule, effectiveSettings, parseSubdomain, placeName } from "../aliases/rules.ts";
 import { addAlias } from "../store/aliases.ts";
 import type { DB } from "../store/db.ts";
 import { domainSettings, findDomain } from "../store/domains.ts";

@@ -16,7 +16,7 @@ import {
   VERIFY_VALIDITY_MS,
 } from "../delivery/verification.ts";
 import { UserError } from "../errors.ts";
-import { canonicalRecipient } from "../routing/rules.ts";
+import { canonicalRecipient } from "../aliases/rules.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
 import { ensureDestination, findDestination, findDestinationById, listDestinations, markVerified, noteVerificationSent, parseDestination, pendingSince, removeDestination } from "../store/destinations.ts";

@@ -2,7 +2,7 @@
 // serves exactly its public key, so no signature is ever made that receivers
 // cannot verify. Checked by the server every few minutes and on each `dns
 // check` and live check of the admin UI.
-import { dkimRecordValue } from "../auth/dkim.ts";
+import { dkimRecordValue } from "../mail/dkim-key.ts";
 import { publishesDkimKey } from "../auth/record-judgement.ts";
 import type { Lookup } from "../auth/records.ts";
 import type { Logger } from "../log.ts";

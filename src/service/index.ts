@@ -6,9 +6,9 @@ import { domainRecords, type Lookup, mtaStsMode } from "../auth/records.ts";
 import type { Config, ConfigInput } from "../config/index.ts";
 import { serverKeyRecord } from "../delivery/originated.ts";
 import { UserError } from "../errors.ts";
-import { type AliasInput, type DomainSettings, aliasLabel, effectiveSettings, placeName, type ValidationOptions } from "../routing/rules.ts";
+import { type AliasInput, type DomainSettings, aliasLabel, effectiveSettings, placeName, type ValidationOptions } from "../aliases/rules.ts";
 import { addDeny, forgetGreylist, removeDeny } from "../store/senders.ts";
-import { addAlias, aliasById, hasSubdomainAliases, importAliases, removeAliasById, updateAlias, type WriteOptions } from "../store/aliases.ts";
+import { addAlias, aliasById, findAliasByName, hasSubdomainAliases, importAliases, removeAliasById, updateAlias, type WriteOptions } from "../store/aliases.ts";
 import { addAllow, removeAllow } from "../store/allowlist.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
@@ -16,6 +16,8 @@ import { activatePendingKey, listDkimKeys, removeDkimKey, rotateDkimKey } from "
 import { addDomain, domainSettings, findDomain, parseDomainName, removeDomain, updateDomainSettings, webhookKey } from "../store/domains.ts";
 import { loadSecret, VERIFY_SECRET_FILE } from "../store/secrets.ts";
 import { createToken, revokeToken } from "../store/tokens.ts";
+import { setVacation, type VacationInput, vacationOf } from "../store/vacations.ts";
+import { accountService } from "./accounts.ts";
 import { type AddressRequest, createAddress } from "./addresses.ts";
 import { destinationService, type Waiting } from "./destinations.ts";
 import { activatePublishedKeys } from "./dkim-rotation.ts";
@@ -49,8 +51,7 @@ export function createServices(deps: ServiceDeps) {
     destinations,
     settings: settingsService({ db, config, configInput: deps.configInput }),
     testMessage: testMessageService({ db, config, now, ...(deps.forwarding ? { forwarding: deps.forwarding } : {}) }),
-    /** For changes made outside these services (vacations). */
-    audit: (actor: Actor, action: string, target: string, before: unknown = null, after: unknown = null) => audit(db, actor, action, target, before, after),
+    accounts: accountService(db, config.dataDir),
 
     domains: {
       async add(actor: Actor, name: string, options: { selector?: string } = {}) {
@@ -133,6 +134,14 @@ export function createServices(deps: ServiceDeps) {
         const after = await updateAlias(db, id, input, writing(actor));
         await audit(db, actor, "alias.update", `${aliasLabel(after)}@${placeName(after)}`, before, after);
         return { alias: after, waiting: await destinations.register(actor, after.recipients) };
+      },
+      /** The alias's vacation reply (an auto-reply while its owner is away). */
+      async setVacation(actor: Actor, place: string, name: string, input: VacationInput) {
+        const alias = await findAliasByName(db, place, name);
+        const before = (await vacationOf(db, alias.id)) ?? null;
+        const after = await setVacation(db, place, name, input);
+        await audit(db, actor, "alias.vacation", `${aliasLabel(alias)}@${placeName(alias)}`, before, after);
+        return after;
       },
       async remove(actor: Actor, id: number) {
         const removed = await removeAliasById(db, id);

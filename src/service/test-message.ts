@@ -13,7 +13,7 @@ import type { DeliveryResult, Relay } from "../delivery/relay.ts";
 import { UserError } from "../errors.ts";
 import type { Route, Target } from "../routing/resolve.ts";
 import type { Router } from "../routing/router.ts";
-import { type AliasRule, aliasLabel, placeName } from "../routing/rules.ts";
+import { type AliasRule, aliasLabel, placeName } from "../aliases/rules.ts";
 import { decision, destinationReason } from "../mail/decision.ts";
 import { formatReply, type Reply } from "../mail/reply.ts";
 import { aliasById } from "../store/aliases.ts";

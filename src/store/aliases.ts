@@ -1,8 +1,8 @@
 // Alias queries. Validation is the routing layer's (validateAlias); this
 // module stores what it returns and keeps imports all-or-nothing.
 import { UserError } from "../errors.ts";
-import { type AliasInput, type AliasRule, aliasLabel, effectiveSettings, NO_SUBDOMAINS, parseAliasName, parseSubdomain, type ValidationOptions, validateAlias } from "../routing/rules.ts";
-import { parseTxt, printTxt, type TxtError } from "../routing/txt.ts";
+import { type AliasInput, type AliasRule, aliasLabel, effectiveSettings, NO_SUBDOMAINS, parseAliasName, parseSubdomain, type ValidationOptions, validateAlias } from "../aliases/rules.ts";
+import { parseTxt, printTxt, type TxtError } from "../aliases/txt.ts";
 import type { DB } from "./db.ts";
 import { domainSettings, findDomain, parseDomainName } from "./domains.ts";
 import type { Alias, Domain } from "./schema.ts";

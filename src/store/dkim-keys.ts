@@ -3,7 +3,7 @@
 // until DNS serves the record or an admin activates it; it then signs and the
 // key it replaces is *retired*: no longer signing but still published for a
 // week, so mail signed just before the switch still verifies.
-import { DEFAULT_SELECTOR, keyState, removableAfter, type SigningKey, utcMinute } from "../auth/dkim.ts";
+import { DEFAULT_SELECTOR, keyState, removableAfter, type SigningKey, utcMinute } from "../mail/dkim-key.ts";
 import { UserError } from "../errors.ts";
 import { type DB, hotStatement } from "./db.ts";
 import { findDomain, parseDomainName } from "./domains.ts";

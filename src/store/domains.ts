@@ -2,8 +2,8 @@ import { normalizeDomain } from "../mail/domain.ts";
 import { UserError } from "../errors.ts";
 import type { DB } from "./db.ts";
 import { randomBytes } from "node:crypto";
-import { DEFAULT_SELECTOR } from "../auth/dkim.ts";
-import type { DomainSettings } from "../routing/rules.ts";
+import { DEFAULT_SELECTOR } from "../mail/dkim-key.ts";
+import type { DomainSettings } from "../aliases/rules.ts";
 import { createDkimKey } from "./new-dkim-key.ts";
 import type { Domain } from "./schema.ts";
 

@@ -1,7 +1,7 @@
 // A domain's new DKIM key row, apart from the rest of the key lifecycle
 // (dkim-keys.ts) because adding a domain creates its first key: domains.ts
 // and dkim-keys.ts both build on this, so neither imports the other back.
-import { generateDkimKey } from "../auth/dkim.ts";
+import { generateDkimKey } from "../mail/dkim-key.ts";
 import { UserError } from "../errors.ts";
 import type { DB } from "./db.ts";
 import type { DkimKey } from "./schema.ts";

@@ -1,6 +1,7 @@
 // The database, typed once: every query in src/store is checked against these tables.
 import type { ColumnType, Generated, Insertable, Selectable } from "kysely";
 import type { Reason } from "../mail/decision.ts";
+import type { AliasMatcher, DisabledMode } from "../aliases/rules.ts";
 
 /** Milliseconds since the epoch. */
 type Timestamp = number;
@@ -25,8 +26,6 @@ export interface DomainsTable {
   updated_at: Timestamp;
 }
 
-export type AliasMatcher = "exact" | "regex" | "catch-all";
-export type DisabledMode = "drop" | "soft" | "hard";
 
 export interface AliasesTable {
   id: Generated<number>;

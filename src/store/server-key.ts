@@ -1,6 +1,6 @@
 // The DKIM key of the server's host name, made once on first use and kept in
 // the database (0600, in every backup) next to the domains' keys.
-import { DEFAULT_SELECTOR, generateDkimKey } from "../auth/dkim.ts";
+import { DEFAULT_SELECTOR, generateDkimKey } from "../mail/dkim-key.ts";
 import type { DB } from "./db.ts";
 import type { ServerDkimKey } from "./schema.ts";
 

@@ -1,7 +1,7 @@
 // Vacation responders of exact aliases, and who has already been answered.
 import { convert } from "html-to-text";
 import { UserError } from "../errors.ts";
-import { parseAliasName } from "../routing/rules.ts";
+import { parseAliasName } from "../aliases/rules.ts";
 import { type DB, hotStatement } from "./db.ts";
 import { findDomain, parseDomainName } from "./domains.ts";
 import type { Vacation } from "./schema.ts";

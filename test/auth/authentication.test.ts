@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { authenticate } from "mailauth";
 import { sealMessage } from "mailauth/lib/arc";
 import { dkimSign } from "mailauth/lib/dkim/sign";
-import { dkimRecordValue } from "../../src/auth/dkim.ts";
+import { dkimRecordValue } from "../../src/mail/dkim-key.ts";
 import { createResolver } from "../../src/dns/resolver.ts";
 import { listDkimKeys } from "../../src/store/dkim-keys.ts";
 import { listEvents } from "../../src/store/events.ts";

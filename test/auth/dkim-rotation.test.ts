@@ -4,7 +4,7 @@
 // server (DKIM and ARC).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { authenticate } from "mailauth";
-import { dkimRecordValue } from "../../src/auth/dkim.ts";
+import { dkimRecordValue } from "../../src/mail/dkim-key.ts";
 import { createResolver } from "../../src/dns/resolver.ts";
 import { startDkimActivation } from "../../src/service/dkim-rotation.ts";
 import { createAdmin, createSession } from "../../src/store/admins.ts";

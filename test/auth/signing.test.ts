@@ -5,7 +5,8 @@ import { expect, test } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
 import { sealMessage } from "mailauth/lib/arc";
 import { dkimSign } from "mailauth/lib/dkim/sign";
-import { SIGNED_HEADERS, sealAndSign, signMessage, type SigningKey } from "../../src/auth/dkim.ts";
+import { SIGNED_HEADERS, sealAndSign, signMessage } from "../../src/auth/dkim.ts";
+import { type SigningKey } from "../../src/mail/dkim-key.ts";
 
 const pem = () => generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } }).privateKey;
 const key: SigningKey = { domain: "alias.test", selector: "mailferry", privateKey: pem() };

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
 import { authenticate } from "mailauth";
 import { dkimSign } from "mailauth/lib/dkim/sign";
-import { dkimRecordValue } from "../../src/auth/dkim.ts";
+import { dkimRecordValue } from "../../src/mail/dkim-key.ts";
 import { authenticateInbound } from "../../src/auth/inbound.ts";
 import { type AuthWorkers, startAuthWorkers } from "../../src/auth/workers.ts";
 import { createResolver, type Resolver } from "../../src/dns/resolver.ts";

@@ -1,7 +1,7 @@
 // Vacation replies end to end: the sender's MX (a sink) receives the reply.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { authenticate } from "mailauth";
-import { dkimRecordValue } from "../../src/auth/dkim.ts";
+import { dkimRecordValue } from "../../src/mail/dkim-key.ts";
 import { createResolver } from "../../src/dns/resolver.ts";
 import { UserError } from "../../src/errors.ts";
 import { listDkimKeys } from "../../src/store/dkim-keys.ts";

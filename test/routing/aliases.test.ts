@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../../src/errors.ts";
 import { createRouter } from "../../src/routing/router.ts";
-import { validateAlias } from "../../src/routing/rules.ts";
+import { validateAlias } from "../../src/aliases/rules.ts";
 import { addAlias, exportAliases, findAliasByName, importAliases, listAliases, removeAliasById } from "../../src/store/aliases.ts";
 import { openStore, type Store } from "../../src/store/db.ts";
 import { addDomain, updateDomainSettings } from "../../src/store/domains.ts";

@@ -1,8 +1,8 @@
 // The routing decision, table-driven: every rule of docs/aliases.md and its edge cases.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { route, type Route } from "../../src/routing/resolve.ts";
-import { type AliasRule, buildRoutingConfig, DEFAULT_DOMAIN_SETTINGS, type DomainSettings, effectiveSettings, NO_SUBDOMAINS, parseAliasName, type RoutingConfig, validateAlias } from "../../src/routing/rules.ts";
-import type { DisabledMode } from "../../src/store/schema.ts";
+import { type AliasRule, buildRoutingConfig, DEFAULT_DOMAIN_SETTINGS, type DomainSettings, effectiveSettings, NO_SUBDOMAINS, parseAliasName, type RoutingConfig, validateAlias } from "../../src/aliases/rules.ts";
+import type { DisabledMode } from "../../src/aliases/rules.ts";
 
 type RuleSpec = [name: string, recipients: string[], disabled?: DisabledMode];
 

@@ -1,6 +1,6 @@
 // The Forward Email TXT syntax: every documented form parses, prints and round-trips.
 import { describe, expect, test } from "bun:test";
-import { parseTxt, printTxt } from "../../src/routing/txt.ts";
+import { parseTxt, printTxt } from "../../src/aliases/txt.ts";
 
 const rules = (text: string) => {
   const parsed = parseTxt(text);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { dkimVerify } from "mailauth/lib/dkim/verify";
 import { createResolver } from "../../src/dns/resolver.ts";
 import { testAddress, testPlan } from "../../src/service/test-message.ts";
-import type { AliasRule } from "../../src/routing/rules.ts";
+import type { AliasRule } from "../../src/aliases/rules.ts";
 import { reply } from "../../src/mail/reply.ts";
 import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { type DnsServer, publishZoneLines, startDnsServer } from "../support/dns-server.ts";

@@ -3,7 +3,7 @@
 import { z } from "@hono/zod-openapi";
 import { renameField } from "../../errors.ts";
 import { explain } from "../../routing/explain.ts";
-import { type AliasRule, aliasLabel, parseAliasName } from "../../routing/rules.ts";
+import { type AliasRule, aliasLabel, parseAliasName } from "../../aliases/rules.ts";
 import type { Route } from "../../routing/resolve.ts";
 import { aliasById, aliasesAfter, exportAliases } from "../../store/aliases.ts";
 import { parseDomainName } from "../../store/domains.ts";

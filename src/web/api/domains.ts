@@ -3,7 +3,7 @@
 import { z } from "@hono/zod-openapi";
 import { mark } from "../../auth/dns-check.ts";
 import type { Config } from "../../config/index.ts";
-import { effectiveSettings } from "../../routing/rules.ts";
+import { effectiveSettings } from "../../aliases/rules.ts";
 import { domainSettings, findDomain, listDomains, parseDomainName } from "../../store/domains.ts";
 import type { Domain as DomainRow } from "../../store/schema.ts";
 import { type Api, ApiError, body, json, scopedRoute, tokenActor } from "./common.ts";

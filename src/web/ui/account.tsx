@@ -2,8 +2,7 @@
 // /account: the signed-in admin's TOTP second factor and sessions.
 import { type Context, Hono } from "hono";
 import QRCode from "qrcode";
-import { adminById, confirmTotp, disableTotp, listSessions, revokeSession, startTotp, totpFor } from "../../store/admins.ts";
-import { audit } from "../../store/audit.ts";
+import { adminById, listSessions, startTotp, totpFor } from "../../store/admins.ts";
 import { AccountPage } from "../../../views/auth.tsx";
 import type { FieldErrors } from "../../../views/layout.tsx";
 import { adminActor, type Env } from "../session.ts";
@@ -39,8 +38,7 @@ export function accountRoutes(deps: UiDeps): Hono<Env> {
   routes.post("/totp/confirm", async (c) => {
     const admin = await currentAdmin(c);
     try {
-      const recovery = await confirmTotp(db, admin, (await form(c)).code ?? "");
-      await audit(db, adminActor(c), "account.totp.enable", admin.username);
+      const recovery = await deps.services.accounts.enableTotp(adminActor(c), admin, (await form(c)).code ?? "");
       return accountPage(c, { recovery });
     } catch (err) {
       return accountPage(c, { pending: admin.totp_secret ? await pendingTotp(admin.username, admin.totp_secret) : null, errors: fieldError(err), status: 422 });
@@ -48,14 +46,12 @@ export function accountRoutes(deps: UiDeps): Hono<Env> {
   });
   routes.post("/totp/disable", async (c) => {
     const admin = c.get("session")!.admin;
-    await disableTotp(db, admin.id);
-    await audit(db, adminActor(c), "account.totp.disable", admin.username);
+    await deps.services.accounts.disableTotp(adminActor(c), admin);
     return back(c, "/account", "TOTP turned off.");
   });
   routes.post("/sessions/revoke", async (c) => {
     const session = c.get("session")!;
-    await revokeSession(db, session.admin.id, (await form(c)).id ?? "");
-    await audit(db, adminActor(c), "account.session.revoke", session.admin.username);
+    await deps.services.accounts.revokeSession(adminActor(c), session.admin, (await form(c)).id ?? "");
     return back(c, "/account", "Session revoked.");
   });
   return routes;

@@ -5,12 +5,11 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import type { Context } from "hono";
 import { explain } from "../../routing/explain.ts";
-import { type AliasRule, aliasLabel, parseAliasName, placeName } from "../../routing/rules.ts";
+import { type AliasRule, aliasLabel, parseAliasName, placeName } from "../../aliases/rules.ts";
 import type { Waiting } from "../../service/destinations.ts";
 import { aliasById, exportAliases, searchAliases } from "../../store/aliases.ts";
-import { audit } from "../../store/audit.ts";
 import { listDomains, parseDomainName } from "../../store/domains.ts";
-import { setVacation, vacationOf } from "../../store/vacations.ts";
+import { vacationOf } from "../../store/vacations.ts";
 import { AliasEditRow, AliasesPage, AliasRow, CreateForm, ImportForm, VacationPage } from "../../../views/aliases.tsx";
 import type { FieldErrors } from "../../../views/layout.tsx";
 import { TestMessagePage } from "../../../views/test-message.tsx";
@@ -133,9 +132,7 @@ export function aliasRoutes(deps: UiDeps): Hono<Env> {
     const alias = c.var.alias;
     const f = await form(c);
     try {
-      const before = await vacationOf(db, alias.id);
-      const after = await setVacation(db, placeName(alias), alias.pattern, { subject: f.subject ?? "", message: f.message ?? "", start: f.start || null, end: f.end || null, enabled: f.enabled === "on" });
-      await audit(db, adminActor(c), "alias.vacation", `${alias.pattern}@${placeName(alias)}`, before ?? null, after);
+      await services.aliases.setVacation(adminActor(c), placeName(alias), alias.pattern, { subject: f.subject ?? "", message: f.message ?? "", start: f.start || null, end: f.end || null, enabled: f.enabled === "on" });
       return back(c, `/aliases/${alias.id}/vacation`, "Vacation reply saved.");
     } catch (err) {
       return c.html(<VacationPage user={user(c)} csrf={csrfOf(c)} alias={alias} values={f} errors={fieldError(err)} />, 422);

@@ -3,7 +3,7 @@
 // status, its settings, and webhook and DKIM key rotation.
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { zoneLine } from "../../auth/records.ts";
-import type { DomainSettings } from "../../routing/rules.ts";
+import type { DomainSettings } from "../../aliases/rules.ts";
 import { aliasCountsByDomain, searchAliases } from "../../store/aliases.ts";
 import { listDkimKeys } from "../../store/dkim-keys.ts";
 import { domainSettings, findDomain, listDomains, webhookKey } from "../../store/domains.ts";

@@ -3,9 +3,7 @@
 // and only with the token printed at start.
 import { type Context, Hono } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
-import { adminCount, checkLogin, createAdmin, createSession, revokeSession } from "../../store/admins.ts";
-import { audit } from "../../store/audit.ts";
-import { removeSetupToken } from "../../store/setup-token.ts";
+import { adminCount, checkLogin, createSession, revokeSession } from "../../store/admins.ts";
 import { LoginPage, SetupLocked, SetupPage } from "../../../views/auth.tsx";
 import { type Env, SESSION_COOKIE } from "../session.ts";
 import { fieldError, form, type UiDeps } from "./common.ts";
@@ -40,9 +38,7 @@ export function loginRoutes(deps: UiDeps): Hono<Env> {
     if (!token || f.token !== token) return c.html(<SetupLocked />, 403);
     if (f.password !== f.password2) return c.html(<SetupPage token={token} username={f.username} errors={{ password2: "The passwords differ" }} />, 422);
     try {
-      const admin = await createAdmin(db, f.username ?? "", f.password ?? "");
-      removeSetupToken(deps.config.dataDir);
-      await audit(db, { name: `admin:${admin.username}`, ip: c.get("ip") }, "admin.create", admin.username);
+      const admin = await deps.services.accounts.create(f.username ?? "", f.password ?? "", (made) => ({ name: `admin:${made.username}`, ip: c.get("ip") }));
       deps.logger.info("admin.created", { username: admin.username, via: "setup" });
       return signIn(c, admin.id, "/");
     } catch (err) {
@@ -55,7 +51,7 @@ export function loginRoutes(deps: UiDeps): Hono<Env> {
     const f = await form(c);
     const result = await checkLogin(db, { username: f.username ?? "", password: f.password ?? "", code: f.code || undefined, ip: c.get("ip") });
     if ("admin" in result) {
-      await audit(db, { name: `admin:${result.admin.username}`, ip: c.get("ip") }, "login", result.admin.username);
+      await deps.services.accounts.recordLogin(result.admin, c.get("ip"));
       return signIn(c, result.admin.id, c.req.query("next") ?? "/");
     }
     const status = result.error === "throttled" ? 429 : result.error === "totp_required" ? 200 : 401;

@@ -3,11 +3,13 @@
 import { normalizeDomain } from "../mail/domain.ts";
 import { UserError } from "../errors.ts";
 import { parseMailbox } from "../mail/address.ts";
-import type { AliasMatcher, DisabledMode } from "../store/schema.ts";
-import { webhookUrlProblem } from "../delivery/ssrf.ts";
+import { webhookUrlProblem } from "../net/ssrf.ts";
 import { type CompiledPattern, compilePattern, patternProblem } from "./regex.ts";
 
-export type { AliasMatcher, DisabledMode };
+/** How an alias matches a local part. */
+export type AliasMatcher = "exact" | "regex" | "catch-all";
+/** What a disabled alias answers: accept and discard (`!`), 421 (`!!`) or 550 (`!!!`). */
+export type DisabledMode = "drop" | "soft" | "hard";
 
 /** An alias as the user describes it, before validation. */
 export interface AliasInput {
