@@ -107,3 +107,14 @@ test("every query lives in store/, and every audited change goes through service
   const audits = outside("service").filter((f) => !relative(SRC, f).startsWith("store/") && /import \{[^}]*\baudit\b[^}]*\} from "[^"]*store\/audit\.ts"/.test(readFileSync(f, "utf8")));
   expect(audits.map((f) => relative(SRC, f))).toEqual([]);
 });
+
+test("no two modules export the same name (a name says one thing), migrations' up aside", () => {
+  const where = new Map<string, string[]>();
+  for (const file of sourceFiles(SRC)) {
+    if (relative(SRC, file).startsWith("store/migrations/")) continue;
+    for (const m of readFileSync(file, "utf8").matchAll(/^export (?:async )?(?:function|const|interface|type|class) (\w+)/gm)) {
+      where.set(m[1]!, [...(where.get(m[1]!) ?? []), relative(SRC, file)]);
+    }
+  }
+  expect([...where].filter(([, files]) => files.length > 1).map(([name, files]) => `${name}: ${files.join(", ")}`)).toEqual([]);
+});

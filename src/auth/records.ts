@@ -4,12 +4,12 @@ import { createHash } from "node:crypto";
 import { dkimRecordValue, type KeyLifecycle, keyState, removableAfter, utcMinute } from "../mail/dkim-key.ts";
 import { type Judgement, judgeDkim, judgeDmarc, judgeSpf, type ServerIdentity, type SpfLookup } from "./record-judgement.ts";
 
-export type RecordType = "MX" | "TXT" | "CNAME" | "A" | "AAAA" | "PTR";
+export type PublishedRecordType = "MX" | "TXT" | "CNAME" | "A" | "AAAA" | "PTR";
 
 export interface DnsRecord {
   /** Fully qualified, with the trailing dot. */
   name: string;
-  type: RecordType;
+  type: PublishedRecordType;
   value: string;
   ttl: number;
   purpose: string;
@@ -49,7 +49,7 @@ export function mtaStsId(policy: string): string {
 /** A name fully qualified, with the trailing dot of zone files. */
 export const fqdn = (name: string) => `${name}.`;
 
-export function dnsRecord(name: string, type: RecordType, value: string, purpose: string, level: DnsRecord["level"] = "required"): DnsRecord {
+export function dnsRecord(name: string, type: PublishedRecordType, value: string, purpose: string, level: DnsRecord["level"] = "required"): DnsRecord {
   return { name: fqdn(name), type, value, ttl: TTL, purpose, level };
 }
 
@@ -117,7 +117,7 @@ export interface RecordCheck {
   note?: string;
 }
 
-export type Lookup = (name: string, type: RecordType) => Promise<unknown>;
+export type Lookup = (name: string, type: PublishedRecordType) => Promise<unknown>;
 
 /** Why a lookup found nothing: the name or record does not exist, or DNS failed. */
 export function lookupError(err: unknown): string {

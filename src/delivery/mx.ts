@@ -9,9 +9,9 @@ export interface MxHost {
   addresses: string[];
 }
 
-export type Route = { hosts: MxHost[] } | { refuse: Reply };
+export type MxRoute = { hosts: MxHost[] } | { refuse: Reply };
 
-export async function routeToDomain(domain: string, resolver: Resolver): Promise<Route> {
+export async function routeToDomain(domain: string, resolver: Resolver): Promise<MxRoute> {
   let names: string[];
   try {
     const mx = await resolver.resolveMx(domain);

@@ -12,7 +12,7 @@ import { createRegistry } from "./registry.ts";
 /** Seconds; a delivery waits for the destination's DATA reply, so minutes are possible. */
 const DELIVERY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] as const;
 
-export type DeliveryResult = "delivered" | "deferred" | "failed" | "dropped";
+export type DeliveryOutcome = "delivered" | "deferred" | "failed" | "dropped";
 
 /** What one mail-log event counts toward. */
 export interface EventCounts {
@@ -20,7 +20,7 @@ export interface EventCounts {
   reply: { stage: string; code: number; reason: string } | null;
   connection: "accepted" | "refused" | null;
   /** One per target delivered to (delivery events) or recipient dropped by a `drop` alias (accepted DATA). */
-  deliveries: DeliveryResult[];
+  deliveries: DeliveryOutcome[];
   deliverySeconds: number | null;
   /** Each webhook request by its response class ("2xx", "5xx", …) or "error" without a response. */
   webhookRequests: string[];
@@ -46,7 +46,7 @@ export function eventCounts(event: Pick<NewEvent, "stage" | "code" | "reason" | 
   return {
     reply: { stage: event.stage, code: event.code, reason: event.reason ?? "unknown" },
     connection: event.stage === "connect" ? (accepted ? "accepted" : "refused") : null,
-    deliveries: Array<DeliveryResult>(dropped).fill("dropped"),
+    deliveries: Array<DeliveryOutcome>(dropped).fill("dropped"),
     deliverySeconds: null,
     webhookRequests: [],
   };

@@ -13,7 +13,7 @@ import { DnsError, type Resolver } from "../dns/resolver.ts";
 import type { Logger } from "../log.ts";
 import type { DB } from "../store/db.ts";
 import { listDomains } from "../store/domains.ts";
-import { type CertificateFacts, type CertificateSource, certificateFacts, keyMatches, type TlsCredentials } from "./credentials.ts";
+import { type ParsedCertificate, type CertificateSource, parseCertificate, keyMatches, type TlsCredentials } from "./credentials.ts";
 import { certificateNames, decide, type Failure, retryDelay, sameNames, type StoredCertificate } from "./renewal.ts";
 
 export const ACME_DIR = "acme";
@@ -44,7 +44,7 @@ export interface AcmeDeps {
 
 interface Stored {
   credentials: TlsCredentials;
-  facts: CertificateFacts;
+  facts: ParsedCertificate;
   directoryUrl: string;
 }
 
@@ -159,7 +159,7 @@ function loadStored(dataDir: string, logger: Logger): Stored | null {
   try {
     const cert = readFileSync(certPath);
     const key = readFileSync(keyPath);
-    const facts = certificateFacts(cert);
+    const facts = parseCertificate(cert);
     const { directory_url: directoryUrl } = JSON.parse(readFileSync(metaPath, "utf8")) as { directory_url: string };
     if (!keyMatches(cert, key)) throw new Error(`${KEY_FILE} is not the key of ${CERT_FILE}`);
     if (facts.notAfter <= Date.now()) {
@@ -179,7 +179,7 @@ function saveStored(dataDir: string, key: Buffer, cert: Buffer, directoryUrl: st
   writeReplacing(join(dataDir, KEY_FILE), key, 0o600);
   writeReplacing(join(dataDir, CERT_FILE), cert, 0o644);
   writeReplacing(join(dataDir, META_FILE), JSON.stringify({ directory_url: directoryUrl, issued_at: new Date().toISOString() }) + "\n", 0o644);
-  return { credentials: { cert, key, certPath: join(dataDir, CERT_FILE), selfSigned: false }, facts: certificateFacts(cert), directoryUrl };
+  return { credentials: { cert, key, certPath: join(dataDir, CERT_FILE), selfSigned: false }, facts: parseCertificate(cert), directoryUrl };
 }
 
 /** The ACME account key, made on first use (0600): the account at the CA is found again by it. */

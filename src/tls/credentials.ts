@@ -27,7 +27,7 @@ export function fixedCertificate(credentials: TlsCredentials): CertificateSource
   return { current: () => credentials, onChange: () => {} };
 }
 
-export interface CertificateFacts {
+export interface ParsedCertificate {
   /** DNS names of the subjectAltName extension. */
   names: string[];
   /** Milliseconds since the epoch. */
@@ -37,7 +37,7 @@ export interface CertificateFacts {
 }
 
 /** What a PEM certificate (the first of a chain) is for and until when; throws when it is not one. */
-export function certificateFacts(pem: Buffer | string): CertificateFacts {
+export function parseCertificate(pem: Buffer | string): ParsedCertificate {
   const cert = new X509Certificate(pem);
   const names = (cert.subjectAltName ?? "")
     .split(", ")

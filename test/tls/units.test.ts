@@ -9,7 +9,7 @@ import { createResolver } from "../../src/dns/resolver.ts";
 import { createLogger } from "../../src/log.ts";
 import { DATABASE_FILE, openStore } from "../../src/store/db.ts";
 import { CERT_FILE, createAcmeManager, KEY_FILE, META_FILE } from "../../src/tls/acme.ts";
-import { certificateFacts, generateSelfSigned, keyMatches, loadTlsCredentials } from "../../src/tls/credentials.ts";
+import { parseCertificate, generateSelfSigned, keyMatches, loadTlsCredentials } from "../../src/tls/credentials.ts";
 import { answerPlainHttp } from "../../src/tls/public.ts";
 import { certificateNames, decide, MAX_NAMES, MAX_RETRY_DELAY, orderReason, retryDelay } from "../../src/tls/renewal.ts";
 
@@ -131,7 +131,7 @@ describe("certificates on disk", () => {
   test("facts of a certificate, and whether a key is its own", () => {
     const a = generateSelfSigned("a.example.test");
     const b = generateSelfSigned("b.example.test");
-    const facts = certificateFacts(a.cert);
+    const facts = parseCertificate(a.cert);
     expect(facts.names).toEqual(["a.example.test"]);
     expect(facts.notAfter).toBeGreaterThan(Date.now() + 3000 * DAY);
     expect(facts.serial).toMatch(/^[0-9A-F]+$/);
