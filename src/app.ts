@@ -60,178 +60,238 @@ function readCa(path: string | null): Buffer | undefined {
 }
 
 /**
+ * What every part started pushes: how to stop it. Shutdown runs them
+ * last-started first (HTTP, SMTP drained, background jobs), writes the
+ * mail-log events still queued, closes the database and releases the lock.
+ */
+interface Stops {
+  push(stop: () => Promise<void>): void;
+  all(): Promise<void>;
+}
+
+function stopStack(): Stops {
+  const stops: (() => Promise<void>)[] = [];
+  return {
+    push: (stop) => void stops.push(stop),
+    async all() {
+      for (const stop of [...stops].reverse()) await stop();
+    },
+  };
+}
+
+/** The data directory, held (restore and a second server refuse while it is), and its database. */
+async function openData(config: Config, logger: Logger, stops: Stops) {
+  preparePrivateDataDir(config.dataDir);
+  const lock = acquireServerLock(config.dataDir);
+  stops.push(async () => lock.release());
+  const store = await openStore(join(config.dataDir, DATABASE_FILE), {
+    onPreMigrationBackup: (file, pending) => logger.info("store.pre_migration_backup", { file, pending }),
+  });
+  stops.push(() => store.close());
+  const events = createEventRecorder(store.db);
+  stops.push(() => events.flush());
+  return { store, events };
+}
+
+type Data = Awaited<ReturnType<typeof openData>>;
+
+/** DNS, certificates and the metrics the mail log feeds. */
+function startFoundations(config: Config, logger: Logger, { store, events }: Data, startedAt: number) {
+  const resolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout });
+  // For checking what DNS publishes right now (the domain page): no cache.
+  const liveResolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout, maxCacheEntries: 0 });
+  const ownTls = loadTlsCredentials(config);
+  const acme = config.acme.enabled ? createAcmeManager({ config, db: store.db, resolver, logger, fallback: ownTls }) : null;
+  const certificates = acme ?? fixedCertificate(ownTls);
+  if (certificates.current().selfSigned) {
+    logger.info("tls.self_signed", { cert: ownTls.certPath, note: acme ? "served until the ACME certificate is issued" : "set tls.cert/tls.key or acme.enabled for a CA-signed certificate" });
+  }
+  const metrics = createMetrics({ startedAt, dnsQueries: () => resolver.queriesSent + liveResolver.queriesSent });
+  // Each mail-log event is counted in the metrics as it is recorded, so the two agree.
+  const record = async (e: Parameters<typeof events.record>[0]) => {
+    metrics.observeEvent(e);
+    await events.record(e);
+  };
+  return { resolver, liveResolver, acme, certificates, metrics, record };
+}
+
+type Foundations = ReturnType<typeof startFoundations>;
+
+/** The outbound side: authentication workers, SRS, the relay and the outbox of mail mailferry writes. */
+function startOutbound(config: Config, logger: Logger, { store }: Data, { resolver }: Foundations, stops: Stops) {
+  const authWorkers = startAuthWorkers({ hostname: config.hostname, lookup: resolver.forMailauth, logger });
+  stops.push(() => authWorkers.close());
+  const srs = createSrs({ domain: config.srs.domain, secrets: [loadSecret(config.dataDir, SRS_SECRET_FILE)] });
+  const ca = readCa(config.outbound.caFile);
+  const relay = createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: config.outbound.mtaStsPort, ...(ca ? { ca } : {}) }), ...(ca ? { ca } : {}) });
+  // Runs after the SMTP listener drained and the outbox stopped: nothing sends any more.
+  stops.push(async () => relay.close());
+  const outbox = createOutbox({ db: store.db, relay, hostname: config.hostname, outboundPort: config.outbound.port, logger });
+  outbox.start();
+  stops.push(() => outbox.stop());
+  return { authWorkers, srs, relay, outbox };
+}
+
+type Outbound = ReturnType<typeof startOutbound>;
+
+/** Housekeeping every 10 minutes, and the second phase of DKIM rotations (a pending key signs once DNS serves it). */
+function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { liveResolver }: Foundations, stops: Stops) {
+  const prune = () =>
+    housekeeping(store.db, { eventRetentionMs: config.log.retention }).then(
+      (removed) => logger.debug("housekeeping.done", removed),
+      (err) => logger.error("housekeeping.failed", { error: err }),
+    );
+  void prune();
+  const maintenance = setInterval(prune, 600_000);
+  maintenance.unref();
+  stops.push(async () => clearInterval(maintenance));
+  const dkimActivation = startDkimActivation({ db: store.db, lookup: (name, type) => liveResolver.resolve(name, type), logger });
+  stops.push(() => dkimActivation.stop());
+}
+
+/** Where people outside open verification links: set once the admin port (and the public HTTPS port) are bound. */
+function linkBase(config: Config) {
+  let boundUrl = adminUrl(config);
+  let publicHttpsUrl: string | null = null;
+  return {
+    // The configured public URL, else the public HTTPS port (ACME), else the admin URL unless on loopback,
+    // which recipients cannot open (then the mail offers a reply and a code only).
+    current: () => config.http.publicUrl ?? publicHttpsUrl ?? publicBaseUrl(config, boundUrl),
+    bound(adminPort: string, publicHttps: string | null) {
+      boundUrl = adminPort;
+      publicHttpsUrl = publicHttps;
+    },
+  };
+}
+
+/** The MX side: the abuse guard, delivery, routing, the admin services and the listener that runs the stage checks. */
+async function startMx(config: Config, logger: Logger, input: ConfigInput, data: Data, found: Foundations, out: Outbound, links: ReturnType<typeof linkBase>, stops: Stops) {
+  const { store } = data;
+  const { resolver, metrics, record, certificates } = found;
+  const abuse = createAbuseGuard({ db: store.db, logger, greylistDelayMs: () => config.greylist.delay, observe: metrics.observeGuard, limits: () => config.limits });
+  await abuse.start();
+  stops.push(() => abuse.stop());
+  const deliver = createDeliver({
+    db: store.db,
+    webhooks: { resolver, timeoutMs: config.webhooks.timeout, allowPrivate: config.webhooks.allowPrivate },
+    relay: out.relay,
+    compose: out.authWorkers.compose,
+    srs: out.srs,
+    outbox: out.outbox,
+    hostname: config.hostname,
+    outboundPort: config.outbound.port,
+    messageTimeout: config.outbound.messageTimeout,
+    logger,
+    recordEvent: record,
+    vacations: createVacationResponder({ db: store.db, outbox: out.outbox, hostname: config.hostname, logger }),
+  });
+  const router = createRouter(store.db, routerOptions(config));
+  const services = createServices({
+    db: store.db,
+    config,
+    configInput: input,
+    queueMail: (to, raw) => out.outbox.queue(to, raw),
+    publicUrl: links.current,
+    // Test messages from the admin UI take the path forwarded copies take.
+    forwarding: { router, relay: out.relay, recordEvent: record },
+  });
+  const hooks = createHooks({
+    router,
+    srs: out.srs,
+    maxSize: config.smtp.maxSize,
+    hostname: config.hostname,
+    authenticate: out.authWorkers.authenticate,
+    abuse,
+    scan: {
+      applies: async (session) => config.scan.rspamdUrl !== null && (await anyDomainScans(store.db, session.recipients.map((r) => r.route.alias.domain))),
+      run: (session, message) =>
+        scanWithRspamd(config.scan.rspamdUrl!, message.raw, session, session.recipients.map((r) => r.address)).then(scanResult, (err) => scannerDown(err, config.scan.failOpen)),
+    },
+    deliver,
+    confirmDestination: async (recipient, ip) => (await services.destinations.confirmByReply(recipient, ip))?.address ?? null,
+  });
+  const smtp = await startMxListener({ config, certificates, hooks, resolver, logger, recordEvent: record });
+  stops.push(() => smtp.close());
+  metrics.countOpenSessions(() => smtp.sessions);
+  return { router, services, smtp };
+}
+
+type Mx = Awaited<ReturnType<typeof startMx>>;
+
+/** The admin port (UI, API, health, metrics), the public ACME listeners, and the set-up token while no admin exists. */
+async function startAdminPort(config: Config, logger: Logger, { store }: Data, found: Foundations, mx: Mx, startedAt: number, stops: Stops) {
+  const { acme, certificates } = found;
+  // While no admin exists, the set-up page needs this token (printed at start, kept in the data
+  // dir for `mailferry admin setup-url`), so a stranger who finds the port cannot claim the instance first.
+  const needsSetup = (await adminCount(store.db)) === 0;
+  if (!needsSetup) removeSetupToken(config.dataDir);
+  const setupToken = needsSetup ? openSetupToken(config.dataDir) : null;
+  const web = createWebApp({
+    store,
+    smtp: mx.smtp,
+    startedAt,
+    mtaStsPolicy: () => mtaStsPolicy(config.hostname, mtaStsMode(!certificates.current().selfSigned)),
+    db: store.db,
+    config,
+    resolver: found.resolver,
+    liveResolver: found.liveResolver,
+    metrics: found.metrics,
+    router: mx.router,
+    logger,
+    setupToken: () => setupToken,
+    secureCookies: config.http.tls,
+    services: mx.services,
+  });
+  const server = listenHttp({ hostname: config.http.host, port: config.http.port, fetch: (req, srv) => web.fetch(req, srv), ...(config.http.tls ? { certificates } : {}), logger });
+  stops.push(() => server.stop());
+  const http = { host: config.http.host, port: server.port, url: adminUrl(config, server.port) };
+  const publicListeners = acme ? startPublicListeners({ config, acme, fetch: openPathsOnly(web), logger }) : null;
+  if (publicListeners) stops.push(() => publicListeners.stop());
+  if (acme) {
+    acme.start();
+    stops.push(async () => acme.stop());
+  }
+  return { web, http, publicListeners, setupUrl: setupToken ? setupPageUrl(http.url, setupToken) : null };
+}
+
+/**
  * `input` is how `config` was loaded (environment, flags, working dir): the
  * settings service reloads the configuration the same way after a change.
  */
 export async function startAppliance(config: Config, logger: Logger, input: ConfigInput = {}): Promise<Appliance> {
   const startedAt = Date.now();
-  preparePrivateDataDir(config.dataDir);
-  // Held until stopped: restore refuses while it is, and so does a second server on this data dir.
-  const lock = acquireServerLock(config.dataDir);
-  const store = await openStore(join(config.dataDir, DATABASE_FILE), {
-    onPreMigrationBackup: (file, pending) => logger.info("store.pre_migration_backup", { file, pending }),
-  }).catch((err) => {
-    lock.release();
-    throw err;
-  });
-  // Each part started pushes how to stop it; shutdown runs them last-started first
-  // (HTTP, SMTP drained, background jobs), writes the mail-log events still queued and
-  // closes the database, then releases the lock, at the very end.
-  const events = createEventRecorder(store.db);
-  const stops: (() => Promise<void>)[] = [async () => lock.release(), () => store.close(), () => events.flush()];
-  const stopAll = async () => {
-    for (const stop of [...stops].reverse()) await stop();
-  };
+  const stops = stopStack();
   try {
-    const resolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout });
-    const ownTls = loadTlsCredentials(config);
-    const acme = config.acme.enabled ? createAcmeManager({ config, db: store.db, resolver, logger, fallback: ownTls }) : null;
-    const certificates = acme ?? fixedCertificate(ownTls);
-    if (certificates.current().selfSigned) {
-      logger.info("tls.self_signed", { cert: ownTls.certPath, note: acme ? "served until the ACME certificate is issued" : "set tls.cert/tls.key or acme.enabled for a CA-signed certificate" });
-    }
-    // For checking what DNS publishes right now (the domain page): no cache.
-    const liveResolver = createResolver({ servers: config.dns.servers, timeout: config.dns.timeout, maxCacheEntries: 0 });
-    const metrics = createMetrics({ startedAt, dnsQueries: () => resolver.queriesSent + liveResolver.queriesSent });
-    // Each mail-log event is counted in the metrics as it is recorded, so the two agree.
-    const record = async (e: Parameters<typeof events.record>[0]) => {
-      metrics.observeEvent(e);
-      await events.record(e);
-    };
-    const authWorkers = startAuthWorkers({ hostname: config.hostname, lookup: resolver.forMailauth, logger });
-    stops.push(() => authWorkers.close());
-    const srs = createSrs({ domain: config.srs.domain, secrets: [loadSecret(config.dataDir, SRS_SECRET_FILE)] });
-    const ca = readCa(config.outbound.caFile);
-    const relay = createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: config.outbound.mtaStsPort, ...(ca ? { ca } : {}) }), ...(ca ? { ca } : {}) });
-    // Runs after the SMTP listener drained and the outbox stopped: nothing sends any more.
-    stops.push(async () => relay.close());
-
-    const outbox = createOutbox({ db: store.db, relay, hostname: config.hostname, outboundPort: config.outbound.port, logger });
-    outbox.start();
-    stops.push(() => outbox.stop());
-    const prune = () =>
-      housekeeping(store.db, { eventRetentionMs: config.log.retention }).then(
-        (removed) => logger.debug("housekeeping.done", removed),
-        (err) => logger.error("housekeeping.failed", { error: err }),
-      );
-    void prune();
-    const maintenance = setInterval(prune, 600_000);
-    maintenance.unref();
-    stops.push(async () => clearInterval(maintenance));
-    // Second phase of DKIM rotations: a pending key signs once DNS serves its record.
-    const dkimActivation = startDkimActivation({ db: store.db, lookup: (name, type) => liveResolver.resolve(name, type), logger });
-    stops.push(() => dkimActivation.stop());
-
-    const abuse = createAbuseGuard({ db: store.db, logger, greylistDelayMs: () => config.greylist.delay, observe: metrics.observeGuard, limits: () => config.limits });
-    await abuse.start();
-    stops.push(() => abuse.stop());
-
-    const deliver = createDeliver({
-      db: store.db,
-      webhooks: { resolver, timeoutMs: config.webhooks.timeout, allowPrivate: config.webhooks.allowPrivate },
-      relay,
-      compose: authWorkers.compose,
-      srs,
-      outbox,
-      hostname: config.hostname,
-      outboundPort: config.outbound.port,
-      messageTimeout: config.outbound.messageTimeout,
-      logger,
-      recordEvent: record,
-      vacations: createVacationResponder({ db: store.db, outbox, hostname: config.hostname, logger }),
-    });
-    const router = createRouter(store.db, routerOptions(config));
-    // Links in verification mail: the configured public URL, else the public HTTPS port (ACME), else the admin URL
-    // once bound unless on loopback, which recipients cannot open (then the mail offers a reply and a code only).
-    let boundUrl = adminUrl(config);
-    let publicHttpsUrl: string | null = null;
-    const services = createServices({
-      db: store.db,
-      config,
-      configInput: input,
-      queueMail: (to, raw) => outbox.queue(to, raw),
-      publicUrl: () => config.http.publicUrl ?? publicHttpsUrl ?? publicBaseUrl(config, boundUrl),
-      // Test messages from the admin UI take the path forwarded copies take.
-      forwarding: { router, relay, recordEvent: record },
-    });
-    const hooks = createHooks({
-      router,
-      srs,
-      maxSize: config.smtp.maxSize,
-      hostname: config.hostname,
-      authenticate: authWorkers.authenticate,
-      abuse,
-      scan: {
-        applies: async (session) => config.scan.rspamdUrl !== null && (await anyDomainScans(store.db, session.recipients.map((r) => r.route.alias.domain))),
-        run: (session, message) =>
-          scanWithRspamd(config.scan.rspamdUrl!, message.raw, session, session.recipients.map((r) => r.address)).then(scanResult, (err) => scannerDown(err, config.scan.failOpen)),
-      },
-      deliver,
-      confirmDestination: async (recipient, ip) => (await services.destinations.confirmByReply(recipient, ip))?.address ?? null,
-    });
-    const smtp = await startMxListener({ config, certificates, hooks, resolver, logger, recordEvent: record });
-    stops.push(() => smtp.close());
-    metrics.countOpenSessions(() => smtp.sessions);
-
-    // While no admin exists, the set-up page needs this token (printed below, kept in
-    // the data dir for `mailferry admin setup-url`), so a stranger who finds the port
-    // cannot claim the instance first.
-    const needsSetup = (await adminCount(store.db)) === 0;
-    if (!needsSetup) removeSetupToken(config.dataDir);
-    const setupToken = needsSetup ? openSetupToken(config.dataDir) : null;
-    const web = createWebApp({
-      store,
-      smtp,
-      startedAt,
-      mtaStsPolicy: () => mtaStsPolicy(config.hostname, mtaStsMode(!certificates.current().selfSigned)),
-      db: store.db,
-      config,
-      resolver,
-      liveResolver,
-      metrics,
-      router,
-      logger,
-      setupToken: () => setupToken,
-      secureCookies: config.http.tls,
-      services,
-    });
-    const server = listenHttp({ hostname: config.http.host, port: config.http.port, fetch: (req, srv) => web.fetch(req, srv), ...(config.http.tls ? { certificates } : {}), logger });
-    stops.push(() => server.stop());
-    const http = { host: config.http.host, port: server.port, url: adminUrl(config, server.port) };
-    boundUrl = http.url;
-    const publicListeners = acme ? startPublicListeners({ config, acme, fetch: openPathsOnly(web), logger }) : null;
-    if (publicListeners) {
-      stops.push(() => publicListeners.stop());
-      // Recipients open verification links on the public HTTPS port.
-      publicHttpsUrl = publicListeners.url;
-    }
-    if (acme) {
-      acme.start();
-      stops.push(async () => acme.stop());
-    }
-
-    const setupUrl = setupToken ? setupPageUrl(http.url, setupToken) : null;
+    const data = await openData(config, logger, stops);
+    const found = startFoundations(config, logger, data, startedAt);
+    const out = startOutbound(config, logger, data, found, stops);
+    startBackgroundJobs(config, logger, data, found, stops);
+    const links = linkBase(config);
+    const mx = await startMx(config, logger, input, data, found, out, links, stops);
+    const admin = await startAdminPort(config, logger, data, found, mx, startedAt, stops);
+    // Recipients open verification links on the public HTTPS port when there is one.
+    links.bound(admin.http.url, admin.publicListeners?.url ?? null);
     logger.info("mailferry.ready", {
       hostname: config.hostname,
       data_dir: config.dataDir,
-      smtp: `${smtp.host}:${smtp.port}`,
-      admin_url: http.url,
-      setup_url: setupUrl ?? undefined,
-      health_url: `${http.url}healthz`,
-      public_https: publicListeners ? `${smtp.host}:${publicListeners.httpsPort}` : undefined,
+      smtp: `${mx.smtp.host}:${mx.smtp.port}`,
+      admin_url: admin.http.url,
+      setup_url: admin.setupUrl ?? undefined,
+      health_url: `${admin.http.url}healthz`,
+      public_https: admin.publicListeners ? `${mx.smtp.host}:${admin.publicListeners.httpsPort}` : undefined,
       startup_ms: Date.now() - startedAt,
     });
-
     let stopping: Promise<void> | undefined;
     const stop = () =>
       (stopping ??= (async () => {
         logger.info("mailferry.stopping", {});
-        await stopAll();
+        await stops.all();
         logger.info("mailferry.stopped", {});
       })());
-    return { config, store, resolver, smtp, http, outbox, setupUrl, web, acme, publicListeners, stop };
+    const { store } = data;
+    return { config, store, resolver: found.resolver, smtp: mx.smtp, http: admin.http, outbox: out.outbox, setupUrl: admin.setupUrl, web: admin.web, acme: found.acme, publicListeners: admin.publicListeners, stop };
   } catch (err) {
-    await stopAll().catch(() => {});
+    await stops.all().catch(() => {});
     throw err;
   }
 }
