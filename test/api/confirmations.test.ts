@@ -164,6 +164,24 @@ test("the code of a verification mail, entered by an admin on the Destinations p
   expect(await send("coded@d.test")).toEqual({ rcpt: "250 Accepted", data: "250" });
 });
 
+test("the admin UI says which targets of a new alias wait and why (under verify_destinations = all)", async () => {
+  const admin = await createAdmin(mf.appliance.store.db, "uiadmin", "correct horse battery staple");
+  const session = await createSession(mf.appliance.store.db, admin.id, "127.0.0.1", "test");
+  mf.appliance.config.delivery.verifyDestinations = "all";
+  try {
+    const res = await fetch(`${mf.httpUrl}aliases`, {
+      method: "POST",
+      body: new URLSearchParams({ _csrf: session.csrf, domain: "d.test", name: "ui", recipients: "ui-owner@gmail.test" }),
+      headers: { cookie: `mf_session=${session.token}`, "hx-request": "true" },
+    });
+    const html = await res.text();
+    expect(html).toContain("Created ui@d.test.");
+    expect(html).toContain("No mail to ui-owner@gmail.test yet (verify_destinations = all: its owner confirms by replying to the verification mail");
+  } finally {
+    mf.appliance.config.delivery.verifyDestinations = "tokens";
+  }
+});
+
 test("verify_destinations keeps the booleans of earlier releases: true is all, false is off", async () => {
   const { loadConfig } = await import("../../src/config/index.ts");
   const mode = (value: string) => loadConfig({ env: { MAILFERRY_VERIFY_DESTINATIONS: value, MAILFERRY_DATA_DIR: mf.dataDir } }).delivery.verifyDestinations;
