@@ -137,7 +137,7 @@ type Outbound = ReturnType<typeof startOutbound>;
 /** Housekeeping every 10 minutes, and the second phase of DKIM rotations (a pending key signs once DNS serves it). */
 function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { liveResolver }: Foundations, stops: Stops) {
   const prune = () =>
-    housekeeping(store.db, { eventRetentionMs: config.log.retention }).then(
+    housekeeping(store.db, { eventRetentionMs: config.log.retention, maxEvents: config.log.maxEvents }).then(
       (removed) => logger.debug("housekeeping.done", removed),
       (err) => logger.error("housekeeping.failed", { error: err }),
     );

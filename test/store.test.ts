@@ -37,6 +37,11 @@ describe("database", () => {
     expect(s.sqlite.query("PRAGMA busy_timeout").get()).toEqual({ timeout: 5000 });
   });
 
+  test("synchronous=FULL: fingerprints and the outbox survive a power cut once committed", async () => {
+    const s = await store();
+    expect(s.sqlite.query("PRAGMA synchronous").get()).toEqual({ synchronous: 2 });
+  });
+
   test("migrations are applied once and recorded; reopening is a no-op", async () => {
     const s = await store();
     const applied = s.sqlite.query("SELECT name FROM kysely_migration ORDER BY name").all() as { name: string }[];

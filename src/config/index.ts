@@ -51,6 +51,9 @@ const DECLARED = [
   { section: "smtp", key: "max_size", parse: v.byteSize, default: "50MB", doc: "Largest message accepted (SIZE); bigger gets 552" },
   { section: "smtp", key: "socket_timeout", parse: v.positiveDuration, default: "3m", doc: "Idle time before a session is closed with 421" },
   { section: "smtp", key: "shutdown_grace", parse: v.positiveDuration, default: "30s", doc: "How long sessions may finish after SIGTERM" },
+  { section: "smtp", key: "hard_error_limit", parse: v.positiveInt, default: 20, doc: "Refused MAIL/RCPT commands in a session (since its last accepted message) before 421 and disconnect, like Postfix's smtpd_hard_error_limit" },
+  { section: "smtp", key: "max_session_duration", parse: v.positiveDuration, default: "10m", doc: "Longest SMTP session; then 421 and disconnect (even while the client keeps sending)" },
+  { section: "smtp", key: "max_data_duration", parse: v.positiveDuration, default: "5m", doc: "Longest DATA transfer (from the 354 to the final dot); then 421 and disconnect" },
   { section: "smtp", key: "max_clients", parse: v.positiveInt, default: 500, doc: "Concurrent SMTP sessions; more get 421" },
   // Senders wait 5 minutes for the banner (RFC 5321 4.5.3.2.1), but a long pause slows every legitimate one.
   { section: "smtp", key: "greet_pause", parse: v.durationUpTo(30_000), default: "100ms", doc: "Pause before the banner; clients that talk sooner get 421 (0: banner at once)" },
@@ -94,6 +97,7 @@ const DECLARED = [
   { section: "scan", key: "fail_open", parse: v.bool, default: false, live: true, form: { label: "Deliver unscanned when rspamd is down", hint: "true or false" }, doc: "Deliver unscanned when rspamd is down (default: answer 421)" },
   { section: "metrics", key: "token", parse: v.optionalToken, default: "", live: true, secret: true, doc: "Bearer token for GET /metrics; when set every scrape must send it (loopback too), when empty only loopback may scrape" },
   { section: "log", key: "retention", parse: v.positiveDuration, default: "7d", live: true, form: { label: "Mail log retention", hint: "e.g. 7d" }, doc: "How long mail-log events are kept" },
+  { section: "log", key: "max_events", parse: v.positiveInt, default: 500_000, live: true, doc: "Most mail-log events kept (the oldest go first), whatever their age: bounds the database (about 1 KB an event)" },
   { section: "log", key: "format", parse: v.oneOf(LOG_FORMATS), default: "auto", doc: "auto (text on a terminal, JSON otherwise), json or text" },
   { section: "log", key: "level", parse: v.oneOf(LOG_LEVELS), default: "info", doc: "debug, info, warn, error or silent" },
 ] as const satisfies readonly Setting[];

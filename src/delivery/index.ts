@@ -11,7 +11,8 @@ import { type Decision, decision, destinationReason } from "../mail/decision.ts"
 import { isAccepted, type Reply, reply } from "../mail/reply.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 import type { DB } from "../store/db.ts";
-import { claimBounce, markDelivered, touchFingerprint } from "../store/deliveries.ts";
+import { claimBounce, forgetFingerprint, markDelivered, touchFingerprint } from "../store/deliveries.ts";
+import { headerValue } from "../mail/headers.ts";
 import { mailLogEvent } from "../store/events.ts";
 import type { NewEvent } from "../store/schema.ts";
 import { buildDsn } from "./dsn.ts";
@@ -76,9 +77,19 @@ export function createDeliver(deps: DeliverDeps): Deliver {
     await answerWithin(deps, session, Promise.all([sending, posting]), jobs, ledger);
     const answer = dataAnswer(ledger.outcomes, state.delivered.size);
     await afterDelivery(deps, session, message, fp, answer);
+    if (!isRetryable(answer, message)) await forgetFingerprint(deps.db, fp);
     return decision(answer.reply, answer.reason);
   };
 }
+
+/**
+ * Whether the same message may come again as a retry of this one: after a
+ * temporary answer, or a 250 the sender may have missed (connection lost) when
+ * the message names itself with a Message-ID. Without one, an identical
+ * message after a 250 is a new message (an alert sent again, a script's
+ * report) and is delivered again, so its fingerprint is forgotten.
+ */
+const isRetryable = (answer: DataAnswer, message: InboundMessage) => !isAccepted(answer.reply) || headerValue(message.headers, "message-id") !== undefined;
 
 const TOO_LONG_RETRIED = decision(reply(550, "5.4.7", "This message has been retried for more than 5 days; giving up"), "too_long_retried");
 const DELIVERY_TIMEOUT = reply(421, "4.4.7", "Delivery took too long, please try again later");

@@ -21,6 +21,8 @@ export interface DataAnswer extends Decision {
 export function dataAnswer(outcomes: TargetOutcome[], deliveredBefore: number): DataAnswer {
   const accepted = outcomes.filter((o) => o.reply.code < 400).length + deliveredBefore;
   const failures = outcomes.filter((o) => o.reply.code >= 400);
+  // A retry of a message every target already accepted: nothing was sent now, and the answer says so.
+  if (outcomes.length === 0 && deliveredBefore > 0) return { ...ALREADY_DELIVERED, bounce: [] };
   if (failures.length === 0) {
     return { ...decision(reply(250, "2.0.0", accepted === 1 ? "Message forwarded" : `Message forwarded to ${accepted} recipients`), "delivered"), bounce: [] };
   }
@@ -31,6 +33,8 @@ export function dataAnswer(outcomes: TargetOutcome[], deliveredBefore: number): 
   const text = `Message forwarded to ${accepted} of ${accepted + failures.length} recipients; the sender is told about the others`;
   return { ...decision(reply(250, "2.0.0", text), "partly_delivered"), bounce: failures };
 }
+
+const ALREADY_DELIVERED = decision(reply(250, "2.0.0", "Message already delivered: an identical message was forwarded earlier"), "already_delivered");
 
 /** The sender gets one target's own reply. */
 const answeredAs = (o: TargetOutcome, reason: Reason): DataAnswer => ({ reply: o.reply, reason: o.reason ?? reason, bounce: [] });

@@ -27,6 +27,7 @@ export const REASONS = [
   "greylisted",
   "destination_confirmed",
   "srs_invalid",
+  "refusals_summarised",
   // DATA
   "oversize",
   "bad_from",
@@ -40,6 +41,7 @@ export const REASONS = [
   "scanner_down",
   "dropped",
   "delivered",
+  "already_delivered",
   "partly_delivered",
   "too_long_retried",
   "timeout",
@@ -47,8 +49,11 @@ export const REASONS = [
   "delivered_by_webhook",
   "deferred_by_destination",
   "refused_by_destination",
+  "private_destination",
   // any stage
   "internal_error",
+  "too_many_errors",
+  "session_timeout",
 ] as const;
 
 export type Reason = (typeof REASONS)[number];

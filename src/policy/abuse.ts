@@ -71,8 +71,9 @@ export interface AbuseGuard {
   allowlisted(client: Client): Promise<boolean>;
   /** A denylist entry for the client (at connect: IP, name; at MAIL: also the sender address and domain). */
   denied(client: Client, stage: "connect" | "mail"): Promise<Decision | null>;
-  /** Counts the connection toward its sender's concurrent connections; refuses one too many. */
+  /** Counts the connection toward its sender's concurrent connections (once per session); refuses one too many. */
   admit(session: Readonly<Session>): Decision | null;
+  /** Releases what admit counted, once: later calls, and calls before admit, do nothing. */
   onClose(session: Readonly<Session>): void;
   /** For an accepted recipient: rate limit, then greylist. `greylist` says why a sender skipped greylisting. */
   onRecipient(session: Readonly<Session>, recipient: string, recipientDomain: string): Promise<{ refusal: Decision | null; greylist?: GreylistSkip }>;
@@ -101,8 +102,8 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
   // Hourly per-(sender, recipient) counts: in memory on the hot path, flushed to SQLite.
   const rates = new Map<string, { window_start: number; count: number }>();
   const dirty = new Set<string>();
-  // Per session id: the rate keys it counted; present from admission until it closes.
-  const counted = new Map<string, Set<string>>();
+  // Per session id: the key it was counted under and the rate keys it counted; present from admission until it closes.
+  const counted = new Map<string, { senderKey: string; rateKeys: Set<string> }>();
   let flushTimer: ReturnType<typeof setInterval> | undefined;
 
   const senderLists = createSenderLists(db);
@@ -150,9 +151,10 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
     },
 
     admit(session) {
+      if (counted.has(session.id)) return null;
       const open = (concurrent.get(session.senderKey) ?? 0) + 1;
       concurrent.set(session.senderKey, open);
-      counted.set(session.id, new Set());
+      counted.set(session.id, { senderKey: session.senderKey, rateKeys: new Set() });
       const { concurrentConnections } = limits();
       if (open > concurrentConnections && !session.allowlisted) {
         return decision(reply(421, "4.7.0", `Too many concurrent connections from ${session.senderKey} (at most ${concurrentConnections}); try again later`), "too_many_connections");
@@ -161,16 +163,17 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
     },
 
     onClose(session) {
-      if (!counted.has(session.id)) return; // refused before it was counted
+      const admitted = counted.get(session.id);
+      if (!admitted) return; // not counted (yet): the listener closes it again once its connect stage ends
       counted.delete(session.id);
-      const open = (concurrent.get(session.senderKey) ?? 1) - 1;
-      if (open > 0) concurrent.set(session.senderKey, open);
-      else concurrent.delete(session.senderKey);
+      const open = (concurrent.get(admitted.senderKey) ?? 1) - 1;
+      if (open > 0) concurrent.set(admitted.senderKey, open);
+      else concurrent.delete(admitted.senderKey);
     },
 
     async onRecipient(session, recipient, recipientDomain) {
       if (session.allowlisted) return greylistStage(session, recipientDomain);
-      const seen = counted.get(session.id);
+      const seen = counted.get(session.id)?.rateKeys;
       const rateKey = `${session.senderKey}|${recipient.toLowerCase()}`;
       if (seen && !seen.has(rateKey)) {
         seen.add(rateKey);

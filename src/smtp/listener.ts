@@ -15,6 +15,7 @@ import { headerBlockEnd, parseHeaderBlock } from "../mail/headers.ts";
 import type { StageHooks, StageOutcome } from "./hooks.ts";
 import { formatReply, INTERNAL_ERROR, isAccepted, toServerError } from "../mail/reply.ts";
 import type { AcceptedRecipient, InboundMessage, Session } from "./session.ts";
+import { type Conduct, deadlineDecision, errorLimitDecision, newConduct, summaryDecision, tallyRefusal } from "./conduct.ts";
 import type { CertificateSource } from "../tls/credentials.ts";
 // Makes smtp-server honour the greetPause option below.
 import "./greet-pause.ts";
@@ -46,6 +47,7 @@ const MAX_HEADER_SCAN = 256 * 1024;
 export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
   const { config, certificates } = deps;
   const tls = certificates.current();
+  const conduct = new WeakMap<SMTPServerSession, Tracked>();
   const server = new SMTPServer({
     name: config.hostname,
     banner: "mailferry",
@@ -62,8 +64,10 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
     maxClients: config.smtp.maxClients,
     greetPause: config.smtp.greetPause,
     logger: false,
-    ...stageHandlers(deps),
+    ...stageHandlers(deps, conduct),
   });
+  const watchdog = setInterval(() => closeOverdue(server, conduct, deps), DEADLINE_CHECK_MS);
+  watchdog.unref();
 
   certificates.onChange(({ key, cert }) => server.updateSecureContext({ key, cert }));
   server.on("error", (err: NodeJS.ErrnoException) => {
@@ -82,8 +86,33 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
     get sessions() {
       return server.connections.size;
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => {
+      clearInterval(watchdog);
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
+}
+
+/** How often session and DATA deadlines are checked: their precision. */
+const DEADLINE_CHECK_MS = 1000;
+
+/** A connection's session with what the listener counts about it. */
+interface Tracked {
+  session: Session;
+  conduct: Conduct;
+}
+
+/** 421 and close for each session past its time or too long in DATA (docs/delivery-and-authentication.md, "Session limits"). */
+function closeOverdue(server: SMTPServer, tracked: WeakMap<SMTPServerSession, Tracked>, deps: ListenerDeps) {
+  const answer = answererFor(deps);
+  for (const connection of server.connections as Set<{ session: SMTPServerSession; send(code: number, text: string, context: false): void }>) {
+    const entry = tracked.get(connection.session);
+    const overdue = entry && deadlineDecision(entry.conduct, Date.now(), deps.config.smtp);
+    if (!entry || !overdue) continue;
+    void answer("connect", entry.session, overdue, []);
+    // smtp-server closes the connection after any 421.
+    connection.send(overdue.reply.code, `${overdue.reply.enhanced} ${overdue.reply.text}`, false);
+  }
 }
 
 function listen(server: SMTPServer, port: number, host: string): Promise<void> {
@@ -102,6 +131,7 @@ type Handlers = Required<Pick<SMTPServerOptions, "onConnect" | "onSecure" | "onM
 interface Stages {
   deps: ListenerDeps;
   sessions: WeakMap<SMTPServerSession, Session>;
+  conduct: WeakMap<SMTPServerSession, Tracked>;
   decide: ReturnType<typeof deciderFor>;
   answer: ReturnType<typeof answererFor>;
 }
@@ -110,8 +140,8 @@ interface Stages {
  * smtp-server's callbacks: each stage asks its hook, stores what the hook
  * returned on the session (the listener alone writes it), and answers.
  */
-function stageHandlers(deps: ListenerDeps): Handlers {
-  const stages: Stages = { deps, sessions: new WeakMap(), decide: deciderFor(deps), answer: answererFor(deps) };
+function stageHandlers(deps: ListenerDeps, conduct: WeakMap<SMTPServerSession, Tracked>): Handlers {
+  const stages: Stages = { deps, sessions: new WeakMap(), conduct, decide: deciderFor(deps), answer: answererFor(deps) };
   return {
     onConnect: connectHandler(stages),
     onSecure(_socket, raw, callback) {
@@ -122,20 +152,52 @@ function stageHandlers(deps: ListenerDeps): Handlers {
     },
     onMailFrom: mailHandler(stages),
     onRcptTo: rcptHandler(stages),
-    onData: dataHandler(stages),
+    onData: timedData(stages, dataHandler(stages)),
     onClose(raw) {
       const session = stages.sessions.get(raw);
-      if (!session) return;
+      const conduct = stages.conduct.get(raw)?.conduct;
+      if (!session || !conduct) return;
+      conduct.closed = true;
       deps.hooks.close(session);
+      if (conduct.unlogged) void stages.answer("rcpt", session, summaryDecision(conduct.unlogged), conduct.unlogged.sample);
       deps.logger.debug("smtp.disconnect", { session: session.id, ip: session.remoteIp });
     },
   };
 }
 
-function connectHandler({ deps, sessions, decide, answer }: Stages): Handlers["onConnect"] {
+/** Marks DATA for the deadline, from the 354 to the answer; an accepted message clears the error count (as Postfix does). */
+function timedData({ conduct }: Stages, handler: Handlers["onData"]): Handlers["onData"] {
+  return (stream, raw, callback) => {
+    const tracked = conduct.get(raw)?.conduct;
+    if (tracked) tracked.dataStartedAt = Date.now();
+    handler(stream, raw, (err, message) => {
+      if (tracked) {
+        tracked.dataStartedAt = null;
+        if (!err) tracked.errors = 0;
+      }
+      callback(err, message);
+    });
+  };
+}
+
+/**
+ * The reply to a MAIL or RCPT decision: a refusal counts toward the hard
+ * error limit, and the one that reaches it is answered 421 (the connection closes).
+ */
+async function withErrorLimit({ deps, answer }: Stages, tracked: Tracked, decided: Decision): Promise<Decision> {
+  if (isAccepted(decided.reply)) return decided;
+  const closing = errorLimitDecision(++tracked.conduct.errors, deps.config.smtp.hardErrorLimit);
+  if (!closing) return decided;
+  await answer("rcpt", tracked.session, closing, []);
+  return closing;
+}
+
+function connectHandler({ deps, sessions, conduct, decide, answer }: Stages): Handlers["onConnect"] {
   return (raw, callback) => {
     const session = newSession(raw);
+    const tracked = { session, conduct: newConduct(Date.now()) };
     sessions.set(raw, session);
+    conduct.set(raw, tracked);
     void (async () => {
       const outcome = await decide("connect", session, async () => {
         const identity = await identifyClient(session.remoteIp, deps.resolver);
@@ -145,13 +207,16 @@ function connectHandler({ deps, sessions, decide, answer }: Stages): Handlers["o
         return deps.hooks.connect(session);
       });
       if (outcome.allowlisted !== undefined) session.allowlisted = outcome.allowlisted;
+      // The client left while its connect stage ran: release what the stage counted (onClose came too early to).
+      if (tracked.conduct.closed) deps.hooks.close(session);
       await answer("connect", session, outcome.decision, []);
       respond(callback, outcome.decision);
     })();
   };
 }
 
-function mailHandler({ deps, sessions, decide, answer }: Stages): Handlers["onMailFrom"] {
+function mailHandler(stages: Stages): Handlers["onMailFrom"] {
+  const { deps, sessions, conduct, decide, answer } = stages;
   return (address, raw, callback) => {
     const session = sessions.get(raw)!;
     session.helo = raw.hostNameAppearsAs || null;
@@ -163,19 +228,23 @@ function mailHandler({ deps, sessions, decide, answer }: Stages): Handlers["onMa
       if (outcome.allowlisted !== undefined) session.allowlisted = outcome.allowlisted;
       if (isAccepted(outcome.decision.reply)) session.mailFrom = address.address;
       await answer("mail", session, outcome.decision, []);
-      respond(callback, outcome.decision);
+      respond(callback, await withErrorLimit(stages, conduct.get(raw)!, outcome.decision));
     })();
   };
 }
 
-function rcptHandler({ deps, sessions, decide, answer }: Stages): Handlers["onRcptTo"] {
+function rcptHandler(stages: Stages): Handlers["onRcptTo"] {
+  const { deps, sessions, conduct, decide, answer } = stages;
   return (address, raw, callback) => {
     const session = sessions.get(raw)!;
+    const tracked = conduct.get(raw)!;
     void (async () => {
       const outcome = await decide("rcpt", session, () => deps.hooks.rcptTo(session, address.address, address.args || {}));
-      await answer("rcpt", session, outcome.decision, [address.address]);
-      if (isAccepted(outcome.decision.reply) && outcome.accepted) addRecipient(session, outcome.accepted);
-      respond(callback, outcome.decision);
+      const accepted = isAccepted(outcome.decision.reply);
+      // Refused recipients past the first few of a session share one mail-log row, written when it ends.
+      if (accepted || tallyRefusal(tracked.conduct, outcome.decision, address.address) === "log") await answer("rcpt", session, outcome.decision, [address.address]);
+      if (accepted && outcome.accepted) addRecipient(session, outcome.accepted);
+      respond(callback, await withErrorLimit(stages, tracked, outcome.decision));
     })();
   };
 }

@@ -47,10 +47,13 @@ export async function openStore(path: string, options: OpenOptions = {}): Promis
     sqlite.close();
     throw err;
   }
-  // WAL: readers never block the writer; NORMAL sync is durable across an
-  // application crash, which is what matters (mail itself is never queued here).
+  // WAL: readers never block the writer. FULL sync: a commit is on disk before
+  // the SMTP answer that relies on it. NORMAL survives an application crash but a
+  // power cut may lose the last commits, and here those are the fingerprints of
+  // delivered targets (lost: a retry delivers again) and the outbox of DSNs and
+  // vacation replies (lost: never sent). SQLite syncs per connection, not per table.
   sqlite.run("PRAGMA journal_mode = WAL");
-  sqlite.run("PRAGMA synchronous = NORMAL");
+  sqlite.run("PRAGMA synchronous = FULL");
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: adapt(sqlite) }) });
   try {
     // Foreign keys stay off while migrating: a table rebuild drops the old table,

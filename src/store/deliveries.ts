@@ -27,6 +27,11 @@ export async function touchFingerprint(db: DB, id: string, now = Date.now()): Pr
   return { firstSeen: row!.first_seen, delivered: new Set(delivered.map((d) => d.target)) };
 }
 
+/** The message can no longer come as a retry: an identical one later is a new message (delivered, bounced rows go with it). */
+export async function forgetFingerprint(db: DB, id: string): Promise<void> {
+  await db.deleteFrom("fingerprints").where("id", "=", id).execute();
+}
+
 export async function markDelivered(db: DB, fingerprint: string, target: string, now = Date.now()): Promise<void> {
   await insertDelivered(db, { fingerprint, target, at: now });
 }

@@ -9,12 +9,14 @@ export interface HousekeepingOptions {
   now?: number;
   /** Mail-log events older than this are removed. */
   eventRetentionMs: number;
+  /** At most this many mail-log events are kept, the newest (a flood within the retention must not fill the disk). */
+  maxEvents?: number;
   batch?: number;
   budgetMs?: number;
 }
 
 /** Rows removed per table; a table left unfinished when the budget ran out continues next run. */
-export async function housekeeping(db: DB, { now = Date.now(), eventRetentionMs, batch = 5000, budgetMs = 2000 }: HousekeepingOptions): Promise<Record<string, number>> {
+export async function housekeeping(db: DB, { now = Date.now(), eventRetentionMs, maxEvents = Number.MAX_SAFE_INTEGER, batch = 5000, budgetMs = 2000 }: HousekeepingOptions): Promise<Record<string, number>> {
   const rules: [table: string, condition: ReturnType<typeof sql>][] = [
     ["fingerprints", sql`last_seen < ${now - 7 * DAY}`],
     ["greylist", sql`last_seen < ${now - 30 * DAY}`],
@@ -23,11 +25,13 @@ export async function housekeeping(db: DB, { now = Date.now(), eventRetentionMs,
     ["abuse_counts", sql`window_start < ${now - DAY}`],
     ["rate_counts", sql`window_start < ${now - 3_600_000}`],
     ["events", sql`at < ${now - eventRetentionMs}`],
+    // Ids only grow, so the newest maxEvents are those within maxEvents of the highest.
+    ["events", sql`id <= (SELECT max(id) FROM events) - ${maxEvents}`],
   ];
   const started = performance.now();
   const removed: Record<string, number> = {};
   for (const [table, condition] of rules) {
-    removed[table] = 0;
+    removed[table] ??= 0;
     for (;;) {
       if (performance.now() - started >= budgetMs) return removed;
       const result = await sql`DELETE FROM ${sql.table(table)} WHERE rowid IN (SELECT rowid FROM ${sql.table(table)} WHERE ${condition} LIMIT ${batch})`.execute(db);

@@ -205,6 +205,18 @@ describe("the DATA answer tells the truth", () => {
     expect(received(two, "defer").map((m) => m.rcptTo)).toEqual([["slow@two.test"]]);
   });
 
+  test("identical messages without Message-ID or Date are each delivered; a resent message with its Message-ID is answered 'already delivered'", async () => {
+    const bare = "From: Alice <alice@sender.test>\r\nTo: other@example.test\r\nSubject: disk full\r\n\r\nDisk full on host7\r\n";
+    for (let i = 0; i < 3; i++) expect(await send("other@example.test", bare)).toBe("250 2.0.0 Message forwarded");
+    expect(gmail.messages.filter((m) => m.raw.toString().includes("Disk full on host7"))).toHaveLength(3);
+    const raw = message("other@example.test", "resent");
+    expect(await send("other@example.test", raw)).toBe("250 2.0.0 Message forwarded");
+    expect(await send("other@example.test", raw)).toBe("250 2.0.0 Message already delivered: an identical message was forwarded earlier");
+    expect(received(gmail, "resent")).toHaveLength(1);
+    const [data] = await listEvents(mf.appliance.store.db, { stage: "data", limit: 1 });
+    expect(data!.reason).toBe("already_delivered");
+  });
+
   test("a null MX refuses permanently", async () => {
     expect(await send("void@example.test", message("void@example.test", "void"))).toBe("550 5.1.10 nullmx.test does not accept mail (null MX)");
   });

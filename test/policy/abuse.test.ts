@@ -2,6 +2,7 @@
 // concurrency limits, the automatic denylist, and state across a restart.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { reverseName } from "../../src/dns/resolver.ts";
@@ -32,6 +33,8 @@ beforeAll(async () => {
     // 127.0.0.22 is a verified government host: allowlisted by default.
     [reverseName("127.0.0.22")]: { PTR: ["mx.agency.gov"] },
     "mx.agency.gov": { A: ["127.0.0.22"] },
+    // 127.0.0.74 has a slow reverse DNS: clients may hang up while it is looked up.
+    [reverseName("127.0.0.74")]: { PTR: ["slow.sender.test"], delayMs: 600 },
   });
 });
 afterAll(async () => {
@@ -222,6 +225,24 @@ describe("rate limits", () => {
       expect(`${third.greeting.code} ${third.greeting.text}`).toBe("421 4.7.0 Too many concurrent connections from 127.0.0.72 (at most 2); try again later");
       for (const o of open) o.talk.close();
       third.talk.close();
+    } finally {
+      await mf.stop();
+    }
+  });
+
+  test("connections dropped during a slow reverse-DNS lookup are released: the sender is not locked out", async () => {
+    const mf = await instance();
+    try {
+      const hangUps = Array.from({ length: 12 }, () => {
+        const socket = net.connect({ port: mf.smtpPort, host: "127.0.0.1", localAddress: "127.0.0.74" });
+        socket.on("error", () => {});
+        return new Promise<void>((resolve) => socket.on("connect", () => setTimeout(() => socket.destroy() && resolve(), 250)));
+      });
+      await Promise.all(hangUps);
+      await Bun.sleep(700); // every lookup has answered
+      const after = await SmtpTalk.connect(mf.smtpPort, "127.0.0.1", "127.0.0.74");
+      expect(after.greeting.code).toBe(220);
+      after.talk.close();
     } finally {
       await mf.stop();
     }

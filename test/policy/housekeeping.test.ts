@@ -43,3 +43,14 @@ test("expired rows go, current ones stay; batches stop at the time budget and re
   expect((await db.selectFrom("denylist").select("value").execute()).map((r) => r.value)).toEqual(["192.0.2.2"]);
   expect(await db.selectFrom("events").select("id").execute()).toHaveLength(1);
 });
+
+test("the mail log is capped by count as well as age: the newest max_events stay", async () => {
+  const db = store.db;
+  await db.deleteFrom("events").execute();
+  const event = (at: number) => ({ at, session_id: "flood", remote_ip: "127.0.0.1", stage: "rcpt" as const, code: 550, enhanced: "5.7.1", text: "x", mail_from: null, recipients: null, domain: null, message_id: null, subject: null, headers: null, detail: null });
+  await db.insertInto("events").values(Array.from({ length: 25 }, (_, i) => event(NOW - 1000 + i))).execute();
+  const removed = await housekeeping(db, { now: NOW, eventRetentionMs: 7 * DAY, maxEvents: 10, batch: 4, budgetMs: 10_000 });
+  expect(removed.events).toBe(15);
+  const kept = await db.selectFrom("events").select("at").orderBy("at").execute();
+  expect(kept.map((r) => r.at)).toEqual(Array.from({ length: 10 }, (_, i) => NOW - 1000 + 15 + i));
+});

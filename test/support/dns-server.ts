@@ -19,6 +19,8 @@ export interface NameRecords {
   rcode?: "SERVFAIL" | "REFUSED";
   /** Fault injection: never answer (the resolver times out). */
   silent?: boolean;
+  /** Fault injection: answer this many milliseconds late (a slow authoritative server). */
+  delayMs?: number;
   /** Answer over UDP with the truncated flag, forcing the client onto TCP. */
   truncate?: boolean;
 }
@@ -42,6 +44,14 @@ export async function startDnsServer(zones: Zones, host = "127.0.0.1"): Promise<
   const queries: DnsServer["queries"] = [];
   const tcp = net.createServer();
   const state = { zones };
+
+  /** Sends at once, or after the asked name's `delayMs`. */
+  function later(request: packet.DecodedPacket, send: () => void) {
+    const name = request.questions?.[0]?.name.toLowerCase().replace(/\.$/, "");
+    const delay = name ? state.zones[name]?.delayMs : undefined;
+    if (delay) setTimeout(send, delay);
+    else send();
+  }
 
   function respond(request: packet.DecodedPacket, proto: "udp" | "tcp"): Buffer | null {
     const question = request.questions?.[0];
@@ -72,11 +82,12 @@ export async function startDnsServer(zones: Zones, host = "127.0.0.1"): Promise<
         const size = buffered.readUInt16BE(0);
         const msg = buffered.subarray(2, 2 + size);
         buffered = buffered.subarray(2 + size);
-        const out = respond(packet.decode(msg), "tcp");
+        const request = packet.decode(msg);
+        const out = respond(request, "tcp");
         if (!out) continue;
         const length = Buffer.alloc(2);
         length.writeUInt16BE(out.length);
-        socket.write(Buffer.concat([length, out]));
+        later(request, () => socket.write(Buffer.concat([length, out])));
       }
     });
   });
@@ -106,7 +117,7 @@ export async function startDnsServer(zones: Zones, host = "127.0.0.1"): Promise<
       return;
     }
     const out = respond(request, "udp");
-    if (out) udp.send(out, rinfo.port, rinfo.address);
+    if (out) later(request, () => udp.send(out, rinfo.port, rinfo.address));
   });
 
   return {
