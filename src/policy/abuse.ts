@@ -57,6 +57,11 @@ export function autoAllowlistDecision(entry: GreylistSenderTable | undefined, no
   return { spared: true, save: now - entry.last_seen >= HOUR ? { ...entry, last_seen: now } : null };
 }
 
+/** Forgets hourly counts whose hour is over: a new window starts at 1 anyway, so the map holds only the last hour's senders. */
+export function dropExpiredWindows(windows: Map<string, { window_start: number }>, now: number): void {
+  for (const [key, window] of windows) if (now - window.window_start >= HOUR) windows.delete(key);
+}
+
 /** A denied sender gets 421, not 5xx: a false positive recovers as soon as the entry is removed. */
 export function denyDecision(entry: SenderEntry & { reason: string }): Decision {
   const why = entry.reason ? ` (${entry.reason})` : "";
@@ -136,6 +141,7 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
     const rows = [...dirty].map((key) => ({ key, ...rates.get(key)! }));
     dirty.clear();
     await saveCounters(db, "rate_counts", rows);
+    dropExpiredWindows(rates, now());
   }
 
   return {

@@ -28,6 +28,20 @@ export type Route =
 /** Expansion through aliases on managed domains goes at most this deep. */
 export const MAX_DEPTH = 5;
 
+/**
+ * RFC 5321 §4.5.1: `postmaster` without a domain must be accepted. It is the
+ * postmaster of this server's host name: postmaster@ the host name, or the
+ * nearest managed domain above it (mx.example.com → example.com); when none is
+ * managed, postmaster@ the first managed domain. Any other recipient is left as it is.
+ */
+export function postmasterRecipient(recipient: string, hostname: string, config: RoutingConfig): string {
+  if (recipient.toLowerCase() !== "postmaster") return recipient;
+  const labels = hostname.split(".");
+  const own = labels.map((_, i) => labels.slice(i).join(".")).find((name) => config.domains.has(name));
+  const domain = own ?? config.domains.keys().next().value;
+  return domain ? `postmaster@${domain}` : recipient;
+}
+
 export function route(recipient: string, config: RoutingConfig): Route {
   const mailbox = parseMailbox(recipient);
   if (!mailbox) return refuse(reply(501, "5.1.3", "Bad recipient address syntax"), "bad_syntax");

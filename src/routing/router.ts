@@ -8,11 +8,13 @@ import { aliasIdsConfirmingTargets, allAliasRows, toRule } from "../store/aliase
 import { confirmedDestinations } from "../store/destinations.ts";
 import { allDomainRows, domainSettings } from "../store/domains.ts";
 import { versionCounter } from "../store/settings.ts";
-import { type Route, route } from "./resolve.ts";
+import { postmasterRecipient, type Route, route } from "./resolve.ts";
 import { type AddressDefaults, buildRoutingConfig, effectiveSettings, NO_SUBDOMAINS, type RoutingConfig, type Verification } from "../aliases/rules.ts";
 
 export interface Router {
   route(recipient: string): Promise<Route>;
+  /** The address a recipient is routed as: `postmaster` without a domain gets one (postmasterRecipient). */
+  recipient(address: string): Promise<string>;
   config(): Promise<RoutingConfig>;
 }
 
@@ -20,14 +22,16 @@ export interface RouterOptions {
   /** Read on each use, so a settings change applies without a restart. */
   defaults: () => AddressDefaults;
   verifyDestinations: () => VerifyDestinations;
+  /** This server's host name, whose postmaster takes `RCPT TO:<postmaster>`. */
+  hostname: string;
 }
 
 /** Options that follow a (live-updated) configuration. */
-export function routerOptions(config: Pick<Config, "addresses" | "delivery">): RouterOptions {
-  return { defaults: () => config.addresses, verifyDestinations: () => config.delivery.verifyDestinations };
+export function routerOptions(config: Pick<Config, "addresses" | "delivery" | "hostname">): RouterOptions {
+  return { defaults: () => config.addresses, verifyDestinations: () => config.delivery.verifyDestinations, hostname: config.hostname };
 }
 
-export function createRouter(db: DB, options: RouterOptions = { defaults: () => NO_SUBDOMAINS, verifyDestinations: () => "off" }): Router {
+export function createRouter(db: DB, options: RouterOptions = { defaults: () => NO_SUBDOMAINS, verifyDestinations: () => "off", hostname: "localhost" }): Router {
   let cached: { key: string; config: RoutingConfig } | null = null;
   let loading: Promise<{ key: string; config: RoutingConfig }> | null = null;
 
@@ -60,7 +64,11 @@ export function createRouter(db: DB, options: RouterOptions = { defaults: () => 
       };
     });
 
-  return { config, route: async (recipient) => route(recipient, await config()) };
+  return {
+    config,
+    route: async (recipient) => route(recipient, await config()),
+    recipient: async (address) => postmasterRecipient(address, options.hostname, await config()),
+  };
 }
 
 /** The confirmed destinations and the aliases whose targets need them, as the mode says. */

@@ -189,7 +189,9 @@ function createRcptStage({ router, srs, abuse, confirmDestination }: HookDeps) {
     },
   ];
 
-  return async (session: Readonly<Session>, address: string, params: EsmtpParams): Promise<StageOutcome> => {
+  return async (session: Readonly<Session>, given: string, params: EsmtpParams): Promise<StageOutcome> => {
+    // `postmaster` without a domain (RFC 5321 §4.5.1) is handled as the server's postmaster address.
+    const address = await router.recipient(given);
     const tx: RcptTransaction = { session, address, params };
     const { decision: decided, facts } = await runChecks(checks, tx);
     // A confirmation is accepted as given; a refusal carries its own facts only.

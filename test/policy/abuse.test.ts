@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { reverseName } from "../../src/dns/resolver.ts";
 import { rootDomain, senderKey } from "../../src/policy/identity.ts";
+import { dropExpiredWindows } from "../../src/policy/abuse.ts";
 import { GTUBE } from "../../src/smtp/content.ts";
 import { addDeny, removeDeny } from "../../src/store/senders.ts";
 import { addAllow } from "../../src/store/allowlist.ts";
@@ -268,4 +269,14 @@ describe("rate limits", () => {
       await mf.stop();
     }
   });
+});
+
+test("the in-memory rate counts keep only windows of the last hour", () => {
+  const now = 10 * 3_600_000;
+  const windows = new Map([
+    ["old|a@x.test", { window_start: now - 3_600_000, count: 7 }],
+    ["new|a@x.test", { window_start: now - 60_000, count: 1 }],
+  ]);
+  dropExpiredWindows(windows, now);
+  expect([...windows.keys()]).toEqual(["new|a@x.test"]);
 });

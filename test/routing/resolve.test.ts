@@ -1,6 +1,6 @@
 // The routing decision, table-driven: every rule of docs/aliases.md and its edge cases.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { route, type Route } from "../../src/routing/resolve.ts";
+import { postmasterRecipient, route, type Route } from "../../src/routing/resolve.ts";
 import { type AliasRule, buildRoutingConfig, DEFAULT_DOMAIN_SETTINGS, type DomainSettings, effectiveSettings, NO_SUBDOMAINS, parseAliasName, type RoutingConfig, validateAlias } from "../../src/aliases/rules.ts";
 import type { DisabledMode } from "../../src/aliases/rules.ts";
 
@@ -249,5 +249,19 @@ describe("destination verification", () => {
   test("without verification (the setting off) every destination receives", async () => {
     const off = await routing({ "v.test": { rules: [["pending", ["new@gmail.test"]]] } });
     expect(addresses(route("pending@v.test", off))).toEqual(["new@gmail.test"]);
+  });
+});
+
+describe("postmasterRecipient: RCPT TO:<postmaster> without a domain (RFC 5321 §4.5.1)", () => {
+  test("the host name's own domain, else the nearest managed domain above it, else the first managed domain", async () => {
+    const two = await routing({ "first.test": {}, "example.com": {} });
+    expect(postmasterRecipient("postmaster", "example.com", two)).toBe("postmaster@example.com");
+    expect(postmasterRecipient("Postmaster", "mx.example.com", two)).toBe("postmaster@example.com");
+    expect(postmasterRecipient("postmaster", "mx.elsewhere.test", two)).toBe("postmaster@first.test");
+    expect(postmasterRecipient("postmaster", "mx.elsewhere.test", await routing({}))).toBe("postmaster");
+  });
+
+  test("any other recipient is left as it is", async () => {
+    expect(postmasterRecipient("someone@example.com", "example.com", await routing({ "example.com": {} }))).toBe("someone@example.com");
   });
 });

@@ -52,6 +52,11 @@ describe("RCPT TO answers", () => {
     test(`${kind}: ${address}`, async () => expect(await rcpt(address)).toBe(expected));
   }
 
+  test("RCPT TO:<postmaster> without a domain (RFC 5321 §4.5.1) is accepted for the server's postmaster", async () => {
+    expect(await rcpt("postmaster")).toBe("250 Accepted");
+    expect(await rcpt("PostMaster")).toBe("250 Accepted");
+  });
+
   test("the alias that decided is in the mail log", async () => {
     await rcpt("gone@example.test");
     const event = await mf.appliance.store.db.selectFrom("events").selectAll().where("stage", "=", "rcpt").where("code", "=", 550).orderBy("id", "desc").executeTakeFirstOrThrow();
