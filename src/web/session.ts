@@ -3,6 +3,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
+import { HTTPException } from "hono/http-exception";
 import type { DB } from "../store/db.ts";
 import { adminCount, sessionFor, type WebSession } from "../store/admins.ts";
 import type { Actor } from "../store/audit.ts";
@@ -69,9 +70,21 @@ export function sameToken(a: string, b: string): boolean {
 async function formValue(c: Context, name: string): Promise<string | undefined> {
   const type = c.req.header("content-type") ?? "";
   if (!type.includes("form")) return undefined;
-  const body = await c.req.parseBody();
-  const value = body[name];
+  const value = (await formBody(c))[name];
   return typeof value === "string" ? value : undefined;
+}
+
+/**
+ * The posted form as parsed. A body that is not what its content type says
+ * (a multipart body without its boundary, or with the wrong one) is the
+ * client's mistake: 400, never a 500.
+ */
+export async function formBody(c: Pick<Context, "req">): Promise<Record<string, string | File>> {
+  try {
+    return await c.req.parseBody();
+  } catch (err) {
+    throw new HTTPException(400, { message: "The form body could not be read\n", cause: err });
+  }
 }
 
 /** The peer address: no proxy headers are trusted (the UI is served directly). */

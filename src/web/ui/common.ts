@@ -9,7 +9,7 @@ import type { Router } from "../../routing/router.ts";
 import type { Services } from "../../service/index.ts";
 import type { DB } from "../../store/db.ts";
 import type { FieldErrors } from "../../../views/layout.tsx";
-import type { Env } from "../session.ts";
+import { type Env, formBody } from "../session.ts";
 
 export interface UiDeps {
   db: DB;
@@ -42,7 +42,7 @@ export const pageOf = (c: Asking) => Math.max(1, Number(c.req.query("page")) || 
 
 /** The posted form's text fields (a file field reads as empty). */
 export async function form(c: Asking): Promise<Record<string, string>> {
-  const body = await c.req.parseBody();
+  const body = await formBody(c);
   return Object.fromEntries(Object.entries(body).map(([k, v]) => [k, typeof v === "string" ? v : ""]));
 }
 
