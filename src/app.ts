@@ -205,7 +205,7 @@ async function startMx(config: Config, logger: Logger, input: ConfigInput, data:
     scan: {
       applies: async (session) => config.scan.rspamdUrl !== null && (await anyDomainScans(store.db, session.recipients.map((r) => r.route.alias.domain))),
       run: (session, message) =>
-        scanWithRspamd(config.scan.rspamdUrl!, message.raw, session, session.recipients.map((r) => r.address)).then(scanResult, (err) => scannerDown(err, config.scan.failOpen)),
+        scanWithRspamd(config.scan.rspamdUrl!, message, session, session.recipients.map((r) => r.address)).then(scanResult, (err) => scannerDown(err, config.scan.failOpen)),
     },
     deliver,
     confirmDestination: async (recipient, ip) => (await services.destinations.confirmByReply(recipient, ip))?.address ?? null,

@@ -12,7 +12,7 @@ import { reply } from "../src/mail/reply.ts";
 import { createMetrics } from "../src/metrics/index.ts";
 import { denyDecision, greylistDecision } from "../src/policy/abuse.ts";
 import { scannerDown, scanResult } from "../src/policy/scan.ts";
-import { contentDecision, GTUBE } from "../src/smtp/content.ts";
+import { contentDecision } from "../src/smtp/content.ts";
 import { ACCEPT_CONNECT, ACCEPT_DROPPED, ACCEPT_RECIPIENT, ACCEPT_SENDER, paramsDecision, recipientLimitDecision, senderSyntaxDecision, sizeDecision } from "../src/smtp/hooks.ts";
 import { openStore } from "../src/store/db.ts";
 import { mailLogEvent, writeEvents } from "../src/store/events.ts";
@@ -22,7 +22,7 @@ import { dailySeries } from "../src/store/stats.ts";
 const failingAuth = { spf: "fail", dkim: "none", dmarc: "fail", dmarcPolicy: "reject", dmarcPct: 100, fromDomain: "sender.test", alignedDkim: false } as AuthResults;
 const rspamd = (action: string) => scanResult({ action, score: 20, requiredScore: 15, symbols: [], message: null });
 const target = (code: number) => ({ target: "a@x.test", originalRecipient: "hello@example.test", reply: reply(code, `${String(code)[0]}.0.0`, "destination says"), remoteMta: null });
-const message = { raw: Buffer.alloc(0), size: 0, oversized: true, headers: [], headerBlock: "", bodyOffset: 0 };
+const message = { head: Buffer.alloc(0), body: { bytes: Buffer.alloc(0) }, size: 0, oversized: true, headers: [], headerBlock: "", outliving: [] };
 
 /** Decisions as the code makes them, at the stage that makes them. */
 const decided: [EventStage, Decision][] = [
@@ -35,8 +35,8 @@ const decided: [EventStage, Decision][] = [
   ["rcpt", recipientLimitDecision(50)!],
   ["rcpt", greylistDecision(undefined, "192.0.2.1|example.test", 0, 60_000).deferral!],
   ["data", sizeDecision(message, 10)!],
-  ["data", contentDecision([{ name: "from", value: "a@sender.test" }], Buffer.from(GTUBE))!],
-  ["data", contentDecision([], null)!],
+  ["data", contentDecision([{ name: "from", value: "a@sender.test" }], true)!],
+  ["data", contentDecision([], false)!],
   ["data", authDecision(failingAuth)!],
   ["data", rspamd("reject").refusal!],
   ["data", rspamd("soft reject").refusal!],

@@ -5,6 +5,7 @@ import { dkimBody } from "mailauth/lib/dkim/body";
 import { DkimSigner } from "mailauth/lib/dkim/dkim-signer";
 import { type ParsedHeaders, parseHeaders } from "mailauth/lib/tools";
 import { headerBlockEnd } from "../mail/headers.ts";
+import { crlfNormalizer } from "../mail/message.ts";
 import type { SigningKey } from "../mail/dkim-key.ts";
 
 /** Headers our signature covers: the usual ones and the ARC set we add (RFC 8617 does not forbid it; big receivers do it). */
@@ -28,13 +29,29 @@ interface Prepared {
 }
 
 function prepare(message: Buffer): Prepared {
-  const text = message.toString("latin1");
-  const normalized = /(?<!\r)\n/.test(text) ? Buffer.from(text.replace(/(?<!\r)\n/g, "\r\n"), "latin1") : message;
+  const normalized = toCrlf(message);
   const end = headerBlockEnd(normalized);
-  const block = end === -1 ? normalized : normalized.subarray(0, end);
+  const hash = bodyHasher();
+  if (end !== -1) hash.update(normalized.subarray(end));
+  return { ...prepareHead(end === -1 ? normalized : normalized.subarray(0, end)), bodyHash: hash.digest() };
+}
+
+function prepareHead(head: Buffer): Omit<Prepared, "bodyHash"> {
+  const block = toCrlf(head);
+  return { block, headers: parseHeaders(block) };
+}
+
+const toCrlf = (bytes: Buffer): Buffer => crlfNormalizer()(bytes);
+
+/**
+ * The relaxed/sha256 body hash, fed chunk by chunk as the body streams by
+ * (bare LFs read as CRLF, as mailauth's parser reads them), so a large
+ * message is hashed without being held.
+ */
+export function bodyHasher(): { update(chunk: Buffer): void; digest(): string } {
   const hasher = dkimBody("relaxed", "sha256", false);
-  if (end !== -1) hasher.update(normalized.subarray(end));
-  return { block, headers: parseHeaders(block), bodyHash: hasher.digest("base64") };
+  const normalize = crlfNormalizer();
+  return { update: (chunk) => hasher.update(normalize(chunk)), digest: () => hasher.digest("base64") };
 }
 
 async function dkimSignature(prepared: Prepared, key: SigningKey, signTime: Date): Promise<string> {
@@ -62,7 +79,16 @@ export interface ArcSealInput {
  * covers the ARC set.
  */
 export async function sealAndSign(message: Buffer, key: SigningKey, seal: ArcSealInput, signTime = new Date()): Promise<Buffer> {
-  const prepared = prepare(message);
+  return Buffer.concat([await sealingHeaders(prepare(message), key, seal, signTime), message]);
+}
+
+/** sealAndSign for a header block whose body was hashed as it streamed (bodyHasher): the new header block. */
+export async function sealAndSignHead(head: Buffer, bodyHash: string, key: SigningKey, seal: ArcSealInput, signTime = new Date()): Promise<Buffer> {
+  return Buffer.concat([await sealingHeaders({ ...prepareHead(head), bodyHash }, key, seal, signTime), head]);
+}
+
+/** The DKIM-Signature and ARC set to put on top of the message. */
+async function sealingHeaders(prepared: Prepared, key: SigningKey, seal: ArcSealInput, signTime: Date): Promise<Buffer> {
   let chain: ReturnType<typeof getARChain> = false;
   try {
     chain = getARChain(prepared.headers);
@@ -77,5 +103,5 @@ export async function sealAndSign(message: Buffer, key: SigningKey, seal: ArcSea
   const arc = Buffer.from(set.headers.length ? set.headers.join("\r\n") + "\r\n" : "", "utf8");
   const block = Buffer.concat([arc, prepared.block]);
   const signature = await dkimSignature({ block, headers: parseHeaders(block), bodyHash: prepared.bodyHash }, key, signTime);
-  return Buffer.concat([Buffer.from(signature, "utf8"), arc, message]);
+  return Buffer.concat([Buffer.from(signature, "utf8"), arc]);
 }

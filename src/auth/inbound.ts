@@ -5,6 +5,9 @@ import type { Resolver } from "../dns/resolver.ts";
 import { editHeaders, parseHeaderBlock } from "../mail/headers.ts";
 import { type Decision, decision } from "../mail/decision.ts";
 import { reply } from "../mail/reply.ts";
+import { Readable } from "node:stream";
+import { type MessageParts, openBody } from "../mail/message.ts";
+import { bodyHasher } from "./dkim.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 
 export interface AuthResults {
@@ -25,6 +28,8 @@ export interface AuthResults {
   spfAligned: boolean;
   /** The inputs of an ARC seal on forwarded copies. */
   arcSeal: { authResults: string; cv: string };
+  /** The relaxed/sha256 hash of the body, taken as authentication read it: what the DKIM signature and ARC seal of each copy use. */
+  bodyHash: string;
   /** The raw mailauth verdicts (JSON-safe), for the mail log and webhooks. */
   detail: { spf: unknown; dkim: unknown; dmarc: unknown; arc: unknown; bimi: unknown };
 }
@@ -34,8 +39,10 @@ type MailauthResult = Awaited<ReturnType<typeof authenticate>>;
 /** The parts of a session that authentication looks at (a worker thread gets only these). */
 export type AuthSession = Pick<Session, "remoteIp" | "helo" | "mailFrom">;
 
-export async function authenticateInbound(session: AuthSession, raw: Buffer, hostname: string, lookup: Resolver["forMailauth"]): Promise<AuthResults> {
-  const result = (await authenticate(raw, {
+/** The message is read as a stream: a large one is never held whole (src/mail/message.ts). */
+export async function authenticateInbound(session: AuthSession, message: MessageParts, hostname: string, lookup: Resolver["forMailauth"]): Promise<AuthResults> {
+  const hash = bodyHasher();
+  const result = (await authenticate(hashingBody(message, hash), {
     ip: session.remoteIp,
     helo: session.helo ?? session.remoteIp,
     sender: session.mailFrom ?? "",
@@ -60,8 +67,22 @@ export async function authenticateInbound(session: AuthSession, raw: Buffer, hos
     alignedDkim: !!dmarc?.alignment?.dkim?.result || dkimResults.some((d) => d.status.result === "pass" && !!d.status.aligned),
     spfAligned: !!dmarc?.alignment?.spf?.result,
     arcSeal: { authResults: result.arc ? (result.arc.authResults ?? "") : "", cv: result.arc ? (result.arc.status?.result ?? "none") : "none" },
+    bodyHash: hash.digest(),
     detail: { spf: result.spf, dkim: result.dkim, dmarc, arc: result.arc, bimi: result.bimi },
   };
+}
+
+/** The whole message as a stream, its body going through `hash` on the way (one read of a spooled message). */
+function hashingBody({ head, body }: MessageParts, hash: ReturnType<typeof bodyHasher>): Readable {
+  return Readable.from(
+    (async function* () {
+      if (head.length) yield head;
+      for await (const chunk of openBody(body) as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        yield chunk;
+      }
+    })(),
+  );
 }
 
 /**
@@ -86,11 +107,10 @@ export function authDecision(auth: AuthResults, { exempt = false, random = Math.
 /** Authentication-Results claiming to be ours came from elsewhere: remove them (RFC 8601 §5). */
 export function stripForgedResults(message: InboundMessage, hostname: string): InboundMessage {
   const ours = (f: { name: string; raw: string }) => f.name === "authentication-results" && authservId(f.raw) === hostname.toLowerCase();
-  const raw = editHeaders(message.raw, message.bodyOffset, (fields) => fields.filter((f) => !ours(f)));
-  if (raw === message.raw) return message;
-  const removed = message.raw.length - raw.length;
-  const headerBlock = raw.subarray(0, message.bodyOffset - removed).toString("utf8");
-  return { ...message, raw, headerBlock, bodyOffset: message.bodyOffset - removed, headers: parseHeaderBlock(headerBlock) };
+  const head = editHeaders(message.head, message.head.length, (fields) => fields.filter((f) => !ours(f)));
+  if (head === message.head) return message;
+  const headerBlock = head.toString("utf8");
+  return { ...message, head, headerBlock, headers: parseHeaderBlock(headerBlock) };
 }
 
 function authservId(raw: string): string {

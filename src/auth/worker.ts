@@ -6,7 +6,7 @@
 import { composeCopy } from "../delivery/compose.ts";
 import { DnsError, type DnsErrorCode } from "../dns/resolver.ts";
 import { authenticateInbound } from "./inbound.ts";
-import { asBuffer, type DnsAnswer, type WorkerReply, type WorkerRequest } from "./workers.ts";
+import { asBuffer, fromClone, type DnsAnswer, type WorkerReply, type WorkerRequest } from "./workers.ts";
 
 declare const self: Worker;
 
@@ -31,8 +31,8 @@ function answerDns(answer: DnsAnswer): void {
 }
 
 async function run(request: Exclude<WorkerRequest, DnsAnswer>): Promise<unknown> {
-  if (request.kind === "authenticate") return authenticateInbound(request.session, asBuffer(request.raw), request.hostname, lookup);
-  return composeCopy({ ...request.input, raw: asBuffer(request.input.raw) });
+  if (request.kind === "authenticate") return authenticateInbound(request.session, fromClone(request.message), request.hostname, lookup);
+  return composeCopy({ ...request.input, head: asBuffer(request.input.head) });
 }
 
 self.onmessage = (event: MessageEvent<WorkerRequest>) => {

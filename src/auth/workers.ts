@@ -8,10 +8,11 @@ import { availableParallelism } from "node:os";
 import type { Copy, CopyInput } from "../delivery/compose.ts";
 import { DnsError, type Resolver } from "../dns/resolver.ts";
 import type { Logger } from "../log.ts";
+import type { MessageParts } from "../mail/message.ts";
 import type { AuthResults, AuthSession } from "./inbound.ts";
 
 export type WorkerRequest =
-  | { kind: "authenticate"; id: number; session: AuthSession; raw: Uint8Array; hostname: string }
+  | { kind: "authenticate"; id: number; session: AuthSession; message: MessageParts; hostname: string }
   | { kind: "compose"; id: number; input: CopyInput }
   | DnsAnswer;
 
@@ -28,7 +29,8 @@ export type WorkerReply =
   | { kind: "dns"; id: number; name: string; rrtype: string };
 
 export interface AuthWorkers {
-  authenticate(session: AuthSession, raw: Buffer): Promise<AuthResults>;
+  /** A spooled message goes to the worker as its file's path, a small one as a copy of its bytes. */
+  authenticate(session: AuthSession, message: MessageParts): Promise<AuthResults>;
   compose(input: CopyInput): Promise<Copy>;
   /** Stops the workers; jobs still running are rejected. */
   close(): Promise<void>;
@@ -56,6 +58,11 @@ interface Slot {
 
 /** Structured cloning turns a Buffer into a plain Uint8Array: a Buffer view of the same bytes, no copy. */
 export const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/** The message parts as a worker receives them: Buffers again, a spool file's path as it was. */
+export function fromClone({ head, body }: MessageParts): MessageParts {
+  return { head: asBuffer(head), body: "bytes" in body ? { bytes: asBuffer(body.bytes) } : body };
+}
 
 // From source this module is src/auth/workers.ts. In the compiled binary every module
 // has the bundle's URL and the worker, a second entry point of `bun build --compile`
@@ -128,11 +135,11 @@ export function startAuthWorkers({ hostname, lookup, logger, size = Math.min(4, 
   }
 
   return {
-    authenticate: (session, raw) =>
-      submit<AuthResults>({ kind: "authenticate", id: ++sequence, session: { remoteIp: session.remoteIp, helo: session.helo, mailFrom: session.mailFrom }, raw, hostname }),
+    authenticate: (session, { head, body }) =>
+      submit<AuthResults>({ kind: "authenticate", id: ++sequence, session: { remoteIp: session.remoteIp, helo: session.helo, mailFrom: session.mailFrom }, message: { head, body }, hostname }),
     async compose(input) {
       const copy = await submit<Copy>({ kind: "compose", id: ++sequence, input });
-      return { ...copy, message: asBuffer(copy.message) };
+      return { ...copy, head: asBuffer(copy.head) };
     },
     async close() {
       closed = true;

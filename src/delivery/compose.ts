@@ -3,7 +3,7 @@
 // then an ARC seal carrying our verdicts and a DKIM signature of the alias domain.
 import libmime from "libmime";
 import addressparser from "nodemailer/lib/addressparser";
-import { sealAndSign } from "../auth/dkim.ts";
+import { sealAndSignHead } from "../auth/dkim.ts";
 import { type SigningKey } from "../mail/dkim-key.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import { editHeaders, type RawField } from "../mail/headers.ts";
@@ -43,28 +43,28 @@ function displayName(name: string): string {
 }
 
 export interface CopyInput {
-  /** The message as received (forged Authentication-Results already removed). */
-  raw: Buffer;
-  bodyOffset: number;
+  /** The header block as received (forged Authentication-Results already removed); the body is not needed here. */
+  head: Buffer;
   /** Received, X-Original-To and X-Mailferry-Sender of this copy. */
   trace: string;
-  auth: Pick<AuthResults, "headers" | "arcSeal" | "dmarcPolicy" | "alignedDkim">;
+  auth: Pick<AuthResults, "headers" | "arcSeal" | "dmarcPolicy" | "alignedDkim" | "bodyHash">;
   /** The original recipient this copy is for: the alias that a friendly From names. */
   alias: string;
   /** The alias domain's DKIM key; null leaves the copy unsigned and unsealed. */
   key: SigningKey | null;
 }
 
+/** A copy is its own header block followed by the body of the message as received. */
 export interface Copy {
-  message: Buffer;
+  head: Buffer;
   rewroteFrom: boolean;
   signed: boolean;
 }
 
-export async function composeCopy({ raw, bodyOffset, trace, auth, alias, key }: CopyInput): Promise<Copy> {
+export async function composeCopy({ head, trace, auth, alias, key }: CopyInput): Promise<Copy> {
   const rewroteFrom = needsFriendlyFrom(auth);
-  const body = rewroteFrom ? friendlyFrom(raw, bodyOffset, alias) : raw;
-  const unsigned = Buffer.concat([Buffer.from(trace + auth.headers, "utf8"), body]);
-  if (!key) return { message: unsigned, rewroteFrom, signed: false };
-  return { message: await sealAndSign(unsigned, key, auth.arcSeal), rewroteFrom, signed: true };
+  const ownHead = rewroteFrom ? friendlyFrom(head, head.length, alias) : head;
+  const unsigned = Buffer.concat([Buffer.from(trace + auth.headers, "utf8"), ownHead]);
+  if (!key) return { head: unsigned, rewroteFrom, signed: false };
+  return { head: await sealAndSignHead(unsigned, auth.bodyHash, key, auth.arcSeal), rewroteFrom, signed: true };
 }

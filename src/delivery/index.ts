@@ -2,13 +2,13 @@
 // the DATA reply tells the sender the truth (docs/delivery-and-authentication.md), targets that
 // accepted are remembered so a retry does not send them the message twice,
 // and permanent failures next to successes are reported in one DSN.
-import { Readable } from "node:stream";
 import type { Srs } from "../auth/srs.ts";
 import type { Logger } from "../log.ts";
 import { automaticReplyBlocked } from "../policy/backscatter.ts";
 import type { Target } from "../routing/resolve.ts";
-import { type Decision, decision, destinationReason } from "../mail/decision.ts";
+import { type Decision, decision, destinationReason, type Reason } from "../mail/decision.ts";
 import { isAccepted, type Reply, reply } from "../mail/reply.ts";
+import { openMessage } from "../mail/message.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 import type { DB } from "../store/db.ts";
 import { claimBounce, forgetFingerprint, markDelivered, touchFingerprint } from "../store/deliveries.ts";
@@ -23,7 +23,7 @@ import type { Envelope, Relay } from "./relay.ts";
 import { traceHeaders } from "./trace.ts";
 import type { VacationResponder } from "./vacation.ts";
 import type { Copy, CopyInput } from "./compose.ts";
-import { postWebhook, webhookPayload, type WebhookOptions } from "./webhook.ts";
+import { postWebhook, type WebhookOptions, type WebhookPayload, webhookPayload } from "./webhook.ts";
 import { webhookKey } from "../store/domains.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import { signingKey } from "../store/dkim-keys.ts";
@@ -66,7 +66,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
   const nextCopyId = (session: Readonly<Session>) => `${session.id}.${++sequence}`;
 
   return async (session, message, auth, extraHeaders) => {
-    const fp = fingerprint(session, message);
+    const fp = await fingerprint(session, message);
     const state = await touchFingerprint(deps.db, fp);
     if (Date.now() - state.firstSeen > MAX_RETRY_AGE_MS) return TOO_LONG_RETRIED;
     const jobs = planJobs(session, state.delivered);
@@ -74,7 +74,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
     const copies = await composeCopies(deps, { session, message, auth, extraHeaders, jobs, nextCopyId });
     const posting = postWebhooks(deps, session, message, auth, jobs, ledger);
     const sending = relayCopies(deps, copies, auth, ledger);
-    await answerWithin(deps, session, Promise.all([sending, posting]), jobs, ledger);
+    await answerWithin(deps, session, message, Promise.all([sending, posting]), jobs, ledger);
     const answer = dataAnswer(ledger.outcomes, state.delivered.size);
     await afterDelivery(deps, session, message, fp, answer);
     if (!isRetryable(answer, message)) await forgetFingerprint(deps.db, fp);
@@ -112,7 +112,8 @@ function planJobs(session: Readonly<Session>, deliveredBefore: Set<string>): Job
 
 /** The targets' answers: each is logged and remembered; those before the DATA answer also decide it. */
 interface Ledger {
-  settle(job: Job, answer: Reply, mx: string | null, detail?: Record<string, unknown>): Promise<void>;
+  /** `ours` is the reason when the answer is mailferry's own rather than the destination's. */
+  settle(job: Job, answer: Reply, mx: string | null, detail?: Record<string, unknown>, ours?: Reason): Promise<void>;
   /** The DATA answer is given: later results are still logged and remembered (the retry skips them). */
   close(): void;
   outcomes: TargetOutcome[];
@@ -127,16 +128,16 @@ function createLedger(deps: DeliverDeps, session: Readonly<Session>, message: In
     outcomes,
     answered,
     close: () => (answering = false),
-    async settle(job, answer, mx, extra = {}) {
+    async settle(job, answer, mx, extra = {}, ours) {
       if (answer.code < 400) await markDelivered(deps.db, fp, job.key);
       const webhook = job.target.kind === "webhook";
       const detail = { original_recipient: job.original, mx, fingerprint: fp, late: answering ? undefined : true, ...extra };
       await deps.recordEvent(
-        mailLogEvent({ at: Date.now(), sessionId: session.id, remoteIp: session.remoteIp, stage: "delivery", decision: decision(answer, destinationReason(answer, webhook)), mailFrom: session.mailFrom, recipients: [job.key], domainOf: job.original, message: { headers: message.headers }, detail }),
+        mailLogEvent({ at: Date.now(), sessionId: session.id, remoteIp: session.remoteIp, stage: "delivery", decision: decision(answer, ours ?? destinationReason(answer, webhook)), mailFrom: session.mailFrom, recipients: [job.key], domainOf: job.original, message: { headers: message.headers }, detail }),
       );
       if (answering && !answered.has(job.key)) {
         answered.add(job.key);
-        outcomes.push({ target: job.key, originalRecipient: job.original, reply: answer, remoteMta: mx });
+        outcomes.push({ target: job.key, originalRecipient: job.original, reply: answer, remoteMta: mx, ...(ours ? { reason: ours } : {}) });
       }
     },
   };
@@ -159,8 +160,7 @@ async function composeCopies(deps: DeliverDeps, { session, message, auth, extraH
     const addressJobs = jobs.filter((j) => j.original === original && j.target.kind === "address");
     if (addressJobs.length === 0) continue;
     const copy = await deps.compose({
-      raw: message.raw,
-      bodyOffset: message.bodyOffset,
+      head: message.head,
       trace: traceHeaders({ session, hostname: deps.hostname, originalRecipient: original, id: nextCopyId(session), date: new Date() }) + extraHeaders,
       auth,
       alias: original,
@@ -173,7 +173,8 @@ async function composeCopies(deps: DeliverDeps, { session, message, auth, extraH
         const t = j.target as Extract<Target, { kind: "address" }>;
         return { address: t.address, domain: t.domain, port: t.port ?? deps.outboundPort };
       }),
-      message: () => Readable.from([copy.message]),
+      // The copy's own header block, then the body streamed from where it is held (memory or spool).
+      message: () => openMessage({ head: copy.head, body: message.body }),
     };
     envelopes.set(envelope, { jobs: addressJobs, signed: copy.signed, friendly_from: copy.rewroteFrom });
   }
@@ -183,32 +184,39 @@ async function composeCopies(deps: DeliverDeps, { session, message, auth, extraH
 /** Sends every copy through the relay; each target's answer goes to the ledger. */
 async function relayCopies(deps: DeliverDeps, copies: Map<Envelope, { jobs: Job[]; signed: boolean; friendly_from: boolean }>, auth: AuthResults, ledger: Ledger): Promise<void> {
   const authSummary = { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc };
-  const results = await deps.relay.send([...copies.keys()]);
-  for (const result of results) {
+  // Each target is recorded as delivered the moment its destination accepts: a crash before
+  // slower destinations answer must not make the sender's retry deliver this copy again.
+  await deps.relay.send([...copies.keys()], async (result) => {
     const { jobs, signed, friendly_from } = copies.get(result.envelope)!;
     const job = jobs.find((j) => j.key === result.address.toLowerCase())!;
     await ledger.settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: result.envelope.from, signed, friendly_from, auth: authSummary });
-  }
+  });
 }
 
 /** Webhooks: one POST per URL (and signing domain), listing every original recipient that leads to it. */
 async function postWebhooks(deps: DeliverDeps, session: Readonly<Session>, message: InboundMessage, auth: AuthResults, jobs: Job[], ledger: Ledger): Promise<void> {
   const webhookJobs = jobs.filter((j) => j.target.kind === "webhook");
   if (webhookJobs.length === 0) return;
-  const payload = await webhookPayload({ raw: message.raw, auth, session, hostname: deps.hostname, arrival: new Date() }, []);
-  await Promise.all(
-    webhookJobs.map(async (job) => {
-      const url = (job.target as Extract<Target, { kind: "webhook" }>).url;
-      const recipients = session.recipients.filter((r) => r.route.action === "deliver" && r.route.targets.some((t) => t.kind === "webhook" && t.url === url)).map((r) => r.address);
-      const started = performance.now();
-      const outcome = await postWebhook(url, { ...payload, recipients, session: { ...(payload.session as object), recipient: recipients[0] } }, await webhookKey(deps.db, job.aliasDomain), deps.webhooks);
-      for (const [i, a] of outcome.attempts.entries()) {
-        deps.logger.info("webhook.attempt_failed", { session: session.id, url: new URL(url).host, attempt: i + 1, status: a.status, error: a.error ?? undefined });
-      }
-      const attempts = outcome.attempts.map((a) => ({ status: a.status, error: a.error, excerpt: a.excerpt }));
-      await ledger.settle(job, outcome.reply, null, { webhook: true, recipients, attempts, duration_ms: Math.round(performance.now() - started) });
-    }),
-  );
+  const building: { payload: Promise<WebhookPayload> | null } = { payload: null };
+  // Built once, on the first URL that passes its checks.
+  const payload = () => (building.payload ??= webhookPayload({ message, auth, session, hostname: deps.hostname, arrival: new Date() }));
+  try {
+    await Promise.all(webhookJobs.map((job) => postOne(deps, session, job, payload, ledger)));
+  } finally {
+    await building.payload?.then((built) => built.discard(), () => {});
+  }
+}
+
+async function postOne(deps: DeliverDeps, session: Readonly<Session>, job: Job, payload: () => Promise<WebhookPayload>, ledger: Ledger): Promise<void> {
+  const url = (job.target as Extract<Target, { kind: "webhook" }>).url;
+  const recipients = session.recipients.filter((r) => r.route.action === "deliver" && r.route.targets.some((t) => t.kind === "webhook" && t.url === url)).map((r) => r.address);
+  const started = performance.now();
+  const outcome = await postWebhook(url, { payload, recipients }, await webhookKey(deps.db, job.aliasDomain), deps.webhooks);
+  for (const [i, a] of outcome.attempts.entries()) {
+    deps.logger.info("webhook.attempt_failed", { session: session.id, url: new URL(url).host, attempt: i + 1, status: a.status, error: a.error ?? undefined });
+  }
+  const attempts = outcome.attempts.map((a) => ({ status: a.status, error: a.error, excerpt: a.excerpt }));
+  await ledger.settle(job, outcome.reply, null, { webhook: true, recipients, attempts, duration_ms: Math.round(performance.now() - started) }, outcome.reason);
 }
 
 /**
@@ -216,7 +224,7 @@ async function postWebhooks(deps: DeliverDeps, session: Readonly<Session>, messa
  * answered count as a 421. Deliveries still under way are recorded when they
  * finish, so the sender's retry skips them.
  */
-async function answerWithin(deps: DeliverDeps, session: Readonly<Session>, deliveries: Promise<unknown>, jobs: Job[], ledger: Ledger): Promise<void> {
+async function answerWithin(deps: DeliverDeps, session: Readonly<Session>, message: InboundMessage, deliveries: Promise<unknown>, jobs: Job[], ledger: Ledger): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), deps.messageTimeout)));
   const finished = await Promise.race([deliveries.then(() => "done" as const), timedOut]);
@@ -226,6 +234,8 @@ async function answerWithin(deps: DeliverDeps, session: Readonly<Session>, deliv
     if (!ledger.answered.has(job.key)) ledger.outcomes.push({ target: job.key, originalRecipient: job.original, reply: DELIVERY_TIMEOUT, reason: "timeout", remoteMta: null });
   }
   ledger.close();
+  // They still read the message: its spool file stays until they end.
+  message.outliving.push(deliveries);
   deliveries.catch((err) => deps.logger.error("delivery.late_failure", { session: session.id, error: err }));
 }
 

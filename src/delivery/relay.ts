@@ -30,8 +30,11 @@ export interface DeliveryResult {
   durationMs: number;
 }
 
+/** Told each result as soon as it is known, before slower destinations answer. */
+export type OnResult = (result: DeliveryResult) => Promise<void> | void;
+
 export interface Relay {
-  send(envelopes: Envelope[]): Promise<DeliveryResult[]>;
+  send(envelopes: Envelope[], onResult?: OnResult): Promise<DeliveryResult[]>;
   /** Closes the idle connections (at shutdown); later sends still work, on connections of their own. */
   close(): void;
 }
@@ -147,21 +150,22 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
     return { failure: last.code >= 500 ? last : reply(421, last.enhanced.startsWith("4.") ? last.enhanced : "4.4.1", last.text) };
   }
 
-  async function sendGroup(group: Group): Promise<DeliveryResult[]> {
+  async function sendGroup(group: Group, report: OnResult): Promise<DeliveryResult[]> {
     const started = performance.now();
     const conn = await open(group);
     const elapsed = () => Math.round(performance.now() - started);
-    if ("failure" in conn) return group.items.map((i) => ({ envelope: i.envelope, address: i.address, reply: conn.failure, mx: null, tls: null, durationMs: elapsed() }));
+    if ("failure" in conn) return reportAll(group.items.map((i) => ({ envelope: i.envelope, address: i.address, reply: conn.failure, mx: null, tls: null, durationMs: elapsed() })), report);
     const results: DeliveryResult[] = [];
     try {
       const byEnvelope = new Map<Envelope, string[]>();
       for (const item of group.items) byEnvelope.set(item.envelope, [...(byEnvelope.get(item.envelope) ?? []), item.address]);
       for (const [envelope, to] of byEnvelope) {
         const replies = await conn.send(envelope.from, to, envelope.message);
-        for (const address of to) {
+        const answered = to.map((address) => {
           const answer = replies.get(address) ?? reply(421, "4.4.2", `${conn.hostName} gave no reply for <${address}>`);
-          results.push({ envelope, address, reply: answer, mx: conn.hostName, tls: conn.tls, durationMs: elapsed() });
-        }
+          return { envelope, address, reply: answer, mx: conn.hostName, tls: conn.tls, durationMs: elapsed() };
+        });
+        results.push(...(await reportAll(answered, report)));
       }
     } finally {
       cache.release(keyOf(group, conn.hostName, conn.address), conn);
@@ -170,13 +174,19 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
   }
 
   return {
-    async send(envelopes) {
+    async send(envelopes, onResult = () => {}) {
       const { groups, refused } = await plan(envelopes);
-      const sent = await Promise.all(groups.map(sendGroup));
+      await reportAll(refused, onResult);
+      const sent = await Promise.all(groups.map((group) => sendGroup(group, onResult)));
       return [...refused, ...sent.flat()];
     },
     close: () => cache.close(),
   };
+}
+
+async function reportAll(results: DeliveryResult[], report: OnResult): Promise<DeliveryResult[]> {
+  for (const result of results) await report(result);
+  return results;
 }
 
 /** A single named host (a smarthost): its addresses, or the host itself when it is an IP. */

@@ -4,7 +4,14 @@
 import { createHmac } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
-import { simpleParser } from "mailparser";
+import { createReadStream } from "node:fs";
+import { open, unlink } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { StringDecoder } from "node:string_decoder";
+import { type AttachmentStream, MailParser, type MessageText } from "mailparser";
+import type { Reason } from "../mail/decision.ts";
+import { type MessageBody, type MessageParts, openMessage } from "../mail/message.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import { type Reply, reply } from "../mail/reply.ts";
@@ -15,44 +22,180 @@ import { isPrivateAddress, literalHost } from "../net/ssrf.ts";
 /** Query parameters that slim the payload; they are removed before the request. */
 const SLIMMING = { attachments: ["attachments"], raw: ["raw"], headers: ["headers", "headerLines"] } as const;
 
+/** Inline images up to this size become data: URLs in `html`, as simpleParser does; larger ones keep their cid: link. */
+const INLINE_IMAGE_LIMIT = 256 * 1024;
+
 export interface WebhookMessage {
-  raw: Buffer;
+  message: MessageParts;
   auth: AuthResults;
   session: Session;
   hostname: string;
   arrival: Date;
 }
 
-/** The full payload of a message: mailparser's parse, raw, auth results and the SMTP session. */
-export async function webhookPayload(m: WebhookMessage, recipients: string[]): Promise<Record<string, unknown>> {
-  const parsed = await simpleParser(m.raw);
-  const { headers, ...rest } = parsed;
+/**
+ * The JSON body of a message's POSTs, built once for all its URLs: each
+ * top-level field as JSON text, small ones in memory, the large ones
+ * (attachments, raw) as byte ranges of memory or, for a spooled message, of a
+ * file next to its spool file, so a large message is never held whole.
+ */
+export interface WebhookPayload {
+  fields: Record<string, Piece>;
+  /** The `session` field, completed per URL with its first recipient. */
+  session: Record<string, unknown>;
+  /** Removes the payload's file, if it has one. */
+  discard(): Promise<void>;
+}
+
+/** JSON text, in memory or a byte range [start, end) of the payload's storage. */
+type Piece = string | { store: Storage; start: number; end: number };
+type Storage = { bytes: Buffer } | { path: string };
+
+/** mailparser could not parse the message (e.g. MIME nested too deep): a retry would fail the same way. */
+export class UnparsableMessage extends Error {}
+
+/** The payload of a message: mailparser's parse (simpleParser's fields), raw, auth results and the SMTP session. */
+export async function webhookPayload(m: WebhookMessage): Promise<WebhookPayload> {
+  const sink = await openSink(m.message.body);
+  try {
+    const parsed = await parseInto(m.message, sink);
+    const raw = await sink.field(async (write) => {
+      const decoder = new StringDecoder("utf8");
+      await write('"');
+      for await (const chunk of openMessage(m.message) as AsyncIterable<Buffer>) await write(jsonInner(decoder.write(chunk)));
+      await write(jsonInner(decoder.end()) + '"');
+    });
+    const store = await sink.close();
+    const { headers, ...rest } = parsed.fields;
+    const small = { ...rest, headers: Object.fromEntries((headers as Map<string, unknown> | undefined) ?? []), dkim: m.auth.detail.dkim, spf: m.auth.detail.spf, arc: m.auth.detail.arc, dmarc: m.auth.detail.dmarc, bimi: m.auth.detail.bimi };
+    const fields: Record<string, Piece> = Object.fromEntries(Object.entries(small).map(([k, v]) => [k, JSON.stringify(v) ?? "null"]));
+    fields.attachments = { store, ...parsed.attachments };
+    fields.raw = { store, ...raw };
+    return { fields, session: sessionOf(m), discard: () => ("path" in store ? unlink(store.path).catch(() => {}) : Promise.resolve()) };
+  } catch (err) {
+    await sink.abandon();
+    throw err;
+  }
+}
+
+const jsonInner = (text: string) => JSON.stringify(text).slice(1, -1);
+
+function sessionOf(m: WebhookMessage): Record<string, unknown> {
   return {
-    ...rest,
-    headers: Object.fromEntries(headers),
-    raw: m.raw.toString("utf8"),
-    dkim: m.auth.detail.dkim,
-    spf: m.auth.detail.spf,
-    arc: m.auth.detail.arc,
-    dmarc: m.auth.detail.dmarc,
-    bimi: m.auth.detail.bimi,
-    recipients,
-    session: {
-      recipient: recipients[0],
-      remoteAddress: m.session.remoteIp,
-      remotePort: m.session.remotePort,
-      clientHostname: m.session.clientHost ?? `[${m.session.remoteIp}]`,
-      hostNameAppearsAs: m.session.helo,
-      sender: m.session.mailFrom,
-      mta: m.hostname,
-      arrivalDate: m.arrival.toISOString(),
-      arrivalTime: m.arrival.getTime(),
+    remoteAddress: m.session.remoteIp,
+    remotePort: m.session.remotePort,
+    clientHostname: m.session.clientHost ?? `[${m.session.remoteIp}]`,
+    hostNameAppearsAs: m.session.helo,
+    sender: m.session.mailFrom,
+    mta: m.hostname,
+    arrivalDate: m.arrival.toISOString(),
+    arrivalTime: m.arrival.getTime(),
+  };
+}
+
+/** Where the large fields are written: memory for a message in memory, a file beside the spool file for a spooled one. */
+interface Sink {
+  /** Writes one field's JSON text; its byte range. */
+  field(write: (write: (text: string) => Promise<void>) => Promise<void>): Promise<{ start: number; end: number }>;
+  close(): Promise<Storage>;
+  abandon(): Promise<void>;
+}
+
+async function openSink(body: MessageBody): Promise<Sink> {
+  let length = 0;
+  const chunks: Buffer[] = [];
+  const path = "path" in body ? `${body.path}.webhook.json` : null;
+  const file = path ? await open(path, "w", 0o600) : null;
+  const put = async (text: string) => {
+    const bytes = Buffer.from(text, "utf8");
+    length += bytes.length;
+    if (file) await file.write(bytes);
+    else chunks.push(bytes);
+  };
+  return {
+    async field(write) {
+      const start = length;
+      await write(put);
+      return { start, end: length };
+    },
+    async close() {
+      await file?.close();
+      return path ? { path } : { bytes: Buffer.concat(chunks, length) };
+    },
+    async abandon() {
+      await file?.close().catch(() => {});
+      if (path) await unlink(path).catch(() => {});
     },
   };
 }
 
+/** simpleParser's result, but each attachment's content goes to the sink as it is decoded instead of into memory. */
+async function parseInto(message: MessageParts, sink: Sink): Promise<{ fields: Record<string, unknown>; attachments: { start: number; end: number } }> {
+  const parser = new MailParser();
+  const source = openMessage(message);
+  let readError: Error | null = null;
+  source.once("error", (err) => {
+    readError = err;
+    parser.destroy(err);
+  });
+  source.pipe(parser);
+  const fields: Record<string, unknown> = {};
+  const inlineImages = new Map<AttachmentStream, Buffer>();
+  parser.on("headers", (headers) => {
+    fields.headers = headers;
+    fields.headerLines = parser.headerLines;
+  });
+  try {
+    const attachments = await sink.field(async (write) => {
+      await write("[");
+      let first = true;
+      for await (const data of parser as AsyncIterable<MessageText | AttachmentStream>) {
+        if (data.type === "text") {
+          for (const key of ["text", "html", "textAsHtml", "textConversionError"] as const) if (key in data) fields[key] = data[key];
+          continue;
+        }
+        await writeAttachment(data, first, write, inlineImages);
+        first = false;
+      }
+      await write("]");
+    });
+    for (const key of ["subject", "references", "date", "to", "from", "cc", "bcc", "message-id", "in-reply-to", "reply-to"]) {
+      const headers = fields.headers as Map<string, unknown> | undefined;
+      if (headers?.has(key)) fields[key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = headers.get(key);
+    }
+    fields.html = await new Promise((resolve, reject) =>
+      parser.updateImageLinks((a, done) => {
+        const content = inlineImages.get(a as AttachmentStream);
+        done(null, content ? `data:${a.contentType};base64,${content.toString("base64")}` : undefined);
+      }, (err, html) => (err ? reject(err) : resolve(html))),
+    );
+    return { fields, attachments };
+  } catch (err) {
+    if (readError) throw readError;
+    throw new UnparsableMessage(err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** One attachment as simpleParser's JSON has it: content as {"type":"Buffer","data":[…]}, then its other fields. */
+async function writeAttachment(a: AttachmentStream, first: boolean, write: (text: string) => Promise<void>, inlineImages: Map<AttachmentStream, Buffer>) {
+  await write(`${first ? "" : ","}{"content":{"type":"Buffer","data":[`);
+  const kept: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of a.content as AsyncIterable<Buffer>) {
+    await write((size ? "," : "") + chunk.join(","));
+    size += chunk.length;
+    if (a.cid && size <= INLINE_IMAGE_LIMIT) kept.push(chunk);
+  }
+  a.release?.();
+  if (a.cid && size <= INLINE_IMAGE_LIMIT) inlineImages.set(a, Buffer.concat(kept));
+  // What is left is what simpleParser's attachment has besides its content (release is null by now).
+  const { content: _content, ...rest } = a;
+  const others = JSON.stringify(rest);
+  await write(others === "{}" ? "]}}" : `]},${others.slice(1)}`);
+}
+
 /** The URL without its slimming parameters, and the payload without the fields they remove. */
-export function slimmed(url: string, payload: Record<string, unknown>): { url: string; payload: Record<string, unknown> } {
+export function slimmed<T>(url: string, payload: Record<string, T>): { url: string; payload: Record<string, T> } {
   const target = new URL(url);
   const out = { ...payload };
   for (const [param, fields] of Object.entries(SLIMMING)) {
@@ -85,27 +228,45 @@ export interface Attempt {
 export interface WebhookOutcome {
   reply: Reply;
   attempts: Attempt[];
+  /** Set when the answer is ours, not the endpoint's. */
+  reason?: Reason;
 }
 
 const RETRYABLE = new Set([408, 413, 429]);
 const EXCERPT = 300;
 
-export async function postWebhook(rawUrl: string, payload: Record<string, unknown>, key: string, opts: WebhookOptions): Promise<WebhookOutcome> {
-  const { url, payload: body } = slimmed(rawUrl, payload);
-  const json = JSON.stringify(body);
-  const target = new URL(url);
+/** What one URL gets: the message's payload (built on first use, after the URL passed its checks) and the recipients leading to it. */
+export interface WebhookDelivery {
+  payload: () => Promise<WebhookPayload>;
+  recipients: string[];
+}
+
+export async function postWebhook(rawUrl: string, delivery: WebhookDelivery, key: string, opts: WebhookOptions): Promise<WebhookOutcome> {
+  const target = new URL(rawUrl);
   const addresses = await addressesOf(target, opts.resolver);
   if ("refuse" in addresses) return { reply: addresses.refuse, attempts: [] };
   const privateOne = addresses.list.find(isPrivateAddress);
   if (privateOne && !opts.allowPrivate) {
     return { reply: reply(550, "5.7.1", `webhook ${target.host} resolves to a private address (${privateOne}); refused`), attempts: [] };
   }
+  let payload: WebhookPayload;
+  try {
+    payload = await delivery.payload();
+  } catch (err) {
+    if (!(err instanceof UnparsableMessage)) throw err;
+    return { reply: reply(550, "5.6.0", `The message cannot be parsed for webhook ${target.host} (${err.message})`), attempts: [], reason: "unparsable_message" };
+  }
+  const recipients = delivery.recipients;
+  const all = { ...payload.fields, recipients: JSON.stringify(recipients), session: JSON.stringify({ recipient: recipients[0], ...payload.session }) };
+  const { url, payload: fields } = slimmed<Piece>(rawUrl, all);
+  const body = bodyPieces(fields);
+  const sig = await signPieces(body, key);
 
   const attempts: Attempt[] = [];
   const retries = opts.retries ?? 3;
   for (let n = 0; n <= retries; n++) {
     if (n > 0) await Bun.sleep((opts.backoffMs ?? 500) * 2 ** (n - 1));
-    const attempt = await request(target, addresses.list[0]!, json, signature(json, key), opts.timeoutMs);
+    const attempt = await request(new URL(url), addresses.list[0]!, body, sig, opts.timeoutMs);
     if (attempt.status !== null && attempt.status >= 200 && attempt.status < 300) return { reply: reply(250, "2.0.0", `webhook ${target.host} accepted (HTTP ${attempt.status})`), attempts };
     attempts.push(attempt);
     if (attempt.status !== null && attempt.status < 500 && !RETRYABLE.has(attempt.status)) {
@@ -115,6 +276,33 @@ export async function postWebhook(rawUrl: string, payload: Record<string, unknow
   const last = attempts[attempts.length - 1]!;
   const what = last.status !== null ? `answered HTTP ${last.status}` : `failed (${last.error})`;
   return { reply: reply(421, "4.4.0", `webhook ${target.host} ${what} after ${attempts.length} attempts; try again later`), attempts };
+}
+
+/** The JSON object of the given fields, as the pieces to send in order. */
+function bodyPieces(fields: Record<string, Piece>): Piece[] {
+  const pieces: Piece[] = [];
+  for (const [name, value] of Object.entries(fields)) pieces.push(`${pieces.length ? "," : "{"}${JSON.stringify(name)}:`, value);
+  pieces.push(pieces.length ? "}" : "{}");
+  return pieces;
+}
+
+async function* readPieces(pieces: Piece[]): AsyncGenerator<Buffer> {
+  for (const piece of pieces) {
+    if (typeof piece === "string") yield Buffer.from(piece, "utf8");
+    else if ("bytes" in piece.store) yield piece.store.bytes.subarray(piece.start, piece.end);
+    else if (piece.end > piece.start) yield* createReadStream(piece.store.path, { start: piece.start, end: piece.end - 1, highWaterMark: 256 * 1024 }) as AsyncIterable<Buffer>;
+  }
+}
+
+/** The HMAC of the exact body and its length, read once through. */
+async function signPieces(pieces: Piece[], key: string): Promise<{ hex: string; length: number }> {
+  const hmac = createHmac("sha256", key);
+  let length = 0;
+  for await (const chunk of readPieces(pieces)) {
+    hmac.update(chunk);
+    length += chunk.length;
+  }
+  return { hex: hmac.digest("hex"), length };
 }
 
 async function addressesOf(url: URL, resolver: Resolver): Promise<{ list: string[] } | { refuse: Reply }> {
@@ -127,7 +315,7 @@ async function addressesOf(url: URL, resolver: Resolver): Promise<{ list: string
 }
 
 /** One POST to the address we checked, with the URL's name for Host and TLS (so DNS cannot change it in between). */
-function request(url: URL, address: string, body: string, sig: string, timeoutMs: number): Promise<Attempt> {
+function request(url: URL, address: string, body: Piece[], sig: { hex: string; length: number }, timeoutMs: number): Promise<Attempt> {
   const secure = url.protocol === "https:";
   return new Promise((resolve) => {
     let settled = false;
@@ -148,9 +336,9 @@ function request(url: URL, address: string, body: string, sig: string, timeoutMs
         headers: {
           host: url.host,
           "content-type": "application/json",
-          "content-length": Buffer.byteLength(body),
+          "content-length": sig.length,
           "user-agent": `mailferry/${VERSION}`,
-          "x-webhook-signature": sig,
+          "x-webhook-signature": sig.hex,
         },
       },
       (res) => {
@@ -168,6 +356,6 @@ function request(url: URL, address: string, body: string, sig: string, timeoutMs
       done({ status: null, error: `timed out after ${timeoutMs} ms`, excerpt: "" });
     }, timeoutMs);
     req.on("error", (err) => done({ status: null, error: err.message, excerpt: "" }));
-    req.end(body);
+    pipeline(Readable.from(readPieces(body)), req).catch((err: Error) => done({ status: null, error: err.message, excerpt: "" }));
   });
 }

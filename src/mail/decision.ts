@@ -50,6 +50,7 @@ export const REASONS = [
   "deferred_by_destination",
   "refused_by_destination",
   "private_destination",
+  "unparsable_message",
   // any stage
   "internal_error",
   "too_many_errors",

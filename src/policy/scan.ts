@@ -1,6 +1,8 @@
 // Optional content scanning with rspamd (docs/delivery-and-authentication.md): the message is POSTed to
 // its /checkv2 endpoint and its action decides.
+import { Readable } from "node:stream";
 import { type Decision, decision } from "../mail/decision.ts";
+import { bodyLength, type MessageParts, openMessage } from "../mail/message.ts";
 import { reply } from "../mail/reply.ts";
 import type { Session } from "../smtp/session.ts";
 
@@ -22,13 +24,15 @@ export interface ScanResult {
   summary: { action: string; score?: number; error?: string };
 }
 
-export async function scanWithRspamd(url: string, raw: Buffer, session: Session, recipients: string[], timeoutMs = 30_000): Promise<RspamdAnswer> {
-  const headers: Record<string, string> = { IP: session.remoteIp, From: session.mailFrom ?? "", "Content-Type": "message/rfc822" };
+/** The message is streamed to rspamd, never held whole (src/mail/message.ts). */
+export async function scanWithRspamd(url: string, message: MessageParts, session: Session, recipients: string[], timeoutMs = 30_000): Promise<RspamdAnswer> {
+  const length = message.head.length + (await bodyLength(message.body));
+  const headers: Record<string, string> = { IP: session.remoteIp, From: session.mailFrom ?? "", "Content-Type": "message/rfc822", "Content-Length": String(length) };
   if (session.helo) headers.Helo = session.helo;
   if (session.verifiedHost) headers.Hostname = session.verifiedHost;
   const res = await fetch(new URL("/checkv2", url), {
     method: "POST",
-    body: raw,
+    body: Readable.toWeb(openMessage(message)) as ReadableStream,
     headers: { ...headers, ...Object.fromEntries(recipients.map((r, i) => [i === 0 ? "Rcpt" : `Rcpt-${i}`, r])) },
     signal: AbortSignal.timeout(timeoutMs),
   });

@@ -13,7 +13,8 @@ import type { Router } from "../routing/router.ts";
 import { parseMailbox } from "../mail/address.ts";
 import { type Decision, decision, type Facts, isAbuse } from "../mail/decision.ts";
 import { reply } from "../mail/reply.ts";
-import { contentDecision } from "./content.ts";
+import { type MessageParts, openMessage, streamIncludes } from "../mail/message.ts";
+import { contentDecision, GTUBE } from "./content.ts";
 import type { AcceptedRecipient, InboundMessage, Session } from "./session.ts";
 
 /** What a stage decided, and what the listener keeps on the session. */
@@ -104,7 +105,7 @@ export interface HookDeps {
   maxSize: number;
   hostname: string;
   /** SPF, DKIM, DMARC, ARC and BIMI of a message (spoofed results of ours already removed). */
-  authenticate: (session: Readonly<Session>, raw: Buffer) => Promise<AuthResults>;
+  authenticate: (session: Readonly<Session>, message: MessageParts) => Promise<AuthResults>;
   abuse: AbuseGuard;
   /** Content scanning: whether it applies to this transaction (a scanner is configured and a recipient domain wants it), and the scan. */
   scan: { applies(session: Readonly<Session>): Promise<boolean>; run(session: Readonly<Session>, message: InboundMessage): Promise<ScanResult> };
@@ -216,10 +217,10 @@ interface DataTransaction {
 function createDataStage({ maxSize, hostname, authenticate, abuse, scan, deliver }: HookDeps) {
   const checks: Check<DataTransaction>[] = [
     ({ received }) => refusal(sizeDecision(received, maxSize)),
-    ({ received, scanning }) => refusal(contentDecision(received.headers, scanning ? null : received.raw)),
+    async ({ received, scanning }) => refusal(contentDecision(received.headers, !scanning && (await streamIncludes(openMessage(received), GTUBE)))),
     async (tx) => {
       tx.message = stripForgedResults(tx.received, hostname);
-      const auth = (tx.auth = await authenticate(tx.session, tx.message.raw));
+      const auth = (tx.auth = await authenticate(tx.session, tx.message));
       return { decision: authDecision(auth, { exempt: tx.session.allowlisted }), facts: { auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc, bimi: auth.bimi } } };
     },
     async (tx) => {

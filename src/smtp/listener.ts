@@ -3,7 +3,7 @@
 // and the mail-log event. A hook that throws answers 421: the sender keeps
 // the message and retries, so nothing is accepted and then lost.
 import type { AddressInfo } from "node:net";
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 import type { Config } from "../config/index.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import { identifyClient } from "../policy/identity.ts";
@@ -11,10 +11,10 @@ import type { Logger } from "../log.ts";
 import { mailLogEvent } from "../store/events.ts";
 import type { EventStage, NewEvent } from "../store/schema.ts";
 import { type Decision, decision } from "../mail/decision.ts";
-import { headerBlockEnd, parseHeaderBlock } from "../mail/headers.ts";
 import type { StageHooks, StageOutcome } from "./hooks.ts";
 import { formatReply, INTERNAL_ERROR, isAccepted, toServerError } from "../mail/reply.ts";
 import type { AcceptedRecipient, InboundMessage, Session } from "./session.ts";
+import { createSpool, type Spool } from "./spool.ts";
 import { type Conduct, deadlineDecision, errorLimitDecision, newConduct, summaryDecision, tallyRefusal } from "./conduct.ts";
 import type { CertificateSource } from "../tls/credentials.ts";
 // Makes smtp-server honour the greetPause option below.
@@ -41,9 +41,6 @@ export interface ListenerDeps {
   recordEvent: (event: NewEvent) => Promise<void>;
 }
 
-/** Header blocks longer than this are not parsed for the log (the message still passes whole). */
-const MAX_HEADER_SCAN = 256 * 1024;
-
 export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
   const { config, certificates } = deps;
   const tls = certificates.current();
@@ -64,7 +61,7 @@ export async function startMxListener(deps: ListenerDeps): Promise<MxListener> {
     maxClients: config.smtp.maxClients,
     greetPause: config.smtp.greetPause,
     logger: false,
-    ...stageHandlers(deps, conduct),
+    ...stageHandlers(deps, createSpool(config.dataDir), conduct),
   });
   const watchdog = setInterval(() => closeOverdue(server, conduct, deps), DEADLINE_CHECK_MS);
   watchdog.unref();
@@ -130,6 +127,8 @@ type Handlers = Required<Pick<SMTPServerOptions, "onConnect" | "onSecure" | "onM
 /** What every stage handler uses: the sessions by connection, the hook runner and the answerer. */
 interface Stages {
   deps: ListenerDeps;
+  /** Where DATA goes: memory for small messages, a spool file for large ones. */
+  spool: Spool;
   sessions: WeakMap<SMTPServerSession, Session>;
   conduct: WeakMap<SMTPServerSession, Tracked>;
   decide: ReturnType<typeof deciderFor>;
@@ -140,8 +139,8 @@ interface Stages {
  * smtp-server's callbacks: each stage asks its hook, stores what the hook
  * returned on the session (the listener alone writes it), and answers.
  */
-function stageHandlers(deps: ListenerDeps, conduct: WeakMap<SMTPServerSession, Tracked>): Handlers {
-  const stages: Stages = { deps, sessions: new WeakMap(), conduct, decide: deciderFor(deps), answer: answererFor(deps) };
+function stageHandlers(deps: ListenerDeps, spool: Spool, conduct: WeakMap<SMTPServerSession, Tracked>): Handlers {
+  const stages: Stages = { deps, spool, sessions: new WeakMap(), conduct, decide: deciderFor(deps), answer: answererFor(deps) };
   return {
     onConnect: connectHandler(stages),
     onSecure(_socket, raw, callback) {
@@ -249,14 +248,19 @@ function rcptHandler(stages: Stages): Handlers["onRcptTo"] {
   };
 }
 
-function dataHandler({ deps, sessions, decide, answer }: Stages): Handlers["onData"] {
+function dataHandler({ deps, spool, sessions, decide, answer }: Stages): Handlers["onData"] {
   return (stream, raw, callback) => {
     const session = sessions.get(raw)!;
-    readMessage(stream)
-      .then(async (message) => {
-        const { decision } = await decide("data", session, async () => ({ decision: await deps.hooks.data(session, message) }));
-        await answer("data", session, decision, session.recipients.map((r) => r.address), message);
-        return decision;
+    spool
+      .receive(stream)
+      .then(async ({ message, release }) => {
+        try {
+          const { decision } = await decide("data", session, async () => ({ decision: await deps.hooks.data(session, message) }));
+          await answer("data", session, decision, session.recipients.map((r) => r.address), message);
+          return decision;
+        } finally {
+          release();
+        }
       })
       .catch((err) => {
         deps.logger.error("smtp.internal_error", { session: session.id, stage: "data", error: err });
@@ -317,28 +321,4 @@ function answererFor({ logger, recordEvent }: ListenerDeps) {
     const event = mailLogEvent({ at: Date.now(), sessionId: session.id, remoteIp: session.remoteIp, stage, decision: decided, mailFrom: session.mailFrom, recipients, ...(message ? { message } : {}), detail: client });
     await recordEvent(event).catch((err) => logger.error("events.write_failed", { session: session.id, error: err }));
   };
-}
-
-/** Reads DATA into one buffer, stopping to buffer once the size limit is passed. */
-function readMessage(stream: SMTPServerDataStream): Promise<InboundMessage> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    stream.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (!stream.sizeExceeded) chunks.push(chunk);
-    });
-    stream.on("error", reject);
-    stream.on("end", () => {
-      const oversized = stream.sizeExceeded;
-      const raw = oversized ? Buffer.alloc(0) : Buffer.concat(chunks, size);
-      const received = oversized ? Buffer.concat(chunks) : raw;
-      const scanned = received.subarray(0, MAX_HEADER_SCAN);
-      // No blank line: a message without body is all header, unless we only saw part of it.
-      const end = headerBlockEnd(scanned);
-      const headerEnd = end !== -1 ? end : scanned.length === size ? size : 0;
-      const headerBlock = scanned.subarray(0, headerEnd).toString("utf8");
-      resolve({ raw, size, oversized, headers: parseHeaderBlock(headerBlock), headerBlock, bodyOffset: headerEnd });
-    });
-  });
 }

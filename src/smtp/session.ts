@@ -2,6 +2,7 @@
 // The listener alone writes it; hooks and checks read it.
 import type { Route } from "../routing/resolve.ts";
 import type { HeaderField } from "../mail/headers.ts";
+import type { MessageParts } from "../mail/message.ts";
 
 /** A recipient accepted at RCPT TO, with the route that accepted it. */
 export interface AcceptedRecipient {
@@ -30,15 +31,17 @@ export interface Session {
   recipients: AcceptedRecipient[];
 }
 
-export interface InboundMessage {
-  /** The message exactly as received (dot-unstuffed), when not oversized. */
-  raw: Buffer;
+/**
+ * A received message (dot-unstuffed): the header block in memory, the body in
+ * memory or in a spool file (src/mail/message.ts reads either as a stream).
+ */
+export interface InboundMessage extends MessageParts {
   size: number;
-  /** True when the message went over the size limit; `raw` is then empty. */
+  /** True when the message went over the size limit; `head` and the body are then empty. */
   oversized: boolean;
   headers: HeaderField[];
   /** The header block as text (for the mail log), "" when none was found. */
   headerBlock: string;
-  /** Offset of the body in `raw` (just past the blank line after the headers). */
-  bodyOffset: number;
+  /** Work that goes on after the DATA answer and still reads the message (deliveries past the timeout): its spool file stays until they end. */
+  outliving: Promise<unknown>[];
 }

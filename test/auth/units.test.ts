@@ -10,6 +10,7 @@ import { openStore, type Store } from "../../src/store/db.ts";
 
 const base: AuthResults = {
   headers: "",
+  bodyHash: "",
   spf: "pass",
   dkim: "none",
   dmarc: "none",

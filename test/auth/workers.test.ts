@@ -3,6 +3,9 @@
 // resolver, and what happens when a worker dies or the pool stops.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { authenticate } from "mailauth";
 import { dkimSign } from "mailauth/lib/dkim/sign";
 import { dkimRecordValue } from "../../src/mail/dkim-key.ts";
@@ -10,6 +13,7 @@ import { authenticateInbound } from "../../src/auth/inbound.ts";
 import { type AuthWorkers, startAuthWorkers } from "../../src/auth/workers.ts";
 import { createResolver, type Resolver } from "../../src/dns/resolver.ts";
 import { createLogger } from "../../src/log.ts";
+import { type MessageParts, openMessage, partsOf } from "../../src/mail/message.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 
 const keyPair = () => generateKeyPairSync("rsa", { modulusLength: 2048, publicKeyEncoding: { type: "spki", format: "der" }, privateKeyEncoding: { type: "pkcs8", format: "pem" } });
@@ -42,11 +46,11 @@ afterAll(async () => {
 // Not `expect(promise).rejects`: while it waits, bun test does not deliver worker messages.
 const failureOf = (promise: Promise<unknown>) => promise.then(() => "resolved", (err: Error) => err.message);
 
-async function signedMessage(subject: string): Promise<Buffer> {
+async function signedMessage(subject: string): Promise<MessageParts> {
   const raw = Buffer.from(`From: <someone@sender.test>\r\nTo: <hello@alias.test>\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, "")}@sender.test>\r\n\r\nbody of ${subject}\r\n`);
   const key = { signingDomain: "sender.test", selector: "s1", privateKey: senderKey.privateKey as unknown as string };
   const { signatures } = await dkimSign(raw, { ...key, signatureData: [key] });
-  return Buffer.concat([Buffer.from(signatures), raw]);
+  return partsOf(Buffer.concat([Buffer.from(signatures), raw]));
 }
 
 test("a worker's verdicts equal the main thread's, and its DNS questions go to the main resolver", async () => {
@@ -72,28 +76,42 @@ test("a DNS failure in the main resolver reaches mailauth in the worker as a tem
 });
 
 test("a composed copy carries a DKIM signature and an ARC seal that verify", async () => {
-  const raw = await signedMessage("composed");
-  const auth = await workers.authenticate(session, raw);
+  const message = await signedMessage("composed");
+  const auth = await workers.authenticate(session, message);
   const copy = await workers.compose({
-    raw,
-    bodyOffset: raw.indexOf("\r\n\r\n") + 4,
+    head: message.head,
     trace: "X-Original-To: hello@alias.test\r\n",
     auth,
     alias: "hello@alias.test",
     key: { domain: "alias.test", selector: "mailferry", privateKey: aliasKey.privateKey as unknown as string },
   });
-  expect(Buffer.isBuffer(copy.message)).toBe(true);
+  expect(Buffer.isBuffer(copy.head)).toBe(true);
   expect(copy.signed).toBe(true);
-  const checked = await authenticate(copy.message, { ip: "127.0.0.1", helo: "mx.test", sender: "srs@mx.test", mta: "dest.test", resolver: resolver.forMailauth });
+  const checked = await authenticate(openMessage({ head: copy.head, body: message.body }), { ip: "127.0.0.1", helo: "mx.test", sender: "srs@mx.test", mta: "dest.test", resolver: resolver.forMailauth });
   const results = (checked.dkim?.results ?? []) as { signingDomain: string; status: { result: string } }[];
   expect(results.map((r) => [r.signingDomain, r.status.result]).sort()).toEqual([["alias.test", "pass"], ["sender.test", "pass"]]);
   expect((checked.arc as { status?: { result?: string } }).status?.result).toBe("pass");
 });
 
+test("a spooled message goes to the worker as its file's path: same verdicts, same body hash", async () => {
+  const message = await signedMessage("spooled");
+  const dir = mkdtempSync(join(tmpdir(), "mailferry-spool-"));
+  try {
+    const path = join(dir, "message");
+    writeFileSync(path, Buffer.concat([message.head, (message.body as { bytes: Buffer }).bytes]));
+    const fromFile = await workers.authenticate(session, { head: message.head, body: { path, offset: message.head.length } });
+    const inMemory = await workers.authenticate(session, message);
+    expect(fromFile.dkim).toBe("pass");
+    expect(fromFile.bodyHash).toBe(inMemory.bodyHash);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a job that fails in the worker rejects with its reason, and the worker keeps serving", async () => {
-  const raw = await signedMessage("bad key");
-  const auth = await workers.authenticate(session, raw);
-  const input = { raw, bodyOffset: raw.indexOf("\r\n\r\n") + 4, trace: "", auth, alias: "hello@alias.test" };
+  const message = await signedMessage("bad key");
+  const auth = await workers.authenticate(session, message);
+  const input = { head: message.head, trace: "", auth, alias: "hello@alias.test" };
   expect(await failureOf(workers.compose({ ...input, key: { domain: "alias.test", selector: "mailferry", privateKey: "not a key" } }))).toStartWith("DKIM signing for alias.test failed: ");
   expect((await workers.compose({ ...input, key: { domain: "alias.test", selector: "mailferry", privateKey: aliasKey.privateKey as unknown as string } })).signed).toBe(true);
 });
@@ -103,7 +121,7 @@ test("a worker that dies fails its jobs, and the next job gets a new worker", as
   const watched = createLogger({ level: "error", format: "json", write: (line) => errors.push(line) });
   const pool = startAuthWorkers({ hostname: "mx.test", lookup: resolver.forMailauth, logger: watched, size: 1, entry: new URL("../support/fragile-worker.ts", import.meta.url) });
   try {
-    expect(await failureOf(pool.authenticate(session, Buffer.from("Subject: CRASH-THIS-WORKER\r\n\r\nbye\r\n")))).toBe("authentication worker stopped: crashed on purpose");
+    expect(await failureOf(pool.authenticate(session, partsOf(Buffer.from("Subject: CRASH-THIS-WORKER\r\n\r\nbye\r\n"))))).toBe("authentication worker stopped: crashed on purpose");
     expect(errors.join("\n")).toContain("auth_worker.failed");
     const auth = await pool.authenticate(session, await signedMessage("after the crash"));
     expect(auth.dkim).toBe("pass");
@@ -117,5 +135,5 @@ test("closing the pool rejects the jobs under way and every later one", async ()
   const running = pool.authenticate(session, await signedMessage("cut short"));
   await pool.close();
   expect(await failureOf(running)).toBe("authentication workers are stopped");
-  expect(await failureOf(pool.authenticate(session, Buffer.from("Subject: late\r\n\r\nx\r\n")))).toBe("authentication workers are stopped");
+  expect(await failureOf(pool.authenticate(session, partsOf(Buffer.from("Subject: late\r\n\r\nx\r\n"))))).toBe("authentication workers are stopped");
 });

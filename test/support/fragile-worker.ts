@@ -5,5 +5,5 @@ import "../../src/auth/worker.ts";
 
 declare const self: Worker;
 self.addEventListener("message", (event: MessageEvent) => {
-  if (event.data.kind === "authenticate" && Buffer.from(event.data.raw).includes("CRASH-THIS-WORKER")) throw new Error("crashed on purpose");
+  if (event.data.kind === "authenticate" && Buffer.from(event.data.message.head).includes("CRASH-THIS-WORKER")) throw new Error("crashed on purpose");
 });
