@@ -1,6 +1,7 @@
 // Admin accounts, their sessions and login throttling. Passwords are argon2id
 // (Bun.password); session tokens and recovery codes are stored only as hashes.
 import { createHash, randomBytes } from "node:crypto";
+import { sql } from "kysely";
 import * as OTPAuth from "otpauth";
 import { UserError } from "../errors.ts";
 import type { DB } from "./db.ts";
@@ -38,34 +39,41 @@ export function findAdmin(db: DB, username: string): Promise<Admin | undefined> 
 export type LoginResult = { admin: Admin } | { error: "invalid" | "throttled" | "totp_required" | "totp_invalid"; retryAfterS?: number };
 
 /**
- * Checks a login. Failures count per IP and user name; after 5 in 15 minutes
- * further attempts are refused until the window passes.
+ * Checks a login. Attempts count per client (an IP, or an IPv6 client's /64)
+ * and user name; after 5 in 15 minutes further attempts are refused until the
+ * window passes. The attempt is reserved before the password is checked, so
+ * parallel guesses cannot all pass the count; a successful login clears it.
  */
-export async function checkLogin(db: DB, input: { username: string; password: string; code?: string; ip: string }, now = Date.now()): Promise<LoginResult> {
-  const key = `${input.ip}|${input.username.trim().toLowerCase()}`;
-  const failures = await db.selectFrom("login_failures").selectAll().where("key", "=", key).executeTakeFirst();
-  if (failures && now - failures.window_start < LOGIN_FAILURES.windowMs && failures.count >= LOGIN_FAILURES.max) {
-    return { error: "throttled", retryAfterS: Math.ceil((failures.window_start + LOGIN_FAILURES.windowMs - now) / 1000) };
-  }
-  const fail = async (error: "invalid" | "totp_invalid"): Promise<LoginResult> => {
-    const fresh = !failures || now - failures.window_start >= LOGIN_FAILURES.windowMs;
-    await db
-      .insertInto("login_failures")
-      .values({ key, window_start: now, count: 1 })
-      .onConflict((oc) => oc.column("key").doUpdateSet(fresh ? { window_start: now, count: 1 } : { count: (failures?.count ?? 0) + 1 }))
-      .execute();
-    return { error };
-  };
+export async function checkLogin(db: DB, input: { username: string; password: string; code?: string; client: string }, now = Date.now()): Promise<LoginResult> {
+  const key = `${input.client}|${input.username.trim().toLowerCase()}`;
+  const attempt = await reserveAttempt(db, key, now);
+  if (attempt.count > LOGIN_FAILURES.max) return { error: "throttled", retryAfterS: Math.ceil((attempt.window_start + LOGIN_FAILURES.windowMs - now) / 1000) };
   const admin = await findAdmin(db, input.username);
   // Verify against a dummy hash for unknown users, so timing does not reveal which names exist.
   const ok = await Bun.password.verify(input.password, admin?.password_hash ?? (await dummyHash()));
-  if (!admin || !ok) return fail("invalid");
+  if (!admin || !ok) return { error: "invalid" };
   if (admin.totp_enabled) {
     if (!input.code) return { error: "totp_required" };
-    if (!(await checkSecondFactor(db, admin, input.code))) return fail("totp_invalid");
+    if (!(await checkSecondFactor(db, admin, input.code, now))) return { error: "totp_invalid" };
   }
   await db.deleteFrom("login_failures").where("key", "=", key).execute();
   return { admin };
+}
+
+/** Counts one attempt in a single statement (a new window once the last one passed): the count after it. */
+function reserveAttempt(db: DB, key: string, now: number): Promise<{ count: number; window_start: number }> {
+  const expired = sql<boolean>`${now} - login_failures.window_start >= ${LOGIN_FAILURES.windowMs}`;
+  return db
+    .insertInto("login_failures")
+    .values({ key, window_start: now, count: 1 })
+    .onConflict((oc) =>
+      oc.column("key").doUpdateSet({
+        window_start: sql<number>`CASE WHEN ${expired} THEN ${now} ELSE login_failures.window_start END`,
+        count: sql<number>`CASE WHEN ${expired} THEN 1 ELSE login_failures.count + 1 END`,
+      }),
+    )
+    .returning(["count", "window_start"])
+    .executeTakeFirstOrThrow();
 }
 
 // An unknown user costs one argon2 verify like a known one, so timing does not
@@ -77,10 +85,15 @@ export function totpFor(username: string, secret: string): OTPAuth.TOTP {
   return new OTPAuth.TOTP({ issuer: "mailferry", label: username, algorithm: "SHA1", digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secret) });
 }
 
-/** A TOTP code (±1 step) or an unused recovery code, which is then spent. */
-async function checkSecondFactor(db: DB, admin: Admin, code: string): Promise<boolean> {
+const TOTP_PERIOD_S = 30;
+
+/** A TOTP code (±1 step) not used before, or an unused recovery code, which is then spent. */
+async function checkSecondFactor(db: DB, admin: Admin, code: string, now: number): Promise<boolean> {
   const clean = code.replace(/\s+/g, "");
-  if (/^\d{6}$/.test(clean) && admin.totp_secret && totpFor(admin.username, admin.totp_secret).validate({ token: clean, window: 1 }) !== null) return true;
+  if (/^\d{6}$/.test(clean) && admin.totp_secret) {
+    const delta = totpFor(admin.username, admin.totp_secret).validate({ token: clean, timestamp: now, window: 1 });
+    if (delta !== null) return spendTotpStep(db, admin.id, Math.floor(now / 1000 / TOTP_PERIOD_S) + delta);
+  }
   const codes = JSON.parse(admin.recovery_codes) as string[];
   const hash = sha256(clean.toLowerCase());
   if (!codes.includes(hash)) return false;
@@ -88,25 +101,40 @@ async function checkSecondFactor(db: DB, admin: Admin, code: string): Promise<bo
   return true;
 }
 
+/**
+ * A TOTP code is good once (RFC 6238 §5.2): the time step it belongs to must
+ * be later than the last one used, checked and recorded in one statement.
+ */
+async function spendTotpStep(db: DB, adminId: number, step: number): Promise<boolean> {
+  const spent = await db
+    .updateTable("admins")
+    .set({ totp_last_step: step })
+    .where("id", "=", adminId)
+    .where((eb) => eb.or([eb("totp_last_step", "is", null), eb("totp_last_step", "<", step)]))
+    .executeTakeFirst();
+  return spent.numUpdatedRows > 0n;
+}
+
 /** Step 1 of turning TOTP on: a new secret (not yet enforced). */
 export async function startTotp(db: DB, adminId: number): Promise<string> {
   const secret = new OTPAuth.Secret({ size: 20 }).base32;
-  await db.updateTable("admins").set({ totp_secret: secret, totp_enabled: 0, updated_at: Date.now() }).where("id", "=", adminId).execute();
+  await db.updateTable("admins").set({ totp_secret: secret, totp_enabled: 0, totp_last_step: null, updated_at: Date.now() }).where("id", "=", adminId).execute();
   return secret;
 }
 
 /** Step 2: a valid code proves the authenticator works; returns the recovery codes (shown once). */
-export async function confirmTotp(db: DB, admin: Admin, code: string): Promise<string[]> {
-  if (!admin.totp_secret || totpFor(admin.username, admin.totp_secret).validate({ token: code.replace(/\s+/g, ""), window: 1 }) === null) {
-    throw new UserError("invalid", "that code is not valid for the secret shown; check the authenticator's clock", "code");
-  }
+export async function confirmTotp(db: DB, admin: Admin, code: string, now = Date.now()): Promise<string[]> {
+  const delta = admin.totp_secret ? totpFor(admin.username, admin.totp_secret).validate({ token: code.replace(/\s+/g, ""), timestamp: now, window: 1 }) : null;
+  if (delta === null) throw new UserError("invalid", "that code is not valid for the secret shown; check the authenticator's clock", "code");
   const recovery = Array.from({ length: 8 }, () => randomBytes(5).toString("hex"));
-  await db.updateTable("admins").set({ totp_enabled: 1, recovery_codes: JSON.stringify(recovery.map(sha256)), updated_at: Date.now() }).where("id", "=", admin.id).execute();
+  // The confirming code is spent too: it cannot sign in afterwards.
+  const totp_last_step = Math.floor(now / 1000 / TOTP_PERIOD_S) + delta;
+  await db.updateTable("admins").set({ totp_enabled: 1, totp_last_step, recovery_codes: JSON.stringify(recovery.map(sha256)), updated_at: now }).where("id", "=", admin.id).execute();
   return recovery;
 }
 
 export async function disableTotp(db: DB, adminId: number): Promise<void> {
-  await db.updateTable("admins").set({ totp_enabled: 0, totp_secret: null, recovery_codes: "[]", updated_at: Date.now() }).where("id", "=", adminId).execute();
+  await db.updateTable("admins").set({ totp_enabled: 0, totp_secret: null, totp_last_step: null, recovery_codes: "[]", updated_at: Date.now() }).where("id", "=", adminId).execute();
 }
 
 export interface WebSession {

@@ -214,6 +214,8 @@ export interface AdminsTable {
   totp_enabled: ColumnType<number, number | undefined, number>;
   /** JSON array of sha256 hashes of unused recovery codes. */
   recovery_codes: ColumnType<string, string | undefined, string>;
+  /** The TOTP time step of the last code accepted: a code is good once. */
+  totp_last_step: ColumnType<number | null, number | null | undefined, number | null>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

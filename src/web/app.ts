@@ -8,6 +8,7 @@ import { VERSION } from "../version.ts";
 import { csrf, sessionAuth, type Env, OPEN_PATHS, securityHeaders } from "./session.ts";
 import { API_BASE, apiDocument, createApi } from "./api/index.ts";
 import { mountStatic } from "./static.ts";
+import { bodyLimits } from "./body-limit.ts";
 import { mountMetrics } from "./metrics.ts";
 import type { Metrics } from "../metrics/index.ts";
 import { createUi, type UiDeps } from "./ui/index.ts";
@@ -27,6 +28,7 @@ export function createWebApp(deps: WebDeps): Hono<Env> {
   const { store, smtp, startedAt, mtaStsPolicy } = deps;
   const app = new Hono<Env>();
   app.use(securityHeaders(deps.secureCookies));
+  app.use(bodyLimits());
 
   app.get("/healthz", (c) => {
     const dbOk = isHealthy(store);

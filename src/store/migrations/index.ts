@@ -15,6 +15,7 @@ import * as m011 from "./011_dkim_rotation.ts";
 import * as m012 from "./012_greylist_senders.ts";
 import * as m013 from "./013_server_dkim.ts";
 import * as m014 from "./014_event_reason.ts";
+import * as m015 from "./015_totp_last_step.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -31,4 +32,5 @@ export const migrations: Record<string, Migration> = {
   "012_greylist_senders": m012,
   "013_server_dkim": m013,
   "014_event_reason": m014,
+  "015_totp_last_step": m015,
 };

@@ -8,7 +8,7 @@ import { TOKEN_SCOPES } from "../../store/tokens.ts";
 export const ErrorBody = z
   .object({
     error: z.object({
-      code: z.enum(["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "invalid", "rate_limited", "internal"]),
+      code: z.enum(["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "invalid", "too_large", "rate_limited", "internal"]),
       message: z.string(),
       field: z.string().optional().openapi({ description: "The request field the error is about" }),
     }),

@@ -6,6 +6,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import type { Context } from "hono";
 import { explain } from "../../routing/explain.ts";
 import { type AliasRule, aliasLabel, parseAliasName, placeName } from "../../aliases/rules.ts";
+import { UserError } from "../../errors.ts";
 import type { Waiting } from "../../service/destinations.ts";
 import { aliasById, exportAliases, searchAliases } from "../../store/aliases.ts";
 import { listDomains, parseDomainName } from "../../store/domains.ts";
@@ -66,9 +67,15 @@ export function aliasRoutes(deps: UiDeps): Hono<Env> {
   });
   routes.get("/export", async (c) => {
     const domain = c.req.query("domain") ?? "";
-    const lines = await exportAliases(db, domain);
-    c.header("content-disposition", `attachment; filename="${parseDomainName(domain)}.txt"`);
-    return c.text(lines.join("\n") + "\n");
+    try {
+      const lines = await exportAliases(db, domain);
+      c.header("content-disposition", `attachment; filename="${parseDomainName(domain)}.txt"`);
+      return c.text(lines.join("\n") + "\n");
+    } catch (err) {
+      // A domain not managed here (or not a domain name) is the request's fault, not the server's.
+      if (!(err instanceof UserError)) throw err;
+      return c.text(`${err.message}\n`, err.kind === "not_found" ? 404 : 400);
+    }
   });
   routes.post("/import", async (c) => {
     const f = await form(c);

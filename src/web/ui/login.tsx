@@ -5,6 +5,7 @@ import { type Context, Hono } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { adminCount, checkLogin, createSession, revokeSession } from "../../store/admins.ts";
 import { LoginPage, SetupLocked, SetupPage } from "../../../views/auth.tsx";
+import { senderKey } from "../../policy/identity.ts";
 import { type Env, SESSION_COOKIE } from "../session.ts";
 import { fieldError, form, type UiDeps } from "./common.ts";
 
@@ -24,7 +25,7 @@ export function loginRoutes(deps: UiDeps): Hono<Env> {
   async function signIn(c: Context<Env>, adminId: number, next: string) {
     const { token } = await createSession(db, adminId, c.get("ip"), c.req.header("user-agent") ?? "");
     setCookie(c, SESSION_COOKIE, token, { httpOnly: true, sameSite: "Strict", secure: deps.secureCookies, path: "/", maxAge: 7 * 86_400 });
-    return c.redirect(next.startsWith("/") && !next.startsWith("//") ? next : "/");
+    return c.redirect(localPath(next));
   }
 
   routes.get("/setup", async (c) => {
@@ -49,7 +50,7 @@ export function loginRoutes(deps: UiDeps): Hono<Env> {
   routes.get("/login", (c) => (c.get("session") ? c.redirect("/") : c.html(<LoginPage />)));
   routes.post("/login", async (c) => {
     const f = await form(c);
-    const result = await checkLogin(db, { username: f.username ?? "", password: f.password ?? "", code: f.code || undefined, ip: c.get("ip") });
+    const result = await checkLogin(db, { username: f.username ?? "", password: f.password ?? "", code: f.code || undefined, client: loginClient(c.get("ip")) });
     if ("admin" in result) {
       await deps.services.accounts.recordLogin(result.admin, c.get("ip"));
       return signIn(c, result.admin.id, c.req.query("next") ?? "/");
@@ -64,4 +65,22 @@ export function loginRoutes(deps: UiDeps): Hono<Env> {
     return c.redirect("/login");
   });
   return routes;
+}
+
+/** Whom login attempts count against: the IP, or an IPv6 client's /64 (one customer usually holds a whole /64). */
+export const loginClient = (ip: string): string => senderKey(ip, null);
+
+/**
+ * Where to go after signing in: a path of this site, else "/". Browsers read
+ * `/\evil.example` as `//evil.example`, another site, so the path is judged as
+ * a browser resolves it (the WHATWG URL parser), not by its first characters.
+ */
+export function localPath(next: string): string {
+  const base = "http://mailferry.invalid";
+  try {
+    const url = new URL(next, base);
+    return url.origin === base && next.startsWith("/") ? `${url.pathname}${url.search}${url.hash}` : "/";
+  } catch {
+    return "/";
+  }
 }
