@@ -165,6 +165,7 @@ const mailferry: Tool = {
       MAILFERRY_HTTP_PORT: "0",
       MAILFERRY_DNS_SERVERS: dns.address,
       MAILFERRY_OUTBOUND_PORT: String(sinkPort),
+      MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true",
       MAILFERRY_GREYLIST_DELAY: "0",
       MAILFERRY_VERIFY_DESTINATIONS: "false",
       // No pause before the banner, as in Postfix's smtpd and Haraka by default.

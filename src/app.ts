@@ -123,7 +123,7 @@ function startOutbound(config: Config, logger: Logger, { store }: Data, { resolv
   stops.push(() => authWorkers.close());
   const srs = createSrs({ domain: config.srs.domain, secrets: [loadSecret(config.dataDir, SRS_SECRET_FILE)] });
   const ca = readCa(config.outbound.caFile);
-  const relay = createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: config.outbound.mtaStsPort, ...(ca ? { ca } : {}) }), ...(ca ? { ca } : {}) });
+  const relay = createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: config.outbound.mtaStsPort, allowPrivate: config.outbound.allowPrivate, ...(ca ? { ca } : {}) }), ...(ca ? { ca } : {}) });
   // Runs after the SMTP listener drained and the outbox stopped: nothing sends any more.
   stops.push(async () => relay.close());
   const outbox = createOutbox({ db: store.db, relay, hostname: config.hostname, outboundPort: config.outbound.port, logger });

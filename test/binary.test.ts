@@ -65,7 +65,7 @@ test("the binary serves the embedded htmx asset and prints its version", async (
 test("the binary forwards a message signed and sealed (the authentication workers run inside the binary)", async () => {
   const sink = await startSink({ host: "127.0.0.1" });
   const zones = await startDnsServer({ "dest.test": { MX: [{ priority: 10, exchange: "mx.dest.test" }] }, "mx.dest.test": { A: ["127.0.0.1"] } });
-  const env = { MAILFERRY_DATA_DIR: join(elsewhere, "data-forward"), MAILFERRY_DNS_SERVERS: zones.address, MAILFERRY_OUTBOUND_PORT: String(sink.port), MAILFERRY_GREYLIST_DELAY: "0", MAILFERRY_VERIFY_DESTINATIONS: "false" };
+  const env = { MAILFERRY_DATA_DIR: join(elsewhere, "data-forward"), MAILFERRY_DNS_SERVERS: zones.address, MAILFERRY_OUTBOUND_PORT: String(sink.port), MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true", MAILFERRY_GREYLIST_DELAY: "0", MAILFERRY_VERIFY_DESTINATIONS: "false" };
   try {
     expect((await run([binary, "domain", "add", "bin.test"], { cwd: elsewhere, env })).exitCode).toBe(0);
     expect((await run([binary, "alias", "add", "bin.test", "hello", "user@dest.test"], { cwd: elsewhere, env })).exitCode).toBe(0);

@@ -151,6 +151,7 @@ describe("mailferry doctor", () => {
         MAILFERRY_SMTP_PORT: String(live.smtpPort),
         MAILFERRY_HTTP_PORT: new URL(live.httpUrl).port,
         MAILFERRY_OUTBOUND_PORT: String(sink.port),
+        MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true",
         ...env,
       },
     });

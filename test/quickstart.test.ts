@@ -104,7 +104,7 @@ describe("README quick start", () => {
     chmodSync(dataDir, 0o755);
     writeFileSync(join(dataDir, ".gitkeep"), "");
     chmodSync(join(dataDir, ".gitkeep"), 0o644);
-    env = { MAILFERRY_DATA_DIR: dataDir, MAILFERRY_DNS_SERVERS: dns.address, MAILFERRY_DNS_TIMEOUT: "1s", MAILFERRY_OUTBOUND_PORT: String(gmail.port) };
+    env = { MAILFERRY_DATA_DIR: dataDir, MAILFERRY_DNS_SERVERS: dns.address, MAILFERRY_DNS_TIMEOUT: "1s", MAILFERRY_OUTBOUND_PORT: String(gmail.port), MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true" };
     server = await startServer({ ...env, MAILFERRY_SMTP_PORT: "0", MAILFERRY_HTTP_PORT: "0" });
   });
 

@@ -101,7 +101,7 @@ describe.skipIf(unavailable !== null)("a fresh Debian VPS under systemd", () => 
     dns.zones = { ...zonesFrom(installed), ...theInternet() };
     await timed("configure (config set, restart) and add an alias", async () => {
       // Pointing DNS and outbound delivery at the test's servers is what a real VPS gets from its network.
-      await inside(`${MAILFERRY} config set dns.servers=${dns.address} outbound.port=${sink.port} greylist.delay=2s`);
+      await inside(`${MAILFERRY} config set dns.servers=${dns.address} outbound.port=${sink.port} outbound.allow_private=true greylist.delay=2s`);
       await inside("systemctl restart mailferry");
       expect(await serviceState()).toBe("active");
       expect(await inside(`${MAILFERRY} alias add ${DOMAIN} hello bob@gmail.test`)).toContain("hello -> bob@gmail.test");

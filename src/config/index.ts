@@ -67,6 +67,7 @@ const DECLARED = [
   { section: "outbound", key: "connect_timeout", parse: v.positiveDuration, default: "30s", doc: "Timeout to connect to a destination MX host" },
   { section: "outbound", key: "message_timeout", parse: v.positiveDuration, default: "5m", doc: "Bound on delivering one message, while its sender waits for the DATA reply" },
   { section: "outbound", key: "ca_file", parse: v.optionalPath, default: "", doc: "Extra CA certificates (PEM) trusted for MX and MTA-STS certificates" },
+  { section: "outbound", key: "allow_private", parse: v.bool, default: false, doc: "Deliver to MX hosts and fetch MTA-STS policies on loopback, private or link-local addresses (off: a sender's domain cannot point bounces and vacation replies into this server's network; a smarthost is always allowed)" },
   { section: "outbound", key: "mta_sts_port", parse: v.port, default: 443, doc: "HTTPS port of MTA-STS policy hosts (443; other values are for tests)" },
   { section: "smarthost", key: "host", parse: v.optionalHostname, default: "", live: true, form: { label: "Smarthost", hint: "relay all outbound mail through this host; empty: deliver directly" }, doc: "Relay all outbound mail through this host (empty: deliver to MX hosts)" },
   { section: "smarthost", key: "port", parse: v.port, default: 587, live: true, form: { label: "Smarthost port", hint: "587 for STARTTLS, 465 for implicit TLS" }, doc: "Smarthost port" },

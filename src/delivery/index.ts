@@ -189,7 +189,7 @@ async function relayCopies(deps: DeliverDeps, copies: Map<Envelope, { jobs: Job[
   await deps.relay.send([...copies.keys()], async (result) => {
     const { jobs, signed, friendly_from } = copies.get(result.envelope)!;
     const job = jobs.find((j) => j.key === result.address.toLowerCase())!;
-    await ledger.settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: result.envelope.from, signed, friendly_from, auth: authSummary });
+    await ledger.settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: result.envelope.from, signed, friendly_from, auth: authSummary }, result.reason);
   });
 }
 

@@ -1,10 +1,13 @@
 // MTA-STS (RFC 8461): a destination domain can require verified TLS to its
 // listed MX hosts. mailauth discovers the policy id and parses the policy;
 // the policy file is fetched here, through mailferry's own resolver, and
-// cached for its max_age.
+// cached for its max_age. A policy host on a loopback, private or link-local
+// address is not fetched unless outbound.allow_private (the sender's domain
+// names it, as it names its MX hosts: mx.ts).
 import https from "node:https";
 import { parsePolicy, resolvePolicy, validateMx } from "mailauth/lib/mta-sts";
 import type { Resolver } from "../dns/resolver.ts";
+import { isPrivateAddress } from "../net/ssrf.ts";
 
 export interface StsPolicy {
   id: string;
@@ -24,6 +27,8 @@ export interface MtaSts {
 export interface MtaStsOptions {
   resolver: Resolver;
   port: number;
+  /** outbound.allow_private: fetch from policy hosts on private addresses too. */
+  allowPrivate: boolean;
   ca?: Buffer;
   timeout?: number;
   now?: () => number;
@@ -31,13 +36,14 @@ export interface MtaStsOptions {
 
 const MAX_POLICY_BYTES = 65_536;
 
-export function createMtaSts({ resolver, port, ca, timeout = 10_000, now = Date.now }: MtaStsOptions): MtaSts {
+export function createMtaSts({ resolver, port, allowPrivate, ca, timeout = 10_000, now = Date.now }: MtaStsOptions): MtaSts {
   const cache = new Map<string, StsPolicy>();
 
   async function fetchPolicyFile(domain: string): Promise<string> {
     const host = `mta-sts.${domain}`;
     const [address] = await resolver.resolve(host, "A");
     if (!address) throw new Error(`${host} has no address`);
+    if (!allowPrivate && isPrivateAddress(address)) throw new Error(`${host} is on a private address (${address}), not fetched`);
     return new Promise((resolve, reject) => {
       const req = https.request(
         { host: address, port, servername: host, path: "/.well-known/mta-sts.txt", method: "GET", headers: { host }, timeout, rejectUnauthorized: true, ...(ca ? { ca } : {}) },

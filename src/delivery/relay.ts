@@ -6,10 +6,11 @@
 import type { Readable } from "node:stream";
 import type { Config } from "../config/index.ts";
 import type { Resolver } from "../dns/resolver.ts";
+import type { Reason } from "../mail/decision.ts";
 import { type Reply, reply } from "../mail/reply.ts";
 import { connectionKey, createConnectionCache, REUSE_LIMITS, type ReuseLimits } from "./connection-cache.ts";
 import type { MtaSts } from "./mta-sts.ts";
-import { type MxHost, routeToDomain } from "./mx.ts";
+import { type MxHost, type MxRoute, routeToDomain } from "./mx.ts";
 import { type Connection, ConnectError, connect, type TlsMode } from "./smtp-client.ts";
 
 export interface Envelope {
@@ -24,6 +25,8 @@ export interface DeliveryResult {
   envelope: Envelope;
   address: string;
   reply: Reply;
+  /** Set when the reply is ours, not the destination's (e.g. an MX on a private address refused). */
+  reason?: Reason;
   /** MX host name that answered, if one did. */
   mx: string | null;
   tls: string | null;
@@ -48,6 +51,8 @@ export interface RelayDeps {
   reuse?: ReuseLimits;
 }
 
+type MxRefusal = Extract<MxRoute, { refuse: Reply }>;
+
 interface Group {
   hosts: MxHost[];
   port: number;
@@ -66,7 +71,7 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
   async function plan(envelopes: Envelope[]): Promise<{ groups: Group[]; refused: DeliveryResult[] }> {
     const groups = new Map<string, Group>();
     const refused: DeliveryResult[] = [];
-    const routes = new Map<string, Promise<{ hosts: MxHost[]; tls: TlsMode; enforcedBy: string | null } | { refuse: Reply }>>();
+    const routes = new Map<string, Promise<{ hosts: MxHost[]; tls: TlsMode; enforcedBy: string | null } | MxRefusal>>();
     const routeFor = (domain: string) => {
       let route = routes.get(domain);
       if (!route) {
@@ -79,7 +84,7 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
       for (const rcpt of envelope.to) {
         const route = await routeFor(rcpt.domain);
         if ("refuse" in route) {
-          refused.push({ envelope, address: rcpt.address, reply: route.refuse, mx: null, tls: null, durationMs: 0 });
+          refused.push({ envelope, address: rcpt.address, reply: route.refuse, ...(route.reason ? { reason: route.reason } : {}), mx: null, tls: null, durationMs: 0 });
           continue;
         }
         const port = config.smarthost ? config.smarthost.port : rcpt.port;
@@ -96,7 +101,7 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
     return { groups: [...groups.values()], refused };
   }
 
-  async function destination(domain: string): Promise<{ hosts: MxHost[]; tls: TlsMode; enforcedBy: string | null } | { refuse: Reply }> {
+  async function destination(domain: string): Promise<{ hosts: MxHost[]; tls: TlsMode; enforcedBy: string | null } | MxRefusal> {
     const smarthost = config.smarthost;
     if (smarthost) {
       const route = await routeToHost(smarthost.host, resolver);
@@ -104,7 +109,7 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
       const tls: TlsMode = smarthost.tls === "implicit" ? "implicit" : smarthost.tls === "none" ? "none" : "required";
       return { hosts: route.hosts, tls, enforcedBy: tls === "required" ? `smarthost ${smarthost.host}` : null };
     }
-    const [route, policy] = await Promise.all([routeToDomain(domain, resolver), mtaSts.policyFor(domain)]);
+    const [route, policy] = await Promise.all([routeToDomain(domain, resolver, config.outbound.allowPrivate), mtaSts.policyFor(domain)]);
     if ("refuse" in route) return route;
     if (policy?.mode !== "enforce") return { hosts: route.hosts, tls: "opportunistic", enforcedBy: null };
     const hosts = route.hosts.filter((h) => mtaSts.allows(policy, h.name));

@@ -57,7 +57,7 @@ export async function outboundFacts(config: Config, resolver: Resolver): Promise
   const port = config.smarthost ? config.smarthost.port : config.outbound.port;
   let route;
   try {
-    route = config.smarthost ? await routeToHost(config.smarthost.host, resolver) : await routeToDomain(OUTBOUND_PROBE_DOMAIN, resolver);
+    route = config.smarthost ? await routeToHost(config.smarthost.host, resolver) : await routeToDomain(OUTBOUND_PROBE_DOMAIN, resolver, config.outbound.allowPrivate);
   } catch (err) {
     return { target, address: null, outcome: { failed: (err as Error).message } };
   }

@@ -8,7 +8,12 @@ for (const [address, prefix] of [
   ["0.0.0.0", 8], ["10.0.0.0", 8], ["100.64.0.0", 10], ["127.0.0.0", 8], ["169.254.0.0", 16], ["172.16.0.0", 12],
   ["192.0.0.0", 24], ["192.168.0.0", 16], ["198.18.0.0", 15], ["224.0.0.0", 4], ["240.0.0.0", 4],
 ] as const) BLOCKED.addSubnet(address, prefix, "ipv4");
-for (const [address, prefix] of [["::", 128], ["::1", 128], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8], ["64:ff9b::", 96]] as const) BLOCKED.addSubnet(address, prefix, "ipv6");
+// IPv6 forms that carry an IPv4 address, which may be a private one: IPv4-compatible
+// ::/96 (RFC 4291 §2.5.5.1, also :: and ::1), NAT64 64:ff9b::/96 (RFC 6052),
+// 6to4 2002::/16 (RFC 3056) and Teredo 2001::/32 (RFC 4380).
+for (const [address, prefix] of [
+  ["::", 96], ["fc00::", 7], ["fe80::", 10], ["ff00::", 8], ["64:ff9b::", 96], ["2002::", 16], ["2001::", 32],
+] as const) BLOCKED.addSubnet(address, prefix, "ipv6");
 
 export function isPrivateAddress(ip: string): boolean {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);

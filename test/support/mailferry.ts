@@ -49,6 +49,8 @@ export async function startMailferry({ dns, domains = [], aliases = {}, env = {}
       MAILFERRY_GREYLIST_DELAY: "0",
       // Likewise every test destination would wait for verification; its own tests turn it on.
       MAILFERRY_VERIFY_DESTINATIONS: "false",
+      // Test destinations are sinks on 127.0.0.x, which outbound delivery refuses by default.
+      MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true",
       ...env,
     },
   };

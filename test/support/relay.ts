@@ -10,10 +10,10 @@ export function startTestRelay(dns: { host: string; port: number }, reuse?: Reus
   const resolver = createResolver({ servers: [{ host: dns.host, port: dns.port }], timeout: 1000 });
   const config = {
     hostname: "mx.mailferry.test",
-    outbound: { port: 25, connectTimeout: 2000, messageTimeout: 300_000, caFile: null, mtaStsPort: 443 },
+    outbound: { port: 25, connectTimeout: 2000, messageTimeout: 300_000, caFile: null, mtaStsPort: 443, allowPrivate: true },
     smarthost: null,
   };
-  return createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: 443 }), ...(reuse ? { reuse } : {}) });
+  return createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: 443, allowPrivate: true }), ...(reuse ? { reuse } : {}) });
 }
 
 /** One envelope to `address` on `port`, whose message is marked with `id`. */

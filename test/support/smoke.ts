@@ -44,7 +44,7 @@ export function cliSandbox(name: string, env: Record<string, string> = {}) {
     rmSync(sandbox.dataDir, { recursive: true, force: true });
   });
   const mf = (args: string[], extra: Record<string, string> = {}) =>
-    run([...CLI, ...args], { cwd: sandbox.dataDir, env: { MAILFERRY_DATA_DIR: sandbox.dataDir, ...env, ...extra } });
+    run([...CLI, ...args], { cwd: sandbox.dataDir, env: { MAILFERRY_DATA_DIR: sandbox.dataDir, MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true", ...env, ...extra } });
   return { sandbox, mf };
 }
 
@@ -71,6 +71,7 @@ export async function smokeTest(command: string[], cwd: string, dns: DnsServer):
     MAILFERRY_HOSTNAME: "mx.smoke.test",
     MAILFERRY_GREYLIST_DELAY: "0",
     MAILFERRY_VERIFY_DESTINATIONS: "false",
+    MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true",
   };
   try {
     const added = await run([...command, "domain", "add", "smoke.test"], { cwd, env });
