@@ -141,6 +141,33 @@ describe("webhook delivery", () => {
     expect(await send(["missing@example.test"], "missing test")).toBe(`550 5.0.0 webhook hooks.test:${endpoint.port} answered HTTP 404`);
   });
 
+  test("a message whose MIME mailparser cannot parse (2,000 nested parts): 550 5.6.0, not a 421 retried for days", async () => {
+    const depth = 2000;
+    const lines = ["From: Alice <alice@sender.test>", "To: one@example.test", "Subject: nested test", "Message-ID: <nested@sender.test>", "MIME-Version: 1.0"];
+    for (let i = 0; i < depth; i++) lines.push(`Content-Type: multipart/mixed; boundary="b${i}"`, "", `--b${i}`);
+    lines.push("Content-Type: text/plain", "", "deep inside");
+    for (let i = depth - 1; i >= 0; i--) lines.push(`--b${i}--`);
+    const reply = await sendMail(mf.smtpPort, { from: "alice@sender.test", to: ["one@example.test"], raw: lines.join("\r\n") + "\r\n" }).catch((e) => e);
+    expect(reply.responseCode).toBe(550);
+    expect(reply.response).toContain("5.6.0 The message cannot be parsed for webhook hooks.test");
+    expect(hitsFor("/all", "nested test")).toHaveLength(0);
+    const event = await mf.appliance.store.db.selectFrom("events").select(["reason"]).where("stage", "=", "data").where("subject", "=", "nested test").executeTakeFirst();
+    expect(event?.reason).toBe("unparsable_message");
+  });
+
+  test("an inline image referenced by cid: becomes a data: URL in html, as simpleParser makes it", async () => {
+    const raw = [
+      "From: Alice <alice@sender.test>", "To: one@example.test", "Subject: inline test", "MIME-Version: 1.0", 'Content-Type: multipart/related; boundary="r1"', "",
+      "--r1", "Content-Type: text/html", "", '<p><img src="cid:dot@sender.test"></p>',
+      "--r1", "Content-Type: image/png", "Content-ID: <dot@sender.test>", "Content-Transfer-Encoding: base64", "", Buffer.from("not really a png").toString("base64"),
+      "--r1--", "",
+    ].join("\r\n");
+    expect(String((await sendMail(mf.smtpPort, { from: "alice@sender.test", to: ["one@example.test"], raw })).response)).toStartWith("250");
+    const body = JSON.parse(hitsFor("/all", "inline test")[0]!.body);
+    expect(body.html).toContain(`<img src="data:image/png;base64,${Buffer.from("not really a png").toString("base64")}">`);
+    expect(Buffer.from(body.attachments[0].content.data).toString()).toBe("not really a png");
+  });
+
   test("failed attempts are in the mail log with an excerpt of the response", async () => {
     const events = await mf.appliance.store.db.selectFrom("events").select("detail").where("stage", "=", "delivery").where("code", "=", 550).execute();
     const detail = events.map((e) => JSON.parse(e.detail!)).find((d) => d.webhook);

@@ -1,0 +1,57 @@
+// `mailferry serve` as a child process, for tests that measure its memory or
+// kill it with SIGKILL (a crash, not a shutdown) and start it again on the
+// same data directory.
+import { readFileSync } from "node:fs";
+import { CLI, cleanEnv } from "./smoke.ts";
+
+export interface ServeProcess {
+  proc: ReturnType<typeof Bun.spawn>;
+  smtpPort: number;
+  /** Log lines at level error. */
+  errors: string[];
+  /** Peak resident memory of the process so far (VmHWM), in MB. */
+  peakRssMb(): number;
+  /** SIGKILL, then waits for the exit. */
+  kill(): Promise<void>;
+}
+
+export async function startServe(env: Record<string, string>): Promise<ServeProcess> {
+  const proc = Bun.spawn([...CLI, "serve"], { env: { ...cleanEnv(), MAILFERRY_LOG_FORMAT: "json", ...env }, stdout: "pipe", stderr: "ignore" });
+  const errors: string[] = [];
+  const ready = readyLine(proc.stdout, errors);
+  const line = await Promise.race([ready, Bun.sleep(20_000).then(() => null)]);
+  if (!line) {
+    proc.kill("SIGKILL");
+    throw new Error("mailferry serve was not ready in 20 s");
+  }
+  return {
+    proc,
+    smtpPort: Number(String(line.smtp).split(":").pop()),
+    errors,
+    peakRssMb: () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))?.[1] ?? 0) / 1024,
+    async kill() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+  };
+}
+
+/** Reads the JSON log to the end (so the pipe never fills); resolves with the ready line. */
+function readyLine(stream: ReadableStream<Uint8Array>, errors: string[]): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    void (async () => {
+      let rest = "";
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) {
+        const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+        rest = lines.pop()!;
+        for (const text of lines) {
+          const line = JSON.parse(text) as Record<string, unknown>;
+          if (line.event === "mailferry.ready") resolve(line);
+          if (line.level === "error") errors.push(`${line.event}: ${JSON.stringify(line.error).slice(0, 300)}`);
+        }
+      }
+      reject(new Error("mailferry serve exited"));
+    })();
+  });
+}
