@@ -22,7 +22,7 @@ import { dailySeries } from "../src/store/stats.ts";
 const failingAuth = { spf: "fail", dkim: "none", dmarc: "fail", dmarcPolicy: "reject", dmarcPct: 100, fromDomain: "sender.test", alignedDkim: false } as AuthResults;
 const rspamd = (action: string) => scanResult({ action, score: 20, requiredScore: 15, symbols: [], message: null });
 const target = (code: number) => ({ target: "a@x.test", originalRecipient: "hello@example.test", reply: reply(code, `${String(code)[0]}.0.0`, "destination says"), remoteMta: null });
-const message = { head: Buffer.alloc(0), body: { bytes: Buffer.alloc(0) }, size: 0, oversized: true, headers: [], headerBlock: "", outliving: [] };
+const message = { head: Buffer.alloc(0), body: { bytes: Buffer.alloc(0) }, size: 0, oversized: true, headers: [], headerBlock: "", bodySha256: "", outliving: [] };
 
 /** Decisions as the code makes them, at the stage that makes them. */
 const decided: [EventStage, Decision][] = [

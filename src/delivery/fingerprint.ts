@@ -4,20 +4,17 @@
 import { createHash } from "node:crypto";
 import { getDomain } from "tldts";
 import { headerValue } from "../mail/headers.ts";
-import { openBody } from "../mail/message.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 
 const FIELDS = ["message-id", "date", "from", "to", "cc", "subject"] as const;
 
-export async function fingerprint(session: Pick<Session, "clientHost" | "remoteIp">, message: Pick<InboundMessage, "headers" | "body">): Promise<string> {
+export function fingerprint(session: Pick<Session, "clientHost" | "remoteIp">, message: Pick<InboundMessage, "headers" | "bodySha256">): string {
   // Large senders retry from other hosts of the same domain; the root domain of the
   // client's name (or its IP when it has none) identifies the sender across them.
   const client = (session.clientHost && getDomain(session.clientHost)) || session.remoteIp;
   const hash = createHash("sha256");
   hash.update(`client:${client.toLowerCase()}\n`);
   for (const field of FIELDS) hash.update(`${field}:${headerValue(message.headers, field) ?? ""}\n`);
-  const body = createHash("sha256");
-  for await (const chunk of openBody(message.body) as AsyncIterable<Buffer>) body.update(chunk);
-  hash.update(body.digest());
+  hash.update(Buffer.from(message.bodySha256, "hex"));
   return hash.digest("hex");
 }

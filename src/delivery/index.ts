@@ -66,7 +66,7 @@ export function createDeliver(deps: DeliverDeps): Deliver {
   const nextCopyId = (session: Readonly<Session>) => `${session.id}.${++sequence}`;
 
   return async (session, message, auth, extraHeaders) => {
-    const fp = await fingerprint(session, message);
+    const fp = fingerprint(session, message);
     const state = await touchFingerprint(deps.db, fp);
     if (Date.now() - state.firstSeen > MAX_RETRY_AGE_MS) return TOO_LONG_RETRIED;
     const jobs = planJobs(session, state.delivered);

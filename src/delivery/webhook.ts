@@ -12,6 +12,7 @@ import { StringDecoder } from "node:string_decoder";
 import { type AttachmentStream, MailParser, type MessageText } from "mailparser";
 import type { Reason } from "../mail/decision.ts";
 import { type MessageBody, type MessageParts, openMessage } from "../mail/message.ts";
+import { asciiJsonInner, byteList } from "./json-bytes.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import type { Resolver } from "../dns/resolver.ts";
 import { type Reply, reply } from "../mail/reply.ts";
@@ -54,15 +55,35 @@ type Storage = { bytes: Buffer } | { path: string };
 /** mailparser could not parse the message (e.g. MIME nested too deep): a retry would fail the same way. */
 export class UnparsableMessage extends Error {}
 
+/**
+ * Payloads of spooled (large) messages are built one at a time: parsing one
+ * makes tens of MB of short-lived garbage in mailparser, which the collector
+ * returns late; ten at once took the process past 450 MB (bench/large.ts).
+ */
+let largeBuilds: Promise<unknown> = Promise.resolve();
+
 /** The payload of a message: mailparser's parse (simpleParser's fields), raw, auth results and the SMTP session. */
-export async function webhookPayload(m: WebhookMessage): Promise<WebhookPayload> {
+export function webhookPayload(m: WebhookMessage): Promise<WebhookPayload> {
+  if ("bytes" in m.message.body) return buildPayload(m);
+  const turn = largeBuilds.then(() => buildPayload(m));
+  largeBuilds = turn.catch(() => {});
+  return turn;
+}
+
+async function buildPayload(m: WebhookMessage): Promise<WebhookPayload> {
   const sink = await openSink(m.message.body);
   try {
     const parsed = await parseInto(m.message, sink);
     const raw = await sink.field(async (write) => {
+      // ASCII (nearly every large message) is escaped byte by byte; from the first other byte on, as UTF-8 text.
       const decoder = new StringDecoder("utf8");
+      let ascii = true;
       await write('"');
-      for await (const chunk of openMessage(m.message) as AsyncIterable<Buffer>) await write(jsonInner(decoder.write(chunk)));
+      for await (const chunk of openMessage(m.message) as AsyncIterable<Buffer>) {
+        const escaped: Buffer | null = ascii ? asciiJsonInner(chunk) : null;
+        ascii = escaped !== null;
+        await write(escaped ?? jsonInner(decoder.write(chunk)));
+      }
       await write(jsonInner(decoder.end()) + '"');
     });
     const store = await sink.close();
@@ -96,7 +117,7 @@ function sessionOf(m: WebhookMessage): Record<string, unknown> {
 /** Where the large fields are written: memory for a message in memory, a file beside the spool file for a spooled one. */
 interface Sink {
   /** Writes one field's JSON text; its byte range. */
-  field(write: (write: (text: string) => Promise<void>) => Promise<void>): Promise<{ start: number; end: number }>;
+  field(write: (write: (json: string | Buffer) => Promise<void>) => Promise<void>): Promise<{ start: number; end: number }>;
   close(): Promise<Storage>;
   abandon(): Promise<void>;
 }
@@ -106,8 +127,8 @@ async function openSink(body: MessageBody): Promise<Sink> {
   const chunks: Buffer[] = [];
   const path = "path" in body ? `${body.path}.webhook.json` : null;
   const file = path ? await open(path, "w", 0o600) : null;
-  const put = async (text: string) => {
-    const bytes = Buffer.from(text, "utf8");
+  const put = async (json: string | Buffer) => {
+    const bytes = typeof json === "string" ? Buffer.from(json, "utf8") : json;
     length += bytes.length;
     if (file) await file.write(bytes);
     else chunks.push(bytes);
@@ -177,12 +198,12 @@ async function parseInto(message: MessageParts, sink: Sink): Promise<{ fields: R
 }
 
 /** One attachment as simpleParser's JSON has it: content as {"type":"Buffer","data":[…]}, then its other fields. */
-async function writeAttachment(a: AttachmentStream, first: boolean, write: (text: string) => Promise<void>, inlineImages: Map<AttachmentStream, Buffer>) {
+async function writeAttachment(a: AttachmentStream, first: boolean, write: (json: string | Buffer) => Promise<void>, inlineImages: Map<AttachmentStream, Buffer>) {
   await write(`${first ? "" : ","}{"content":{"type":"Buffer","data":[`);
   const kept: Buffer[] = [];
   let size = 0;
   for await (const chunk of a.content as AsyncIterable<Buffer>) {
-    await write((size ? "," : "") + chunk.join(","));
+    await write(byteList(chunk, size > 0));
     size += chunk.length;
     if (a.cid && size <= INLINE_IMAGE_LIMIT) kept.push(chunk);
   }

@@ -38,33 +38,42 @@ export function openMessage({ head, body }: MessageParts, before?: Buffer): Read
   );
 }
 
-/** True when `needle` occurs in the stream; a match across two chunks counts. */
+/** True when `needle` occurs in the stream; a match across two chunks counts. Only the seam is copied, never a chunk. */
 export async function streamIncludes(stream: Readable, needle: string): Promise<boolean> {
   const pattern = Buffer.from(needle, "latin1");
   let tail = Buffer.alloc(0);
   for await (const chunk of stream as AsyncIterable<Buffer>) {
-    const window = Buffer.concat([tail, chunk]);
-    if (window.includes(pattern)) {
+    const seam = Buffer.concat([tail, chunk.subarray(0, pattern.length - 1)]);
+    if (seam.includes(pattern) || chunk.includes(pattern)) {
       stream.destroy();
       return true;
     }
-    tail = window.subarray(Math.max(0, window.length - pattern.length + 1));
+    const keep = pattern.length - 1;
+    tail = Buffer.from(chunk.length >= keep ? chunk.subarray(chunk.length - keep) : seam.subarray(Math.max(0, seam.length - keep)));
   }
   return false;
 }
 
-/** Bare LFs become CRLF, across chunk boundaries too: feed the chunks in order. */
+/** Bare LFs become CRLF, across chunk boundaries too: feed the chunks in order. A chunk without bare LF passes as it is. */
 export function crlfNormalizer(): (chunk: Buffer) => Buffer {
   let lastWasCr = false;
   return (chunk) => {
     if (chunk.length === 0) return chunk;
-    const text = chunk.toString("latin1");
-    // A LF at the start of a chunk follows the previous chunk's last byte.
-    const carried = lastWasCr && text.startsWith("\n") ? 1 : 0;
-    const fixed = text.slice(0, carried) + text.slice(carried).replace(/(?<!\r)\n/g, "\r\n");
+    const bare = hasBareLf(chunk, lastWasCr);
+    const carried = lastWasCr && chunk[0] === 0x0a ? 1 : 0;
     lastWasCr = chunk[chunk.length - 1] === 0x0d;
-    return fixed === text ? chunk : Buffer.from(fixed, "latin1");
+    if (!bare) return chunk;
+    // A LF at the start of a chunk follows the previous chunk's last byte.
+    const text = chunk.toString("latin1");
+    return Buffer.from(text.slice(0, carried) + text.slice(carried).replace(/(?<!\r)\n/g, "\r\n"), "latin1");
   };
+}
+
+function hasBareLf(chunk: Buffer, afterCr: boolean): boolean {
+  for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) {
+    if (!(i === 0 ? afterCr : chunk[i - 1] === 0x0d)) return true;
+  }
+  return false;
 }
 
 /** A message held whole in memory, split at its header block (mail we write, tests). */

@@ -42,6 +42,8 @@ export interface InboundMessage extends MessageParts {
   headers: HeaderField[];
   /** The header block as text (for the mail log), "" when none was found. */
   headerBlock: string;
+  /** SHA-256 (hex) of the body as received, taken while it arrived: what the fingerprint of a retry compares. */
+  bodySha256: string;
   /** Work that goes on after the DATA answer and still reads the message (deliveries past the timeout): its spool file stays until they end. */
   outliving: Promise<unknown>[];
 }

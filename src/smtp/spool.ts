@@ -5,6 +5,7 @@
 // limit the rest of DATA is discarded as it arrives. The spool holds nothing
 // worth keeping across a restart (no 250 was given for its messages), so it
 // is emptied at start.
+import { createHash, type Hash } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { open, type FileHandle, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -73,10 +74,12 @@ interface Sink {
   prefix: Buffer;
   headerEnd: number;
   size: number;
+  /** SHA-256 of the body, taken as it arrives (the fingerprint needs it; no second read). */
+  bodyHash: Hash;
 }
 
 function readData(stream: SMTPServerDataStream, budget: Budget, nextPath: () => string): Promise<Received> {
-  const sink: Sink = { chunks: [], inMemory: 0, file: null, path: null, prefix: Buffer.alloc(0), headerEnd: -1, size: 0 };
+  const sink: Sink = { chunks: [], inMemory: 0, file: null, path: null, prefix: Buffer.alloc(0), headerEnd: -1, size: 0, bodyHash: createHash("sha256") };
   let writing = Promise.resolve();
   let failed: Error | null = null;
   const forget = () => {
@@ -88,6 +91,7 @@ function readData(stream: SMTPServerDataStream, budget: Budget, nextPath: () => 
   stream.on("data", (chunk: Buffer) => {
     sink.size += chunk.length;
     scanHeader(sink, chunk);
+    hashBody(sink, chunk);
     if (stream.sizeExceeded) {
       forget();
       return;
@@ -132,6 +136,16 @@ function scanHeader(sink: Sink, chunk: Buffer) {
   sink.headerEnd = headerBlockEnd(sink.prefix);
 }
 
+/** Hashes what is body: past the header block's end, or everything once the header scan gave up (a message without header block). */
+function hashBody(sink: Sink, chunk: Buffer) {
+  const chunkStart = sink.size - chunk.length;
+  if (sink.headerEnd !== -1) return void sink.bodyHash.update(chunk.subarray(Math.max(0, sink.headerEnd - chunkStart)));
+  if (sink.prefix.length < MAX_HEADER_SCAN) return;
+  // The scan just gave up: the whole message is body, the bytes before this chunk included.
+  if (chunkStart < MAX_HEADER_SCAN) sink.bodyHash.update(sink.prefix.subarray(0, chunkStart));
+  sink.bodyHash.update(chunk);
+}
+
 async function spoolChunk(sink: Sink, chunk: Buffer, nextPath: () => string, forget: () => void) {
   if (!sink.file) {
     sink.path = nextPath();
@@ -157,7 +171,8 @@ function received(sink: Sink, oversized: boolean, forget: () => void): Received 
   const body: MessageBody = oversized ? { bytes: Buffer.alloc(0) } : whole ? { bytes: whole.subarray(headerEnd) } : { path: sink.path!, offset: headerEnd };
   const headerBlock = sink.prefix.subarray(0, headerEnd).toString("utf8");
   const outliving: Promise<unknown>[] = [];
-  const message: InboundMessage = { size: sink.size, oversized, headers: parseHeaderBlock(headerBlock), headerBlock, head: oversized ? Buffer.alloc(0) : head, body, outliving };
+  const bodySha256 = sink.bodyHash.digest("hex");
+  const message: InboundMessage = { size: sink.size, oversized, headers: parseHeaderBlock(headerBlock), headerBlock, head: oversized ? Buffer.alloc(0) : head, body, bodySha256, outliving };
   sink.chunks = whole ? [whole] : [];
   return {
     message,
