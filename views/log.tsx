@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Mail log, deny/allow/greylist lists, audit log and settings pages.
 import type { FC } from "hono/jsx";
+import type { Badge, StoryStep } from "../src/service/story.ts";
 import type { AuditEntry, Event } from "../src/store/schema.ts";
 import { EventRows } from "./dashboard.tsx";
 import { Csrf, Field, type FieldErrors, Flash, Page, PostButton, when } from "./layout.tsx";
@@ -52,69 +53,55 @@ export const LogPage: FC<{ user: string; csrf: string; filters: LogFilters; even
   );
 };
 
-export const EventPage: FC<{ user: string; csrf: string; event: Event; related: Event[] }> = ({ user, csrf, event, related }) => {
-  const detail = event.detail ? (JSON.parse(event.detail) as Record<string, unknown>) : {};
-  return (
-    <Page title={`Event ${event.id}`} section="/log" user={user} csrf={csrf}>
-      <h1>
-        {event.stage} · {event.code} {event.enhanced}
-      </h1>
-      <div class="panel">
-        <p class={event.code >= 500 ? "bad" : event.code >= 400 ? "warn" : "ok"}>
-          {event.code} {event.enhanced} {event.text}
-        </p>
-        <table>
-          <tbody>
-            <tr>
-              <th>When</th>
-              <td>{when(event.at)}</td>
-            </tr>
-            <tr>
-              <th>Client</th>
-              <td class="mono">{event.remote_ip}</td>
-            </tr>
-            <tr>
-              <th>Envelope sender</th>
-              <td class="mono">{event.mail_from ?? ""}</td>
-            </tr>
-            <tr>
-              <th>Recipients</th>
-              <td class="mono">{event.recipients ?? ""}</td>
-            </tr>
-            <tr>
-              <th>Subject</th>
-              <td>{event.subject ?? ""}</td>
-            </tr>
-            <tr>
-              <th>Message-ID</th>
-              <td class="mono">{event.message_id ?? ""}</td>
-            </tr>
-          </tbody>
-        </table>
-      </div>
-      {"auth" in detail && (
-        <div class="panel">
-          <h2>Authentication</h2>
-          <pre>{JSON.stringify(detail.auth, null, 2)}</pre>
-        </div>
+const BADGE_MARK: Record<Badge, string> = { ok: "✓", fail: "✗", warn: "!", info: "·" };
+const BADGE_CLASS: Record<Badge, string> = { ok: "ok", fail: "bad", warn: "warn", info: "muted" };
+
+/** One step of the message's story: its badge, what happened in words, and the one-click fix when one fits. */
+const StoryStepView: FC<{ step: StoryStep; csrf: string }> = ({ step, csrf }) => (
+  <li class="story-step" data-badge={step.badge}>
+    <h3>
+      <span class={`badge ${BADGE_CLASS[step.badge]}`} aria-label={step.badge}>
+        {BADGE_MARK[step.badge]}
+      </span>{" "}
+      {step.title}
+    </h3>
+    <ul>
+      {step.lines.map((line) => (
+        <li>{line}</li>
+      ))}
+    </ul>
+    {step.action && <PostButton action={step.action.path} csrf={csrf} name={step.action.field} value={step.action.value} label={step.action.label} harmless />}
+  </li>
+);
+
+export const EventPage: FC<{ user: string; csrf: string; event: Event; related: Event[]; story: StoryStep[] }> = ({ user, csrf, event, related, story }) => (
+  <Page title={`Event ${event.id}`} section="/log" user={user} csrf={csrf}>
+    <h1>{event.subject ? `“${event.subject}”` : `Session ${event.session_id}`}</h1>
+    <p class="muted">
+      {when(event.at)} · from <span class="mono">{event.mail_from ?? "(no sender yet)"}</span>
+      {event.message_id && (
+        <>
+          {" "}
+          · <span class="mono">{event.message_id}</span>
+        </>
       )}
-      <div class="panel">
-        <h2>Details</h2>
-        <pre>{JSON.stringify(detail, null, 2)}</pre>
-      </div>
-      {event.headers && (
-        <div class="panel">
-          <h2>Headers</h2>
-          <pre>{event.headers}</pre>
-        </div>
-      )}
-      <div class="panel">
-        <h2>The whole session</h2>
-        <EventRows events={related} />
-      </div>
-    </Page>
-  );
-};
+    </p>
+    <section class="panel">
+      <h2>What happened</h2>
+      <ol class="story">
+        {story.map((step) => (
+          <StoryStepView step={step} csrf={csrf} />
+        ))}
+      </ol>
+    </section>
+    <details class="panel">
+      <summary>Raw events and headers</summary>
+      <EventRows events={related} />
+      <pre>{JSON.stringify(event.detail ? JSON.parse(event.detail) : {}, null, 2)}</pre>
+      {event.headers && <pre>{event.headers}</pre>}
+    </details>
+  </Page>
+);
 
 export interface ListsProps {
   user: string;

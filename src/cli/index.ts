@@ -80,6 +80,8 @@ commands:
   token revoke <name>
   log [--domain D] [--recipient R] [--sender S] [--verdict accepted|deferred|rejected] [--since YYYY-MM-DD] [--limit N] [--json]
                             the mail log, newest first (default 50 events)
+  log show <id> [--json]    the story of the event's message in words: client, authentication,
+                            rule, choices, each destination's answer, the answer to the sender
   stats [--days N] [--domain D] [--json]
                             counts per day (UTC) and category (default 30 days)
   dns check [<domain>] [--json]

@@ -1,5 +1,7 @@
 // The mail log and its daily counts, as GET /api/v1/log and /stats show them.
+import { UserError } from "../errors.ts";
 import { eventJson } from "../service/json.ts";
+import { storyOfEvent, storyText } from "../service/story.ts";
 import { type EventFilter, listEvents } from "../store/events.ts";
 import type { Event } from "../store/schema.ts";
 import { dailySeries, STAT_CATEGORIES } from "../store/stats.ts";
@@ -13,11 +15,23 @@ const MAX_DAYS = 366;
 
 /** `log [--domain D] [--recipient R] [--sender S] [--verdict V] [--since YYYY-MM-DD] [--limit N]`: newest first. */
 export async function logCommand(ctx: CommandContext): Promise<number> {
+  if (ctx.args[0] === "show") return logShow(ctx);
   if (ctx.args.length) throw new UsageError("usage: mailferry log [--domain D] [--recipient R] [--sender S] [--verdict accepted|deferred|rejected] [--since YYYY-MM-DD] [--limit N] [--json]");
   const filter = logFilter(ctx.options);
   const events = await withStore(ctx, (s) => listEvents(s.db, filter));
   if (ctx.json) ctx.io.out(JSON.stringify(events.map(eventJson)));
   else ctx.io.out(events.length ? events.map(describe).join("\n") : "(no events)");
+  return 0;
+}
+
+/** `log show <id> [--json]`: the story of the event's message, in words. */
+async function logShow(ctx: CommandContext): Promise<number> {
+  const id = ctx.args[1] ?? "";
+  if (ctx.args.length !== 2 || !/^\d+$/.test(id)) throw new UsageError("usage: mailferry log show <event id> [--json]");
+  const story = await withStore(ctx, (s) => storyOfEvent(s.db, Number(id)));
+  if (!story) throw new UserError("not_found", `no event ${id} (it may have expired)`);
+  if (ctx.json) ctx.io.out(JSON.stringify({ event: eventJson(story.event), steps: story.steps }));
+  else ctx.io.out(`${story.event.subject ? `"${story.event.subject}" ` : ""}session ${story.event.session_id}\n\n${storyText(story.steps)}`);
   return 0;
 }
 

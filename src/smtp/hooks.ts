@@ -178,8 +178,10 @@ function createRcptStage({ router, srs, abuse, confirmDestination }: HookDeps) {
       // Unmanaged domains were refused by the router (never an open relay).
       if (route.action === "refuse") return { decision: decision(route.reply, route.reason) };
       tx.route = route;
-      // Destinations left out until verified: the log says so, the sender need not know.
-      return route.action === "deliver" && route.unverified ? { facts: { unverified: route.unverified } } : null;
+      // The rule that matched, for the message's story; destinations left out until
+      // verified: the log says so, the sender need not know.
+      const matched = { rule: route.alias.label };
+      return { facts: route.action === "deliver" && route.unverified ? { ...matched, unverified: route.unverified } : matched };
     },
     ({ session }) => refusal(recipientLimitDecision(session.recipients.length)),
     async ({ session, address }) => {

@@ -1,11 +1,14 @@
 // /log and /stats: the mail log, paged newest first, and daily counts.
 import { z } from "@hono/zod-openapi";
 import { eventJson } from "../../service/json.ts";
+import { storyOfEvent } from "../../service/story.ts";
 import { eventById, listEvents } from "../../store/events.ts";
 import { dailySeries } from "../../store/stats.ts";
 import { type Api, ApiError, json, scopedRoute } from "./common.ts";
 import type { ApiDeps } from "./index.ts";
-import { EventBody, LogQuery, nextCursor, Stats, StatsQuery } from "./schemas.ts";
+import { EventBody, LogQuery, nextCursor, Stats, StatsQuery, Story } from "./schemas.ts";
+
+const EventId = z.object({ id: z.coerce.number().int().positive().openapi({ param: { name: "id", in: "path" } }) });
 
 export function mountLogRoutes(api: Api, { db }: ApiDeps): void {
   api.openapi(
@@ -41,13 +44,30 @@ export function mountLogRoutes(api: Api, { db }: ApiDeps): void {
       summary: "One event",
       scope: "read",
       extraErrors: [404],
-      request: { params: z.object({ id: z.coerce.number().int().positive().openapi({ param: { name: "id", in: "path" } }) }) },
+      request: { params: EventId },
       responses: { 200: json(EventBody, "The event") },
     }),
     async (c) => {
       const event = await eventById(db, c.req.valid("param").id);
       if (!event) throw new ApiError(404, "not_found", "no such event (it may have expired)");
       return c.json(eventJson(event), 200);
+    },
+  );
+  api.openapi(
+    scopedRoute({
+      method: "get",
+      path: "/log/{id}/story",
+      tags: ["log"],
+      summary: "The story of the event's message: what happened, step by step, in words",
+      scope: "read",
+      extraErrors: [404],
+      request: { params: EventId },
+      responses: { 200: json(Story, "The steps, oldest first") },
+    }),
+    async (c) => {
+      const story = await storyOfEvent(db, c.req.valid("param").id);
+      if (!story) throw new ApiError(404, "not_found", "no such event (it may have expired)");
+      return c.json({ session_id: story.event.session_id, steps: story.steps }, 200);
     },
   );
   api.openapi(

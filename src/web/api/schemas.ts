@@ -203,6 +203,20 @@ export const EventBody = z
   })
   .openapi("LogEvent");
 
+export const Story = z
+  .object({
+    session_id: z.string(),
+    steps: z.array(
+      z.object({
+        title: z.string(),
+        badge: z.enum(["ok", "fail", "warn", "info"]),
+        lines: z.array(z.string()),
+        action: z.object({ label: z.string(), path: z.string().openapi({ description: "An admin UI form path (POST with CSRF)" }), field: z.string(), value: z.string() }).optional(),
+      }),
+    ),
+  })
+  .openapi("MessageStory");
+
 export const LogQuery = Page.extend({
   domain: z.string().max(253).optional(),
   recipient: z.string().max(320).optional().openapi({ description: "Text in the recipients" }),

@@ -1,8 +1,9 @@
 /** @jsxImportSource hono/jsx */
-// /log: the mail log, filtered and paged, and one event with the others of its
-// SMTP session.
+// /log: the mail log, filtered and paged, and one event told as the story of its
+// message (src/service/story.ts), with the raw events of its SMTP session.
 import { Hono } from "hono";
-import { eventById, listEvents } from "../../store/events.ts";
+import { storyOfEvent } from "../../service/story.ts";
+import { listEvents } from "../../store/events.ts";
 import { EventPage, type LogFilters, LogPage } from "../../../views/log.tsx";
 import type { Env } from "../session.ts";
 import { csrfOf, PER_PAGE, pageOf, type UiDeps, user } from "./common.ts";
@@ -30,10 +31,9 @@ export function logRoutes(deps: UiDeps): Hono<Env> {
     return c.html(<LogPage user={user(c)} csrf={csrfOf(c)} filters={filters} events={events.slice(0, PER_PAGE)} page={page} more={events.length > PER_PAGE} retentionDays={Math.round(deps.config.log.retention / 86_400_000)} />);
   });
   routes.get("/:id", async (c) => {
-    const event = await eventById(db, Number(c.req.param("id")));
-    if (!event) return c.text("No such event (it may have expired)\n", 404);
-    const related = (await listEvents(db, { sessionId: event.session_id, limit: 200 })).reverse();
-    return c.html(<EventPage user={user(c)} csrf={csrfOf(c)} event={event} related={related} />);
+    const story = await storyOfEvent(db, Number(c.req.param("id")));
+    if (!story) return c.text("No such event (it may have expired)\n", 404);
+    return c.html(<EventPage user={user(c)} csrf={csrfOf(c)} event={story.event} related={story.session} story={story.steps} />);
   });
   return routes;
 }

@@ -1,0 +1,100 @@
+// The message story (src/service/story.ts) of five messages sent through the
+// real pipeline (test/log/story-fixture.ts), as the function, `mailferry log
+// show <id>` and GET /api/v1/log/{id}/story tell it. The page itself:
+// test/web/story-browser.test.ts.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { messageStory, type StoryStep } from "../../src/service/story.ts";
+import { createToken } from "../../src/store/tokens.ts";
+import { CLI, run } from "../support/smoke.ts";
+import { type StoryFixture, startStoryFixture } from "./story-fixture.ts";
+
+let f: StoryFixture;
+beforeAll(async () => {
+  f = await startStoryFixture();
+}, 60_000);
+afterAll(() => f?.close());
+
+const step = (steps: StoryStep[], title: string) => steps.find((s) => s.title.startsWith(title));
+const text = (s: StoryStep | undefined) => s?.lines.join("\n") ?? "";
+
+describe("messageStory", () => {
+  test("forwarded: client and TLS, authentication in words, the rule, SRS, From kept, the destination's answer", () => {
+    const steps = messageStory(f.sessions.forwarded);
+    expect(steps.map((s) => s.title)).toEqual(["Received", "Recipient hello@example.test", "Authentication", "Forwarding choices", "Delivery to user@dest.test (for hello@example.test)", "Answer to the sender"]);
+    expect(text(step(steps, "Received"))).toContain("Client 127.0.0.1, no verified host name");
+    expect(text(step(steps, "Received"))).toContain("TLS TLSv1.3");
+    expect(text(step(steps, "Recipient"))).toBe("Matched the rule hello");
+    expect(step(steps, "Authentication")).toMatchObject({ badge: "ok", lines: ["SPF pass for signed.test", "DKIM pass", "DMARC pass for the author domain", "ARC chain none"] });
+    const choices = text(step(steps, "Forwarding choices"));
+    expect(choices).toContain("SRS applied: envelope sender SRS0=");
+    expect(choices).toContain("From kept");
+    expect(choices).toContain("ARC sealed and DKIM signed");
+    expect(step(steps, "Delivery to")).toMatchObject({ badge: "ok" });
+    expect(text(step(steps, "Delivery to"))).toMatch(/MX host mx\.dest\.test\nTLS TLSv1\.3\nAnswer: 250 2\.0\.0 .*\nTook \d+ ms/);
+    expect(step(steps, "Answer to the sender")).toMatchObject({ badge: "ok", lines: ["Forwarded", "250 2.0.0 Message forwarded"] });
+    expect(steps.every((s) => !s.lines.some((l) => l.includes("{")))).toBe(true);
+  });
+
+  test("rewritten From: says why (DMARC p=reject, no aligned DKIM)", () => {
+    const choices = text(step(messageStory(f.sessions.rewritten), "Forwarding choices"));
+    expect(choices).toContain("From rewritten to the alias: the author's DMARC policy is reject or quarantine and no aligned DKIM signature");
+  });
+
+  test("greylisted: the reason and a one-click allowlist of the sender", () => {
+    const steps = messageStory(f.sessions.greylisted);
+    const refused = step(steps, "Recipient hello@example.test refused")!;
+    expect(refused).toMatchObject({ badge: "warn", action: { path: "/lists/allow", field: "allow_value", value: "someone@grey.test" } });
+    expect(refused.lines[0]).toStartWith("Greylisted");
+    expect(step(steps, "Answer to the sender")).toMatchObject({ badge: "warn", lines: [expect.stringContaining("Greylisted"), expect.stringMatching(/^450 4\.7\.1 Greylisted/)] });
+  });
+
+  test("refused by DMARC: authentication fails, the answer says why, the sender can be allowlisted", () => {
+    const steps = messageStory(f.sessions.dmarc_refused);
+    expect(step(steps, "Authentication")).toMatchObject({ badge: "fail", lines: ["SPF softfail for rejecter.test", "DKIM none (not signed)", "DMARC fail for the author domain", "ARC chain none"] });
+    expect(step(steps, "Delivery to")).toBeUndefined();
+    expect(step(steps, "Answer to the sender")).toMatchObject({ badge: "fail", lines: [expect.stringContaining("fails DMARC"), expect.stringMatching(/^550 5\.7\.1 Rejected by the DMARC policy of rejecter\.test/)], action: { path: "/lists/allow", value: "someone@rejecter.test" } });
+  });
+
+  test("partly delivered: one step per destination, 250 and 550, and the answer says so", () => {
+    const steps = messageStory(f.sessions.partly_delivered);
+    const deliveries = steps.filter((s) => s.title.startsWith("Delivery to"));
+    expect(deliveries.map((s) => [s.title, s.badge])).toEqual([
+      ["Delivery to user@dest.test (for split@example.test)", "ok"],
+      ["Delivery to user@refuses.test (for split@example.test)", "fail"],
+    ]);
+    expect(text(deliveries[1])).toContain("MX host mx.refuses.test");
+    expect(text(deliveries[1])).toContain("Answer: 550 5.1.1 No such user here");
+    expect(step(steps, "Answer to the sender")!.lines[0]).toBe("Forwarded to some destinations; the sender is told about the others");
+  });
+
+  test("no events: no story", () => {
+    expect(messageStory([])).toEqual([]);
+  });
+});
+
+describe("the story outside the page", () => {
+  test("mailferry log show <id> prints it in words; an unknown id is an error", async () => {
+    const id = String(f.sessions.partly_delivered.at(-1)!.id);
+    const env = { MAILFERRY_DATA_DIR: f.mf.dataDir };
+    const shown = await run([...CLI, "log", "show", id], { cwd: f.mf.dataDir, env });
+    expect(shown.exitCode).toBe(0);
+    expect(shown.stdout).toContain('"story-partly" session ');
+    expect(shown.stdout).toContain("✓ Delivery to user@dest.test (for split@example.test)");
+    expect(shown.stdout).toContain("✗ Delivery to user@refuses.test (for split@example.test)\n    MX host mx.refuses.test");
+    expect(shown.stdout).toContain("✓ Answer to the sender\n    Forwarded to some destinations");
+    const json = JSON.parse((await run([...CLI, "log", "show", id, "--json"], { cwd: f.mf.dataDir, env })).stdout);
+    expect(json.steps).toEqual(messageStory(f.sessions.partly_delivered));
+    expect((await run([...CLI, "log", "show", "999999"], { cwd: f.mf.dataDir, env })).exitCode).toBe(1);
+    expect((await run([...CLI, "log", "show"], { cwd: f.mf.dataDir, env })).exitCode).toBe(2);
+  }, 30_000);
+
+  test("GET /api/v1/log/{id}/story: the steps; 404 for an unknown event", async () => {
+    const { token } = await createToken(f.mf.appliance.store.db, "story", "read");
+    const get = (id: number) => fetch(`${f.mf.httpUrl}api/v1/log/${id}/story`, { headers: { authorization: `Bearer ${token}` } });
+    const refused = f.sessions.dmarc_refused.at(-1)!;
+    const res = await get(refused.id);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ session_id: refused.session_id, steps: messageStory(f.sessions.dmarc_refused) });
+    expect((await get(999_999)).status).toBe(404);
+  });
+});
