@@ -30,11 +30,12 @@ import { type PublicListeners, startPublicListeners } from "./tls/public.ts";
 import { DATABASE_FILE, openStore, type Store } from "./store/db.ts";
 import { preparePrivateDataDir } from "./store/data-dir.ts";
 import { createEventRecorder } from "./store/events.ts";
-import { loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
+import { ALERTS_WEBHOOK_SECRET_FILE, loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
 import { acquireServerLock } from "./store/lock.ts";
 import { createServices } from "./service/index.ts";
 import { startDkimActivation } from "./service/dkim-rotation.ts";
 import { createMetrics } from "./metrics/index.ts";
+import { startAlertJob } from "./alerts/index.ts";
 import { createWebApp, openPathsOnly } from "./web/app.ts";
 
 export interface Appliance {
@@ -134,8 +135,8 @@ function startOutbound(config: Config, logger: Logger, { store }: Data, { resolv
 
 type Outbound = ReturnType<typeof startOutbound>;
 
-/** Housekeeping every 10 minutes, and the second phase of DKIM rotations (a pending key signs once DNS serves it). */
-function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { liveResolver }: Foundations, stops: Stops) {
+/** Housekeeping every 10 minutes, the second phase of DKIM rotations (a pending key signs once DNS serves it), and the alert checks. */
+function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { resolver, liveResolver }: Foundations, { outbox }: Outbound, stops: Stops) {
   const prune = () =>
     housekeeping(store.db, { eventRetentionMs: config.log.retention, maxEvents: config.log.maxEvents }).then(
       (removed) => logger.debug("housekeeping.done", removed),
@@ -147,6 +148,20 @@ function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { 
   stops.push(async () => clearInterval(maintenance));
   const dkimActivation = startDkimActivation({ db: store.db, lookup: (name, type) => liveResolver.resolve(name, type), logger });
   stops.push(() => dkimActivation.stop());
+  const alerts = startAlertJob({
+    db: store.db,
+    intervalMs: config.alerts.checkInterval,
+    thresholds: { destination: { failures: config.alerts.destinationFailures, authRejections: config.alerts.authRejections } },
+    channels: { email: config.alerts.email, webhookUrl: config.alerts.webhookUrl, ntfyUrl: config.alerts.ntfyUrl },
+    hostname: config.hostname,
+    queueMail: (to, raw) => outbox.queue(to, raw),
+    resolver,
+    allowPrivate: config.webhooks.allowPrivate,
+    webhookKey: loadSecret(config.dataDir, ALERTS_WEBHOOK_SECRET_FILE),
+    timeoutMs: config.webhooks.timeout,
+    logger,
+  });
+  stops.push(() => alerts.stop());
 }
 
 /** Where people outside open verification links: set once the admin port (and the public HTTPS port) are bound. */
@@ -265,7 +280,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     const data = await openData(config, logger, stops);
     const found = startFoundations(config, logger, data, startedAt);
     const out = startOutbound(config, logger, data, found, stops);
-    startBackgroundJobs(config, logger, data, found, stops);
+    startBackgroundJobs(config, logger, data, found, out, stops);
     const links = linkBase(config);
     const mx = await startMx(config, logger, input, data, found, out, links, stops);
     const admin = await startAdminPort(config, logger, data, found, mx, startedAt, stops);

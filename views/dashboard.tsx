@@ -1,9 +1,9 @@
 /** @jsxImportSource hono/jsx */
-// Dashboard: 30 days of counts as a server-rendered SVG chart, totals, latest events.
+// Dashboard: alerts, 30 days of counts as a server-rendered SVG chart, totals, latest events.
 import type { FC } from "hono/jsx";
 import type { FirstRunStep } from "../src/service/first-run.ts";
 import type { DaySeries } from "../src/store/stats.ts";
-import type { Event, StatCategory } from "../src/store/schema.ts";
+import type { Alert, Event, StatCategory } from "../src/store/schema.ts";
 import { Page, when } from "./layout.tsx";
 
 const COLORS: Record<StatCategory, string> = {
@@ -82,6 +82,24 @@ export const EventRows: FC<{ events: Event[] }> = ({ events }) => (
   </div>
 );
 
+/** Alerts the server raised (docs/operations.md, "Alerts"): lasting ones first, then resolved ones. */
+export const AlertList: FC<{ alerts: Alert[] }> = ({ alerts }) => (
+  <section class="panel" id="alerts">
+    <h2>Alerts</h2>
+    <ul class="steps">
+      {alerts.map((a) => (
+        <li class={a.resolved_at === null ? "alert" : "resolved"}>
+          <span class={a.resolved_at === null ? "bad" : "ok"} aria-label={a.resolved_at === null ? "lasting" : "resolved"}>
+            {a.resolved_at === null ? "!" : "✓"}
+          </span>{" "}
+          <strong>{a.title}</strong> <span class="muted">{a.resolved_at === null ? `since ${when(a.started_at)}` : `resolved ${when(a.resolved_at)}`}</span>
+          <div class="muted">{a.detail}</div>
+        </li>
+      ))}
+    </ul>
+  </section>
+);
+
 /** The first day's steps until all are done: each done (✓), the next one, or later. */
 export const GettingStarted: FC<{ steps: FirstRunStep[] }> = ({ steps }) => {
   const next = steps.findIndex((s) => !s.done);
@@ -109,12 +127,13 @@ export const GettingStarted: FC<{ steps: FirstRunStep[] }> = ({ steps }) => {
   );
 };
 
-export const DashboardPage: FC<{ user: string; csrf: string; data: DaySeries; events: Event[]; domains: number; aliases: number; firstRun?: FirstRunStep[] | null }> = (p) => {
+export const DashboardPage: FC<{ user: string; csrf: string; data: DaySeries; events: Event[]; domains: number; aliases: number; alerts: Alert[]; firstRun?: FirstRunStep[] | null }> = (p) => {
   const totals = Object.fromEntries(Object.entries(p.data.series).map(([c, v]) => [c, v.reduce((a, b) => a + b, 0)])) as Record<StatCategory, number>;
   return (
     <Page title="Dashboard" section="/" user={p.user} csrf={p.csrf}>
       <h1>Dashboard</h1>
       {p.firstRun && <GettingStarted steps={p.firstRun} />}
+      {p.alerts.length > 0 && <AlertList alerts={p.alerts} />}
       <div class="grid">
         {(Object.keys(COLORS) as StatCategory[]).map((c) => (
           <div class="panel">

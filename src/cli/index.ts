@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, flagName, loadConfigWithOrigins, SETTINGS } from "../config/index.ts";
 import { UserError } from "../errors.ts";
 import { aliasCommand } from "./alias.ts";
+import { alertsCommand } from "./alerts.ts";
 import { adminCommand } from "./admin.ts";
 import { allowCommand } from "./allow.ts";
 import { denyCommand } from "./deny.ts";
@@ -84,6 +85,8 @@ commands:
                             rule, choices, each destination's answer, the answer to the sender
   stats [--days N] [--domain D] [--json]
                             counts per day (UTC) and category (default 30 days)
+  alerts list [--json]      alerts raised by the server (destinations deferring or refusing
+                            copies): lasting ones first, then resolved ones
   dns check [<domain>] [--json]
                             each needed record (the domain's, or every managed one's, and
                             this server's address and PTR) looked up in DNS now: ✓, ✗
@@ -158,6 +161,7 @@ const COMMANDS: Record<string, (ctx: CommandContext) => Promise<number> | number
   token: tokenCommand,
   log: logCommand,
   stats: statsCommand,
+  alerts: alertsCommand,
   health: healthCommand,
   backup: backupCommand,
   restore: restoreCommand,

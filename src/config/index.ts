@@ -91,6 +91,12 @@ const DECLARED = [
   { section: "api", key: "rate_limit", parse: v.positiveInt, default: 600, doc: "API requests per minute per token; more get 429" },
   { section: "webhooks", key: "timeout", name: "webhook_timeout", parse: v.positiveDuration, default: "60s", doc: "Timeout of one webhook request" },
   { section: "webhooks", key: "allow_private", name: "webhook_allow_private", parse: v.bool, default: false, doc: "Allow webhook URLs on loopback, private or link-local addresses (SSRF guard off)" },
+  { section: "alerts", key: "email", parse: mailboxList, default: "", doc: "Admin addresses that get alerts by e-mail (comma list or TOML array; signed, sent through the outbox); empty: none" },
+  { section: "alerts", key: "webhook_url", parse: v.optionalUrl, default: "", doc: "URL that gets each alert as signed JSON (X-Webhook-Signature, HMAC-SHA256 with <data dir>/alerts-webhook.key); private addresses only with webhooks.allow_private" },
+  { section: "alerts", key: "ntfy_url", parse: v.optionalUrl, default: "", doc: "ntfy topic URL (or any compatible one) that gets each alert as text with Title and Priority headers; private addresses only with webhooks.allow_private" },
+  { section: "alerts", key: "check_interval", parse: v.positiveDuration, default: "1m", doc: "How often the server checks the alert triggers (docs/operations.md, Alerts)" },
+  { section: "alerts", key: "destination_failures", parse: v.positiveInt, default: 10, doc: "Alert when a destination domain deferred or refused at least this many copies in 15 minutes" },
+  { section: "alerts", key: "auth_rejections", parse: v.positiveInt, default: 3, doc: "Alert when a destination domain refused at least this many copies in 15 minutes for authentication (5.7.20 to 5.7.27, RFC 7372)" },
   { section: "greylist", key: "delay", parse: v.duration, default: 300, live: true, form: { label: "Greylisting delay", hint: "seconds, or with a unit (5m); 0 turns greylisting off" }, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
   { section: "limits", key: "connections_per_hour", parse: v.positiveInt, default: 100, live: true, doc: "Connections in an hour from one sender (key) to one recipient; more get 421" },
   { section: "limits", key: "concurrent_connections", parse: v.positiveInt, default: 10, live: true, doc: "Concurrent connections from one sender (key); more get 421" },
@@ -293,6 +299,17 @@ function verifyDestinations(raw: unknown): VerifyDestinations {
 }
 
 /** An email address such as an account contact, or null when empty. */
+/** Addresses as a comma list or a TOML array; empty for none. */
+function mailboxList(raw: unknown): string[] {
+  const items = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : null;
+  if (!items) throw new v.ValueError("must be a comma-separated list of email addresses");
+  return items.filter((item) => typeof item !== "string" || item.trim() !== "").map((item) => {
+    const address = optionalMailbox(item);
+    if (address === null) throw new v.ValueError("must be a comma-separated list of email addresses");
+    return address;
+  });
+}
+
 function optionalMailbox(raw: unknown): string | null {
   const text = v.optionalPath(raw);
   if (text === null) return null;
@@ -332,7 +349,7 @@ function parseOrThrow(s: Setting, raw: unknown, source: string): unknown {
 function show(s: Setting, value: unknown): string {
   if (value === null || value === undefined) return "";
   if (v.parsesDuration(s.parse)) return v.formatDuration(value as number);
-  if (Array.isArray(value)) return value.map((h: v.HostPort) => `${h.host.includes(":") ? `[${h.host}]` : h.host}:${h.port}`).join(",");
+  if (Array.isArray(value)) return value.map((h: v.HostPort | string) => (typeof h === "string" ? h : `${h.host.includes(":") ? `[${h.host}]` : h.host}:${h.port}`)).join(",");
   return String(value);
 }
 

@@ -281,6 +281,20 @@ export interface ApiTokensTable {
   revoked_at: Timestamp | null;
 }
 
+/** An alert, started and perhaps resolved (src/alerts/, docs/operations.md "Alerts"). */
+export interface AlertsTable {
+  /** What the alert is about, e.g. `destination_failures:gmail.com`: one row per key. */
+  key: string;
+  kind: string;
+  title: string;
+  detail: string;
+  started_at: Timestamp;
+  /** When a notice about it was last sent: it is repeated at most daily. */
+  last_sent_at: Timestamp;
+  /** Null while it lasts. */
+  resolved_at: Timestamp | null;
+}
+
 export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
@@ -307,6 +321,7 @@ export interface Schema {
   daily_stats: DailyStatsTable;
   destinations: DestinationsTable;
   api_tokens: ApiTokensTable;
+  alerts: AlertsTable;
 }
 
 export type Domain = Selectable<DomainsTable>;
@@ -320,3 +335,4 @@ export type Admin = Selectable<AdminsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
 export type Destination = Selectable<DestinationsTable>;
 export type ApiToken = Selectable<ApiTokensTable>;
+export type Alert = Selectable<AlertsTable>;

@@ -7,6 +7,8 @@ import { join } from "node:path";
 export const SRS_SECRET_FILE = "srs.key";
 /** Signs destination verification links. */
 export const VERIFY_SECRET_FILE = "verify.key";
+/** Signs the alert webhook requests (docs/operations.md, "Alerts"). */
+export const ALERTS_WEBHOOK_SECRET_FILE = "alerts-webhook.key";
 /**
  * Keys a data dir must not lose (a restore refuses a backup without them): bounces
  * to senders rewritten with a lost SRS key are refused. A lost verify.key is made

@@ -16,6 +16,7 @@ import * as m012 from "./012_greylist_senders.ts";
 import * as m013 from "./013_server_dkim.ts";
 import * as m014 from "./014_event_reason.ts";
 import * as m015 from "./015_totp_last_step.ts";
+import * as m016 from "./016_alerts.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -33,4 +34,5 @@ export const migrations: Record<string, Migration> = {
   "013_server_dkim": m013,
   "014_event_reason": m014,
   "015_totp_last_step": m015,
+  "016_alerts": m016,
 };
