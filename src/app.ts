@@ -33,6 +33,7 @@ import { createEventRecorder } from "./store/events.ts";
 import { ALERTS_WEBHOOK_SECRET_FILE, loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
 import { acquireServerLock } from "./store/lock.ts";
 import { createServices } from "./service/index.ts";
+import { domainService } from "./service/domains.ts";
 import { startDkimActivation } from "./service/dkim-rotation.ts";
 import { createMetrics } from "./metrics/index.ts";
 import { startAlertJob } from "./alerts/index.ts";
@@ -152,6 +153,7 @@ function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { 
     db: store.db,
     intervalMs: config.alerts.checkInterval,
     thresholds: { destination: { failures: config.alerts.destinationFailures, authRejections: config.alerts.authRejections } },
+    checkDns: (names) => domainService({ db: store.db, config, now: Date.now }).checkDns(names, (name, type) => resolver.resolve(name, type)),
     channels: { email: config.alerts.email, webhookUrl: config.alerts.webhookUrl, ntfyUrl: config.alerts.ntfyUrl },
     hostname: config.hostname,
     queueMail: (to, raw) => outbox.queue(to, raw),

@@ -1,5 +1,7 @@
 // The triggers: facts gathered by the alert job in, the alerts they raise out.
 // Each counts reasons and status codes, never reply text (docs/architecture.md, "Reasons").
+import { mark } from "../auth/dns-check.ts";
+import { type RecordCheck, zoneLine } from "../auth/records.ts";
 import type { DeliveryFailure } from "../store/alerts.ts";
 import type { Condition } from "./decide.ts";
 
@@ -50,4 +52,36 @@ export function destinationConditions(failures: readonly DeliveryFailure[], thre
     }
   }
   return conditions;
+}
+
+/** A managed domain's records as the DNS check found them, and the ones seen right before (zone lines). */
+export interface DomainDns {
+  domain: string;
+  checks: RecordCheck[];
+  seenRight: readonly string[];
+}
+
+/**
+ * DNS drift: a record of a managed domain (MX, SPF, DKIM, DMARC, MTA-STS, …)
+ * that was seen right once and no longer is. A record never seen right (a
+ * domain still being set up) raises nothing: the domain page and `dns check` show it.
+ * Returns the conditions and, per domain, the records seen right from now on.
+ */
+export function dnsDrift(domains: readonly DomainDns[]): { conditions: Condition[]; seenRight: Map<string, string[]> } {
+  const conditions: Condition[] = [];
+  const seenRight = new Map<string, string[]>();
+  for (const { domain, checks, seenRight: before } of domains) {
+    const right = checks.filter((c) => mark(c) === "✓").map((c) => zoneLine(c.record));
+    const drifted = checks.filter((c) => mark(c) !== "✓" && before.includes(zoneLine(c.record)));
+    // Records no longer wanted (a retired DKIM key) are forgotten; drifted ones stay remembered until they are right again.
+    seenRight.set(domain, [...right, ...drifted.map((c) => zoneLine(c.record))]);
+    if (drifted.length === 0) continue;
+    conditions.push({
+      key: `dns_drift:${domain}`,
+      kind: "dns_drift",
+      title: `DNS records of ${domain} changed`,
+      detail: `${drifted.length === 1 ? "A record" : `${drifted.length} records`} of ${domain} that DNS served right before ${drifted.length === 1 ? "is" : "are"} now missing or wrong: ${drifted.map((c) => `${c.record.purpose} (${c.status}); publish: ${zoneLine(c.record)}`).join("; ")}. Run mailferry dns check ${domain}.`,
+    });
+  }
+  return { conditions, seenRight };
 }

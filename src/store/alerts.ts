@@ -46,3 +46,16 @@ export async function saveAlert(db: DB, alert: Omit<Alert, "resolved_at">): Prom
 export async function resolveAlert(db: DB, key: string, at: number): Promise<void> {
   await db.updateTable("alerts").set({ resolved_at: at, last_sent_at: at }).where("key", "=", key).execute();
 }
+
+const seenKey = (domain: string) => `dns_seen_right:${domain}`;
+
+/** The zone lines of a managed domain's records that the alert job saw right (DNS drift, src/alerts/triggers.ts). */
+export async function dnsSeenRight(db: DB, domain: string): Promise<string[]> {
+  const row = await db.selectFrom("settings").select("value").where("key", "=", seenKey(domain)).executeTakeFirst();
+  return row ? (JSON.parse(row.value) as string[]) : [];
+}
+
+export async function saveDnsSeenRight(db: DB, domain: string, lines: string[], now: number): Promise<void> {
+  const value = JSON.stringify(lines);
+  await db.insertInto("settings").values({ key: seenKey(domain), value, updated_at: now }).onConflict((oc) => oc.column("key").doUpdateSet({ value, updated_at: now })).execute();
+}
