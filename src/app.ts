@@ -153,6 +153,7 @@ function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { 
     db: store.db,
     intervalMs: config.alerts.checkInterval,
     thresholds: { destination: { failures: config.alerts.destinationFailures, authRejections: config.alerts.authRejections } },
+    dnsblZones: config.alerts.dnsblZones,
     checkDns: (names) => domainService({ db: store.db, config, now: Date.now }).checkDns(names, (name, type) => resolver.resolve(name, type)),
     channels: { email: config.alerts.email, webhookUrl: config.alerts.webhookUrl, ntfyUrl: config.alerts.ntfyUrl },
     hostname: config.hostname,

@@ -3,11 +3,12 @@
 import type { Logger } from "../log.ts";
 import type { DB } from "../store/db.ts";
 import type { DnsReport } from "../auth/dns-check.ts";
+import { DnsError, reverseName } from "../dns/resolver.ts";
 import { deliveryFailuresSince, dnsSeenRight, listAlerts, resolveAlert, saveAlert, saveDnsSeenRight } from "../store/alerts.ts";
 import { listDomains } from "../store/domains.ts";
 import { type ChannelDeps, sendNotice } from "./channels.ts";
 import { type Condition, type Notice, planNotices } from "./decide.ts";
-import { DESTINATION_WINDOW_MS, type DestinationThresholds, destinationConditions, dnsDrift } from "./triggers.ts";
+import { DESTINATION_WINDOW_MS, type DestinationThresholds, type DnsblAnswer, destinationConditions, dnsblConditions, dnsDrift } from "./triggers.ts";
 
 export interface AlertJobDeps extends ChannelDeps {
   db: DB;
@@ -15,6 +16,8 @@ export interface AlertJobDeps extends ChannelDeps {
   thresholds: { destination: DestinationThresholds };
   /** The DNS check of `mailferry dns check` for these managed domains. */
   checkDns: (names: string[]) => Promise<DnsReport>;
+  /** DNS blocklist zones this server's addresses (the host name's A/AAAA) are looked up on. */
+  dnsblZones: string[];
   logger: Logger;
   clock?: () => number;
 }
@@ -36,9 +39,23 @@ async function dnsConditions(deps: AlertJobDeps, now: number): Promise<Condition
   return drift.conditions;
 }
 
-async function currentConditions(deps: AlertJobDeps, now: number): Promise<Condition[]> {
+/** A blocklist's answer: the A records, none when the name does not exist (not listed), null when the lookup failed. */
+function lookupListing(deps: AlertJobDeps, ip: string, zone: string): Promise<string[] | null> {
+  const name = `${reverseName(ip).replace(/\.(in-addr|ip6)\.arpa$/, "")}.${zone}`;
+  return deps.resolver.resolve(name, "A").catch((err) => (err instanceof DnsError && err.isNegative ? [] : null));
+}
+
+/** This server's addresses on each DNSBL zone (RFC 5782 §2.1: the reversed address under the zone). */
+async function dnsblAnswers(deps: AlertJobDeps): Promise<DnsblAnswer[]> {
+  if (deps.dnsblZones.length === 0) return [];
+  const own = (await Promise.all((["A", "AAAA"] as const).map((t) => deps.resolver.resolve(deps.hostname, t).catch(() => [] as string[])))).flat();
+  const pairs = own.flatMap((ip) => deps.dnsblZones.map((zone) => ({ ip, zone })));
+  return Promise.all(pairs.map(async ({ ip, zone }) => ({ ip, zone, found: await lookupListing(deps, ip, zone) })));
+}
+
+async function currentConditions(deps: AlertJobDeps, lasting: ReadonlySet<string>, now: number): Promise<Condition[]> {
   const failures = await deliveryFailuresSince(deps.db, now - DESTINATION_WINDOW_MS);
-  return [...destinationConditions(failures, deps.thresholds.destination), ...(await dnsConditions(deps, now))];
+  return [...destinationConditions(failures, deps.thresholds.destination), ...(await dnsConditions(deps, now)), ...dnsblConditions(await dnsblAnswers(deps), lasting)];
 }
 
 async function record(db: DB, notice: Notice, now: number): Promise<void> {
@@ -54,7 +71,9 @@ export function startAlertJob(deps: AlertJobDeps): AlertJob {
     (running ??= (async () => {
       try {
         const now = clock();
-        const notices = planNotices(await listAlerts(deps.db), await currentConditions(deps, now), now);
+        const stored = await listAlerts(deps.db);
+        const lasting = new Set(stored.filter((a) => a.resolved_at === null).map((a) => a.key));
+        const notices = planNotices(stored, await currentConditions(deps, lasting, now), now);
         for (const notice of notices) {
           await sendNotice(notice, deps);
           await record(deps.db, notice, now);

@@ -85,3 +85,28 @@ export function dnsDrift(domains: readonly DomainDns[]): { conditions: Condition
   }
   return { conditions, seenRight };
 }
+
+/** One of this server's addresses looked up on one DNS blocklist. */
+export interface DnsblAnswer {
+  ip: string;
+  zone: string;
+  /** The A records found (none: not listed), or null when the lookup failed. */
+  found: string[] | null;
+}
+
+export const dnsblKey = (zone: string, ip: string) => `dnsbl:${zone}:${ip}`;
+
+// A listing answers 127.0.0.0/8 (RFC 5782 §2.1); Spamhaus answers 127.255.255.x
+// to say it refused the query (e.g. through a public resolver), which is no listing.
+const isListing = (a: string) => a.startsWith("127.") && !a.startsWith("127.255.255.");
+
+/** The server's own address listed on a DNSBL; a failed lookup keeps an alert that lasts as it is. */
+export function dnsblConditions(answers: readonly DnsblAnswer[], lasting: ReadonlySet<string>): Condition[] {
+  return answers.flatMap(({ ip, zone, found }) => {
+    const key = dnsblKey(zone, ip);
+    const listed = found === null ? lasting.has(key) : found.some(isListing);
+    if (!listed) return [];
+    const codes = found?.filter(isListing).join(", ");
+    return [{ key, kind: "dnsbl", title: `${ip} is listed on ${zone}`, detail: `This server's address ${ip} is listed on the blocklist ${zone}${codes ? ` (${codes})` : ""}: receivers using it may refuse forwarded mail. See the list's site for why and how to be delisted.` }];
+  });
+}

@@ -97,6 +97,7 @@ const DECLARED = [
   { section: "alerts", key: "check_interval", parse: v.positiveDuration, default: "1m", doc: "How often the server checks the alert triggers (docs/operations.md, Alerts)" },
   { section: "alerts", key: "destination_failures", parse: v.positiveInt, default: 10, doc: "Alert when a destination domain deferred or refused at least this many copies in 15 minutes" },
   { section: "alerts", key: "auth_rejections", parse: v.positiveInt, default: 3, doc: "Alert when a destination domain refused at least this many copies in 15 minutes for authentication (5.7.20 to 5.7.27, RFC 7372)" },
+  { section: "alerts", key: "dnsbl_zones", parse: hostnameList, default: "", doc: "DNS blocklists (e.g. zen.spamhaus.org, bl.spamcop.net; comma list or TOML array) on which this server's own addresses (the host name's A/AAAA) are looked up at each alert check; a listing raises an alert; empty: none" },
   { section: "greylist", key: "delay", parse: v.duration, default: 300, live: true, form: { label: "Greylisting delay", hint: "seconds, or with a unit (5m); 0 turns greylisting off" }, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
   { section: "limits", key: "connections_per_hour", parse: v.positiveInt, default: 100, live: true, doc: "Connections in an hour from one sender (key) to one recipient; more get 421" },
   { section: "limits", key: "concurrent_connections", parse: v.positiveInt, default: 10, live: true, doc: "Concurrent connections from one sender (key); more get 421" },
@@ -299,11 +300,19 @@ function verifyDestinations(raw: unknown): VerifyDestinations {
 }
 
 /** An email address such as an account contact, or null when empty. */
-/** Addresses as a comma list or a TOML array; empty for none. */
-function mailboxList(raw: unknown): string[] {
+/** The items of a comma list or a TOML array, empty ones left out. */
+function listItems(raw: unknown, what: string): unknown[] {
   const items = Array.isArray(raw) ? raw : typeof raw === "string" ? raw.split(",") : null;
-  if (!items) throw new v.ValueError("must be a comma-separated list of email addresses");
-  return items.filter((item) => typeof item !== "string" || item.trim() !== "").map((item) => {
+  if (!items) throw new v.ValueError(`must be a comma-separated list of ${what}`);
+  return items.filter((item) => typeof item !== "string" || item.trim() !== "");
+}
+
+function hostnameList(raw: unknown): string[] {
+  return listItems(raw, "host names").map(v.hostname);
+}
+
+function mailboxList(raw: unknown): string[] {
+  return listItems(raw, "email addresses").map((item) => {
     const address = optionalMailbox(item);
     if (address === null) throw new v.ValueError("must be a comma-separated list of email addresses");
     return address;

@@ -7,7 +7,7 @@ import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { planNotices, REPEAT_AFTER_MS } from "../../src/alerts/decide.ts";
-import { destinationConditions } from "../../src/alerts/triggers.ts";
+import { destinationConditions, dnsblConditions, dnsblKey } from "../../src/alerts/triggers.ts";
 import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { ALERTS_WEBHOOK_SECRET_FILE } from "../../src/store/secrets.ts";
 import type { Alert } from "../../src/store/schema.ts";
@@ -144,5 +144,15 @@ describe("when notices are due (pure)", () => {
     const failures = [f("a@gmail.com", "deferred_by_destination", "4.7.28"), f("b@Gmail.com", "refused_by_destination", "5.7.26"), f("c@other.test", "refused_by_destination", "5.1.1")];
     expect(destinationConditions(failures, { failures: 2, authRejections: 1 }).map((c) => c.key)).toEqual(["destination_failures:gmail.com", "auth_rejections:gmail.com"]);
     expect(destinationConditions([f("c@other.test", "refused_by_destination", "5.7.1")], { failures: 2, authRejections: 1 })).toEqual([]);
+  });
+
+  test("a DNSBL answer of 127.255.255.x (query refused) is no listing; a failed lookup keeps a lasting alert", () => {
+    const a = (found: string[] | null) => [{ ip: "192.0.2.1", zone: "zen.example", found }];
+    const key = dnsblKey("zen.example", "192.0.2.1");
+    expect(dnsblConditions(a(["127.0.0.4"]), new Set()).map((c) => c.key)).toEqual([key]);
+    expect(dnsblConditions(a(["127.255.255.254"]), new Set())).toEqual([]);
+    expect(dnsblConditions(a([]), new Set([key]))).toEqual([]);
+    expect(dnsblConditions(a(null), new Set([key])).map((c) => c.key)).toEqual([key]);
+    expect(dnsblConditions(a(null), new Set())).toEqual([]);
   });
 });
