@@ -25,6 +25,16 @@ export interface StoryStep {
 }
 
 type Detail = Record<string, unknown>;
+/** The DATA event's authentication facts (src/smtp/hooks.ts); the last three are missing in events older than the story. */
+interface InboundAuth {
+  spf: string;
+  dkim: string;
+  dmarc: string;
+  arc: string;
+  from_domain?: string | null;
+  dmarc_policy?: string | null;
+  aligned_dkim?: boolean;
+}
 
 const detailOf = (e: Event): Detail => (e.detail ? (JSON.parse(e.detail) as Detail) : {});
 const recipientsOf = (e: Event): string[] => (e.recipients ? (JSON.parse(e.recipients) as string[]) : []);
@@ -40,7 +50,7 @@ export function messageStory(events: Event[]): StoryStep[] {
   const auth = data && authentication(data);
   if (auth) steps.push(auth);
   const deliveries = events.filter((e) => e.stage === "delivery");
-  const choices = deliveries.length ? forwardingChoices(deliveries) : null;
+  const choices = deliveries.length ? forwardingChoices(deliveries, data && (detailOf(data).auth as InboundAuth | undefined)) : null;
   if (choices) steps.push(choices);
   steps.push(...deliveries.map(destination));
   steps.push(finalAnswer(events));
@@ -85,13 +95,13 @@ function ruleInWords(label: string): string {
 
 /** SPF, DKIM, DMARC and ARC of the message, in words. */
 function authentication(data: Event): StoryStep | null {
-  const auth = detailOf(data).auth as Record<string, string> | undefined;
+  const auth = detailOf(data).auth as InboundAuth | undefined;
   if (!auth) return null;
   const senderDomain = domainOf(data.mail_from) || "the null sender's HELO";
   const lines = [
     `SPF ${auth.spf} for ${senderDomain}`,
     `DKIM ${auth.dkim}${auth.dkim === "none" ? " (not signed)" : ""}`,
-    `DMARC ${auth.dmarc} for the author domain`,
+    `DMARC ${auth.dmarc} for the author domain${auth.from_domain ? ` ${auth.from_domain}` : ""}${auth.dmarc_policy ? ` (policy ${auth.dmarc_policy})` : ""}`,
     `ARC chain ${auth.arc}`,
   ];
   const badge: Badge = auth.dmarc === "fail" || auth.spf === "fail" ? "fail" : auth.dmarc === "pass" ? "ok" : "info";
@@ -99,15 +109,15 @@ function authentication(data: Event): StoryStep | null {
 }
 
 /** What mailferry did to the copies: SRS, the From header, its own signatures. */
-function forwardingChoices(deliveries: Event[]): StoryStep | null {
+function forwardingChoices(deliveries: Event[], auth: InboundAuth | undefined): StoryStep | null {
   const copy = deliveries.map(detailOf).find((d) => d.webhook !== true);
   if (!copy) return null;
-  const auth = copy.auth as Record<string, string> | undefined;
+  const policy = auth?.dmarc_policy ? `DMARC p=${auth.dmarc_policy} of ${auth.from_domain}` : "the author's DMARC policy refuses";
   const lines = [
     typeof copy.mail_from === "string" && /^SRS[01][=+-]/i.test(copy.mail_from) ? `SRS applied: envelope sender ${copy.mail_from}` : "Envelope sender kept (no SRS)",
     copy.friendly_from
-      ? `From rewritten to the alias: the author's DMARC policy is reject or quarantine and no aligned DKIM signature survives forwarding (DKIM ${auth?.dkim ?? "none"})`
-      : "From kept: an aligned DKIM signature carries DMARC, or the author's policy does not refuse",
+      ? `From rewritten to the alias: ${policy} and no aligned DKIM signature (SPF alignment does not survive SRS)`
+      : `From kept: ${auth?.aligned_dkim ? "an aligned DKIM signature carries DMARC through forwarding" : "the author's DMARC policy does not refuse"}`,
     copy.signed ? "ARC sealed and DKIM signed by this server" : "Not signed (no active DKIM key for the alias domain)",
   ];
   return { title: "Forwarding choices", badge: "info", lines };
@@ -129,6 +139,8 @@ function destination(e: Event): StoryStep {
 /** The reply that ended the transaction: the DATA answer, or the last refusal. */
 function finalAnswer(events: Event[]): StoryStep {
   const answer = [...events].reverse().find((e) => e.stage === "data") ?? [...events].reverse().find((e) => e.code >= 400) ?? events.at(-1)!;
+  // A refused recipient has its own step, with its reason and action.
+  if (answer.stage === "rcpt") return { title: "Answer to the sender", badge: badgeOf(answer.code), lines: [`No message taken: the last recipient was answered ${answer.code} ${answer.enhanced}`] };
   return { title: "Answer to the sender", badge: badgeOf(answer.code), lines: [reasonInWords(answer), replyOf(answer)], ...actionFor(answer, detailOf(answer)) };
 }
 

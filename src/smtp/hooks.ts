@@ -223,7 +223,7 @@ function createDataStage({ maxSize, hostname, authenticate, abuse, scan, deliver
     async (tx) => {
       tx.message = stripForgedResults(tx.received, hostname);
       const auth = (tx.auth = await authenticate(tx.session, tx.message));
-      return { decision: authDecision(auth, { exempt: tx.session.allowlisted }), facts: { auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc, bimi: auth.bimi } } };
+      return { decision: authDecision(auth, { exempt: tx.session.allowlisted }), facts: { auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc, bimi: auth.bimi, from_domain: auth.fromDomain, dmarc_policy: auth.dmarcPolicy, aligned_dkim: auth.alignedDkim } } };
     },
     async (tx) => {
       if (!tx.scanning) return null;
