@@ -37,6 +37,7 @@ import { domainService } from "./service/domains.ts";
 import { startDkimActivation } from "./service/dkim-rotation.ts";
 import { createMetrics } from "./metrics/index.ts";
 import { startAlertJob } from "./alerts/index.ts";
+import { freeBytes } from "./doctor/facts.ts";
 import { createWebApp, openPathsOnly } from "./web/app.ts";
 
 export interface Appliance {
@@ -137,7 +138,7 @@ function startOutbound(config: Config, logger: Logger, { store }: Data, { resolv
 type Outbound = ReturnType<typeof startOutbound>;
 
 /** Housekeeping every 10 minutes, the second phase of DKIM rotations (a pending key signs once DNS serves it), and the alert checks. */
-function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { resolver, liveResolver }: Foundations, { outbox }: Outbound, stops: Stops) {
+function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { resolver, liveResolver, certificates, acme }: Foundations, { outbox }: Outbound, stops: Stops) {
   const prune = () =>
     housekeeping(store.db, { eventRetentionMs: config.log.retention, maxEvents: config.log.maxEvents }).then(
       (removed) => logger.debug("housekeeping.done", removed),
@@ -152,7 +153,11 @@ function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { 
   const alerts = startAlertJob({
     db: store.db,
     intervalMs: config.alerts.checkInterval,
-    thresholds: { destination: { failures: config.alerts.destinationFailures, authRejections: config.alerts.authRejections } },
+    thresholds: () => ({
+      destination: { failures: config.alerts.destinationFailures, authRejections: config.alerts.authRejections },
+      server: { certificateDays: config.alerts.certificateDays, acmeFailures: config.alerts.acmeFailures, diskFree: config.alerts.diskFree, outboxSize: config.alerts.outboxSize },
+    }),
+    server: { dataDir: config.dataDir, certificate: () => certificates.current(), acmeFailures: () => acme?.failures() ?? 0, freeBytes: () => freeBytes(config.dataDir) },
     dnsblZones: config.alerts.dnsblZones,
     checkDns: (names) => domainService({ db: store.db, config, now: Date.now }).checkDns(names, (name, type) => resolver.resolve(name, type)),
     channels: { email: config.alerts.email, webhookUrl: config.alerts.webhookUrl, ntfyUrl: config.alerts.ntfyUrl },

@@ -4,16 +4,24 @@ import type { Logger } from "../log.ts";
 import type { DB } from "../store/db.ts";
 import type { DnsReport } from "../auth/dns-check.ts";
 import { DnsError, reverseName } from "../dns/resolver.ts";
-import { deliveryFailuresSince, dnsSeenRight, listAlerts, resolveAlert, saveAlert, saveDnsSeenRight } from "../store/alerts.ts";
+import { deliveryFailuresSince, dnsSeenRight, listAlerts, outboxWaiting, resolveAlert, saveAlert, saveDnsSeenRight } from "../store/alerts.ts";
+import { parseCertificate } from "../tls/credentials.ts";
 import { listDomains } from "../store/domains.ts";
 import { type ChannelDeps, sendNotice } from "./channels.ts";
 import { type Condition, type Notice, planNotices } from "./decide.ts";
-import { DESTINATION_WINDOW_MS, type DestinationThresholds, type DnsblAnswer, destinationConditions, dnsblConditions, dnsDrift } from "./triggers.ts";
+import { DESTINATION_WINDOW_MS, type DestinationThresholds, type DnsblAnswer, destinationConditions, dnsblConditions, dnsDrift, type ServerFacts, type ServerThresholds, serverConditions } from "./triggers.ts";
 
 export interface AlertJobDeps extends ChannelDeps {
   db: DB;
   intervalMs: number;
-  thresholds: { destination: DestinationThresholds };
+  /** Read at each check, so a changed setting applies at the next. */
+  thresholds: () => { destination: DestinationThresholds; server: ServerThresholds };
+  server: {
+    dataDir: string;
+    certificate: () => { cert: Buffer; selfSigned: boolean };
+    acmeFailures: () => number;
+    freeBytes: () => number;
+  };
   /** The DNS check of `mailferry dns check` for these managed domains. */
   checkDns: (names: string[]) => Promise<DnsReport>;
   /** DNS blocklist zones this server's addresses (the host name's A/AAAA) are looked up on. */
@@ -53,9 +61,27 @@ async function dnsblAnswers(deps: AlertJobDeps): Promise<DnsblAnswer[]> {
   return Promise.all(pairs.map(async ({ ip, zone }) => ({ ip, zone, found: await lookupListing(deps, ip, zone) })));
 }
 
+async function serverFacts(deps: AlertJobDeps): Promise<ServerFacts> {
+  const { dataDir, certificate, acmeFailures, freeBytes } = deps.server;
+  const served = certificate();
+  return {
+    certificateNotAfter: served.selfSigned ? null : parseCertificate(served.cert).notAfter,
+    acmeFailures: acmeFailures(),
+    freeBytes: freeBytes(),
+    dataDir,
+    outboxWaiting: await outboxWaiting(deps.db),
+  };
+}
+
 async function currentConditions(deps: AlertJobDeps, lasting: ReadonlySet<string>, now: number): Promise<Condition[]> {
+  const thresholds = deps.thresholds();
   const failures = await deliveryFailuresSince(deps.db, now - DESTINATION_WINDOW_MS);
-  return [...destinationConditions(failures, deps.thresholds.destination), ...(await dnsConditions(deps, now)), ...dnsblConditions(await dnsblAnswers(deps), lasting)];
+  return [
+    ...destinationConditions(failures, thresholds.destination),
+    ...(await dnsConditions(deps, now)),
+    ...dnsblConditions(await dnsblAnswers(deps), lasting),
+    ...serverConditions(await serverFacts(deps), thresholds.server, now),
+  ];
 }
 
 async function record(db: DB, notice: Notice, now: number): Promise<void> {

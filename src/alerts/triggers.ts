@@ -110,3 +110,45 @@ export function dnsblConditions(answers: readonly DnsblAnswer[], lasting: Readon
     return [{ key, kind: "dnsbl", title: `${ip} is listed on ${zone}`, detail: `This server's address ${ip} is listed on the blocklist ${zone}${codes ? ` (${codes})` : ""}: receivers using it may refuse forwarded mail. See the list's site for why and how to be delisted.` }];
   });
 }
+
+/** What the server knows of itself at a check. */
+export interface ServerFacts {
+  /** When the served certificate expires; null for the self-signed one (nobody relies on it). */
+  certificateNotAfter: number | null;
+  /** ACME orders failed in a row; 0 without ACME. */
+  acmeFailures: number;
+  freeBytes: number;
+  dataDir: string;
+  outboxWaiting: number;
+}
+
+export interface ServerThresholds {
+  certificateDays: number;
+  acmeFailures: number;
+  diskFree: number;
+  outboxSize: number;
+}
+
+const DAY_MS = 86_400_000;
+const MIB = 1024 * 1024;
+
+/** The certificate near expiry, ACME failing, the disk filling up, the outbox not draining. */
+export function serverConditions(facts: ServerFacts, limits: ServerThresholds, now: number): Condition[] {
+  const conditions: Condition[] = [];
+  const notAfter = facts.certificateNotAfter;
+  if (notAfter !== null && notAfter - now < limits.certificateDays * DAY_MS) {
+    const when = new Date(notAfter).toISOString();
+    const detail = notAfter <= now ? `The TLS certificate expired ${when}.` : `The TLS certificate expires ${when}, in ${Math.floor((notAfter - now) / DAY_MS)} days.`;
+    conditions.push({ key: "certificate_expiry", kind: "certificate_expiry", title: "The TLS certificate expires soon", detail: `${detail} Senders requiring TLS, MTA-STS and the admin UI over HTTPS need a valid one: renew it (tls.cert) or check ACME (mailferry doctor).` });
+  }
+  if (facts.acmeFailures >= limits.acmeFailures) {
+    conditions.push({ key: "acme_failures", kind: "acme_failures", title: "ACME keeps failing", detail: `The last ${facts.acmeFailures} ACME orders for the certificate failed (the log's acme.failed lines say why); the current certificate is not renewed.` });
+  }
+  if (facts.freeBytes < limits.diskFree) {
+    conditions.push({ key: "disk_free", kind: "disk_free", title: "Disk space is low", detail: `Only ${Math.floor(facts.freeBytes / MIB)} MiB are free for ${facts.dataDir} (alert below ${Math.floor(limits.diskFree / MIB)} MiB): free space or move the data dir to a larger disk.` });
+  }
+  if (facts.outboxWaiting >= limits.outboxSize) {
+    conditions.push({ key: "outbox_size", kind: "outbox_size", title: "The outbox is not draining", detail: `${facts.outboxWaiting} of the server's own messages (DSNs, vacation replies, verification and alert mails) wait in the outbox for a retry (alert at ${limits.outboxSize}): their destinations defer them, or outbound port 25 or the smarthost is blocked (mailferry doctor).` });
+  }
+  return conditions;
+}

@@ -59,3 +59,9 @@ export async function saveDnsSeenRight(db: DB, domain: string, lines: string[], 
   const value = JSON.stringify(lines);
   await db.insertInto("settings").values({ key: seenKey(domain), value, updated_at: now }).onConflict((oc) => oc.column("key").doUpdateSet({ value, updated_at: now })).execute();
 }
+
+/** Messages of the server's own waiting in the outbox for a retry (sent or dropped ones are gone). */
+export async function outboxWaiting(db: DB): Promise<number> {
+  const row = await db.selectFrom("outbox").select((eb) => eb.fn.countAll<number>().as("n")).where("attempts", ">", 0).executeTakeFirstOrThrow();
+  return Number(row.n);
+}

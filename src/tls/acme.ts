@@ -30,6 +30,8 @@ export interface AcmeManager extends CertificateSource {
   start(): void;
   /** One check: orders a certificate when one is due; resolves when done (never rejects). */
   check(): Promise<void>;
+  /** How many orders in a row failed (0 after a success): the alert job reads it. */
+  failures(): number;
   stop(): void;
 }
 
@@ -145,6 +147,7 @@ export function createAcmeManager({ config, db, resolver, logger, fallback }: Ac
       void check().then(schedule);
     },
     check,
+    failures: () => failure?.count ?? 0,
     stop() {
       stopped = true;
       clearTimeout(timer);

@@ -7,7 +7,7 @@ import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { planNotices, REPEAT_AFTER_MS } from "../../src/alerts/decide.ts";
-import { destinationConditions, dnsblConditions, dnsblKey } from "../../src/alerts/triggers.ts";
+import { destinationConditions, dnsblConditions, dnsblKey, serverConditions } from "../../src/alerts/triggers.ts";
 import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { ALERTS_WEBHOOK_SECRET_FILE } from "../../src/store/secrets.ts";
 import type { Alert } from "../../src/store/schema.ts";
@@ -154,5 +154,14 @@ describe("when notices are due (pure)", () => {
     expect(dnsblConditions(a([]), new Set([key]))).toEqual([]);
     expect(dnsblConditions(a(null), new Set([key])).map((c) => c.key)).toEqual([key]);
     expect(dnsblConditions(a(null), new Set())).toEqual([]);
+  });
+
+  test("ACME failing in a row raises an alert at the threshold; the self-signed certificate never expires for alerts", () => {
+    const facts = { certificateNotAfter: null, acmeFailures: 2, freeBytes: 10 ** 12, dataDir: "/d", outboxWaiting: 0 };
+    const limits = { certificateDays: 14, acmeFailures: 3, diskFree: 1, outboxSize: 50 };
+    expect(serverConditions(facts, limits, 0)).toEqual([]);
+    expect(serverConditions({ ...facts, acmeFailures: 3 }, limits, 0).map((c) => c.key)).toEqual(["acme_failures"]);
+    expect(serverConditions({ ...facts, certificateNotAfter: 15 * 86_400_000 }, limits, 0)).toEqual([]);
+    expect(serverConditions({ ...facts, certificateNotAfter: 13 * 86_400_000 }, limits, 0).map((c) => c.key)).toEqual(["certificate_expiry"]);
   });
 });
