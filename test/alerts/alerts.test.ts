@@ -14,21 +14,15 @@ import type { Alert } from "../../src/store/schema.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
 import { type Sink, startSinks } from "../support/sink.ts";
+import { type HttpCollector, startHttpCollector } from "../support/http-collector.ts";
 import { sendMail } from "../support/smtp-client.ts";
 import { waitFor } from "../support/wait.ts";
-
-interface Post {
-  path: string;
-  body: string;
-  headers: Headers;
-}
 
 let dns: DnsServer;
 let mf: TestMailferry;
 let destination: Sink;
 let admin: Sink;
-let http: ReturnType<typeof Bun.serve>;
-const posts: Post[] = [];
+let http: HttpCollector;
 
 beforeAll(async () => {
   const sinks = await startSinks([
@@ -36,14 +30,7 @@ beforeAll(async () => {
     { host: "127.0.0.3" },
   ]);
   [destination, admin] = [sinks[0]!, sinks[1]!];
-  http = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (req) => {
-      posts.push({ path: new URL(req.url).pathname, body: await req.text(), headers: req.headers });
-      return new Response("ok");
-    },
-  });
+  http = startHttpCollector();
   dns = await startDnsServer({
     "dest.test": { MX: [{ priority: 10, exchange: "mx.dest.test" }] },
     "mx.dest.test": { A: ["127.0.0.2"] },
@@ -57,8 +44,8 @@ beforeAll(async () => {
     env: {
       MAILFERRY_OUTBOUND_PORT: String(destination.port),
       MAILFERRY_ALERTS_EMAIL: "root@admin.test",
-      MAILFERRY_ALERTS_WEBHOOK_URL: `http://127.0.0.1:${http.port}/hook`,
-      MAILFERRY_ALERTS_NTFY_URL: `http://127.0.0.1:${http.port}/ntfy/mailferry`,
+      MAILFERRY_ALERTS_WEBHOOK_URL: `${http.url}/hook`,
+      MAILFERRY_ALERTS_NTFY_URL: `${http.url}/ntfy/mailferry`,
       MAILFERRY_ALERTS_CHECK_INTERVAL: "1s",
       MAILFERRY_ALERTS_DESTINATION_FAILURES: "2",
       MAILFERRY_ALERTS_AUTH_REJECTIONS: "2",
@@ -68,15 +55,15 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await mf.stop();
-  http.stop(true);
+  http.stop();
   await dns.close();
   await Promise.all([destination.close(), admin.close()]);
 });
 
 // Unfolded (RFC 5322 §2.2.3): a long Subject is folded over lines.
 const subjects = () => admin.messages.map((m) => /^Subject: (.*(?:\r\n[ \t].*)*)/m.exec(m.raw.toString())?.[1]?.replace(/\r\n/g, "")).sort();
-const hooks = () => posts.filter((p) => p.path === "/hook").map((p) => JSON.parse(p.body) as Record<string, string>);
-const ntfys = () => posts.filter((p) => p.path === "/ntfy/mailferry");
+const hooks = () => http.json<Record<string, string>>("/hook");
+const ntfys = () => http.requests.filter((p) => p.path === "/ntfy/mailferry");
 
 describe("a destination refusing copies for authentication (550 5.7.26)", () => {
   test("raises two alerts, sent once on each channel", async () => {
@@ -89,14 +76,14 @@ describe("a destination refusing copies for authentication (550 5.7.26)", () => 
     expect(admin.messages[0]!.raw.toString()).toContain("DKIM-Signature:");
     expect(admin.messages[0]!.mailFrom).toBe("");
     const key = readFileSync(join(mf.dataDir, ALERTS_WEBHOOK_SECRET_FILE), "utf8").trim();
-    for (const post of posts.filter((p) => p.path === "/hook")) expect(post.headers.get("x-webhook-signature")).toBe(createHmac("sha256", key).update(post.body).digest("hex"));
+    for (const post of http.requests.filter((p) => p.path === "/hook")) expect(post.headers.get("x-webhook-signature")).toBe(createHmac("sha256", key).update(post.body).digest("hex"));
     expect(hooks().map((h) => `${h.event} ${h.key}`).sort()).toEqual(["alert.started auth_rejections:dest.test", "alert.started destination_failures:dest.test"]);
     expect(ntfys().map((p) => p.headers.get("priority"))).toEqual(["high", "high"]);
     expect(ntfys().map((p) => p.headers.get("title")).sort()[1]).toBe("mailferry Alert: dest.test refuses forwarded mail for authentication");
     // Further checks while it lasts send nothing more.
     await Bun.sleep(2500);
     expect(admin.messages.length).toBe(2);
-    expect(posts.length).toBe(4);
+    expect(http.requests.length).toBe(4);
   }, 40_000);
 
   test("`alerts list` shows them while they last", async () => {
@@ -122,7 +109,7 @@ describe("a destination refusing copies for authentication (550 5.7.26)", () => 
     expect(ntfys().slice(2).map((p) => p.headers.get("priority"))).toEqual(["default", "default"]);
     await Bun.sleep(2500);
     expect(admin.messages.length).toBe(4);
-    expect(posts.length).toBe(8);
+    expect(http.requests.length).toBe(8);
   }, 40_000);
 });
 

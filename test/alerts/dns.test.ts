@@ -8,29 +8,24 @@ import { domainService } from "../../src/service/domains.ts";
 import { dnsSeenRight } from "../../src/store/alerts.ts";
 import { type DnsServer, publishZoneLines, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "../support/mailferry.ts";
+import { type HttpCollector, startHttpCollector } from "../support/http-collector.ts";
 import { waitFor } from "../support/wait.ts";
 
 let dns: DnsServer;
 let mf: TestMailferry;
-let http: ReturnType<typeof Bun.serve>;
-const posted: { event: string; key: string; detail: string }[] = [];
-const eventsOf = (kind: string) => posted.filter((e) => e.key.startsWith(`${kind}:`));
+let http: HttpCollector;
+type Posted = { event: string; key: string; detail: string };
+const posted = () => http.json<Posted>("/hook");
+const eventsOf = (kind: string) => posted().filter((e) => e.key.startsWith(`${kind}:`));
 
 beforeAll(async () => {
-  http = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: async (req) => {
-      posted.push((await req.json()) as (typeof posted)[number]);
-      return new Response("ok");
-    },
-  });
+  http = startHttpCollector();
   // The server's address (127.0.0.1) listed on the DNSBL zone from the start.
   dns = await startDnsServer({ [TEST_HOSTNAME]: { A: ["127.0.0.1"] }, "1.0.0.127.dnsbl.test": { A: ["127.0.0.2"] } });
   mf = await startMailferry({
     dns,
     domains: ["drift.test"],
-    env: { MAILFERRY_ALERTS_WEBHOOK_URL: `http://127.0.0.1:${http.port}/hook`, MAILFERRY_ALERTS_CHECK_INTERVAL: "1s", MAILFERRY_ALERTS_DNSBL_ZONES: "dnsbl.test", MAILFERRY_WEBHOOK_ALLOW_PRIVATE: "true" },
+    env: { MAILFERRY_ALERTS_WEBHOOK_URL: `${http.url}/hook`, MAILFERRY_ALERTS_CHECK_INTERVAL: "1s", MAILFERRY_ALERTS_DNSBL_ZONES: "dnsbl.test", MAILFERRY_WEBHOOK_ALLOW_PRIVATE: "true" },
   });
   const { db, config } = { db: mf.appliance.store.db, config: mf.appliance.config };
   const records = await domainService({ db, config, now: Date.now }).records("drift.test");
@@ -40,7 +35,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await mf.stop();
-  http.stop(true);
+  http.stop();
   await dns.close();
 });
 
