@@ -155,6 +155,7 @@ function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { 
     intervalMs: config.alerts.checkInterval,
     thresholds: () => ({
       destination: { failures: config.alerts.destinationFailures, authRejections: config.alerts.authRejections },
+      aliasRefusals: config.alerts.aliasRefusals,
       server: { certificateDays: config.alerts.certificateDays, acmeFailures: config.alerts.acmeFailures, diskFree: config.alerts.diskFree, outboxSize: config.alerts.outboxSize },
     }),
     server: { dataDir: config.dataDir, certificate: () => certificates.current(), acmeFailures: () => acme?.failures() ?? 0, freeBytes: () => freeBytes(config.dataDir) },

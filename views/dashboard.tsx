@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Dashboard: alerts, 30 days of counts as a server-rendered SVG chart, totals, latest events.
 import type { FC } from "hono/jsx";
+import { refusedAddressOf } from "../src/alerts/triggers.ts";
 import type { FirstRunStep } from "../src/service/first-run.ts";
 import type { DaySeries } from "../src/store/stats.ts";
 import type { Alert, Event, StatCategory } from "../src/store/schema.ts";
@@ -83,7 +84,24 @@ export const EventRows: FC<{ events: Event[] }> = ({ events }) => (
 );
 
 /** Alerts the server raised (docs/operations.md, "Alerts"): lasting ones first, then resolved ones. */
-export const AlertList: FC<{ alerts: Alert[] }> = ({ alerts }) => (
+/** One click refuses a name spammers found: an alias of it, disabled (hard), through the aliases form (audited like any alias). */
+const RefuseName: FC<{ address: string; csrf: string }> = ({ address, csrf }) => {
+  const at = address.lastIndexOf("@");
+  return (
+    <form method="post" action="/aliases" class="inline">
+      <input type="hidden" name="_csrf" value={csrf} />
+      <input type="hidden" name="domain" value={address.slice(at + 1)} />
+      <input type="hidden" name="name" value={address.slice(0, at)} />
+      <input type="hidden" name="disabled" value="hard" />
+      <input type="hidden" name="description" value="refused after an alert of much refused mail" />
+      <button class="button small" type="submit">
+        Refuse {address}
+      </button>
+    </form>
+  );
+};
+
+export const AlertList: FC<{ alerts: Alert[]; csrf: string }> = ({ alerts, csrf }) => (
   <section class="panel" id="alerts">
     <h2>Alerts</h2>
     <ul class="steps">
@@ -94,6 +112,7 @@ export const AlertList: FC<{ alerts: Alert[] }> = ({ alerts }) => (
           </span>{" "}
           <strong>{a.title}</strong> <span class="muted">{a.resolved_at === null ? `since ${when(a.started_at)}` : `resolved ${when(a.resolved_at)}`}</span>
           <div class="muted">{a.detail}</div>
+          {a.resolved_at === null && refusedAddressOf(a.key) && <RefuseName address={refusedAddressOf(a.key)!} csrf={csrf} />}
         </li>
       ))}
     </ul>
@@ -133,7 +152,7 @@ export const DashboardPage: FC<{ user: string; csrf: string; data: DaySeries; ev
     <Page title="Dashboard" section="/" user={p.user} csrf={p.csrf}>
       <h1>Dashboard</h1>
       {p.firstRun && <GettingStarted steps={p.firstRun} />}
-      {p.alerts.length > 0 && <AlertList alerts={p.alerts} />}
+      {p.alerts.length > 0 && <AlertList alerts={p.alerts} csrf={p.csrf} />}
       <div class="grid">
         {(Object.keys(COLORS) as StatCategory[]).map((c) => (
           <div class="panel">

@@ -4,18 +4,18 @@ import type { Logger } from "../log.ts";
 import type { DB } from "../store/db.ts";
 import type { DnsReport } from "../auth/dns-check.ts";
 import { DnsError, reverseName } from "../dns/resolver.ts";
-import { deliveryFailuresSince, dnsSeenRight, listAlerts, outboxWaiting, resolveAlert, saveAlert, saveDnsSeenRight } from "../store/alerts.ts";
+import { deliveryFailuresSince, dnsSeenRight, listAlerts, outboxWaiting, refusedRecipientsSince, resolveAlert, saveAlert, saveDnsSeenRight } from "../store/alerts.ts";
 import { parseCertificate } from "../tls/credentials.ts";
 import { listDomains } from "../store/domains.ts";
 import { type ChannelDeps, sendNotice } from "./channels.ts";
 import { type Condition, type Notice, planNotices } from "./decide.ts";
-import { DESTINATION_WINDOW_MS, type DestinationThresholds, type DnsblAnswer, destinationConditions, dnsblConditions, dnsDrift, type ServerFacts, type ServerThresholds, serverConditions } from "./triggers.ts";
+import { aliasRefusalConditions, COUNT_WINDOW_MS, type DestinationThresholds, type DnsblAnswer, destinationConditions, dnsblConditions, dnsDrift, type ServerFacts, type ServerThresholds, serverConditions } from "./triggers.ts";
 
 export interface AlertJobDeps extends ChannelDeps {
   db: DB;
   intervalMs: number;
   /** Read at each check, so a changed setting applies at the next. */
-  thresholds: () => { destination: DestinationThresholds; server: ServerThresholds };
+  thresholds: () => { destination: DestinationThresholds; server: ServerThresholds; aliasRefusals: number };
   server: {
     dataDir: string;
     certificate: () => { cert: Buffer; selfSigned: boolean };
@@ -75,9 +75,11 @@ async function serverFacts(deps: AlertJobDeps): Promise<ServerFacts> {
 
 async function currentConditions(deps: AlertJobDeps, lasting: ReadonlySet<string>, now: number): Promise<Condition[]> {
   const thresholds = deps.thresholds();
-  const failures = await deliveryFailuresSince(deps.db, now - DESTINATION_WINDOW_MS);
+  const since = now - COUNT_WINDOW_MS;
+  const failures = await deliveryFailuresSince(deps.db, since);
   return [
     ...destinationConditions(failures, thresholds.destination),
+    ...aliasRefusalConditions(await refusedRecipientsSince(deps.db, since), thresholds.aliasRefusals),
     ...(await dnsConditions(deps, now)),
     ...dnsblConditions(await dnsblAnswers(deps), lasting),
     ...serverConditions(await serverFacts(deps), thresholds.server, now),

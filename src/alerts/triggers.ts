@@ -5,8 +5,8 @@ import { type RecordCheck, zoneLine } from "../auth/records.ts";
 import type { DeliveryFailure } from "../store/alerts.ts";
 import type { Condition } from "./decide.ts";
 
-/** Destination answers are counted over this window. */
-export const DESTINATION_WINDOW_MS = 15 * 60_000;
+/** Destination answers and refused messages are counted over this window. */
+export const COUNT_WINDOW_MS = 15 * 60_000;
 
 export interface DestinationThresholds {
   /** Deferred or refused copies per destination domain in the window. */
@@ -52,6 +52,22 @@ export function destinationConditions(failures: readonly DeliveryFailure[], thre
     }
   }
   return conditions;
+}
+
+export const ALIAS_REFUSALS = "alias_refusals";
+
+/** The address an alias_refusals alert is about, from its key; null for other alerts. */
+export const refusedAddressOf = (key: string): string | null => (key.startsWith(`${ALIAS_REFUSALS}:`) ? key.slice(ALIAS_REFUSALS.length + 1) : null);
+
+/** A spike of refused mail for one address: a catch-all name spammers found. The dashboard offers to refuse the name. */
+export function aliasRefusalConditions(refusedRecipients: readonly string[], threshold: number): Condition[] {
+  const counts = new Map<string, number>();
+  for (const address of refusedRecipients) counts.set(address.toLowerCase(), (counts.get(address.toLowerCase()) ?? 0) + 1);
+  return [...counts].flatMap(([address, n]) =>
+    n < threshold
+      ? []
+      : [{ key: `${ALIAS_REFUSALS}:${address}`, kind: ALIAS_REFUSALS, title: `Much refused mail for ${address}`, detail: `${n} messages to ${address} were refused in the last 15 minutes (spam, authentication or content; alert at ${threshold}). If nobody uses this name, refuse it: an alias of it that is disabled (hard) answers 550 at RCPT, before any message is read.` }],
+  );
 }
 
 /** A managed domain's records as the DNS check found them, and the ones seen right before (zone lines). */

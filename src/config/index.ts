@@ -102,6 +102,7 @@ const DECLARED = [
   { section: "alerts", key: "acme_failures", parse: v.positiveInt, default: 3, doc: "Alert when this many ACME orders in a row failed" },
   { section: "alerts", key: "disk_free", parse: v.byteSize, default: "1GB", doc: "Alert when less than this is free on the data directory's file system" },
   { section: "alerts", key: "outbox_size", parse: v.positiveInt, default: 50, doc: "Alert when this many messages of the server's own (DSNs, vacation replies, verification mails, alert mails) wait in the outbox for a retry" },
+  { section: "alerts", key: "alias_refusals", parse: v.positiveInt, default: 20, doc: "Alert when at least this many messages to one address were refused at DATA (spam, authentication, content) in 15 minutes: a catch-all being abused; the dashboard offers to refuse the name" },
   { section: "greylist", key: "delay", parse: v.duration, default: 300, live: true, form: { label: "Greylisting delay", hint: "seconds, or with a unit (5m); 0 turns greylisting off" }, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
   { section: "limits", key: "connections_per_hour", parse: v.positiveInt, default: 100, live: true, doc: "Connections in an hour from one sender (key) to one recipient; more get 421" },
   { section: "limits", key: "concurrent_connections", parse: v.positiveInt, default: 10, live: true, doc: "Concurrent connections from one sender (key); more get 421" },

@@ -28,6 +28,12 @@ export async function deliveryFailuresSince(db: DB, since: number): Promise<Deli
   });
 }
 
+/** The recipients of each message refused at DATA since `since` (spam, authentication, content), once per message. */
+export async function refusedRecipientsSince(db: DB, since: number): Promise<string[]> {
+  const rows = await db.selectFrom("events").select("recipients").where("stage", "=", "data").where("at", ">=", since).where("code", ">=", 500).execute();
+  return rows.flatMap((row) => JSON.parse(row.recipients ?? "[]") as string[]);
+}
+
 /** Every alert, lasting ones first, then the most recently started. */
 export function listAlerts(db: DB): Promise<Alert[]> {
   return db.selectFrom("alerts").selectAll().orderBy((eb) => eb("resolved_at", "is not", null), "asc").orderBy("started_at", "desc").execute();
