@@ -27,7 +27,6 @@ export interface AlertJobDeps extends ChannelDeps {
   /** DNS blocklist zones this server's addresses (the host name's A/AAAA) are looked up on. */
   dnsblZones: string[];
   logger: Logger;
-  clock?: () => number;
 }
 
 export interface AlertJob {
@@ -93,12 +92,11 @@ async function record(db: DB, notice: Notice, now: number): Promise<void> {
 }
 
 export function startAlertJob(deps: AlertJobDeps): AlertJob {
-  const clock = deps.clock ?? Date.now;
   let running: Promise<Notice[]> | null = null;
   const check = () =>
     (running ??= (async () => {
       try {
-        const now = clock();
+        const now = Date.now();
         const stored = await listAlerts(deps.db);
         const lasting = new Set(stored.filter((a) => a.resolved_at === null).map((a) => a.key));
         const notices = planNotices(stored, await currentConditions(deps, lasting, now), now);
