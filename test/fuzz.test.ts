@@ -21,7 +21,7 @@ import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { dataPayload, type OddBody, oddAddress, oddCommand, oddFormBody, oddJsonBody, oddMessage, type Random, seededRandom } from "./support/fuzz-corpus.ts";
 import { type Sink, startSink } from "./support/sink.ts";
 import { SmtpTalk } from "./support/smtp-client.ts";
-import { CLI, cleanEnv } from "./support/smoke.ts";
+import { type ServeProcess, startServe } from "./support/serve-process.ts";
 
 const SEED = 17;
 /** Senders run in parallel, each from its own loopback address (limits are per sender). */
@@ -30,13 +30,8 @@ const MAX_SIZE = 1024 * 1024;
 /** Peak RSS of the whole process during the run, and growth from the warmed-up start to the end. */
 const RSS_BOUND_KB = { peak: 450 * 1024, growth: 150 * 1024 };
 
-interface Server {
-  proc: ReturnType<typeof Bun.spawn>;
-  smtpPort: number;
-  httpUrl: string;
-  /** Log lines at level error, and the reasons of DATA answers, for the report. */
-  log: { errors: string[]; dataReasons: string[]; stderr: string };
-}
+/** The serve process, and the reasons of its DATA answers for the report. */
+type Server = ServeProcess & { dataReasons: string[] };
 
 let dns: DnsServer;
 let sink: Sink;
@@ -103,34 +98,11 @@ async function startServer(): Promise<Server> {
     MAILFERRY_API_RATE_LIMIT: "1000000",
     MAILFERRY_LOG_FORMAT: "json",
   };
-  const proc = Bun.spawn([...CLI, "serve"], { env: { ...cleanEnv(), ...env }, stdout: "pipe", stderr: "pipe" });
-  const log = { errors: [], dataReasons: [], stderr: "" };
-  void new Response(proc.stderr).text().then((text) => (log.stderr = text));
-  const ready = readLog(proc.stdout, log);
-  const line = await Promise.race([ready, Bun.sleep(20_000).then(() => null)]);
-  if (!line) throw new Error("mailferry serve was not ready in 20 s");
-  return { proc, smtpPort: Number(String(line.smtp).split(":").pop()), httpUrl: String(line.admin_url).replace(/\/$/, ""), log };
-}
-
-/** Reads the JSON log to the end (so the pipe never fills), keeping what the report shows; resolves with the ready line. */
-function readLog(stream: ReadableStream<Uint8Array>, log: Server["log"]): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    void (async () => {
-      let rest = "";
-      const decoder = new TextDecoder();
-      for await (const chunk of stream) {
-        const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
-        rest = lines.pop()!;
-        for (const text of lines) {
-          const line = JSON.parse(text) as Record<string, unknown>;
-          if (line.event === "mailferry.ready") resolve(line);
-          if (line.level === "error") log.errors.push(`${line.event}: ${JSON.stringify(line.error).slice(0, 300)}`);
-          if (line.event === "smtp.verdict" && line.stage === "data") log.dataReasons.push(String(line.reason));
-        }
-      }
-      reject(new Error("mailferry serve exited"));
-    })();
+  const dataReasons: string[] = [];
+  const served = await startServe(env, (line) => {
+    if (line.event === "smtp.verdict" && line.stage === "data") dataReasons.push(String(line.reason));
   });
+  return { ...served, dataReasons };
 }
 
 const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.proc.pid}/status`, "utf8"))?.[1] ?? 0);
@@ -294,12 +266,12 @@ test("a seeded corpus of malformed SMTP and HTTP input: every case answered, the
   }
   await Bun.sleep(500);
   const after = rssKb();
-  const summary = { seconds: Math.round((performance.now() - started) / 1000), rssMb: { before: mb(before), peak: mb(peak), after: mb(after) }, replies: Object.fromEntries([...replies].sort()), dataReasons: tally(server.log.dataReasons), errorLog: tally(server.log.errors), stderr: server.log.stderr.slice(-2000) };
+  const summary = { seconds: Math.round((performance.now() - started) / 1000), rssMb: { before: mb(before), peak: mb(peak), after: mb(after) }, replies: Object.fromEntries([...replies].sort()), dataReasons: tally(server.dataReasons), errorLog: tally(server.errors) };
   console.log("fuzz summary", JSON.stringify(summary, null, 1));
 
   expect(failures).toEqual([]);
   // A hook that throws answers 421 and logs an error: the reply is safe, but the input found a bug.
-  expect(server.log.errors).toEqual([]);
+  expect(server.errors).toEqual([]);
   expect(server.proc.exitCode).toBeNull();
   expect(replies.get("oversize 552")).toBe(corpus.messages.filter(([, , label]) => label === "oversize").length);
   expect((await fetch(`${server.httpUrl}/healthz`)).status).toBe(200);

@@ -7,6 +7,8 @@ import { CLI, cleanEnv } from "./smoke.ts";
 export interface ServeProcess {
   proc: ReturnType<typeof Bun.spawn>;
   smtpPort: number;
+  /** The admin URL without the trailing slash. */
+  httpUrl: string;
   /** Log lines at level error. */
   errors: string[];
   /** Peak resident memory of the process so far (VmHWM), in MB. */
@@ -15,10 +17,11 @@ export interface ServeProcess {
   kill(): Promise<void>;
 }
 
-export async function startServe(env: Record<string, string>): Promise<ServeProcess> {
+/** `onLine` sees every JSON log line (a test's own report). */
+export async function startServe(env: Record<string, string>, onLine: (line: Record<string, unknown>) => void = () => {}): Promise<ServeProcess> {
   const proc = Bun.spawn([...CLI, "serve"], { env: { ...cleanEnv(), MAILFERRY_LOG_FORMAT: "json", ...env }, stdout: "pipe", stderr: "ignore" });
   const errors: string[] = [];
-  const ready = readyLine(proc.stdout, errors);
+  const ready = readyLine(proc.stdout, errors, onLine);
   const line = await Promise.race([ready, Bun.sleep(20_000).then(() => null)]);
   if (!line) {
     proc.kill("SIGKILL");
@@ -27,6 +30,7 @@ export async function startServe(env: Record<string, string>): Promise<ServeProc
   return {
     proc,
     smtpPort: Number(String(line.smtp).split(":").pop()),
+    httpUrl: String(line.admin_url).replace(/\/$/, ""),
     errors,
     peakRssMb: () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))?.[1] ?? 0) / 1024,
     async kill() {
@@ -37,7 +41,7 @@ export async function startServe(env: Record<string, string>): Promise<ServeProc
 }
 
 /** Reads the JSON log to the end (so the pipe never fills); resolves with the ready line. */
-function readyLine(stream: ReadableStream<Uint8Array>, errors: string[]): Promise<Record<string, unknown>> {
+function readyLine(stream: ReadableStream<Uint8Array>, errors: string[], onLine: (line: Record<string, unknown>) => void): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     void (async () => {
       let rest = "";
@@ -49,6 +53,7 @@ function readyLine(stream: ReadableStream<Uint8Array>, errors: string[]): Promis
           const line = JSON.parse(text) as Record<string, unknown>;
           if (line.event === "mailferry.ready") resolve(line);
           if (line.level === "error") errors.push(`${line.event}: ${JSON.stringify(line.error).slice(0, 300)}`);
+          onLine(line);
         }
       }
       reject(new Error("mailferry serve exited"));
