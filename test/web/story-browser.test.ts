@@ -1,9 +1,10 @@
 // The message story page in Chromium (Playwright, as test/web/browser.test.ts)
 // for five messages sent through the real pipeline: forwarded, From
 // rewritten, greylisted, refused by DMARC, partly delivered. Screenshots go to
-// docs/screenshots/story-*.png (docs/admin-ui.md shows them).
+// test/artifacts/story-*.png (git-ignored; docs/screenshots/ has copies, which
+// docs/admin-ui.md shows), so a test run leaves the checkout as it was.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { listAllow } from "../../src/store/allowlist.ts";
@@ -12,13 +13,14 @@ import { type StoryCase, type StoryFixture, startStoryFixture } from "../log/sto
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
-const SCREENSHOTS = join(import.meta.dir, "../../docs/screenshots");
+const SCREENSHOTS = join(import.meta.dir, "../artifacts");
 
 let f: StoryFixture;
 let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
   if (!hasChromium) return;
   f = await startStoryFixture();
   const admin = await createAdmin(f.mf.appliance.store.db, "admin", "correct horse battery staple");
