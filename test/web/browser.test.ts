@@ -2,20 +2,14 @@
 // Debian's Chromium against mailferry on loopback. Screenshots of the main
 // pages go to test/artifacts/ (git-ignored).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
 import * as OTPAuth from "otpauth";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { hasChromium, openBrowser, screenshot } from "../support/chromium.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "../support/mailferry.ts";
 import { type Sink, startSink } from "../support/sink.ts";
 import { sendMail } from "../support/smtp-client.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) console.warn("\n*** Chromium is NOT installed: the browser tests of the admin UI are SKIPPED. Install it: apt-get install chromium ***\n");
-
-const ARTIFACTS = join(import.meta.dir, "../artifacts");
 const PASSWORD = "correct horse battery staple";
 
 let dns: DnsServer;
@@ -26,7 +20,6 @@ let page: Page;
 
 beforeAll(async () => {
   if (!hasChromium) return;
-  mkdirSync(ARTIFACTS, { recursive: true });
   sink = await startSink({ host: "127.0.0.2" });
   dns = await startDnsServer({
     // browser.test publishes its MX already, nothing else yet.
@@ -35,12 +28,7 @@ beforeAll(async () => {
     "mx.dest.test": { A: ["127.0.0.2"] },
   });
   mf = await startMailferry({ dns, env: { MAILFERRY_OUTBOUND_PORT: String(sink.port) } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  ({ browser, page } = await openBrowser());
 }, 60_000);
 
 afterAll(async () => {
@@ -54,7 +42,7 @@ afterAll(async () => {
 /** The browser's document in functions Playwright runs in the page (they are serialized: no closures; the project has no DOM typings). */
 type InPage = { document: { querySelector(s: string): { textContent: string | null } | null } };
 const url = (path: string) => `${mf.httpUrl}${path.replace(/^\//, "")}`;
-const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+const shot = (name: string) => screenshot(page, name);
 
 async function login(code?: string) {
   await page.goto(url("/login"));

@@ -5,22 +5,19 @@
 // message DKIM-signed (checked by dkimpy against the published record).
 // Screenshots go to test/artifacts/ (git-ignored; docs/screenshots/ has copies).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { hasChromium, openBrowser, screenshot } from "../support/chromium.ts";
 import { type DnsServer, publishZoneLines, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "../support/mailferry.ts";
 import { type Sink, startSinks } from "../support/sink.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const PYTHON = "/usr/bin/python3";
-const hasChromium = existsSync(CHROMIUM);
 const hasDkimpy = existsSync(PYTHON) && Bun.spawnSync([PYTHON, "-c", "import dkim"]).exitCode === 0;
-if (!hasChromium) console.warn("\n*** Chromium is NOT installed: the first-run browser test is SKIPPED. Install it: apt-get install chromium ***\n");
 if (!hasDkimpy) console.warn("\n*** python3-dkim is NOT installed: the first-run browser test is SKIPPED. Install it: apt-get install python3-dkim ***\n");
 
-const ARTIFACTS = join(import.meta.dir, "../artifacts");
 const PASSWORD = "correct horse battery staple";
 
 let dns: DnsServer;
@@ -33,7 +30,6 @@ let dir: string;
 
 beforeAll(async () => {
   if (!hasChromium || !hasDkimpy) return;
-  mkdirSync(ARTIFACTS, { recursive: true });
   dir = mkdtempSync(join(tmpdir(), "mailferry-first-run-"));
   [accepting, refusing] = (await startSinks([{ host: "127.0.0.2" }, { host: "127.0.0.3", onRcpt: () => ({ code: 550, text: "5.1.1 no such mailbox here" }) }])) as [Sink, Sink];
   dns = await startDnsServer({
@@ -45,12 +41,7 @@ beforeAll(async () => {
     "mx.refuse.test": { A: ["127.0.0.3"] },
   });
   mf = await startMailferry({ dns, env: { MAILFERRY_OUTBOUND_PORT: String(accepting.port) } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  ({ browser, page } = await openBrowser());
 }, 60_000);
 
 afterAll(async () => {
@@ -65,7 +56,7 @@ afterAll(async () => {
 /** The browser's document in functions Playwright runs in the page (serialized: no closures; the project has no DOM typings). */
 type InPage = { document: { querySelectorAll(s: string): { length: number } } };
 const url = (path: string) => `${mf.httpUrl}${path.replace(/^\//, "")}`;
-const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+const shot = (name: string) => screenshot(page, name);
 const text = async (selector: string) => (await page.textContent(selector))?.replace(/\s+/g, " ").trim();
 /** The "Getting started" steps as shown: [mark, title]. */
 const steps = () => page.$$eval("#getting-started li", (lis) => lis.map((li) => [li.children[0]!.textContent!.trim(), li.children[1]!.textContent!.trim()]));

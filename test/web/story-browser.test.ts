@@ -1,34 +1,27 @@
 // The message story page in Chromium (Playwright, as test/web/browser.test.ts)
 // for five messages sent through the real pipeline: forwarded, From
 // rewritten, greylisted, refused by DMARC, partly delivered. Screenshots go to
-// test/artifacts/story-*.png (git-ignored; docs/screenshots/ has copies, which
-// docs/admin-ui.md shows), so a test run leaves the checkout as it was.
+// test/artifacts/story-*.png (docs/screenshots/ has the copies docs/admin-ui.md shows).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { listAllow } from "../../src/store/allowlist.ts";
 import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { type StoryCase, type StoryFixture, startStoryFixture } from "../log/story-fixture.ts";
+import { hasChromium, openBrowser, screenshot } from "../support/chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
-const SCREENSHOTS = join(import.meta.dir, "../artifacts");
 
 let f: StoryFixture;
 let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  mkdirSync(SCREENSHOTS, { recursive: true });
   if (!hasChromium) return;
   f = await startStoryFixture();
   const admin = await createAdmin(f.mf.appliance.store.db, "admin", "correct horse battery staple");
   const session = await createSession(f.mf.appliance.store.db, admin.id, "127.0.0.1", "test");
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
-  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
-  await context.addCookies([{ name: "mf_session", value: session.token, url: f.mf.httpUrl }]);
-  page = await context.newPage();
+  const opened = await openBrowser({ width: 1100, height: 900 });
+  ({ browser, page } = opened);
+  await opened.context.addCookies([{ name: "mf_session", value: session.token, url: f.mf.httpUrl }]);
 }, 90_000);
 
 afterAll(async () => {
@@ -39,7 +32,7 @@ afterAll(async () => {
 /** Opens the page of the case's last event and returns the story's steps as the reader sees them. */
 async function openStory(name: StoryCase): Promise<string[]> {
   await page.goto(`${f.mf.httpUrl}log/${f.sessions[name].at(-1)!.id}`);
-  await page.screenshot({ path: join(SCREENSHOTS, `story-${name.replace("_", "-")}.png`), fullPage: true });
+  await screenshot(page, `story-${name.replace("_", "-")}`);
   expect(await page.isVisible("details.panel pre")).toBe(false);
   return page.locator("ol.story > li").allInnerTexts();
 }
