@@ -1,14 +1,17 @@
-// Forwarding benchmark: the loopback limit, mailferry, Postfix and Haraka side
-// by side on this machine, back to back in one run (issue: benchmarks).
+// Forwarding benchmark: the loopback limit, mailferry, Postfix, Haraka and the
+// equal-work stack (Postfix + postsrsd + rspamd as a milter) side by side on
+// this machine, back to back in one run (docs/benchmarks.md).
 // Each tool forwards `anything@bench.test` to user@dest.test, delivered to the
 // same Postfix smtp-sink; load comes from Postfix's smtp-source.
 // Run: bench/run [--messages N] [--size BYTES] [--concurrency N] [--only a,b] [--soak MINUTES]
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { dkimpyVerify } from "../test/support/dkim-verify.ts";
 import { startDnsServer } from "../test/support/dns-server.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -17,7 +20,7 @@ const { values } = parseArgs({
     messages: { type: "string", default: "2000" },
     size: { type: "string", default: "10240" },
     concurrency: { type: "string", default: "20" },
-    only: { type: "string", default: "direct,mailferry,postfix,haraka" },
+    only: { type: "string", default: "direct,mailferry,postfix,haraka,stack" },
     probes: { type: "string", default: "200" },
     soak: { type: "string" },
   },
@@ -100,6 +103,34 @@ function treeRssKb(pids: number[]): number {
   return total;
 }
 
+/**
+ * CPU time of a process tree in ms: each process's own (all its threads) plus
+ * that of the children it has reaped (Postfix's master reaps its daemons).
+ */
+function treeCpuMs(pids: number[]): number {
+  const tick = 1000 / 100; // USER_HZ
+  let total = 0;
+  const stack = [...pids];
+  const seen = new Set<number>();
+  while (stack.length) {
+    const pid = stack.pop()!;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    try {
+      // Fields after the command name (which may hold spaces): utime is the 14th field, then stime, cutime, cstime.
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+      total += fields.slice(11, 15).reduce((sum, f) => sum + Number(f), 0) * tick;
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        const children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+        if (children) stack.push(...children.split(" ").map(Number));
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
+}
+
 function sampleRss(pids: () => number[]): { stop(): number } {
   let peak = 0;
   const timer = setInterval(() => (peak = Math.max(peak, treeRssKb(pids()))), 100);
@@ -127,6 +158,14 @@ async function startSink(dir: string): Promise<{ port: number; child: ChildProce
   return { port, child, files: () => readdirSync(dir) };
 }
 
+async function waitFor(ready: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error(`waited ${timeoutMs} ms for ${what}`);
+    await Bun.sleep(200);
+  }
+}
+
 async function waitForCount(count: () => number, target: number, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (count() < target && Date.now() < deadline) await Bun.sleep(10);
@@ -149,6 +188,8 @@ async function startServer(command: string, args: string[], smtpPort: number, en
 interface Tool {
   name: string;
   start(smtpPort: number, sinkPort: number): Promise<{ pids(): number[]; stop(): Promise<void> }>;
+  /** What its copies must carry, checked on one copy with dkimpy (the tools that do the authentication work). */
+  signs?: { arc: true; dkim: boolean };
 }
 
 // ---- the tools ----------------------------------------------------------------
@@ -178,67 +219,80 @@ const mailferry: Tool = {
     const cli = (args: string[]) => new Promise<void>((resolve, reject) => start(binary, args, env).on("exit", (c) => (c === 0 ? resolve() : reject(new Error(`mailferry ${args.join(" ")}: exit ${c}`)))));
     await cli(["domain", "add", "bench.test"]);
     await cli(["alias", "add", "bench.test", "*", "user@dest.test"]);
+    publishDkimRecords(Bun.spawnSync([binary, "domain", "dns", "bench.test"], { env: { ...process.env, ...env } }).stdout.toString());
     return startServer(binary, ["serve"], smtpPort, env);
   },
+  // The bench's From (sender@src.test, DMARC p=none) is kept: an ARC set, no DKIM signature of ours
+  // (docs/delivery-and-authentication.md, "What mailferry signs, and why").
+  signs: { arc: true, dkim: false },
 };
 
-const postfix: Tool = {
-  name: "postfix",
-  async start(smtpPort, sinkPort) {
-    const dir = mkdtempSync(join(work, "postfix-"));
-    chmodSync(dir, 0o755);
-    for (const sub of ["conf", "queue", "data"]) mkdirSync(join(dir, sub));
-    if (AS_ROOT) await run("chown", ["postfix", join(dir, "data")]);
-    writeFileSync(
-      join(dir, "conf/main.cf"),
-      [
-        "compatibility_level = 3.6",
-        `queue_directory = ${dir}/queue`,
-        `data_directory = ${dir}/data`,
-        "mail_owner = postfix",
-        "myhostname = mx.pfbench.test",
-        "inet_interfaces = 127.0.0.1",
-        "inet_protocols = ipv4",
-        "mynetworks =",
-        "mydestination =",
-        // A forwarder: virtual aliases for the hosted domain, delivery to the sink.
-        "virtual_alias_domains = bench.test",
-        `virtual_alias_maps = texthash:${dir}/conf/virtual`,
-        `transport_maps = texthash:${dir}/conf/transport`,
-        "smtpd_relay_restrictions = reject_unauth_destination",
-        `maillog_file = ${dir}/maillog`,
-        `maillog_file_prefixes = ${dir}`,
-        "smtpd_client_connection_count_limit = 0",
-        "smtpd_client_connection_rate_limit = 0",
-        "default_process_limit = 100",
-      ].join("\n") + "\n",
-    );
-    writeFileSync(join(dir, "conf/virtual"), "@bench.test user@dest.test\n");
-    writeFileSync(join(dir, "conf/transport"), `dest.test smtp:[127.0.0.1]:${sinkPort}\n`);
-    // Debian's master.cf with the smtpd on our port and no chroot (the private queue has no chroot files).
-    const master = readFileSync("/etc/postfix/master.cf", "utf8")
-      .split("\n")
-      .map((line) => {
-        if (!/^[^#\s]/.test(line)) return line;
-        const f = line.split(/\s+/);
-        if (f.length >= 8) f[4] = "n";
-        if (f[0] === "smtp" && f[1] === "inet") f[0] = `127.0.0.1:${smtpPort}`;
-        return f.join(" ");
-      })
-      .join("\n");
-    writeFileSync(join(dir, "conf/master.cf"), master);
-    // postfix reports start-up errors only to its log (or a terminal).
-    await run("postfix", ["-c", `${dir}/conf`, "start"]).catch((err) => {
-      throw new Error(`${err.message}\n${existsSync(`${dir}/maillog`) ? readFileSync(`${dir}/maillog`, "utf8") : "(no log)"}`);
-    });
-    await waitForPort(smtpPort);
-    const masterPid = () => Number(readFileSync(`${dir}/queue/pid/master.pid`, "utf8").trim());
-    return {
-      pids: () => [masterPid()],
-      stop: () => run("postfix", ["-c", `${dir}/conf`, "stop"]),
-    };
-  },
-};
+/** The _domainkey TXT records of `mailferry domain dns`, served by the bench's DNS (receivers check the copies against them). */
+function publishDkimRecords(zoneText: string): void {
+  for (const line of zoneText.split("\n")) {
+    const record = /^(\S+\._domainkey\.\S+?)\.\s+\d+\s+IN\s+TXT\s+(.*)$/.exec(line);
+    if (record) dns.zones[record[1]!.toLowerCase()] = { TXT: [[...record[2]!.matchAll(/"([^"]*)"/g)].map((m) => m[1]).join("")] };
+  }
+}
+
+const postfix: Tool = { name: "postfix", start: (smtpPort, sinkPort) => startPostfix(smtpPort, sinkPort, "mx.pfbench.test") };
+
+/** A virtual-alias forwarder from a private config directory (`postfix -c DIR start`); `extra` adds main.cf lines. */
+async function startPostfix(smtpPort: number, sinkPort: number, hostname: string, extra: string[] = []) {
+  const dir = mkdtempSync(join(work, "postfix-"));
+  chmodSync(dir, 0o755);
+  for (const sub of ["conf", "queue", "data"]) mkdirSync(join(dir, sub));
+  if (AS_ROOT) await run("chown", ["postfix", join(dir, "data")]);
+  writeFileSync(
+    join(dir, "conf/main.cf"),
+    [
+      "compatibility_level = 3.6",
+      `queue_directory = ${dir}/queue`,
+      `data_directory = ${dir}/data`,
+      "mail_owner = postfix",
+      `myhostname = ${hostname}`,
+      "inet_interfaces = 127.0.0.1",
+      "inet_protocols = ipv4",
+      "mynetworks =",
+      "mydestination =",
+      // A forwarder: virtual aliases for the hosted domain, delivery to the sink.
+      "virtual_alias_domains = bench.test",
+      `virtual_alias_maps = texthash:${dir}/conf/virtual`,
+      `transport_maps = texthash:${dir}/conf/transport`,
+      "smtpd_relay_restrictions = reject_unauth_destination",
+      `maillog_file = ${dir}/maillog`,
+      `maillog_file_prefixes = ${dir}`,
+      "smtpd_client_connection_count_limit = 0",
+      "smtpd_client_connection_rate_limit = 0",
+      "default_process_limit = 100",
+      ...extra,
+    ].join("\n") + "\n",
+  );
+  writeFileSync(join(dir, "conf/virtual"), "@bench.test user@dest.test\n");
+  writeFileSync(join(dir, "conf/transport"), `dest.test smtp:[127.0.0.1]:${sinkPort}\n`);
+  // Debian's master.cf with the smtpd on our port and no chroot (the private queue has no chroot files).
+  const master = readFileSync("/etc/postfix/master.cf", "utf8")
+    .split("\n")
+    .map((line) => {
+      if (!/^[^#\s]/.test(line)) return line;
+      const f = line.split(/\s+/);
+      if (f.length >= 8) f[4] = "n";
+      if (f[0] === "smtp" && f[1] === "inet") f[0] = `127.0.0.1:${smtpPort}`;
+      return f.join(" ");
+    })
+    .join("\n");
+  writeFileSync(join(dir, "conf/master.cf"), master);
+  // postfix reports start-up errors only to its log (or a terminal).
+  await run("postfix", ["-c", `${dir}/conf`, "start"]).catch((err) => {
+    throw new Error(`${err.message}\n${existsSync(`${dir}/maillog`) ? readFileSync(`${dir}/maillog`, "utf8") : "(no log)"}`);
+  });
+  await waitForPort(smtpPort);
+  const masterPid = () => Number(readFileSync(`${dir}/queue/pid/master.pid`, "utf8").trim());
+  return {
+    pids: () => [masterPid()],
+    stop: () => run("postfix", ["-c", `${dir}/conf`, "stop"]),
+  };
+}
 
 const haraka: Tool = {
   name: "haraka",
@@ -256,6 +310,109 @@ const haraka: Tool = {
     return startServer(bin, ["-c", dir], smtpPort);
   },
 };
+
+/**
+ * The stack self-hosters run to get what mailferry does (Debian packages, private
+ * config and run directories): Postfix forwards, postsrsd rewrites the envelope
+ * sender (SRS) through Postfix's tcp: tables, and rspamd's proxy worker in milter
+ * mode checks SPF/DKIM/DMARC/ARC inbound and adds an ARC set and a DKIM signature
+ * of the alias domain. rspamd skips its checks for mail from 127.0.0.1 unless
+ * told (`check_local`), signs local mail only with `sign_local`, and everything
+ * that would contact outside hosts is switched off.
+ */
+const stack: Tool = {
+  name: "stack",
+  async start(smtpPort, sinkPort) {
+    for (const tool of ["rspamd", "/usr/sbin/postsrsd"]) if (!Bun.which(tool)) throw new Error(`the stack needs ${tool}: apt-get install rspamd postsrsd`);
+    const dir = mkdtempSync(join(work, "stack-"));
+    chmodSync(dir, 0o755);
+    const started: (() => Promise<void>)[] = [];
+    const stopAll = () => Promise.all(started.map((stop) => stop())).then(() => {});
+    try {
+      const srs = await startPostsrsd(dir, started);
+      const rspamd = await startRspamdMilter(dir, started);
+      const postfix = await startPostfix(smtpPort, sinkPort, "mx.stack.test", [
+      // postsrsd's README: envelope senders out through the forward table, bounces back through the reverse one.
+      `sender_canonical_maps = tcp:127.0.0.1:${srs.forwardPort}`,
+      "sender_canonical_classes = envelope_sender",
+      `recipient_canonical_maps = tcp:127.0.0.1:${srs.reversePort}`,
+      "recipient_canonical_classes = envelope_recipient, header_recipient",
+      `smtpd_milters = inet:127.0.0.1:${rspamd.milterPort}`,
+      "milter_protocol = 6",
+      "milter_default_action = tempfail",
+      "milter_mail_macros = i {mail_addr} {client_addr} {client_name} {auth_authen}",
+      ]);
+      return {
+        pids: () => [...postfix.pids(), srs.pid, rspamd.pid],
+        async stop() {
+          await postfix.stop();
+          await stopAll();
+        },
+      };
+    } catch (err) {
+      await stopAll();
+      throw err;
+    }
+  },
+  signs: { arc: true, dkim: true },
+};
+
+/** A child stopped with SIGTERM, resolved once it exited. */
+function stopper(child: ChildProcess): () => Promise<void> {
+  return async () => {
+    if (child.exitCode !== null) return;
+    child.kill("SIGTERM");
+    await new Promise((resolve) => child.on("exit", resolve));
+  };
+}
+
+/** `started` gets its stop at once, so a later failure stops it too. */
+async function startPostsrsd(dir: string, started: (() => Promise<void>)[]) {
+  const [forwardPort, reversePort] = [await freePort(), await freePort()];
+  writeFileSync(join(dir, "srs.secret"), randomBytes(24).toString("base64") + "\n", { mode: 0o600 });
+  const child = start("/usr/sbin/postsrsd", [`-s${dir}/srs.secret`, "-dmx.stack.test", "-l127.0.0.1", "-4", `-f${forwardPort}`, `-r${reversePort}`, ...(AS_ROOT ? ["-unobody"] : [])]);
+  started.push(stopper(child));
+  await waitForPort(forwardPort);
+  await waitForPort(reversePort);
+  return { forwardPort, reversePort, pid: child.pid! };
+}
+
+/** Modules that would contact hosts outside this machine (RBLs, fuzzy storage, map updates). */
+const RSPAMD_OFF = ["fuzzy_check", "rbl", "surbl", "emails", "asn", "phishing", "url_redirector", "rspamd_update", "bimi", "dcc", "mx_check"];
+
+async function startRspamdMilter(dir: string, started: (() => Promise<void>)[]) {
+  const conf = join(dir, "rspamd");
+  for (const sub of ["local.d", "override.d", "run", "db", "log"]) mkdirSync(join(conf, sub), { recursive: true });
+  const [normal, controller, milterPort] = [await freePort(), await freePort(), await freePort()];
+  const key = generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "der" } });
+  writeFileSync(join(conf, "dkim.key"), key.privateKey);
+  dns.zones["stack._domainkey.bench.test"] = { TXT: [`v=DKIM1; k=rsa; p=${key.publicKey.toString("base64")}`] };
+  const file = (name: string, text: string) => writeFileSync(join(conf, name), text);
+  file("override.d/worker-normal.inc", `bind_socket = "127.0.0.1:${normal}";\n`);
+  file("override.d/worker-controller.inc", `bind_socket = "127.0.0.1:${controller}";\n`);
+  file("override.d/worker-proxy.inc", `bind_socket = "127.0.0.1:${milterPort}";\nmilter = yes;\ntimeout = 120s;\nupstream "local" {\n  default = yes;\n  hosts = "127.0.0.1:${normal}";\n}\ncount = 1;\n`);
+  const log = join(conf, "log/rspamd.log");
+  // Debian's level (info): its line about the compiled regular expressions tells when the scanner is ready.
+  file("override.d/logging.inc", `type = "file"; filename = "${log}"; level = "info";\n`);
+  file("local.d/options.inc", `dns {\n  nameserver = ["${dns.address}"];\n}\n`);
+  // No action for any score: the bench measures forwarding, and mailferry does not scan by default either.
+  file("local.d/actions.conf", "reject = 10000;\nadd_header = 10000;\ngreylist = 10000;\n");
+  for (const module of ["spf", "dkim", "dmarc"]) file(`local.d/${module}.conf`, "check_local = true;\ncheck_authed = true;\n");
+  // One key signs both, with the alias domain (the recipient's) as mailferry does; no redis.
+  const signing = `sign_local = true;\nsign_inbound = true;\nuse_domain = "recipient";\nuse_esld = false;\nallow_hdrfrom_mismatch = true;\nuse_redis = false;\ndomain {\n  bench.test {\n    path = "${join(conf, "dkim.key")}";\n    selector = "stack";\n  }\n}\n`;
+  file("local.d/arc.conf", signing);
+  file("local.d/dkim_signing.conf", signing);
+  for (const module of RSPAMD_OFF) file(`local.d/${module}.conf`, "enabled = false;\n");
+  const vars = [`LOCAL_CONFDIR=${conf}`, `RUNDIR=${join(conf, "run")}`, `DBDIR=${join(conf, "db")}`, `LOGDIR=${join(conf, "log")}`].map((v) => `--var=${v}`);
+  // -i: as root rspamd otherwise refuses to keep root privileges (and could not read its private run directory).
+  const child = start("rspamd", ["-f", ...(AS_ROOT ? ["-i"] : []), "-c", "/etc/rspamd/rspamd.conf", ...vars]);
+  started.push(stopper(child));
+  // Loading the configuration and compiling its regular expressions (hyperscan, into the private
+  // DBDIR: every run compiles afresh) takes about a minute on two busy cores.
+  await waitForPort(milterPort, 180_000);
+  await waitFor(() => existsSync(log) && /\(normal\)[^\n]*hyperscan_ready/.test(readFileSync(log, "utf8")), 180_000, "rspamd's scanner to load its compiled expressions");
+  return { milterPort, pid: child.pid! };
+}
 
 /** The loopback limit: smtp-source straight into the sink. */
 const direct: Tool = { name: "direct", start: async () => ({ pids: () => [], stop: async () => {} }) };
@@ -337,6 +494,35 @@ interface Result {
   latency_p50_ms: number;
   latency_p99_ms: number;
   peak_pss_mb: number;
+  /** CPU time of the tool's processes during the timed run, per message delivered. */
+  cpu_ms_per_message: number;
+  /** What dkimpy found on one delivered copy (the tools that sign). */
+  copy?: CopyCheck;
+}
+
+interface CopyCheck {
+  envelope_sender: string;
+  arc: string;
+  dkim: string;
+}
+
+/** One delivered copy (smtp-sink's dump: its X-Mail-Args line is the envelope sender) checked with dkimpy against the bench's DNS. */
+async function checkCopy(sinkDir: string, tool: Tool): Promise<CopyCheck> {
+  const [first] = readdirSync(sinkDir);
+  if (!first) throw new Error(`${tool.name}: no copy to check`);
+  const raw = readFileSync(join(sinkDir, first));
+  const sender = /^X-Mail-Args: <([^>]*)>/m.exec(raw.toString("latin1"))?.[1] ?? "";
+  const verdict = await dkimpyVerify(raw, dns);
+  const signed = /^DKIM-Signature:/im.test(raw.toString("latin1"));
+  const check = { envelope_sender: sender, arc: verdict.arc, dkim: !signed ? "none" : verdict.pass ? `pass (d=${verdict.domain})` : "fail" };
+  const problems = [
+    !/^SRS0[=+-]/i.test(sender) && "no SRS0 envelope sender",
+    verdict.arc !== "pass" && `ARC ${verdict.arc}`,
+    tool.signs!.dkim && check.dkim !== "pass (d=bench.test)" && `DKIM ${check.dkim}`,
+    !tool.signs!.dkim && signed && "a DKIM signature it should not have",
+  ].filter(Boolean);
+  if (problems.length) throw new Error(`${tool.name}'s copy: ${problems.join(", ")} (${join(sinkDir, first)})`);
+  return check;
 }
 
 /** Message-IDs of the dumped messages, to find losses and duplicates. */
@@ -348,7 +534,10 @@ async function measure(tool: Tool): Promise<Result> {
   const sinkDir = join(work, `sink-${tool.name}`);
   const sink = await startSink(sinkDir);
   const smtpPort = tool === direct ? sink.port : await freePort();
-  const running = await tool.start(smtpPort, sink.port);
+  const running = await tool.start(smtpPort, sink.port).catch((err) => {
+    sink.child.kill("SIGTERM");
+    throw err;
+  });
   const rss = sampleRss(() => running.pids());
   try {
     // Warm up (JIT, caches, connection set-up), then clear the sink.
@@ -356,13 +545,16 @@ async function measure(tool: Tool): Promise<Result> {
     await waitForCount(() => sink.files().length, 50, 30_000);
     emptySinkDir(sinkDir);
 
+    const cpuBefore = treeCpuMs(running.pids());
     const t0 = performance.now();
     await smtpSource(smtpPort, MESSAGES, CONCURRENCY);
     const accepted = performance.now();
     const delivered = await waitForCount(() => sink.files().length, MESSAGES, 120_000);
+    const cpuMs = treeCpuMs(running.pids()) - cpuBefore;
     await Bun.sleep(1000); // late duplicates would show up here
     const ids = messageIds(sinkDir);
     const unique = new Set(ids).size;
+    const copy = tool.signs ? await checkCopy(sinkDir, tool) : undefined;
     emptySinkDir(sinkDir);
     const latencies = await probeLatency(smtpPort, sinkDir, PROBES);
     return {
@@ -375,6 +567,8 @@ async function measure(tool: Tool): Promise<Result> {
       latency_p50_ms: round(quantile(latencies, 0.5)),
       latency_p99_ms: round(quantile(latencies, 0.99)),
       peak_pss_mb: round(rss.stop() / 1024),
+      cpu_ms_per_message: round(cpuMs / Math.max(1, unique)),
+      ...(copy ? { copy } : {}),
     };
   } finally {
     rss.stop();
@@ -433,7 +627,7 @@ try {
   if (values.soak) {
     await soak(Number(values.soak));
   } else {
-    const tools = { direct, mailferry, postfix, haraka };
+    const tools = { direct, mailferry, postfix, haraka, stack };
     const results: Result[] = [];
     for (const name of values.only!.split(",")) {
       const tool = tools[name as keyof typeof tools];
@@ -443,10 +637,11 @@ try {
     }
     const base = results.find((r) => r.tool === "direct");
     const added = (r: Result, key: "latency_p50_ms" | "latency_p99_ms") => (base && r !== base ? round(r[key] - base[key]) : null);
-    console.table(results.map((r) => ({ ...r, added_p50_ms: added(r, "latency_p50_ms"), added_p99_ms: added(r, "latency_p99_ms") })));
+    console.table(results.map(({ copy, ...r }) => ({ ...r, added_p50_ms: added(r, "latency_p50_ms"), added_p99_ms: added(r, "latency_p99_ms") })));
+    for (const r of results) if (r.copy) console.log(`${r.tool}'s copy (dkimpy): envelope ${r.copy.envelope_sender}, ARC ${r.copy.arc}, DKIM ${r.copy.dkim}`);
     const byName = Object.fromEntries(results.map((r) => [r.tool, r]));
     const ratio = (other: string) => (byName.mailferry && byName[other] ? Number((byName.mailferry.delivered_per_s / byName[other].delivered_per_s).toFixed(2)) : null);
-    const ratios = { mailferry_vs_postfix: ratio("postfix"), mailferry_vs_haraka: ratio("haraka") };
+    const ratios = { mailferry_vs_postfix: ratio("postfix"), mailferry_vs_haraka: ratio("haraka"), mailferry_vs_stack: ratio("stack") };
     console.log("delivered/s ratios:", ratios);
     save("forward", { settings: { messages: MESSAGES, size: SIZE, concurrency: CONCURRENCY, probes: PROBES }, results, ratios });
   }

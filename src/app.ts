@@ -200,6 +200,7 @@ async function startMx(config: Config, logger: Logger, input: ConfigInput, data:
     webhooks: { resolver, timeoutMs: config.webhooks.timeout, allowPrivate: config.webhooks.allowPrivate },
     relay: out.relay,
     compose: out.authWorkers.compose,
+    dkimSign: () => config.forwarding.dkimSign,
     srs: out.srs,
     outbox: out.outbox,
     hostname: config.hostname,

@@ -97,7 +97,7 @@ describe.skipIf(unavailable !== null)("a fresh Debian VPS under systemd", () => 
     expect(await inside("journalctl --sync && journalctl -b --no-pager -o cat _PID=1 -p warning | grep -i mailferry || true")).toBe("");
   }, 240_000);
 
-  test("with the printed DNS records published, a message to port 25 arrives with SRS, DKIM and ARC", async () => {
+  test("with the printed DNS records published, a message to port 25 arrives with SRS and ARC (its From untouched, so no DKIM signature of ours)", async () => {
     dns.zones = { ...zonesFrom(installed), ...theInternet() };
     await timed("configure (config set, restart) and add an alias", async () => {
       // Pointing DNS and outbound delivery at the test's servers is what a real VPS gets from its network.
@@ -122,10 +122,10 @@ describe.skipIf(unavailable !== null)("a fresh Debian VPS under systemd", () => 
     expect(copy!.rcptTo).toEqual(["bob@gmail.test"]);
     expect(copy!.mailFrom).toMatch(/^SRS0=[^@]+=origin\.test=someone@mx\.example\.test$/);
     const raw = copy!.raw.toString();
-    expect(raw).toMatch(/^DKIM-Signature:[^]*?\bd=example\.test;/m);
-    expect(raw).toMatch(/^ARC-Seal: i=1;/m);
+    expect(raw).not.toMatch(/^DKIM-Signature:/m);
+    expect(raw).toMatch(/^ARC-Seal: i=1;[^]*?\bd=example\.test;/m);
     if (hasDkimpy) {
-      expect(await dkimpyVerify(copy!.raw, dns)).toMatchObject({ pass: true, domain: DOMAIN, selector: "mailferry", arc: "pass" });
+      expect(await dkimpyVerify(copy!.raw, dns)).toMatchObject({ arc: "pass" });
     } else {
       console.warn("\n*** python3-dkim is NOT installed: the forwarded copy's DKIM and ARC are not verified by dkimpy. Install it: apt-get install python3-dkim ***\n");
     }

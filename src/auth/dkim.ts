@@ -79,16 +79,35 @@ export interface ArcSealInput {
  * covers the ARC set.
  */
 export async function sealAndSign(message: Buffer, key: SigningKey, seal: ArcSealInput, signTime = new Date()): Promise<Buffer> {
-  return Buffer.concat([await sealingHeaders(prepare(message), key, seal, signTime), message]);
+  const prepared = prepare(message);
+  return Buffer.concat([await withSignature(prepared, await arcSet(prepared, key, seal, signTime), key, signTime), message]);
 }
 
-/** sealAndSign for a header block whose body was hashed as it streamed (bodyHasher): the new header block. */
-export async function sealAndSignHead(head: Buffer, bodyHash: string, key: SigningKey, seal: ArcSealInput, signTime = new Date()): Promise<Buffer> {
-  return Buffer.concat([await sealingHeaders({ ...prepareHead(head), bodyHash }, key, seal, signTime), head]);
+/** What goes on top of a forwarded copy's header block, and which of the two it holds. */
+export interface CopySeal {
+  head: Buffer;
+  /** An ARC set was added (false only when the chain cannot take another: RFC 8617 section 5.1). */
+  sealed: boolean;
+  dkimSigned: boolean;
 }
 
-/** The DKIM-Signature and ARC set to put on top of the message. */
-async function sealingHeaders(prepared: Prepared, key: SigningKey, seal: ArcSealInput, signTime: Date): Promise<Buffer> {
+/**
+ * A header block whose body was hashed as it streamed (bodyHasher), sealed
+ * with an ARC set, and with `dkim` also signed on top (docs/delivery-and-authentication.md,
+ * "What mailferry signs, and why").
+ */
+export async function sealHead(head: Buffer, bodyHash: string, key: SigningKey, seal: ArcSealInput, dkim: boolean, signTime = new Date()): Promise<CopySeal> {
+  const prepared = { ...prepareHead(head), bodyHash };
+  const arc = await arcSet(prepared, key, seal, signTime);
+  const top = dkim ? await withSignature(prepared, arc, key, signTime) : arc;
+  return { head: Buffer.concat([top, head]), sealed: arc.length > 0, dkimSigned: dkim };
+}
+
+/** mailauth's refusals that are about the chain, not our key: it already failed, or holds 50 sets (RFC 8617 section 5.1). */
+const CHAIN_REFUSALS = new Set(["EARCCHAINFAILED", "EINVALIDINSTANCE"]);
+
+/** The ARC set (with line breaks) for a message, empty when its chain cannot take another. */
+async function arcSet(prepared: Prepared, key: SigningKey, seal: ArcSealInput, signTime: Date): Promise<Buffer> {
   let chain: ReturnType<typeof getARChain> = false;
   try {
     chain = getARChain(prepared.headers);
@@ -100,7 +119,14 @@ async function sealingHeaders(prepared: Prepared, key: SigningKey, seal: ArcSeal
     arc: { chain } as never,
     seal: { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, authResults: seal.authResults, cv: seal.cv as never, bodyHash: prepared.bodyHash, signTime },
   });
-  const arc = Buffer.from(set.headers.length ? set.headers.join("\r\n") + "\r\n" : "", "utf8");
+  if (set.headers.length) return Buffer.from(set.headers.join("\r\n") + "\r\n", "utf8");
+  const errors = (set.errors ?? []) as { err?: { code?: string; message?: string } }[];
+  if (errors.every((e) => CHAIN_REFUSALS.has(e.err?.code ?? ""))) return Buffer.alloc(0);
+  throw new Error(`ARC sealing for ${key.domain} failed: ${errors.map((e) => e.err?.message).join("; ")}`);
+}
+
+/** The DKIM-Signature over the message with the ARC set on top, followed by that set. */
+async function withSignature(prepared: Prepared, arc: Buffer, key: SigningKey, signTime: Date): Promise<Buffer> {
   const block = Buffer.concat([arc, prepared.block]);
   const signature = await dkimSignature({ block, headers: parseHeaders(block), bodyHash: prepared.bodyHash }, key, signTime);
   return Buffer.concat([Buffer.from(signature, "utf8"), arc]);

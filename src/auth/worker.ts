@@ -1,6 +1,6 @@
 // The worker thread of src/auth/workers.ts: mailauth's CPU-heavy work
-// (verifying SPF/DKIM/DMARC/ARC, DKIM signing, ARC sealing: three RSA
-// signatures per copy) runs here so the main thread keeps serving SMTP.
+// (verifying SPF/DKIM/DMARC/ARC, ARC sealing and, when the From is rewritten,
+// DKIM signing: two or three RSA signatures per copy) runs here so the main thread keeps serving SMTP.
 // DNS questions go back to the main thread's resolver: one cache, one
 // configuration, the same answers as everywhere else.
 import { composeCopy } from "../delivery/compose.ts";

@@ -1,7 +1,7 @@
 // Worker threads for mailauth's CPU-heavy work: verifying a message
-// (SPF/DKIM/DMARC/ARC/BIMI) and composing each signed, sealed copy. On one
-// thread these cost more than the rest of the pipeline together (three RSA
-// signatures per copy); in workers they use the other cores while the main
+// (SPF/DKIM/DMARC/ARC/BIMI) and composing each sealed (maybe signed) copy. On
+// one thread these cost more than the rest of the pipeline together (two or
+// three RSA signatures per copy); in workers they use the other cores while the main
 // thread keeps speaking SMTP. A job that fails rejects (the session answers
 // 421); a worker that dies fails its jobs and is replaced on the next job.
 import { availableParallelism } from "node:os";

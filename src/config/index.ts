@@ -16,12 +16,15 @@ const LOG_FORMATS = ["auto", "json", "text"] as const;
 const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 const SMARTHOST_TLS = ["starttls", "implicit", "none"] as const;
 const VERIFY_MODES = ["all", "tokens", "off"] as const;
+const FORWARDING_DKIM = ["rewritten", "always"] as const;
 
 export type LogFormat = (typeof LOG_FORMATS)[number];
 export type SmarthostTls = (typeof SMARTHOST_TLS)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 /** Which forwarding destinations outside the managed domains must confirm before they get mail (docs/aliases.md). */
 export type VerifyDestinations = (typeof VERIFY_MODES)[number];
+/** When a forwarded copy gets mailferry's DKIM signature besides its ARC set (docs/delivery-and-authentication.md). */
+export type ForwardingDkim = (typeof FORWARDING_DKIM)[number];
 
 export interface Setting {
   /** TOML section, or "" for a top-level key. */
@@ -86,6 +89,7 @@ const DECLARED = [
   { section: "acme", key: "renew_before", parse: v.positiveDuration, default: "30d", doc: "Renew when less than this much validity remains" },
   { section: "acme", key: "check_interval", parse: v.positiveDuration, default: "5m", doc: "How often the certificate's names (managed domains) and expiry are checked; first retry delay after a failure" },
   { section: "delivery", key: "verify_destinations", name: "verify_destinations", parse: verifyDestinations, default: "tokens", live: true, doc: "Which destinations outside the managed domains must confirm a verification mail first: all, tokens (those a write-scope API token adds; an admin's word confirms the rest) or off; true/false mean all/off" },
+  { section: "forwarding", key: "dkim_sign", parse: v.oneOf(FORWARDING_DKIM), default: "rewritten", live: true, doc: "When a forwarded copy gets this server's DKIM signature besides its ARC set: rewritten (only when the From was rewritten to the alias, the one case DMARC aligns with it) or always" },
   { section: "addresses", key: "random_subdomain", parse: v.bool, default: false, live: true, doc: "Addresses created by the API get a random subdomain unless the request or the domain says otherwise" },
   { section: "addresses", key: "subdomain_match", parse: v.bool, default: false, live: true, doc: "Domains accept mail for any subdomain (and the API may create addresses on one) unless the domain says otherwise" },
   { section: "api", key: "rate_limit", parse: v.positiveInt, default: 600, doc: "API requests per minute per token; more get 429" },

@@ -1,9 +1,11 @@
 // One forwarded copy, as it leaves: our trace and authentication headers,
 // the From rewritten only when DMARC would otherwise fail at the destination,
-// then an ARC seal carrying our verdicts and a DKIM signature of the alias domain.
+// then an ARC seal carrying our verdicts and, when the From is ours (or the
+// setting says always), a DKIM signature of the alias domain.
 import libmime from "libmime";
 import addressparser from "nodemailer/lib/addressparser";
-import { sealAndSignHead } from "../auth/dkim.ts";
+import { sealHead } from "../auth/dkim.ts";
+import type { ForwardingDkim } from "../config/index.ts";
 import { type SigningKey } from "../mail/dkim-key.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import { editHeaders, type RawField } from "../mail/headers.ts";
@@ -52,19 +54,32 @@ export interface CopyInput {
   alias: string;
   /** The alias domain's DKIM key; null leaves the copy unsigned and unsealed. */
   key: SigningKey | null;
+  /** forwarding.dkim_sign: when the copy gets our DKIM-Signature besides its ARC set. */
+  dkimSign: ForwardingDkim;
 }
 
 /** A copy is its own header block followed by the body of the message as received. */
 export interface Copy {
   head: Buffer;
   rewroteFrom: boolean;
-  signed: boolean;
+  /** It carries our ARC set. */
+  sealed: boolean;
+  /** It carries our DKIM-Signature. */
+  dkimSigned: boolean;
 }
 
-export async function composeCopy({ head, trace, auth, alias, key }: CopyInput): Promise<Copy> {
+/**
+ * Our own DKIM signature helps only when DMARC can align with it: when the
+ * From names the alias (rewritten). An untouched From aligns with the author's
+ * signature or none; ours would align with nothing, and the ARC set already
+ * vouches for the copy (docs/delivery-and-authentication.md, "What mailferry signs, and why").
+ */
+export const signsDkim = (rewroteFrom: boolean, mode: ForwardingDkim): boolean => rewroteFrom || mode === "always";
+
+export async function composeCopy({ head, trace, auth, alias, key, dkimSign }: CopyInput): Promise<Copy> {
   const rewroteFrom = needsFriendlyFrom(auth);
   const ownHead = rewroteFrom ? friendlyFrom(head, head.length, alias) : head;
   const unsigned = Buffer.concat([Buffer.from(trace + auth.headers, "utf8"), ownHead]);
-  if (!key) return { head: unsigned, rewroteFrom, signed: false };
-  return { head: await sealAndSignHead(unsigned, auth.bodyHash, key, auth.arcSeal), rewroteFrom, signed: true };
+  if (!key) return { head: unsigned, rewroteFrom, sealed: false, dkimSigned: false };
+  return { ...(await sealHead(unsigned, auth.bodyHash, key, auth.arcSeal, signsDkim(rewroteFrom, dkimSign))), rewroteFrom };
 }

@@ -27,6 +27,7 @@ import { postWebhook, type WebhookOptions, type WebhookPayload, webhookPayload }
 import { webhookKey } from "../store/domains.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import { signingKey } from "../store/dkim-keys.ts";
+import type { ForwardingDkim } from "../config/index.ts";
 
 /** `extraHeaders`: added to every copy (the scanner's X-Spam-* verdict), "" for none. */
 export type Deliver = (session: Readonly<Session>, message: InboundMessage, auth: AuthResults, extraHeaders: string) => Promise<Decision>;
@@ -38,8 +39,10 @@ export interface DeliverDeps {
   db: DB;
   webhooks: WebhookOptions;
   relay: Relay;
-  /** Builds each signed, sealed copy (composeCopy, in the authentication workers). */
+  /** Builds each sealed (and maybe signed) copy (composeCopy, in the authentication workers). */
   compose: (input: CopyInput) => Promise<Copy>;
+  /** forwarding.dkim_sign, read for each message (a live setting). */
+  dkimSign: () => ForwardingDkim;
   srs: Srs;
   outbox: Outbox;
   hostname: string;
@@ -152,19 +155,32 @@ interface ComposeInput {
   nextCopyId: (session: Readonly<Session>) => string;
 }
 
-/** One signed, sealed copy per original recipient, with the envelope to its address targets. */
-async function composeCopies(deps: DeliverDeps, { session, message, auth, extraHeaders, jobs, nextCopyId }: ComposeInput): Promise<Map<Envelope, { jobs: Job[]; signed: boolean; friendly_from: boolean }>> {
+/** What the mail log records of a copy's making (src/service/story.ts tells it). */
+interface CopyFacts {
+  jobs: Job[];
+  /** The alias domain whose key sealed (and maybe signed) it; null when it has no active key. */
+  signing_domain: string | null;
+  arc_sealed: boolean;
+  dkim_signed: boolean;
+  friendly_from: boolean;
+}
+
+/** One sealed copy per original recipient, with the envelope to its address targets. */
+async function composeCopies(deps: DeliverDeps, { session, message, auth, extraHeaders, jobs, nextCopyId }: ComposeInput): Promise<Map<Envelope, CopyFacts>> {
   const from = deps.srs.forward(session.mailFrom ?? "");
-  const envelopes = new Map<Envelope, { jobs: Job[]; signed: boolean; friendly_from: boolean }>();
+  const dkimSign = deps.dkimSign();
+  const envelopes = new Map<Envelope, CopyFacts>();
   for (const original of new Set(jobs.map((j) => j.original))) {
     const addressJobs = jobs.filter((j) => j.original === original && j.target.kind === "address");
     if (addressJobs.length === 0) continue;
+    const key = await signingKey(deps.db, addressJobs[0]!.aliasDomain);
     const copy = await deps.compose({
       head: message.head,
       trace: traceHeaders({ session, hostname: deps.hostname, originalRecipient: original, id: nextCopyId(session), date: new Date() }) + extraHeaders,
       auth,
       alias: original,
-      key: await signingKey(deps.db, addressJobs[0]!.aliasDomain),
+      key,
+      dkimSign,
     });
     if (copy.rewroteFrom) deps.logger.info("delivery.friendly_from", { session: session.id, alias: original, from_domain: auth.fromDomain, dmarc_policy: auth.dmarcPolicy });
     const envelope: Envelope = {
@@ -176,20 +192,20 @@ async function composeCopies(deps: DeliverDeps, { session, message, auth, extraH
       // The copy's own header block, then the body streamed from where it is held (memory or spool).
       message: () => openMessage({ head: copy.head, body: message.body }),
     };
-    envelopes.set(envelope, { jobs: addressJobs, signed: copy.signed, friendly_from: copy.rewroteFrom });
+    envelopes.set(envelope, { jobs: addressJobs, signing_domain: key?.domain ?? null, arc_sealed: copy.sealed, dkim_signed: copy.dkimSigned, friendly_from: copy.rewroteFrom });
   }
   return envelopes;
 }
 
 /** Sends every copy through the relay; each target's answer goes to the ledger. */
-async function relayCopies(deps: DeliverDeps, copies: Map<Envelope, { jobs: Job[]; signed: boolean; friendly_from: boolean }>, auth: AuthResults, ledger: Ledger): Promise<void> {
+async function relayCopies(deps: DeliverDeps, copies: Map<Envelope, CopyFacts>, auth: AuthResults, ledger: Ledger): Promise<void> {
   const authSummary = { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc };
   // Each target is recorded as delivered the moment its destination accepts: a crash before
   // slower destinations answer must not make the sender's retry deliver this copy again.
   await deps.relay.send([...copies.keys()], async (result) => {
-    const { jobs, signed, friendly_from } = copies.get(result.envelope)!;
+    const { jobs, ...facts } = copies.get(result.envelope)!;
     const job = jobs.find((j) => j.key === result.address.toLowerCase())!;
-    await ledger.settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: result.envelope.from, signed, friendly_from, auth: authSummary }, result.reason);
+    await ledger.settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: result.envelope.from, ...facts, auth: authSummary }, result.reason);
   });
 }
 

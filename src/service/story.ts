@@ -118,9 +118,28 @@ function forwardingChoices(deliveries: Event[], auth: InboundAuth | undefined): 
     copy.friendly_from
       ? `From rewritten to the alias: ${policy} and no aligned DKIM signature (SPF alignment does not survive SRS)`
       : `From kept: ${auth?.aligned_dkim ? "an aligned DKIM signature carries DMARC through forwarding" : "the author's DMARC policy does not refuse"}`,
-    copy.signed ? "ARC sealed and DKIM signed by this server" : "Not signed (no active DKIM key for the alias domain)",
+    ...signingInWords(copy),
   ];
   return { title: "Forwarding choices", badge: "info", lines };
+}
+
+/**
+ * The ARC set and DKIM signature the copy got, and why (docs/delivery-and-authentication.md,
+ * "What mailferry signs, and why"). Events older than that decision record one `signed` for both.
+ */
+function signingInWords(copy: Detail): string[] {
+  const sealed = copy.arc_sealed ?? copy.signed;
+  const dkim = copy.dkim_signed ?? copy.signed;
+  if (copy.signing_domain === null || (!sealed && !dkim)) return ["Not sealed or signed (no active DKIM key for the alias domain)"];
+  const by = typeof copy.signing_domain === "string" ? copy.signing_domain : "this server";
+  return [
+    sealed ? `ARC sealed by ${by}: the set carries this server's verdicts to the destination` : "No ARC set added: the message's ARC chain takes no more (a failed seal or 50 sets, RFC 8617 section 5.1)",
+    !dkim
+      ? `Not DKIM signed by ${by}: the From is the author's, so DMARC would not align with this signature (forwarding.dkim_sign = rewritten)`
+      : copy.friendly_from
+        ? `DKIM signed by ${by}: the From names the alias, so DMARC aligns with this signature`
+        : `DKIM signed by ${by} as well (forwarding.dkim_sign = always)`,
+  ];
 }
 
 /** One target's answer: MX host, TLS, reply and time, or the webhook's attempts. */

@@ -1,11 +1,9 @@
-// Inbound SPF/DKIM/DMARC/ARC with enforcement, and outbound ARC seal + DKIM
-// signature that verify at the destination - with mailauth and independently
-// with dkimpy.
+// Inbound SPF/DKIM/DMARC/ARC with enforcement, and the outbound ARC seal on
+// every copy plus a DKIM signature when the From was rewritten (or
+// forwarding.dkim_sign = always), verified at the destination with mailauth
+// and independently with dkimpy.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { authenticate } from "mailauth";
 import { sealMessage } from "mailauth/lib/arc";
 import { dkimSign } from "mailauth/lib/dkim/sign";
@@ -13,8 +11,10 @@ import { dkimRecordValue } from "../../src/mail/dkim-key.ts";
 import { createResolver } from "../../src/dns/resolver.ts";
 import { listDkimKeys } from "../../src/store/dkim-keys.ts";
 import { listEvents } from "../../src/store/events.ts";
+import { createToken } from "../../src/store/tokens.ts";
 import { addAllow } from "../../src/store/allowlist.ts";
 import { updateDomainSettings } from "../../src/store/domains.ts";
+import { dkimpyVerify, hasDkimpy } from "../support/dkim-verify.ts";
 import { type DnsServer, startDnsServer, type Zones } from "../support/dns-server.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "../support/mailferry.ts";
 import { type Sink, startSink } from "../support/sink.ts";
@@ -67,10 +67,8 @@ const zones: Zones = {
 let dns: DnsServer;
 let mf: TestMailferry;
 let sink: Sink;
-let dir: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "mailferry-auth-"));
   sink = await startSink({ host: "127.0.0.2" });
   dns = await startDnsServer(zones);
   mf = await startMailferry({ dns, domains: ["example.test"], aliases: { "example.test": "forward-email=hello:user@dest.test" }, env: { MAILFERRY_OUTBOUND_PORT: String(sink.port) } });
@@ -83,7 +81,6 @@ afterAll(async () => {
   await mf.stop();
   await dns.close();
   await sink.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 let n = 0;
@@ -171,7 +168,9 @@ describe("what reaches the destination verifies", () => {
   // The test DNS as a resolver for mailauth at the "destination".
   const verifier = () => createResolver({ servers: [{ host: dns.host, port: dns.port }], timeout: 1000 }).forMailauth;
 
-  test("mailferry's DKIM signature and ARC seal pass, and an earlier ARC hop is carried (i=2)", async () => {
+  const ourSignatures = (copy: Buffer) => copy.toString().match(/^DKIM-Signature:[^]*?\bd=example\.test;/gm) ?? [];
+
+  test("mailferry's ARC seal passes and an earlier ARC hop is carried (i=2); the From is the author's, so no DKIM signature of ours", async () => {
     const m = message("signed.test");
     const dkimSigned = await signed(m.raw, "signed.test", senderKey.privateKey as string);
     // A previous forwarder sealed it (i=1) with its own verdicts.
@@ -187,53 +186,66 @@ describe("what reaches the destination verifies", () => {
     const copy = (await copyOf(m.id))!.raw;
     const result = await authenticate(copy, { ip: "127.0.0.1", helo: TEST_HOSTNAME, sender: "x@mx.mailferry.test", mta: "dest.test", resolver: verifier() });
     const bySigner = (domain: string) => result.dkim.results.find((r) => r.signingDomain === domain)?.status.result;
-    expect(bySigner("example.test")).toBe("pass");
+    expect(bySigner("example.test")).toBeUndefined();
     expect(bySigner("signed.test")).toBe("pass");
     expect(result.arc && result.arc.status.result).toBe("pass");
     expect(result.arc && result.arc.i).toBe(2);
     expect(copy.toString()).toMatch(/ARC-Authentication-Results: i=2; mx\.mailferry\.test;/);
   });
 
-  test("mail for a subdomain address is signed with the key of the domain whose alias took it", async () => {
+  test("mail for a subdomain address is sealed with the key of the domain whose alias took it", async () => {
     const m = message("signed.test");
     const raw = (await signed(m.raw, "signed.test", senderKey.privateKey as string)).replace("To: hello@example.test", "To: hello@team.example.test");
     expect(await sendMail(mf.smtpPort, { from: "someone@signed.test", to: "hello@team.example.test", raw }).then((i) => String(i.response))).toStartWith("250");
     const copy = (await copyOf(m.id))!.raw;
     expect(copy.toString()).toContain("X-Original-To: hello@team.example.test");
+    expect(copy.toString()).toMatch(/^ARC-Seal: i=1; a=rsa-sha256; t=\d+; cv=none; d=example\.test;/m);
     const result = await authenticate(copy, { ip: "127.0.0.1", helo: TEST_HOSTNAME, sender: "x@mx.mailferry.test", mta: "dest.test", resolver: verifier() });
-    expect(result.dkim.results.find((r) => r.signingDomain === "example.test")?.status.result).toBe("pass");
+    expect(result.arc && result.arc.status.result).toBe("pass");
   });
 
-  const python = "/usr/bin/python3";
-  const hasDkimpy = Bun.spawnSync([python, "-c", "import dkim"]).exitCode === 0;
   if (!hasDkimpy) {
     console.warn("\n*** python3-dkim is NOT installed: the independent DKIM/ARC verification with dkimpy is SKIPPED. Install it: apt-get install python3-dkim ***\n");
   }
-  test.skipIf(!hasDkimpy)("dkimpy verifies mailferry's DKIM signature and the ARC chain independently", async () => {
-    const m = message("intact.test");
-    const original = await signed(m.raw, "intact.test", senderKey.privateKey as string);
-    const arcSet = await sealMessage(Buffer.from(original), { signingDomain: "prevhop.test", selector: "arc", privateKey: prevHopKey.privateKey as string, authResults: "prevhop.test; dkim=pass header.d=intact.test", cv: "none" });
-    expect(await send(arcSet.toString() + original, "someone@intact.test")).toStartWith("250");
-    const file = join(dir, `${m.id}.eml`);
-    writeFileSync(file, (await copyOf(m.id))!.raw);
-    const records = Object.fromEntries(Object.entries(dns.zones).filter(([, r]) => r.TXT).map(([name, r]) => [name, (r.TXT as string[]).join("")]));
-    const script = `
-import json, sys, dkim
-records = json.loads(sys.argv[2])
-def dnsfunc(name, timeout=5):
-    name = name.decode() if isinstance(name, bytes) else name
-    value = records.get(name.rstrip(".").lower())
-    return value.encode() if value else None
-msg = open(sys.argv[1], "rb").read()
-d = dkim.DKIM(msg)
-ours = d.verify(idx=0, dnsfunc=dnsfunc)
-cv, results, comment = dkim.arc_verify(msg, dnsfunc=dnsfunc)
-print(json.dumps({"dkim_top": bool(ours), "dkim_domain": d.domain.decode(), "arc": cv.decode(), "arc_comment": comment}))
-`;
-    const run = Bun.spawnSync([python, "-c", script, file, JSON.stringify(records)]);
-    expect(run.stderr.toString()).toBe("");
-    const verdict = JSON.parse(run.stdout.toString());
-    expect(verdict).toMatchObject({ dkim_top: true, dkim_domain: "example.test", arc: "pass" });
+  /** Sends a message sealed by a previous hop and signed by its author's domain; the copy as it arrived. */
+  async function forwardSignedAndSealed(fromDomain: string, privateKey: string) {
+    const m = message(fromDomain);
+    const original = await signed(m.raw, fromDomain, privateKey);
+    const arcSet = await sealMessage(Buffer.from(original), { signingDomain: "prevhop.test", selector: "arc", privateKey: prevHopKey.privateKey as string, authResults: `prevhop.test; dkim=pass header.d=${fromDomain}`, cv: "none" });
+    expect(await send(arcSet.toString() + original, `someone@${fromDomain}`)).toStartWith("250");
+    return (await copyOf(m.id))!.raw;
+  }
+
+  test.skipIf(!hasDkimpy)("From untouched: dkimpy passes the ARC chain with our set, and the copy carries no DKIM signature of ours", async () => {
+    const copy = await forwardSignedAndSealed("intact.test", senderKey.privateKey as string);
+    expect(copy.toString()).not.toContain("X-Original-From");
+    expect(ourSignatures(copy)).toEqual([]);
+    expect(copy.toString()).toMatch(/^ARC-Seal: i=2; [^]*?\bd=example\.test;/m);
+    // The top DKIM-Signature is the author's, untouched by forwarding.
+    expect(await dkimpyVerify(copy, dns)).toEqual({ pass: true, domain: "intact.test", selector: "sel1", arc: "pass" });
+  });
+
+  test.skipIf(!hasDkimpy)("From rewritten: dkimpy verifies our DKIM signature (the one DMARC aligns with) and the ARC chain", async () => {
+    const copy = await forwardSignedAndSealed("friendly.test", senderKey.privateKey as string);
+    expect(copy.toString()).toContain('From: "Sender via hello@example.test" <hello@example.test>\r\n');
+    expect(ourSignatures(copy)).toHaveLength(1);
+    expect(await dkimpyVerify(copy, dns)).toMatchObject({ pass: true, domain: "example.test", arc: "pass" });
+  });
+
+  test.skipIf(!hasDkimpy)("forwarding.dkim_sign = always (set through the API, applied at once): the untouched-From copy is DKIM-signed by us again", async () => {
+    const { token } = await createToken(mf.appliance.store.db, "signing", "admin");
+    const patch = (value: string | null) =>
+      fetch(`${mf.httpUrl}api/v1/settings`, { method: "PATCH", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ "forwarding.dkim_sign": value }) });
+    expect((await patch("sometimes")).status).toBe(422);
+    expect((await patch("always")).status).toBe(200);
+    try {
+      const copy = await forwardSignedAndSealed("intact.test", senderKey.privateKey as string);
+      expect(ourSignatures(copy)).toHaveLength(1);
+      expect(await dkimpyVerify(copy, dns)).toMatchObject({ pass: true, domain: "example.test", arc: "pass" });
+    } finally {
+      expect((await patch(null)).status).toBe(200);
+    }
+    expect(mf.appliance.config.forwarding.dkimSign).toBe("rewritten");
   });
 });
 

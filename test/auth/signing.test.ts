@@ -5,7 +5,8 @@ import { expect, test } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
 import { sealMessage } from "mailauth/lib/arc";
 import { dkimSign } from "mailauth/lib/dkim/sign";
-import { SIGNED_HEADERS, sealAndSign, signMessage } from "../../src/auth/dkim.ts";
+import { bodyHasher, SIGNED_HEADERS, sealAndSign, sealHead, signMessage } from "../../src/auth/dkim.ts";
+import { headerBlockEnd } from "../../src/mail/headers.ts";
 import { type SigningKey } from "../../src/mail/dkim-key.ts";
 
 const pem = () => generateKeyPairSync("rsa", { modulusLength: 2048, privateKeyEncoding: { type: "pkcs8", format: "pem" }, publicKeyEncoding: { type: "spki", format: "pem" } }).privateKey;
@@ -51,5 +52,35 @@ test("signMessage equals dkimSign", async () => {
 
 test("a key that cannot sign is an error naming the domain", async () => {
   const message = await messages["a plain message"]!();
-  expect(sealAndSign(message, { ...key, privateKey: "not a key" }, seal, signTime)).rejects.toThrow("DKIM signing for alias.test failed: ");
+  expect(sealAndSign(message, { ...key, privateKey: "not a key" }, seal, signTime)).rejects.toThrow("ARC sealing for alias.test failed: ");
+});
+
+/** A message's header block and streamed body hash, as the delivery path hands them to sealHead. */
+function headAndHash(message: Buffer) {
+  const end = headerBlockEnd(message);
+  const hash = bodyHasher();
+  hash.update(message.subarray(end));
+  return { head: message.subarray(0, end), bodyHash: hash.digest() };
+}
+
+test("sealHead without DKIM adds exactly the ARC set sealMessage makes; with DKIM, what sealAndSign adds", async () => {
+  const message = await messages["a plain message"]!();
+  const { head, bodyHash } = headAndHash(message);
+  const arc = await sealMessage(message, { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, authResults: seal.authResults, cv: seal.cv, signTime } as never);
+  const sealed = await sealHead(head, bodyHash, key, seal, false, signTime);
+  expect(sealed).toMatchObject({ sealed: true, dkimSigned: false });
+  expect(sealed.head.toString("latin1")).toBe(Buffer.concat([arc, head]).toString("latin1"));
+  const signed = await sealHead(head, bodyHash, key, seal, true, signTime);
+  expect(signed).toMatchObject({ sealed: true, dkimSigned: true });
+  expect(Buffer.concat([signed.head, message.subarray(head.length)]).toString("latin1")).toBe((await sealAndSign(message, key, seal, signTime)).toString("latin1"));
+});
+
+test("a chain whose newest seal says cv=fail is not sealed again (RFC 8617 section 5.1), and that is no error", async () => {
+  const original = await messages["a plain message"]!();
+  const failed = await sealMessage(original, { ...previousHop, authResults: "prevhop.test; spf=fail", cv: "none", signTime });
+  const withFailedSeal = Buffer.from(failed.toString().replace("cv=none", "cv=fail") + original.toString());
+  const { head, bodyHash } = headAndHash(withFailedSeal);
+  const result = await sealHead(head, bodyHash, key, { ...seal, cv: "fail" }, false, signTime);
+  expect(result).toMatchObject({ sealed: false, dkimSigned: false });
+  expect(result.head.toString("latin1")).toBe(head.toString("latin1"));
 });

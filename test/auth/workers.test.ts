@@ -75,7 +75,7 @@ test("a DNS failure in the main resolver reaches mailauth in the worker as a tem
   }
 });
 
-test("a composed copy carries a DKIM signature and an ARC seal that verify", async () => {
+test("a composed copy (forwarding.dkim_sign = always) carries a DKIM signature and an ARC seal that verify", async () => {
   const message = await signedMessage("composed");
   const auth = await workers.authenticate(session, message);
   const copy = await workers.compose({
@@ -84,9 +84,10 @@ test("a composed copy carries a DKIM signature and an ARC seal that verify", asy
     auth,
     alias: "hello@alias.test",
     key: { domain: "alias.test", selector: "mailferry", privateKey: aliasKey.privateKey as unknown as string },
+    dkimSign: "always",
   });
   expect(Buffer.isBuffer(copy.head)).toBe(true);
-  expect(copy.signed).toBe(true);
+  expect(copy).toMatchObject({ sealed: true, dkimSigned: true, rewroteFrom: false });
   const checked = await authenticate(openMessage({ head: copy.head, body: message.body }), { ip: "127.0.0.1", helo: "mx.test", sender: "srs@mx.test", mta: "dest.test", resolver: resolver.forMailauth });
   const results = (checked.dkim?.results ?? []) as { signingDomain: string; status: { result: string } }[];
   expect(results.map((r) => [r.signingDomain, r.status.result]).sort()).toEqual([["alias.test", "pass"], ["sender.test", "pass"]]);
@@ -111,9 +112,9 @@ test("a spooled message goes to the worker as its file's path: same verdicts, sa
 test("a job that fails in the worker rejects with its reason, and the worker keeps serving", async () => {
   const message = await signedMessage("bad key");
   const auth = await workers.authenticate(session, message);
-  const input = { head: message.head, trace: "", auth, alias: "hello@alias.test" };
-  expect(await failureOf(workers.compose({ ...input, key: { domain: "alias.test", selector: "mailferry", privateKey: "not a key" } }))).toStartWith("DKIM signing for alias.test failed: ");
-  expect((await workers.compose({ ...input, key: { domain: "alias.test", selector: "mailferry", privateKey: aliasKey.privateKey as unknown as string } })).signed).toBe(true);
+  const input = { head: message.head, trace: "", auth, alias: "hello@alias.test", dkimSign: "rewritten" as const };
+  expect(await failureOf(workers.compose({ ...input, key: { domain: "alias.test", selector: "mailferry", privateKey: "not a key" } }))).toStartWith("ARC sealing for alias.test failed: ");
+  expect((await workers.compose({ ...input, key: { domain: "alias.test", selector: "mailferry", privateKey: aliasKey.privateKey as unknown as string } })).sealed).toBe(true);
 });
 
 test("a worker that dies fails its jobs, and the next job gets a new worker", async () => {

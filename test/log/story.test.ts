@@ -28,7 +28,8 @@ describe("messageStory", () => {
     const choices = text(step(steps, "Forwarding choices"));
     expect(choices).toContain("SRS applied: envelope sender SRS0=");
     expect(choices).toContain("From kept: an aligned DKIM signature carries DMARC through forwarding");
-    expect(choices).toContain("ARC sealed and DKIM signed");
+    expect(choices).toContain("ARC sealed by example.test: the set carries this server's verdicts to the destination");
+    expect(choices).toContain("Not DKIM signed by example.test: the From is the author's, so DMARC would not align with this signature (forwarding.dkim_sign = rewritten)");
     expect(step(steps, "Delivery to")).toMatchObject({ badge: "ok" });
     expect(text(step(steps, "Delivery to"))).toMatch(/MX host mx\.dest\.test\nTLS TLSv1\.3\nAnswer: 250 2\.0\.0 .*\nTook \d+ ms/);
     expect(step(steps, "Answer to the sender")).toMatchObject({ badge: "ok", lines: ["Forwarded", "250 2.0.0 Message forwarded"] });
@@ -38,6 +39,19 @@ describe("messageStory", () => {
   test("rewritten From: says why (DMARC p=reject, no aligned DKIM)", () => {
     const choices = text(step(messageStory(f.sessions.rewritten), "Forwarding choices"));
     expect(choices).toContain("From rewritten to the alias: DMARC p=reject of strict.test and no aligned DKIM signature");
+    expect(choices).toContain("ARC sealed by example.test");
+    expect(choices).toContain("DKIM signed by example.test: the From names the alias, so DMARC aligns with this signature");
+  });
+
+  test("signing facts in words: forwarding.dkim_sign = always, and an event older than those facts (one `signed` for both)", () => {
+    const withDetail = (change: (detail: Record<string, unknown>) => Record<string, unknown>) =>
+      f.sessions.forwarded.map((e) => (e.stage === "delivery" ? { ...e, detail: JSON.stringify(change(JSON.parse(e.detail!))) } : e));
+    const choicesOf = (events: typeof f.sessions.forwarded) => text(step(messageStory(events), "Forwarding choices"));
+    expect(choicesOf(withDetail((d) => ({ ...d, dkim_signed: true })))).toContain("DKIM signed by example.test as well (forwarding.dkim_sign = always)");
+    const older = choicesOf(withDetail(({ signing_domain, arc_sealed, dkim_signed, ...d }) => ({ ...d, signed: true })));
+    expect(older).toContain("ARC sealed by this server");
+    expect(older).toContain("DKIM signed by this server as well");
+    expect(choicesOf(withDetail((d) => ({ ...d, signing_domain: null, arc_sealed: false, dkim_signed: false })))).toContain("Not sealed or signed (no active DKIM key for the alias domain)");
   });
 
   test("greylisted: the reason and a one-click allowlist of the sender", () => {

@@ -24,7 +24,9 @@ msg = sys.stdin.buffer.read()
 d = dkim.DKIM(msg)
 ok = d.verify(idx=0, dnsfunc=dnsfunc)
 arc, _, _ = dkim.arc_verify(msg, dnsfunc=dnsfunc)
-print(json.dumps({"pass": bool(ok), "domain": d.domain.decode() if d.domain else None, "selector": d.selector.decode() if d.selector else None, "arc": arc.decode()}))
+# Without a DKIM-Signature d.domain stays None and d.selector is dkimpy's default, a str.
+text = lambda value: value.decode() if isinstance(value, bytes) else value
+print(json.dumps({"pass": bool(ok), "domain": text(d.domain) if d.domain else None, "selector": text(d.selector) if d.domain else None, "arc": arc.decode()}))
 `;
 
 export interface DkimpyVerdict {
