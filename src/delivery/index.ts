@@ -152,19 +152,29 @@ interface ComposeInput {
   nextCopyId: (session: Readonly<Session>) => string;
 }
 
+/** What a copy's delivery events record about it: its targets, the From header, and whose DKIM key signed and sealed it. */
+interface CopyFacts {
+  jobs: Job[];
+  signed: boolean;
+  friendly_from: boolean;
+  /** The signing domain (d=) and selector (s=) of the copy's DKIM signature and ARC seal. */
+  dkim: { domain: string; selector: string } | null;
+}
+
 /** One signed, sealed copy per original recipient, with the envelope to its address targets. */
-async function composeCopies(deps: DeliverDeps, { session, message, auth, extraHeaders, jobs, nextCopyId }: ComposeInput): Promise<Map<Envelope, { jobs: Job[]; signed: boolean; friendly_from: boolean }>> {
+async function composeCopies(deps: DeliverDeps, { session, message, auth, extraHeaders, jobs, nextCopyId }: ComposeInput): Promise<Map<Envelope, CopyFacts>> {
   const from = deps.srs.forward(session.mailFrom ?? "");
-  const envelopes = new Map<Envelope, { jobs: Job[]; signed: boolean; friendly_from: boolean }>();
+  const envelopes = new Map<Envelope, CopyFacts>();
   for (const original of new Set(jobs.map((j) => j.original))) {
     const addressJobs = jobs.filter((j) => j.original === original && j.target.kind === "address");
     if (addressJobs.length === 0) continue;
+    const key = await signingKey(deps.db, addressJobs[0]!.aliasDomain);
     const copy = await deps.compose({
       head: message.head,
       trace: traceHeaders({ session, hostname: deps.hostname, originalRecipient: original, id: nextCopyId(session), date: new Date() }) + extraHeaders,
       auth,
       alias: original,
-      key: await signingKey(deps.db, addressJobs[0]!.aliasDomain),
+      key,
     });
     if (copy.rewroteFrom) deps.logger.info("delivery.friendly_from", { session: session.id, alias: original, from_domain: auth.fromDomain, dmarc_policy: auth.dmarcPolicy });
     const envelope: Envelope = {
@@ -176,20 +186,22 @@ async function composeCopies(deps: DeliverDeps, { session, message, auth, extraH
       // The copy's own header block, then the body streamed from where it is held (memory or spool).
       message: () => openMessage({ head: copy.head, body: message.body }),
     };
-    envelopes.set(envelope, { jobs: addressJobs, signed: copy.signed, friendly_from: copy.rewroteFrom });
+    const dkim = copy.signed && key ? { domain: key.domain, selector: key.selector } : null;
+    envelopes.set(envelope, { jobs: addressJobs, signed: copy.signed, friendly_from: copy.rewroteFrom, dkim });
   }
   return envelopes;
 }
 
 /** Sends every copy through the relay; each target's answer goes to the ledger. */
-async function relayCopies(deps: DeliverDeps, copies: Map<Envelope, { jobs: Job[]; signed: boolean; friendly_from: boolean }>, auth: AuthResults, ledger: Ledger): Promise<void> {
+async function relayCopies(deps: DeliverDeps, copies: Map<Envelope, CopyFacts>, auth: AuthResults, ledger: Ledger): Promise<void> {
   const authSummary = { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc, arc: auth.arc };
   // Each target is recorded as delivered the moment its destination accepts: a crash before
   // slower destinations answer must not make the sender's retry deliver this copy again.
   await deps.relay.send([...copies.keys()], async (result) => {
-    const { jobs, signed, friendly_from } = copies.get(result.envelope)!;
+    const { jobs, signed, friendly_from, dkim } = copies.get(result.envelope)!;
     const job = jobs.find((j) => j.key === result.address.toLowerCase())!;
-    await ledger.settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: result.envelope.from, signed, friendly_from, auth: authSummary }, result.reason);
+    const facts = { tls: result.tls, mta_sts: result.mtaSts, duration_ms: result.durationMs, mail_from: result.envelope.from, signed, friendly_from, dkim, auth: authSummary };
+    await ledger.settle(job, result.reply, result.mx, facts, result.reason);
   });
 }
 

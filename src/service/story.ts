@@ -2,6 +2,7 @@
 // to bottom in words, as the log page, `mailferry log show` and the API show
 // it. `messageStory` is pure: events in, steps out (the stages are in docs/architecture.md,
 // "The journey of a message").
+import type { MtaStsState } from "../delivery/relay.ts";
 import type { Reason } from "../mail/decision.ts";
 import type { DB } from "../store/db.ts";
 import { eventById, listEvents } from "../store/events.ts";
@@ -81,6 +82,8 @@ function recipientSteps(events: Event[]): StoryStep[] {
       const recipient = recipientsOf(e).join(", ");
       if (e.code >= 400) return { title: `Recipient ${recipient} refused`, badge: badgeOf(e.code), lines: [reasonInWords(e), replyOf(e)], ...actionFor(e, detail) };
       const lines = [detail.rule ? `Matched the rule ${ruleInWords(String(detail.rule))}` : "Accepted"];
+      if (Array.isArray(detail.captures)) lines.push(`Regex captures: ${detail.captures.map((c, i) => `$${i + 1} = "${String(c)}"`).join(", ")}`);
+      if (typeof detail.tag === "string") lines.push(`Plus tag "+${detail.tag}": the name matched without it`);
       if (Array.isArray(detail.unverified)) lines.push(`Left out until verified: ${detail.unverified.join(", ")}`);
       if (detail.greylist) lines.push(`Skipped greylisting: ${JSON.stringify(detail.greylist).replace(/[{}"]/g, "")}`);
       return { title: `Recipient ${recipient}`, badge: "ok" as Badge, lines, ...actionFor(e, detail) };
@@ -118,10 +121,13 @@ function forwardingChoices(deliveries: Event[], auth: InboundAuth | undefined): 
     copy.friendly_from
       ? `From rewritten to the alias: ${policy} and no aligned DKIM signature (SPF alignment does not survive SRS)`
       : `From kept: ${auth?.aligned_dkim ? "an aligned DKIM signature carries DMARC through forwarding" : "the author's DMARC policy does not refuse"}`,
-    copy.signed ? "ARC sealed and DKIM signed by this server" : "Not signed (no active DKIM key for the alias domain)",
+    copy.signed ? `ARC sealed and DKIM signed by this server${dkimInWords(copy.dkim as { domain: string; selector: string } | null | undefined)}` : "Not signed (no active DKIM key for the alias domain)",
   ];
   return { title: "Forwarding choices", badge: "info", lines };
 }
+
+/** The signing domain and selector of the copy's signature; nothing for events recorded before they were. */
+const dkimInWords = (dkim: { domain: string; selector: string } | null | undefined) => (dkim ? ` with the key of ${dkim.domain}, selector ${dkim.selector}` : "");
 
 /** One target's answer: MX host, TLS, reply and time, or the webhook's attempts. */
 function destination(e: Event): StoryStep {
@@ -129,11 +135,21 @@ function destination(e: Event): StoryStep {
   const target = recipientsOf(e).join(", ");
   const lines = d.webhook
     ? [`Webhook POST, ${Array.isArray(d.attempts) ? d.attempts.length + 1 : 1} attempt(s)`]
-    : [d.mx ? `MX host ${String(d.mx)}` : "No MX host reached", d.tls ? `TLS ${String(d.tls)}${d.mta_sts ? `, MTA-STS ${String(d.mta_sts)}` : ""}` : "No TLS"];
+    : [d.mx ? `MX host ${String(d.mx)}` : "No MX host reached", d.tls ? `TLS ${String(d.tls)}` : "No TLS", ...mtaStsInWords(d.mta_sts as MtaStsState | null | undefined)];
   lines.push(`Answer: ${replyOf(e)}`);
   if (typeof d.duration_ms === "number") lines.push(`Took ${d.duration_ms} ms`);
   if (d.late) lines.push("Answered after the sender was given its reply");
   return { title: `Delivery to ${target}${d.original_recipient ? ` (for ${String(d.original_recipient)})` : ""}`, badge: badgeOf(e.code), lines };
+}
+
+/** The destination's MTA-STS policy as applied (RFC 8461 §5); nothing for events recorded before it was. */
+function mtaStsInWords(state: MtaStsState | null | undefined): string[] {
+  if (state === undefined) return [];
+  if (state === null) return ["No MTA-STS policy"];
+  if (state.mode === "none") return ["MTA-STS policy in mode none (no effect)"];
+  if (state.mx_matched === null) return [`MTA-STS ${state.mode}`];
+  if (state.mx_matched) return [`MTA-STS ${state.mode}: the MX host is listed in the policy${state.mode === "enforce" ? ", TLS verified" : ""}`];
+  return [state.mode === "enforce" ? "MTA-STS enforce: no MX host is listed in the policy, nothing sent" : "MTA-STS testing: the MX host is not listed in the policy (sent anyway: testing mode only reports)"];
 }
 
 /** The reply that ended the transaction: the DATA answer, or the last refusal. */

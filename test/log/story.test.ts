@@ -4,6 +4,8 @@
 // test/web/story-browser.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { messageStory, type StoryStep } from "../../src/service/story.ts";
+import { findDestination } from "../../src/store/destinations.ts";
+import { signingKey } from "../../src/store/dkim-keys.ts";
 import { createToken } from "../../src/store/tokens.ts";
 import { CLI, run } from "../support/smoke.ts";
 import { type StoryFixture, startStoryFixture } from "./story-fixture.ts";
@@ -18,7 +20,7 @@ const step = (steps: StoryStep[], title: string) => steps.find((s) => s.title.st
 const text = (s: StoryStep | undefined) => s?.lines.join("\n") ?? "";
 
 describe("messageStory", () => {
-  test("forwarded: client and TLS, authentication in words, the rule, SRS, From kept, the destination's answer", () => {
+  test("forwarded: client and TLS, authentication in words, the rule, SRS, From kept, the signing key, the destination's answer", async () => {
     const steps = messageStory(f.sessions.forwarded);
     expect(steps.map((s) => s.title)).toEqual(["Received", "Recipient hello@example.test", "Authentication", "Forwarding choices", "Delivery to user@dest.test (for hello@example.test)", "Answer to the sender"]);
     expect(text(step(steps, "Received"))).toContain("Client 127.0.0.1, no verified host name");
@@ -28,9 +30,10 @@ describe("messageStory", () => {
     const choices = text(step(steps, "Forwarding choices"));
     expect(choices).toContain("SRS applied: envelope sender SRS0=");
     expect(choices).toContain("From kept: an aligned DKIM signature carries DMARC through forwarding");
-    expect(choices).toContain("ARC sealed and DKIM signed");
+    const key = await signingKey(f.mf.appliance.store.db, "example.test");
+    expect(choices).toContain(`ARC sealed and DKIM signed by this server with the key of example.test, selector ${key!.selector}`);
     expect(step(steps, "Delivery to")).toMatchObject({ badge: "ok" });
-    expect(text(step(steps, "Delivery to"))).toMatch(/MX host mx\.dest\.test\nTLS TLSv1\.3\nAnswer: 250 2\.0\.0 .*\nTook \d+ ms/);
+    expect(text(step(steps, "Delivery to"))).toMatch(/MX host mx\.dest\.test\nTLS TLSv1\.3\nNo MTA-STS policy\nAnswer: 250 2\.0\.0 .*\nTook \d+ ms/);
     expect(step(steps, "Answer to the sender")).toMatchObject({ badge: "ok", lines: ["Forwarded", "250 2.0.0 Message forwarded"] });
     expect(steps.every((s) => !s.lines.some((l) => l.includes("{")))).toBe(true);
   });
@@ -65,6 +68,27 @@ describe("messageStory", () => {
     expect(text(deliveries[1])).toContain("MX host mx.refuses.test");
     expect(text(deliveries[1])).toContain("Answer: 550 5.1.1 No such user here");
     expect(step(steps, "Answer to the sender")!.lines[0]).toBe("Forwarded to some destinations; the sender is told about the others");
+  });
+
+  test("a regex rule: the rule and its captures", () => {
+    const steps = messageStory(f.sessions.regex);
+    expect(step(steps, "Recipient shop-books@example.test")!.lines).toEqual(["Matched the rule /^shop-([a-z]+)$/ (regex)", 'Regex captures: $1 = "books"']);
+    expect(step(steps, "Delivery to user+books@dest.test")).toMatchObject({ badge: "ok" });
+  });
+
+  test("plus-addressing: the rule matched without the tag, and the tag", () => {
+    const steps = messageStory(f.sessions.plus_tag);
+    expect(step(steps, "Recipient hello+news@example.test")!.lines).toEqual(["Matched the rule hello", 'Plus tag "+news": the name matched without it']);
+    expect(step(steps, "Delivery to user+news@dest.test")).toMatchObject({ badge: "ok" });
+  });
+
+  test("a destination waiting for confirmation: deferred, with a one-click resend of the verification mail to it", async () => {
+    const steps = messageStory(f.sessions.unverified);
+    const refused = step(steps, "Recipient fresh@example.test refused")!;
+    expect(refused).toMatchObject({ badge: "warn", action: { label: "Resend the verification mail to new@dest.test", path: "/destinations/resend", field: "address", value: "new@dest.test" } });
+    expect(refused.lines).toEqual(["Deferred: the forwarding destination is not verified yet", "450 4.1.1 fresh@example.test: forwarding destination new@dest.test is not verified yet"]);
+    // The action names a destination that exists and waits, which is what the resend takes.
+    expect(await findDestination(f.mf.appliance.store.db, refused.action!.value)).toMatchObject({ verified_at: null });
   });
 
   test("no events: no story", () => {
