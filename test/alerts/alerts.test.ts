@@ -10,6 +10,7 @@ import { planNotices, REPEAT_AFTER_MS } from "../../src/alerts/decide.ts";
 import { destinationConditions, dnsblConditions, dnsblKey, serverConditions } from "../../src/alerts/triggers.ts";
 import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { ALERTS_WEBHOOK_SECRET_FILE } from "../../src/store/secrets.ts";
+import { createToken } from "../../src/store/tokens.ts";
 import type { Alert } from "../../src/store/schema.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
@@ -86,10 +87,15 @@ describe("a destination refusing copies for authentication (550 5.7.26)", () => 
     expect(http.requests.length).toBe(4);
   }, 40_000);
 
-  test("`alerts list` shows them while they last", async () => {
+  test("`alerts list` and GET /api/v1/alerts show them while they last, alike", async () => {
     const proc = Bun.spawnSync([process.execPath, join(import.meta.dir, "../../src/main.ts"), "alerts", "list", "--json", "--data-dir", mf.dataDir]);
     const listed = JSON.parse(proc.stdout.toString()) as { key: string; resolved_at: string | null }[];
     expect(listed.map((a) => [a.key, a.resolved_at]).sort()).toEqual([["auth_rejections:dest.test", null], ["destination_failures:dest.test", null]]);
+    const { token } = await createToken(mf.appliance.store.db, "alerts-reader", "read");
+    const res = await fetch(`${mf.httpUrl}api/v1/alerts`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ items: listed });
+    expect((await fetch(`${mf.httpUrl}api/v1/alerts`)).status).toBe(401);
   });
 
   test("the dashboard lists them", async () => {
