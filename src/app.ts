@@ -160,6 +160,7 @@ function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { 
     }),
     server: { dataDir: config.dataDir, certificate: () => certificates.current(), acmeFailures: () => acme?.failures() ?? 0, freeBytes: () => freeBytes(config.dataDir) },
     dnsblZones: config.alerts.dnsblZones,
+    digest: config.alerts.digest,
     checkDns: (names) => domainService({ db: store.db, config, now: Date.now }).checkDns(names, (name, type) => resolver.resolve(name, type)),
     channels: { email: config.alerts.email, webhookUrl: config.alerts.webhookUrl, ntfyUrl: config.alerts.ntfyUrl },
     hostname: config.hostname,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 // The CLI is imported only after the heap budget is settled: a re-exec before
 // it costs a process start, not the evaluation of the whole appliance twice.
+import process from "node:process";
 
 /**
  * JavaScriptCore grows its heap in proportion to the machine's RAM: on a host
@@ -16,7 +17,8 @@ if (process.argv[2] === "serve" && !process.env.BUN_JSC_forceRAMSize) {
   // execve keeps the process id (systemd, pid files and signals see one process). The
   // compiled binary takes the arguments alone; `bun src/main.ts` its flags and script too.
   const script = Bun.main.startsWith("/$bunfs/") ? [] : [...process.execArgv, Bun.main];
-  process.execve(process.execPath, [process.execPath, ...script, ...process.argv.slice(2)], { ...process.env, BUN_JSC_forceRAMSize: HEAP_BUDGET_BYTES });
+  // Typed optional (Node lacks it on Windows); Bun has it on Linux, where mailferry runs.
+  process.execve!(process.execPath, [process.execPath, ...script, ...process.argv.slice(2)], { ...process.env, BUN_JSC_forceRAMSize: HEAP_BUDGET_BYTES });
 }
 
 const { runCli } = await import("./cli/index.ts");

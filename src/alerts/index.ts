@@ -4,10 +4,12 @@ import type { Logger } from "../log.ts";
 import type { DB } from "../store/db.ts";
 import type { DnsReport } from "../auth/dns-check.ts";
 import { DnsError, reverseName } from "../dns/resolver.ts";
-import { deliveryFailuresSince, dnsSeenRight, listAlerts, outboxWaiting, refusedRecipientsSince, resolveAlert, saveAlert, saveDnsSeenRight } from "../store/alerts.ts";
+import { deliveryFailuresSince, digestCounts, digestSince, dnsSeenRight, listAlerts, outboxWaiting, refusedRecipientsSince, resolveAlert, saveAlert, saveDigestSince, saveDnsSeenRight } from "../store/alerts.ts";
+import type { DigestPeriod } from "../config/index.ts";
 import { parseCertificate } from "../tls/credentials.ts";
 import { listDomains } from "../store/domains.ts";
-import { type ChannelDeps, sendNotice } from "./channels.ts";
+import { announce, type ChannelDeps, sendNotice } from "./channels.ts";
+import { buildDigest, DIGEST_TOP, digestWindow } from "./digest.ts";
 import { type Condition, type Notice, planNotices } from "./decide.ts";
 import { aliasRefusalConditions, COUNT_WINDOW_MS, type DestinationThresholds, type DnsblAnswer, destinationConditions, dnsblConditions, dnsDrift, type ServerFacts, type ServerThresholds, serverConditions } from "./triggers.ts";
 
@@ -26,6 +28,8 @@ export interface AlertJobDeps extends ChannelDeps {
   checkDns: (names: string[]) => Promise<DnsReport>;
   /** DNS blocklist zones this server's addresses (the host name's A/AAAA) are looked up on. */
   dnsblZones: string[];
+  /** `[alerts] digest`: how often the channels get a digest of the mail log. */
+  digest: DigestPeriod;
   logger: Logger;
 }
 
@@ -91,6 +95,15 @@ async function record(db: DB, notice: Notice, now: number): Promise<void> {
   await saveAlert(db, { key, kind, title, detail, started_at: startedAt, last_sent_at: now });
 }
 
+/** Sends the digest when one is due; the first check with the digest on only starts its first period. */
+async function digestIfDue(deps: AlertJobDeps, now: number): Promise<void> {
+  if (deps.digest === "off") return;
+  const since = await digestSince(deps.db);
+  const window = digestWindow(deps.digest, since, now);
+  if (window) await announce(buildDigest(await digestCounts(deps.db, window.from, window.until, DIGEST_TOP), deps.digest, window, deps.hostname), deps);
+  if (window || since === null) await saveDigestSince(deps.db, now);
+}
+
 export function startAlertJob(deps: AlertJobDeps): AlertJob {
   let running: Promise<Notice[]> | null = null;
   const check = () =>
@@ -104,6 +117,7 @@ export function startAlertJob(deps: AlertJobDeps): AlertJob {
           await sendNotice(notice, deps);
           await record(deps.db, notice, now);
         }
+        await digestIfDue(deps, now);
         return notices;
       } finally {
         running = null;

@@ -17,6 +17,7 @@ const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 const SMARTHOST_TLS = ["starttls", "implicit", "none"] as const;
 const VERIFY_MODES = ["all", "tokens", "off"] as const;
 const FORWARDING_DKIM = ["rewritten", "always"] as const;
+const DIGEST_PERIODS = ["off", "daily", "weekly"] as const;
 
 export type LogFormat = (typeof LOG_FORMATS)[number];
 export type SmarthostTls = (typeof SMARTHOST_TLS)[number];
@@ -25,6 +26,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export type VerifyDestinations = (typeof VERIFY_MODES)[number];
 /** When a forwarded copy gets mailferry's DKIM signature besides its ARC set (docs/delivery-and-authentication.md). */
 export type ForwardingDkim = (typeof FORWARDING_DKIM)[number];
+/** How often the alert channels get a digest of the mail log (docs/operations.md, "Alerts"). */
+export type DigestPeriod = (typeof DIGEST_PERIODS)[number];
 
 export interface Setting {
   /** TOML section, or "" for a top-level key. */
@@ -106,6 +109,7 @@ const DECLARED = [
   { section: "alerts", key: "acme_failures", parse: v.positiveInt, default: 3, doc: "Alert when this many ACME orders in a row failed" },
   { section: "alerts", key: "disk_free", parse: v.byteSize, default: "1GB", doc: "Alert when less than this is free on the data directory's file system" },
   { section: "alerts", key: "outbox_size", parse: v.positiveInt, default: 50, doc: "Alert when this many messages of the server's own (DSNs, vacation replies, verification mails, alert mails) wait in the outbox for a retry" },
+  { section: "alerts", key: "digest", parse: v.oneOf(DIGEST_PERIODS), default: "off", doc: "off, daily or weekly: a digest on the alert channels of the mail of the last day or week (messages by reason, the senders refused most, the aliases that got most mail)" },
   { section: "alerts", key: "alias_refusals", parse: v.positiveInt, default: 20, doc: "Alert when at least this many messages to one address were refused at DATA (spam, authentication, content) in 15 minutes: a catch-all being abused; the dashboard offers to refuse the name" },
   { section: "greylist", key: "delay", parse: v.duration, default: 300, live: true, form: { label: "Greylisting delay", hint: "seconds, or with a unit (5m); 0 turns greylisting off" }, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
   { section: "limits", key: "connections_per_hour", parse: v.positiveInt, default: 100, live: true, doc: "Connections in an hour from one sender (key) to one recipient; more get 421" },

@@ -160,6 +160,8 @@ interface CopyFacts {
   jobs: Job[];
   /** The alias domain whose key sealed (and maybe signed) it; null when it has no active key. */
   signing_domain: string | null;
+  /** The selector (s=) of that key's ARC seal and signature. */
+  selector: string | null;
   arc_sealed: boolean;
   dkim_signed: boolean;
   friendly_from: boolean;
@@ -192,7 +194,7 @@ async function composeCopies(deps: DeliverDeps, { session, message, auth, extraH
       // The copy's own header block, then the body streamed from where it is held (memory or spool).
       message: () => openMessage({ head: copy.head, body: message.body }),
     };
-    envelopes.set(envelope, { jobs: addressJobs, signing_domain: key?.domain ?? null, arc_sealed: copy.sealed, dkim_signed: copy.dkimSigned, friendly_from: copy.rewroteFrom });
+    envelopes.set(envelope, { jobs: addressJobs, signing_domain: key?.domain ?? null, selector: key?.selector ?? null, arc_sealed: copy.sealed, dkim_signed: copy.dkimSigned, friendly_from: copy.rewroteFrom });
   }
   return envelopes;
 }
@@ -205,7 +207,7 @@ async function relayCopies(deps: DeliverDeps, copies: Map<Envelope, CopyFacts>, 
   await deps.relay.send([...copies.keys()], async (result) => {
     const { jobs, ...facts } = copies.get(result.envelope)!;
     const job = jobs.find((j) => j.key === result.address.toLowerCase())!;
-    await ledger.settle(job, result.reply, result.mx, { tls: result.tls, duration_ms: result.durationMs, mail_from: result.envelope.from, ...facts, auth: authSummary }, result.reason);
+    await ledger.settle(job, result.reply, result.mx, { tls: result.tls, mta_sts: result.mtaSts, duration_ms: result.durationMs, mail_from: result.envelope.from, ...facts, auth: authSummary }, result.reason);
   });
 }
 

@@ -9,7 +9,7 @@ import type { Resolver } from "../dns/resolver.ts";
 import type { Reason } from "../mail/decision.ts";
 import { type Reply, reply } from "../mail/reply.ts";
 import { connectionKey, createConnectionCache, REUSE_LIMITS, type ReuseLimits } from "./connection-cache.ts";
-import type { MtaSts } from "./mta-sts.ts";
+import type { MtaSts, StsPolicy } from "./mta-sts.ts";
 import { type MxHost, type MxRoute, routeToDomain } from "./mx.ts";
 import { type Connection, ConnectError, connect, type TlsMode } from "./smtp-client.ts";
 
@@ -30,7 +30,15 @@ export interface DeliveryResult {
   /** MX host name that answered, if one did. */
   mx: string | null;
   tls: string | null;
+  /** The destination's MTA-STS policy as applied to this copy; null without one (or via a smarthost). */
+  mtaSts: MtaStsState | null;
   durationMs: number;
+}
+
+/** RFC 8461 §5: the policy's mode, and whether the MX host that answered is listed in it (null when none answered). */
+export interface MtaStsState {
+  mode: StsPolicy["mode"];
+  mx_matched: boolean | null;
 }
 
 /** Told each result as soon as it is known, before slower destinations answer. */
@@ -51,7 +59,8 @@ export interface RelayDeps {
   reuse?: ReuseLimits;
 }
 
-type MxRefusal = Extract<MxRoute, { refuse: Reply }>;
+type MxRefusal = Extract<MxRoute, { refuse: Reply }> & { policy?: StsPolicy };
+type Destination = { hosts: MxHost[]; tls: TlsMode; enforcedBy: string | null; policy: StsPolicy | null };
 
 interface Group {
   hosts: MxHost[];
@@ -59,6 +68,8 @@ interface Group {
   tls: TlsMode;
   /** Why verified TLS is required, for the reply when it cannot be had. */
   enforcedBy: string | null;
+  /** The destination's MTA-STS policy, for the record of each result. */
+  policy: StsPolicy | null;
   auth?: { user: string; pass: string };
   items: { envelope: Envelope; address: string }[];
 }
@@ -71,7 +82,7 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
   async function plan(envelopes: Envelope[]): Promise<{ groups: Group[]; refused: DeliveryResult[] }> {
     const groups = new Map<string, Group>();
     const refused: DeliveryResult[] = [];
-    const routes = new Map<string, Promise<{ hosts: MxHost[]; tls: TlsMode; enforcedBy: string | null } | MxRefusal>>();
+    const routes = new Map<string, Promise<Destination | MxRefusal>>();
     const routeFor = (domain: string) => {
       let route = routes.get(domain);
       if (!route) {
@@ -84,14 +95,15 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
       for (const rcpt of envelope.to) {
         const route = await routeFor(rcpt.domain);
         if ("refuse" in route) {
-          refused.push({ envelope, address: rcpt.address, reply: route.refuse, ...(route.reason ? { reason: route.reason } : {}), mx: null, tls: null, durationMs: 0 });
+          const mtaSts = route.policy ? { mode: route.policy.mode, mx_matched: false } : null;
+          refused.push({ envelope, address: rcpt.address, reply: route.refuse, ...(route.reason ? { reason: route.reason } : {}), mx: null, tls: null, mtaSts, durationMs: 0 });
           continue;
         }
         const port = config.smarthost ? config.smarthost.port : rcpt.port;
         const key = `${port}|${route.tls}|${route.hosts.map((h) => h.name).join(",")}`;
         let group = groups.get(key);
         if (!group) {
-          group = { hosts: route.hosts, port, tls: route.tls, enforcedBy: route.enforcedBy, items: [] };
+          group = { hosts: route.hosts, port, tls: route.tls, enforcedBy: route.enforcedBy, policy: route.policy, items: [] };
           if (config.smarthost?.user) group.auth = { user: config.smarthost.user, pass: config.smarthost.password ?? "" };
           groups.set(key, group);
         }
@@ -101,20 +113,20 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
     return { groups: [...groups.values()], refused };
   }
 
-  async function destination(domain: string): Promise<{ hosts: MxHost[]; tls: TlsMode; enforcedBy: string | null } | MxRefusal> {
+  async function destination(domain: string): Promise<Destination | MxRefusal> {
     const smarthost = config.smarthost;
     if (smarthost) {
       const route = await routeToHost(smarthost.host, resolver);
       if ("refuse" in route) return route;
       const tls: TlsMode = smarthost.tls === "implicit" ? "implicit" : smarthost.tls === "none" ? "none" : "required";
-      return { hosts: route.hosts, tls, enforcedBy: tls === "required" ? `smarthost ${smarthost.host}` : null };
+      return { hosts: route.hosts, tls, enforcedBy: tls === "required" ? `smarthost ${smarthost.host}` : null, policy: null };
     }
     const [route, policy] = await Promise.all([routeToDomain(domain, resolver, config.outbound.allowPrivate), mtaSts.policyFor(domain)]);
     if ("refuse" in route) return route;
-    if (policy?.mode !== "enforce") return { hosts: route.hosts, tls: "opportunistic", enforcedBy: null };
+    if (policy?.mode !== "enforce") return { hosts: route.hosts, tls: "opportunistic", enforcedBy: null, policy };
     const hosts = route.hosts.filter((h) => mtaSts.allows(policy, h.name));
-    if (hosts.length === 0) return { refuse: reply(421, "4.7.5", `no mail host of ${domain} matches its MTA-STS policy`) };
-    return { hosts, tls: "required", enforcedBy: `the MTA-STS policy of ${domain}` };
+    if (hosts.length === 0) return { refuse: reply(421, "4.7.5", `no mail host of ${domain} matches its MTA-STS policy`), policy };
+    return { hosts, tls: "required", enforcedBy: `the MTA-STS policy of ${domain}`, policy };
   }
 
   /**
@@ -159,7 +171,8 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
     const started = performance.now();
     const conn = await open(group);
     const elapsed = () => Math.round(performance.now() - started);
-    if ("failure" in conn) return reportAll(group.items.map((i) => ({ envelope: i.envelope, address: i.address, reply: conn.failure, mx: null, tls: null, durationMs: elapsed() })), report);
+    const stsState = (mx: string | null): MtaStsState | null => group.policy && { mode: group.policy.mode, mx_matched: mx === null ? null : mtaSts.allows(group.policy, mx) };
+    if ("failure" in conn) return reportAll(group.items.map((i) => ({ envelope: i.envelope, address: i.address, reply: conn.failure, mx: null, tls: null, mtaSts: stsState(null), durationMs: elapsed() })), report);
     const results: DeliveryResult[] = [];
     try {
       const byEnvelope = new Map<Envelope, string[]>();
@@ -168,7 +181,7 @@ export function createRelay({ config, resolver, mtaSts, ca, reuse = REUSE_LIMITS
         const replies = await conn.send(envelope.from, to, envelope.message);
         const answered = to.map((address) => {
           const answer = replies.get(address) ?? reply(421, "4.4.2", `${conn.hostName} gave no reply for <${address}>`);
-          return { envelope, address, reply: answer, mx: conn.hostName, tls: conn.tls, durationMs: elapsed() };
+          return { envelope, address, reply: answer, mx: conn.hostName, tls: conn.tls, mtaSts: stsState(conn.hostName), durationMs: elapsed() };
         });
         results.push(...(await reportAll(answered, report)));
       }

@@ -253,7 +253,8 @@ export interface WebhookOutcome {
   reason?: Reason;
 }
 
-const RETRYABLE = new Set([408, 413, 429]);
+/** 4xx answers worth another try (timeout, too large for now, too many requests); any 5xx is too. */
+export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([408, 413, 429]);
 const EXCERPT = 300;
 
 /** What one URL gets: the message's payload (built on first use, after the URL passed its checks) and the recipients leading to it. */
@@ -290,7 +291,7 @@ export async function postWebhook(rawUrl: string, delivery: WebhookDelivery, key
     const attempt = await request(new URL(url), addresses.list[0]!, body, sig, opts.timeoutMs);
     if (attempt.status !== null && attempt.status >= 200 && attempt.status < 300) return { reply: reply(250, "2.0.0", `webhook ${target.host} accepted (HTTP ${attempt.status})`), attempts };
     attempts.push(attempt);
-    if (attempt.status !== null && attempt.status < 500 && !RETRYABLE.has(attempt.status)) {
+    if (attempt.status !== null && attempt.status < 500 && !RETRYABLE_STATUS.has(attempt.status)) {
       return { reply: reply(550, "5.0.0", `webhook ${target.host} answered HTTP ${attempt.status}`), attempts };
     }
   }

@@ -1,7 +1,7 @@
 // The routing decision for one RCPT TO: a pure function of the recipient and
 // the routing configuration, so every rule of docs/aliases.md is unit-testable.
 import { type Mailbox, parseMailbox } from "../mail/address.ts";
-import type { Decision, Reason } from "../mail/decision.ts";
+import type { Decision, Facts, Reason } from "../mail/decision.ts";
 import { type Reply, reply } from "../mail/reply.ts";
 import { type AliasRule, aliasLabel, canonicalRecipient, type DomainRouting, type RoutingConfig, recipientKind, type Verification } from "../aliases/rules.ts";
 
@@ -18,8 +18,11 @@ export type Target =
   | { kind: "webhook"; url: string; alias: AliasRef };
 
 export type Route =
-  /** Deliver to these targets (unique, in rule order); `unverified`: destinations left out until they are verified. */
-  | { action: "deliver"; targets: Target[]; alias: AliasRef; unverified?: string[] }
+  /**
+   * Deliver to these targets (unique, in rule order); `unverified`: destinations left out until
+   * they are verified; `captures` ($1…) of a regex rule and the `tag` of plus-addressing, for the story.
+   */
+  | { action: "deliver"; targets: Target[]; alias: AliasRef; unverified?: string[]; captures?: string[]; tag?: string }
   /** A disabled alias that accepts and discards (`!alias`). */
   | { action: "drop"; alias: AliasRef }
   /** Refuse the recipient: this reply, for this reason. */
@@ -53,7 +56,10 @@ export function route(recipient: string, config: RoutingConfig): Route {
   if (unverified.size > 0) {
     const list = [...unverified].join(", ");
     // Temporary: the sender retries, and the mail arrives once the destination confirms.
-    if (outcome.targets.length === 0) return refuse(reply(450, "4.1.1", `${mailbox.address}: forwarding destination ${list} is not verified yet`), "unverified_destination", outcome.alias);
+    if (outcome.targets.length === 0) {
+      // The facts name them, so the log can offer to resend the verification mail.
+      return refuse(reply(450, "4.1.1", `${mailbox.address}: forwarding destination ${list} is not verified yet`), "unverified_destination", outcome.alias, { unverified: [...unverified] });
+    }
     outcome.unverified = [...unverified];
   }
   const limit = domain.settings.maxTargets;
@@ -154,7 +160,8 @@ function expand(mailbox: Mailbox, domain: DomainRouting, config: RoutingConfig, 
     if (child.action === "refuse") return child;
     if (child.action === "deliver") child.targets.forEach(add);
   }
-  return { action: "deliver", targets, alias };
+  const captures = match.captures.slice(1).map((c) => c ?? "");
+  return { action: "deliver", targets, alias, ...(captures.length ? { captures } : {}), ...(match.tag ? { tag: match.tag } : {}) };
 }
 
 function awaitsConfirmation(verification: Verification | null, aliasId: number, destination: string): boolean {
@@ -184,6 +191,6 @@ function key(address: string): string {
   return address.toLowerCase();
 }
 
-function refuse(r: Reply, reason: Reason, alias?: AliasRef): Route {
-  return alias ? { action: "refuse", reply: r, reason, alias } : { action: "refuse", reply: r, reason };
+function refuse(r: Reply, reason: Reason, alias?: AliasRef, facts?: Facts): Route {
+  return { action: "refuse", reply: r, reason, ...(alias ? { alias } : {}), ...(facts ? { facts } : {}) };
 }

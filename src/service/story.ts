@@ -2,6 +2,7 @@
 // to bottom in words, as the log page, `mailferry log show` and the API show
 // it. `messageStory` is pure: events in, steps out (the stages are in docs/architecture.md,
 // "The journey of a message").
+import type { MtaStsState } from "../delivery/relay.ts";
 import type { Reason } from "../mail/decision.ts";
 import type { DB } from "../store/db.ts";
 import { eventById, listEvents } from "../store/events.ts";
@@ -81,6 +82,8 @@ function recipientSteps(events: Event[]): StoryStep[] {
       const recipient = recipientsOf(e).join(", ");
       if (e.code >= 400) return { title: `Recipient ${recipient} refused`, badge: badgeOf(e.code), lines: [reasonInWords(e), replyOf(e)], ...actionFor(e, detail) };
       const lines = [detail.rule ? `Matched the rule ${ruleInWords(String(detail.rule))}` : "Accepted"];
+      if (Array.isArray(detail.captures)) lines.push(`Regex captures: ${detail.captures.map((c, i) => `$${i + 1} = "${String(c)}"`).join(", ")}`);
+      if (typeof detail.tag === "string") lines.push(`Plus tag "+${detail.tag}": the name matched without it`);
       if (Array.isArray(detail.unverified)) lines.push(`Left out until verified: ${detail.unverified.join(", ")}`);
       if (detail.greylist) lines.push(`Skipped greylisting: ${JSON.stringify(detail.greylist).replace(/[{}"]/g, "")}`);
       return { title: `Recipient ${recipient}`, badge: "ok" as Badge, lines, ...actionFor(e, detail) };
@@ -132,13 +135,14 @@ function signingInWords(copy: Detail): string[] {
   const dkim = copy.dkim_signed ?? copy.signed;
   if (copy.signing_domain === null || (!sealed && !dkim)) return ["Not sealed or signed (no active DKIM key for the alias domain)"];
   const by = typeof copy.signing_domain === "string" ? copy.signing_domain : "this server";
+  const selector = typeof copy.selector === "string" ? ` (selector ${copy.selector})` : "";
   return [
-    sealed ? `ARC sealed by ${by}: the set carries this server's verdicts to the destination` : "No ARC set added: the message's ARC chain takes no more (a failed seal or 50 sets, RFC 8617 section 5.1)",
+    sealed ? `ARC sealed by ${by}${selector}: the set carries this server's verdicts to the destination` : "No ARC set added: the message's ARC chain takes no more (a failed seal or 50 sets, RFC 8617 section 5.1)",
     !dkim
       ? `Not DKIM signed by ${by}: the From is the author's, so DMARC would not align with this signature (forwarding.dkim_sign = rewritten)`
       : copy.friendly_from
-        ? `DKIM signed by ${by}: the From names the alias, so DMARC aligns with this signature`
-        : `DKIM signed by ${by} as well (forwarding.dkim_sign = always)`,
+        ? `DKIM signed by ${by}${selector}: the From names the alias, so DMARC aligns with this signature`
+        : `DKIM signed by ${by}${selector} as well (forwarding.dkim_sign = always)`,
   ];
 }
 
@@ -148,11 +152,21 @@ function destination(e: Event): StoryStep {
   const target = recipientsOf(e).join(", ");
   const lines = d.webhook
     ? [`Webhook POST, ${Array.isArray(d.attempts) ? d.attempts.length + 1 : 1} attempt(s)`]
-    : [d.mx ? `MX host ${String(d.mx)}` : "No MX host reached", d.tls ? `TLS ${String(d.tls)}${d.mta_sts ? `, MTA-STS ${String(d.mta_sts)}` : ""}` : "No TLS"];
+    : [d.mx ? `MX host ${String(d.mx)}` : "No MX host reached", d.tls ? `TLS ${String(d.tls)}` : "No TLS", ...mtaStsInWords(d.mta_sts as MtaStsState | null | undefined)];
   lines.push(`Answer: ${replyOf(e)}`);
   if (typeof d.duration_ms === "number") lines.push(`Took ${d.duration_ms} ms`);
   if (d.late) lines.push("Answered after the sender was given its reply");
   return { title: `Delivery to ${target}${d.original_recipient ? ` (for ${String(d.original_recipient)})` : ""}`, badge: badgeOf(e.code), lines };
+}
+
+/** The destination's MTA-STS policy as applied (RFC 8461 §5); nothing for events recorded before it was. */
+function mtaStsInWords(state: MtaStsState | null | undefined): string[] {
+  if (state === undefined) return [];
+  if (state === null) return ["No MTA-STS policy"];
+  if (state.mode === "none") return ["MTA-STS policy in mode none (no effect)"];
+  if (state.mx_matched === null) return [`MTA-STS ${state.mode}`];
+  if (state.mx_matched) return [`MTA-STS ${state.mode}: the MX host is listed in the policy${state.mode === "enforce" ? ", TLS verified" : ""}`];
+  return [state.mode === "enforce" ? "MTA-STS enforce: no MX host is listed in the policy, nothing sent" : "MTA-STS testing: the MX host is not listed in the policy (sent anyway: testing mode only reports)"];
 }
 
 /** The reply that ended the transaction: the DATA answer, or the last refusal. */

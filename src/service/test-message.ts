@@ -154,6 +154,6 @@ function testEvent(e: { session: string; actor: Actor; address: string; from: st
     recipients: [result.address.toLowerCase()],
     domainOf: address,
     message: { headers: [{ name: "message-id", value: e.messageId }, { name: "subject", value: e.subject }] },
-    detail: { original_recipient: address, mx: result.mx, tls: result.tls, duration_ms: result.durationMs, test_message: true, by: e.actor.name },
+    detail: { original_recipient: address, mx: result.mx, tls: result.tls, mta_sts: result.mtaSts, duration_ms: result.durationMs, test_message: true, by: e.actor.name },
   });
 }

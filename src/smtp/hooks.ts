@@ -176,12 +176,13 @@ function createRcptStage({ router, srs, abuse, confirmDestination }: HookDeps) {
     async (tx) => {
       const route = srsRoute(tx.address, srs) ?? (await router.route(tx.address));
       // Unmanaged domains were refused by the router (never an open relay).
-      if (route.action === "refuse") return { decision: decision(route.reply, route.reason) };
+      if (route.action === "refuse") return { decision: decision(route.reply, route.reason, route.facts) };
       tx.route = route;
-      // The rule that matched, for the message's story; destinations left out until
-      // verified: the log says so, the sender need not know.
-      const matched = { rule: route.alias.label };
-      return { facts: route.action === "deliver" && route.unverified ? { ...matched, unverified: route.unverified } : matched };
+      // The rule that matched, with a regex's captures and the plus tag, for the message's
+      // story; destinations left out until verified: the log says so, the sender need not know.
+      if (route.action === "drop") return { facts: { rule: route.alias.label } };
+      const { captures, tag, unverified } = route;
+      return { facts: { rule: route.alias.label, ...(captures ? { captures } : {}), ...(tag ? { tag } : {}), ...(unverified ? { unverified } : {}) } };
     },
     ({ session }) => refusal(recipientLimitDecision(session.recipients.length)),
     async ({ session, address }) => {

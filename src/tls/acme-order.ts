@@ -50,11 +50,14 @@ export async function orderCertificate({ directoryUrl, accountKey, email, names,
   });
   try {
     const client = new acme.Client({ directoryUrl, accountKey, backoffMin: 500, backoffMax: 10_000 });
+    // Registered here rather than by auto(): for an account the CA knows already, acme-client
+    // sends the payload again as an update (RFC 8555 §7.3.2), and one without contact is no
+    // update, which the CA refuses; an explicit (maybe empty) contact list makes it one.
+    // Enabling ACME is the admin's acceptance of the CA's subscriber agreement (docs/install.md).
+    await client.createAccount({ termsOfServiceAgreed: true, contact: email ? [`mailto:${email}`] : [] });
     const [key, csr] = await acme.crypto.createCsr({ commonName: names[0]!, altNames: names });
     const cert = await client.auto({
       csr,
-      ...(email ? { email } : {}),
-      // Enabling ACME is the admin's acceptance of the CA's subscriber agreement (docs/install.md).
       termsOfServiceAgreed: true,
       // acme-client's own pre-check fetches the token through the system resolver, which need not see what the CA sees.
       skipChallengeVerification: true,

@@ -10,55 +10,29 @@ import { planNotices, REPEAT_AFTER_MS } from "../../src/alerts/decide.ts";
 import { destinationConditions, dnsblConditions, dnsblKey, serverConditions } from "../../src/alerts/triggers.ts";
 import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { ALERTS_WEBHOOK_SECRET_FILE } from "../../src/store/secrets.ts";
+import { createToken } from "../../src/store/tokens.ts";
 import type { Alert } from "../../src/store/schema.ts";
-import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
-import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
-import { type Sink, startSinks } from "../support/sink.ts";
-import { type HttpCollector, startHttpCollector } from "../support/http-collector.ts";
+import type { TestMailferry } from "../support/mailferry.ts";
+import type { Sink } from "../support/sink.ts";
+import type { HttpCollector } from "../support/http-collector.ts";
+import { type AlertSetup, startAlertSetup } from "./alert-setup.ts";
 import { sendMail } from "../support/smtp-client.ts";
 import { waitFor } from "../support/wait.ts";
 
-let dns: DnsServer;
+let setup: AlertSetup;
 let mf: TestMailferry;
-let destination: Sink;
 let admin: Sink;
 let http: HttpCollector;
 
 beforeAll(async () => {
-  const sinks = await startSinks([
-    { host: "127.0.0.2", onRcpt: () => ({ code: 550, text: "5.7.26 Unauthenticated email from sender.test is not accepted due to its DMARC policy" }) },
-    { host: "127.0.0.3" },
-  ]);
-  [destination, admin] = [sinks[0]!, sinks[1]!];
-  http = startHttpCollector();
-  dns = await startDnsServer({
-    "dest.test": { MX: [{ priority: 10, exchange: "mx.dest.test" }] },
-    "mx.dest.test": { A: ["127.0.0.2"] },
-    "admin.test": { MX: [{ priority: 10, exchange: "mx.admin.test" }] },
-    "mx.admin.test": { A: ["127.0.0.3"] },
+  setup = await startAlertSetup({
+    aliases: "forward-email=hello:user@dest.test",
+    destination: { onRcpt: () => ({ code: 550, text: "5.7.26 Unauthenticated email from sender.test is not accepted due to its DMARC policy" }) },
+    env: { MAILFERRY_ALERTS_DESTINATION_FAILURES: "2", MAILFERRY_ALERTS_AUTH_REJECTIONS: "2" },
   });
-  mf = await startMailferry({
-    dns,
-    domains: ["example.test"],
-    aliases: { "example.test": "forward-email=hello:user@dest.test" },
-    env: {
-      MAILFERRY_OUTBOUND_PORT: String(destination.port),
-      MAILFERRY_ALERTS_EMAIL: "root@admin.test",
-      MAILFERRY_ALERTS_WEBHOOK_URL: `${http.url}/hook`,
-      MAILFERRY_ALERTS_NTFY_URL: `${http.url}/ntfy/mailferry`,
-      MAILFERRY_ALERTS_CHECK_INTERVAL: "1s",
-      MAILFERRY_ALERTS_DESTINATION_FAILURES: "2",
-      MAILFERRY_ALERTS_AUTH_REJECTIONS: "2",
-      MAILFERRY_WEBHOOK_ALLOW_PRIVATE: "true",
-    },
-  });
+  ({ mf, admin, http } = setup);
 });
-afterAll(async () => {
-  await mf.stop();
-  http.stop();
-  await dns.close();
-  await Promise.all([destination.close(), admin.close()]);
-});
+afterAll(() => setup?.close());
 
 // Unfolded (RFC 5322 §2.2.3): a long Subject is folded over lines.
 const subjects = () => admin.messages.map((m) => /^Subject: (.*(?:\r\n[ \t].*)*)/m.exec(m.raw.toString())?.[1]?.replace(/\r\n/g, "")).sort();
@@ -86,10 +60,15 @@ describe("a destination refusing copies for authentication (550 5.7.26)", () => 
     expect(http.requests.length).toBe(4);
   }, 40_000);
 
-  test("`alerts list` shows them while they last", async () => {
+  test("`alerts list` and GET /api/v1/alerts show them while they last, alike", async () => {
     const proc = Bun.spawnSync([process.execPath, join(import.meta.dir, "../../src/main.ts"), "alerts", "list", "--json", "--data-dir", mf.dataDir]);
     const listed = JSON.parse(proc.stdout.toString()) as { key: string; resolved_at: string | null }[];
     expect(listed.map((a) => [a.key, a.resolved_at]).sort()).toEqual([["auth_rejections:dest.test", null], ["destination_failures:dest.test", null]]);
+    const { token } = await createToken(mf.appliance.store.db, "alerts-reader", "read");
+    const res = await fetch(`${mf.httpUrl}api/v1/alerts`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ items: listed });
+    expect((await fetch(`${mf.httpUrl}api/v1/alerts`)).status).toBe(401);
   });
 
   test("the dashboard lists them", async () => {

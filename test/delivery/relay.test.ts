@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { listEvents } from "../../src/store/events.ts";
+import type { Event } from "../../src/store/schema.ts";
+import { storyOfEvent, storyText } from "../../src/service/story.ts";
 import { reverseName } from "../../src/dns/resolver.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "../support/mailferry.ts";
@@ -39,8 +41,8 @@ beforeAll(async () => {
   ]) as [Sink, Sink, Sink, Sink, Sink, Sink, Sink, Sink];
   verified = sinksVerified;
   selfSigned = sinksSelfSigned;
-  const policyCert = ca.issue("mta-sts.sts.test", "mta-sts.stsok.test", "mta-sts.stsbad.test", "mta-sts.stsself.test");
-  const policies: Record<string, string> = { "mta-sts.sts.test": "mx.sts.test", "mta-sts.stsok.test": "mx.stsok.test", "mta-sts.stsbad.test": "mx.elsewhere.test", "mta-sts.stsself.test": "mx.stsself.test" };
+  const policyCert = ca.issue("mta-sts.sts.test", "mta-sts.stsok.test", "mta-sts.stsbad.test", "mta-sts.stsself.test", "mta-sts.ststesting.test");
+  const policies: Record<string, string> = { "mta-sts.sts.test": "mx.sts.test", "mta-sts.stsok.test": "mx.stsok.test", "mta-sts.stsbad.test": "mx.elsewhere.test", "mta-sts.stsself.test": "mx.stsself.test", "mta-sts.ststesting.test": "mx.elsewhere.test" };
   stsServer = Bun.serve({
     hostname: "127.0.0.7",
     port: 0,
@@ -48,7 +50,8 @@ beforeAll(async () => {
     fetch: (req) => {
       const mxHost = policies[req.headers.get("host") ?? ""];
       if (new URL(req.url).pathname !== "/.well-known/mta-sts.txt" || !mxHost) return new Response("not found", { status: 404 });
-      return new Response(`version: STSv1\nmode: enforce\nmx: ${mxHost}\nmax_age: 86400\n`, { headers: { "content-type": "text/plain" } });
+      const mode = req.headers.get("host") === "mta-sts.ststesting.test" ? "testing" : "enforce";
+      return new Response(`version: STSv1\nmode: ${mode}\nmx: ${mxHost}\nmax_age: 86400\n`, { headers: { "content-type": "text/plain" } });
     },
   });
   dns = await startDnsServer({
@@ -68,6 +71,9 @@ beforeAll(async () => {
     ...mx("mx.stsself.test", "127.0.0.11"),
     "_mta-sts.stsself.test": { TXT: ["v=STSv1; id=1"] },
     "mta-sts.stsself.test": { A: ["127.0.0.7"] },
+    ...mx("mx.ststesting.test", "127.0.0.10"),
+    "_mta-sts.ststesting.test": { TXT: ["v=STSv1; id=1"] },
+    "mta-sts.ststesting.test": { A: ["127.0.0.7"] },
     ...mx("mx.dying.test", "127.0.0.6"),
     ...mx("mx.sender.test", "127.0.0.9"),
     "servfail.test": { rcode: "SERVFAIL" },
@@ -84,7 +90,7 @@ beforeAll(async () => {
         "forward-email=hello:user@gmail.test,pair:a@gmail.test,pair:b@googlemail.test,split:a@gmail.test,split:c@two.test",
         "forward-email=gone:nobody@gmail.test,half:ok@gmail.test,half:nobody@gmail.test,defer:ok2@gmail.test,defer:slow@two.test",
         "forward-email=tls:x@broken-tls.test,sts:x@sts.test,dns:x@servfail.test,down:x@unreachable.test,dying:x@dying.test,void:x@nullmx.test",
-        "forward-email=other:user@gmail.test,stsok:x@stsok.test,stsbad:x@stsbad.test,stsself:x@stsself.test",
+        "forward-email=other:user@gmail.test,stsok:x@stsok.test,stsbad:x@stsbad.test,stsself:x@stsself.test,ststesting:x@ststesting.test",
       ].join("\n"),
     },
     env: {
@@ -115,6 +121,20 @@ async function send(to: string | string[], raw: string, from = "alice@sender.tes
     (info) => info.response as string,
     (err) => `${err.responseCode} ${String(err.response).replace(/^\d{3} /, "")}`,
   );
+}
+
+/** The delivery event of message `id` to a target (the recorder writes on the next turn of the event loop). */
+async function deliveryEvent(target: string, id: string): Promise<Event> {
+  for (const until = Date.now() + 5000; Date.now() < until; await Bun.sleep(50)) {
+    const found = (await listEvents(mf.appliance.store.db, { stage: "delivery", recipient: target, limit: 20 })).find((e) => e.subject === `test ${id}`);
+    if (found) return found;
+  }
+  throw new Error(`no delivery event of ${id} to ${target}`);
+}
+
+/** The story of an event's message, as `mailferry log show` prints it. */
+async function storyOf(event: Event): Promise<string> {
+  return storyText((await storyOfEvent(mf.appliance.store.db, event.id))!.steps);
 }
 
 const received = (sink: Sink, id: string) => sink.messages.filter((m) => m.raw.toString().includes(`Message-ID: <${id}@sender.test>`));
@@ -238,9 +258,27 @@ describe("TLS to the destination", () => {
     expect(received(strict, "sts")).toHaveLength(0);
   });
 
-  test("an enforcing MTA-STS policy with a valid certificate: delivered over verified TLS", async () => {
+  test("an enforcing MTA-STS policy with a valid certificate: delivered over verified TLS, the policy recorded and told", async () => {
     expect(await send("stsok@example.test", message("stsok@example.test", "stsok"))).toStartWith("250");
     expect(received(verified, "stsok")[0]!.secure).toBe(true);
+    const event = await deliveryEvent("x@stsok.test", "stsok");
+    expect(JSON.parse(event.detail!).mta_sts).toEqual({ mode: "enforce", mx_matched: true });
+    expect(await storyOf(event)).toContain("MTA-STS enforce: the MX host is listed in the policy, TLS verified");
+  });
+
+  test("a testing MTA-STS policy that lists another MX host: delivered, and the mismatch recorded", async () => {
+    expect(await send("ststesting@example.test", message("ststesting@example.test", "ststesting"))).toStartWith("250");
+    expect(received(verified, "ststesting")).toHaveLength(1);
+    const event = await deliveryEvent("x@ststesting.test", "ststesting");
+    expect(JSON.parse(event.detail!).mta_sts).toEqual({ mode: "testing", mx_matched: false });
+    expect(await storyOf(event)).toContain("MTA-STS testing: the MX host is not listed in the policy (sent anyway");
+  });
+
+  test("no MTA-STS policy: recorded as none", async () => {
+    expect(await send("other@example.test", message("other@example.test", "nosts"))).toStartWith("250");
+    const event = await deliveryEvent("user@gmail.test", "nosts");
+    expect(JSON.parse(event.detail!).mta_sts).toBeNull();
+    expect(await storyOf(event)).toContain("No MTA-STS policy");
   });
 
   test("an enforcing MTA-STS policy and a certificate that does not verify: 421, nothing sent", async () => {
@@ -251,6 +289,9 @@ describe("TLS to the destination", () => {
   test("an enforcing MTA-STS policy that lists none of the MX hosts: 421", async () => {
     expect(await send("stsbad@example.test", message("stsbad@example.test", "stsbad"))).toBe("421 4.7.5 no mail host of stsbad.test matches its MTA-STS policy");
     expect(received(verified, "stsbad")).toHaveLength(0);
+    const event = await deliveryEvent("x@stsbad.test", "stsbad");
+    expect(JSON.parse(event.detail!).mta_sts).toEqual({ mode: "enforce", mx_matched: false });
+    expect(await storyOf(event)).toContain("MTA-STS enforce: no MX host is listed in the policy, nothing sent");
   });
 });
 

@@ -1,17 +1,19 @@
-// Five messages through the real pipeline, for the tests of the message story:
+// Messages through the real pipeline, for the tests of the message story:
 // forwarded (DKIM aligned), From rewritten (p=reject, no aligned DKIM),
-// greylisted, refused by DMARC, and partly delivered (one destination 550).
+// greylisted, refused by DMARC, partly delivered (one destination 550), matched
+// by a regex rule, by a plus-addressed name, and held for an unverified destination.
 import { generateKeyPairSync } from "node:crypto";
 import { dkimSign } from "mailauth/lib/dkim/sign";
 import { dkimRecordValue } from "../../src/mail/dkim-key.ts";
 import { listEvents } from "../../src/store/events.ts";
+import { createToken } from "../../src/store/tokens.ts";
 import type { Event } from "../../src/store/schema.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
 import { type Sink, startSink } from "../support/sink.ts";
 import { sendMail } from "../support/smtp-client.ts";
 
-export type StoryCase = "forwarded" | "rewritten" | "greylisted" | "dmarc_refused" | "partly_delivered";
+export type StoryCase = "forwarded" | "rewritten" | "greylisted" | "dmarc_refused" | "partly_delivered" | "regex" | "plus_tag" | "unverified";
 
 export interface StoryFixture {
   mf: TestMailferry;
@@ -60,7 +62,7 @@ export async function startStoryFixture(): Promise<StoryFixture> {
   const mf = await startMailferry({
     dns,
     domains: ["example.test"],
-    aliases: { "example.test": "forward-email=hello:user@dest.test,split:user@dest.test,split:user@refuses.test" },
+    aliases: { "example.test": "forward-email=hello:user@dest.test,split:user@dest.test,split:user@refuses.test,/^shop-([a-z]+)$/:user+$1@dest.test" },
     env: { MAILFERRY_OUTBOUND_PORT: String(accepting.port) },
   });
   const signature = { signingDomain: "signed.test", selector: "sel1", privateKey: senderKey.privateKey as string };
@@ -80,6 +82,18 @@ export async function startStoryFixture(): Promise<StoryFixture> {
   await send(mf, "someone@grey.test", "hello@example.test", message("story-greylisted", "grey.test", "hello@example.test"));
   sessions.greylisted = await lastSession(mf);
   mf.appliance.config.greylist.delay = 0;
+  await send(mf, "someone@signed.test", "shop-books@example.test", message("story-regex", "signed.test", "shop-books@example.test"));
+  sessions.regex = await lastSession(mf);
+  await send(mf, "someone@signed.test", "hello+news@example.test", message("story-plus", "signed.test", "hello+news@example.test"));
+  sessions.plus_tag = await lastSession(mf);
+  // Every outside destination must now be confirmed by its owner: a new alias waits for it.
+  mf.appliance.config.delivery.verifyDestinations = "all";
+  const { token } = await createToken(mf.appliance.store.db, "story-fixture", "admin");
+  const created = await fetch(`${mf.httpUrl}api/v1/aliases`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ domain: "example.test", name: "fresh", recipients: ["new@dest.test"] }) });
+  if (created.status !== 201) throw new Error(`alias fresh not created: ${created.status} ${await created.text()}`);
+  await send(mf, "someone@signed.test", "fresh@example.test", message("story-unverified", "signed.test", "fresh@example.test"));
+  sessions.unverified = await lastSession(mf);
+  mf.appliance.config.delivery.verifyDestinations = "tokens";
 
   return {
     mf,

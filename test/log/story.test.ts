@@ -4,6 +4,8 @@
 // test/web/story-browser.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { messageStory, type StoryStep } from "../../src/service/story.ts";
+import { findDestination } from "../../src/store/destinations.ts";
+import { signingKey } from "../../src/store/dkim-keys.ts";
 import { createToken } from "../../src/store/tokens.ts";
 import { CLI, run } from "../support/smoke.ts";
 import { type StoryFixture, startStoryFixture } from "./story-fixture.ts";
@@ -18,7 +20,7 @@ const step = (steps: StoryStep[], title: string) => steps.find((s) => s.title.st
 const text = (s: StoryStep | undefined) => s?.lines.join("\n") ?? "";
 
 describe("messageStory", () => {
-  test("forwarded: client and TLS, authentication in words, the rule, SRS, From kept, the destination's answer", () => {
+  test("forwarded: client and TLS, authentication in words, the rule, SRS, From kept, the signing key, the destination's answer", async () => {
     const steps = messageStory(f.sessions.forwarded);
     expect(steps.map((s) => s.title)).toEqual(["Received", "Recipient hello@example.test", "Authentication", "Forwarding choices", "Delivery to user@dest.test (for hello@example.test)", "Answer to the sender"]);
     expect(text(step(steps, "Received"))).toContain("Client 127.0.0.1, no verified host name");
@@ -28,10 +30,11 @@ describe("messageStory", () => {
     const choices = text(step(steps, "Forwarding choices"));
     expect(choices).toContain("SRS applied: envelope sender SRS0=");
     expect(choices).toContain("From kept: an aligned DKIM signature carries DMARC through forwarding");
-    expect(choices).toContain("ARC sealed by example.test: the set carries this server's verdicts to the destination");
+    const key = await signingKey(f.mf.appliance.store.db, "example.test");
+    expect(choices).toContain(`ARC sealed by example.test (selector ${key!.selector}): the set carries this server's verdicts to the destination`);
     expect(choices).toContain("Not DKIM signed by example.test: the From is the author's, so DMARC would not align with this signature (forwarding.dkim_sign = rewritten)");
     expect(step(steps, "Delivery to")).toMatchObject({ badge: "ok" });
-    expect(text(step(steps, "Delivery to"))).toMatch(/MX host mx\.dest\.test\nTLS TLSv1\.3\nAnswer: 250 2\.0\.0 .*\nTook \d+ ms/);
+    expect(text(step(steps, "Delivery to"))).toMatch(/MX host mx\.dest\.test\nTLS TLSv1\.3\nNo MTA-STS policy\nAnswer: 250 2\.0\.0 .*\nTook \d+ ms/);
     expect(step(steps, "Answer to the sender")).toMatchObject({ badge: "ok", lines: ["Forwarded", "250 2.0.0 Message forwarded"] });
     expect(steps.every((s) => !s.lines.some((l) => l.includes("{")))).toBe(true);
   });
@@ -40,15 +43,15 @@ describe("messageStory", () => {
     const choices = text(step(messageStory(f.sessions.rewritten), "Forwarding choices"));
     expect(choices).toContain("From rewritten to the alias: DMARC p=reject of strict.test and no aligned DKIM signature");
     expect(choices).toContain("ARC sealed by example.test");
-    expect(choices).toContain("DKIM signed by example.test: the From names the alias, so DMARC aligns with this signature");
+    expect(choices).toContain("DKIM signed by example.test (selector mailferry): the From names the alias, so DMARC aligns with this signature");
   });
 
   test("signing facts in words: forwarding.dkim_sign = always, and an event older than those facts (one `signed` for both)", () => {
     const withDetail = (change: (detail: Record<string, unknown>) => Record<string, unknown>) =>
       f.sessions.forwarded.map((e) => (e.stage === "delivery" ? { ...e, detail: JSON.stringify(change(JSON.parse(e.detail!))) } : e));
     const choicesOf = (events: typeof f.sessions.forwarded) => text(step(messageStory(events), "Forwarding choices"));
-    expect(choicesOf(withDetail((d) => ({ ...d, dkim_signed: true })))).toContain("DKIM signed by example.test as well (forwarding.dkim_sign = always)");
-    const older = choicesOf(withDetail(({ signing_domain, arc_sealed, dkim_signed, ...d }) => ({ ...d, signed: true })));
+    expect(choicesOf(withDetail((d) => ({ ...d, dkim_signed: true })))).toContain("DKIM signed by example.test (selector mailferry) as well (forwarding.dkim_sign = always)");
+    const older = choicesOf(withDetail(({ signing_domain, selector, arc_sealed, dkim_signed, ...d }) => ({ ...d, signed: true })));
     expect(older).toContain("ARC sealed by this server");
     expect(older).toContain("DKIM signed by this server as well");
     expect(choicesOf(withDetail((d) => ({ ...d, signing_domain: null, arc_sealed: false, dkim_signed: false })))).toContain("Not sealed or signed (no active DKIM key for the alias domain)");
@@ -79,6 +82,27 @@ describe("messageStory", () => {
     expect(text(deliveries[1])).toContain("MX host mx.refuses.test");
     expect(text(deliveries[1])).toContain("Answer: 550 5.1.1 No such user here");
     expect(step(steps, "Answer to the sender")!.lines[0]).toBe("Forwarded to some destinations; the sender is told about the others");
+  });
+
+  test("a regex rule: the rule and its captures", () => {
+    const steps = messageStory(f.sessions.regex);
+    expect(step(steps, "Recipient shop-books@example.test")!.lines).toEqual(["Matched the rule /^shop-([a-z]+)$/ (regex)", 'Regex captures: $1 = "books"']);
+    expect(step(steps, "Delivery to user+books@dest.test")).toMatchObject({ badge: "ok" });
+  });
+
+  test("plus-addressing: the rule matched without the tag, and the tag", () => {
+    const steps = messageStory(f.sessions.plus_tag);
+    expect(step(steps, "Recipient hello+news@example.test")!.lines).toEqual(["Matched the rule hello", 'Plus tag "+news": the name matched without it']);
+    expect(step(steps, "Delivery to user+news@dest.test")).toMatchObject({ badge: "ok" });
+  });
+
+  test("a destination waiting for confirmation: deferred, with a one-click resend of the verification mail to it", async () => {
+    const steps = messageStory(f.sessions.unverified);
+    const refused = step(steps, "Recipient fresh@example.test refused")!;
+    expect(refused).toMatchObject({ badge: "warn", action: { label: "Resend the verification mail to new@dest.test", path: "/destinations/resend", field: "address", value: "new@dest.test" } });
+    expect(refused.lines).toEqual(["Deferred: the forwarding destination is not verified yet", "450 4.1.1 fresh@example.test: forwarding destination new@dest.test is not verified yet"]);
+    // The action names a destination that exists and waits, which is what the resend takes.
+    expect(await findDestination(f.mf.appliance.store.db, refused.action!.value)).toMatchObject({ verified_at: null });
   });
 
   test("no events: no story", () => {

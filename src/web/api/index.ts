@@ -14,6 +14,7 @@ import type { DB } from "../../store/db.ts";
 import { tokenFor } from "../../store/tokens.ts";
 import { VERSION } from "../../version.ts";
 import { clientIp } from "../session.ts";
+import { mountAlertRoutes } from "./alerts.ts";
 import { mountAliasRoutes } from "./aliases.ts";
 import { mountDomainRoutes } from "./domains.ts";
 import { mountAddressRoutes } from "./addresses.ts";
@@ -40,7 +41,7 @@ export interface ApiDeps {
 export function apiDocument(api: Api) {
   return api.getOpenAPI31Document({
     openapi: "3.1.0",
-    info: { title: "mailferry API", version: VERSION, description: "Manage domains, aliases, forwarding destinations and addresses; read the mail log and statistics." },
+    info: { title: "mailferry API", version: VERSION, description: "Manage domains, aliases, forwarding destinations and addresses; read the mail log, statistics and alerts." },
     servers: [{ url: API_BASE }],
   });
 }
@@ -67,6 +68,7 @@ export function createApi(deps: ApiDeps): Api {
   mountDestinationRoutes(api, deps);
   mountAddressRoutes(api, deps);
   mountLogRoutes(api, deps);
+  mountAlertRoutes(api, deps);
   mountListRoutes(api, deps);
   mountSettingsRoutes(api, deps);
   mountTokenRoutes(api, deps);

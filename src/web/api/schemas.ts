@@ -203,6 +203,18 @@ export const EventBody = z
   })
   .openapi("LogEvent");
 
+export const AlertBody = z
+  .object({
+    key: z.string().openapi({ description: "What the alert is about, as kind:subject", example: "destination_failures:gmail.com" }),
+    kind: z.string(),
+    title: z.string(),
+    detail: z.string(),
+    started_at: z.string(),
+    last_sent_at: z.string().openapi({ description: "When a notice about it was last sent" }),
+    resolved_at: z.string().nullable().openapi({ description: "null while it lasts" }),
+  })
+  .openapi("Alert");
+
 export const Story = z
   .object({
     session_id: z.string(),
