@@ -15,6 +15,7 @@ import { tokenFor } from "../../store/tokens.ts";
 import { VERSION } from "../../version.ts";
 import { clientIp } from "../session.ts";
 import { mountAliasRoutes } from "./aliases.ts";
+import { mountCatchAllRoutes } from "./catchall.ts";
 import { mountDomainRoutes } from "./domains.ts";
 import { mountAddressRoutes } from "./addresses.ts";
 import { mountDestinationRoutes } from "./destinations.ts";
@@ -68,6 +69,7 @@ export function createApi(deps: ApiDeps): Api {
   mountAddressRoutes(api, deps);
   mountLogRoutes(api, deps);
   mountListRoutes(api, deps);
+  mountCatchAllRoutes(api, deps);
   mountSettingsRoutes(api, deps);
   mountTokenRoutes(api, deps);
 
