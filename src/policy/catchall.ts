@@ -138,7 +138,9 @@ export function createCatchAllLearner({ db, logger, resolver, settings, now = Da
       return row ? refusedNameDecision(address, row) : null;
     },
     async learn(session, answer) {
-      const keys = session.recipients.flatMap((r) => catchAllKey(r.address, r.route) ?? []);
+      // A message counts once per name, however many of its +tag forms it was sent to.
+      const named = new Map(session.recipients.flatMap((r) => catchAllKey(r.address, r.route) ?? []).map((k) => [`${k.name}@${k.domain}`, k]));
+      const keys = [...named.values()];
       if (keys.length === 0 || settings().learn === "off") return null;
       try {
         const { verdict, why } = messageVerdict(await factsOf(session, answer));

@@ -186,6 +186,13 @@ describe("learn = apply", () => {
     expect(event).toMatchObject({ code: 550, enhanced: "5.1.1" });
     expect(JSON.parse(event.detail!).catchall).toEqual({ refused_by: "auto" });
     expect((await names(mf, token))["spam@example.test"]).toMatchObject({ state: "refused", decided_by: "auto" });
+    // The story of the refused message says why, and offers to allow the name again.
+    const refusedId = (await mf.appliance.store.db.selectFrom("events").select("id").where("reason", "=", "catchall_refused").executeTakeFirstOrThrow()).id;
+    const story = (await api(mf, token, "GET", `/log/${refusedId}/story`)).body;
+    expect(JSON.stringify(story)).toContain("a catch-all name that received only spam");
+    expect(JSON.stringify(story)).toContain('"path":"/catch-all/allow"');
+    const spamId = (await mf.appliance.store.db.selectFrom("events").select("id").where("stage", "=", "data").where("recipients", "=", JSON.stringify(["spam@example.test"])).executeTakeFirstOrThrow()).id;
+    expect(JSON.stringify((await api(mf, token, "GET", `/log/${spamId}/story`)).body)).toContain("Learning catch-all: counted as spam (listed on dnsbl.test)");
   }, 30_000);
 
   test("allowed again through the API, the name is accepted and never suggested or refused again", async () => {
