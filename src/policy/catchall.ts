@@ -12,7 +12,7 @@ import { type Decision, decision, type Facts, type Reason } from "../mail/decisi
 import { reply } from "../mail/reply.ts";
 import type { Route } from "../routing/resolve.ts";
 import type { Session } from "../smtp/session.ts";
-import { type CatchAllKey, catchAllKeyOf, catchAllName, countVerdict, setCatchAllState } from "../store/catchall.ts";
+import { advanceCatchAllState, type CatchAllKey, catchAllKeyOf, catchAllName, countVerdict } from "../store/catchall.ts";
 import type { DB } from "../store/db.ts";
 import type { CatchAllName, CatchAllState } from "../store/schema.ts";
 
@@ -125,7 +125,7 @@ export function createCatchAllLearner({ db, logger, resolver, settings, now = Da
     const row = await countVerdict(db, key, verdict, now());
     const state = nextState(row, learn, threshold);
     if (state === row.state) return;
-    await setCatchAllState(db, key, state, state === "refused" ? "auto" : null, now());
+    await advanceCatchAllState(db, key, row.state, state, state === "refused" ? "auto" : null, now());
     const fields = { domain: key.domain, name: key.name, spam: row.spam, good: row.good, why };
     if (state === "refused") logger.warn("catchall.refused", fields);
     else if (state === "suggested") logger.info("catchall.suggested", fields);

@@ -31,15 +31,26 @@ export async function countVerdict(db: DB, key: CatchAllKey, verdict: "spam" | "
     .executeTakeFirstOrThrow();
 }
 
-/** Sets a name's state; a name never seen (refused in advance) gets a row of its own. */
-export async function setCatchAllState(db: DB, key: CatchAllKey, state: CatchAllState, by: string | null, now: number): Promise<CatchAllName> {
-  const decided = { state, decided_at: by === null ? null : now, decided_by: by };
+/** An admin's word on a name; a name never seen (refused in advance) gets a row of its own. */
+export async function setCatchAllState(db: DB, key: CatchAllKey, state: CatchAllState, by: string, now: number): Promise<CatchAllName> {
+  const decided = { state, decided_at: now, decided_by: by };
   return db
     .insertInto("catchall_names")
     .values({ ...key, spam: 0, good: 0, ...decided, last_seen: now })
     .onConflict((oc) => oc.columns(["domain", "name"]).doUpdateSet(decided))
     .returningAll()
     .executeTakeFirstOrThrow();
+}
+
+/** Moves a name the counts decide on from one state to the next; a state an admin set meanwhile is left as it is. */
+export async function advanceCatchAllState(db: DB, key: CatchAllKey, from: CatchAllState, to: CatchAllState, by: string | null, now: number): Promise<void> {
+  await db
+    .updateTable("catchall_names")
+    .set({ state: to, decided_at: by === null ? null : now, decided_by: by })
+    .where("domain", "=", key.domain)
+    .where("name", "=", key.name)
+    .where("state", "=", from)
+    .execute();
 }
 
 /** The names an admin should see: suggested, refused and allowed again (learning ones are many and say little). */
