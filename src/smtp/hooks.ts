@@ -165,7 +165,7 @@ interface RcptTransaction extends EnvelopeCommand {
   route?: Extract<Route, { action: "deliver" | "drop" }>;
 }
 
-/** RCPT: parameters, a reply confirming a destination, routing (SRS first), a refused catch-all name, the recipient limit, then rate limit and greylisting. */
+/** RCPT: parameters, a reply confirming a destination, routing (SRS first), the recipient limit, a refused catch-all name, then rate limit and greylisting. */
 function createRcptStage({ router, srs, abuse, confirmDestination, catchAll }: HookDeps) {
   const checks: Check<RcptTransaction>[] = [
     ({ params }) => refusal(paramsDecision(params, RCPT_PARAMS)),
@@ -190,8 +190,8 @@ function createRcptStage({ router, srs, abuse, confirmDestination, catchAll }: H
       const matched = { rule: route.alias.label };
       return { facts: route.action === "deliver" && route.unverified ? { ...matched, unverified: route.unverified } : matched };
     },
-    async ({ address, route }) => refusal(route ? await catchAll.refusal(address, route) : null),
     ({ session }) => refusal(recipientLimitDecision(session.recipients.length)),
+    async ({ address, route }) => refusal(route ? await catchAll.refusal(address, route) : null),
     async ({ session, address }) => {
       const mailbox = parseMailbox(address)!;
       const guarded = await abuse.onRecipient(session, mailbox.address, mailbox.domain);
