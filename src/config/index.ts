@@ -13,18 +13,18 @@ import { normalizeDomain } from "../mail/domain.ts";
 import { parseMailbox } from "../mail/address.ts";
 
 const LOG_FORMATS = ["auto", "json", "text"] as const;
+const CATCHALL_LEARN_MODES = ["off", "suggest", "apply"] as const;
 const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 const SMARTHOST_TLS = ["starttls", "implicit", "none"] as const;
 const VERIFY_MODES = ["all", "tokens", "off"] as const;
-const CATCHALL_LEARN_MODES = ["off", "suggest", "apply"] as const;
 
 export type LogFormat = (typeof LOG_FORMATS)[number];
+/** What the learning catch-all does with a name that gets only spam (docs/aliases.md). */
+export type CatchAllLearn = (typeof CATCHALL_LEARN_MODES)[number];
 export type SmarthostTls = (typeof SMARTHOST_TLS)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 /** Which forwarding destinations outside the managed domains must confirm before they get mail (docs/aliases.md). */
 export type VerifyDestinations = (typeof VERIFY_MODES)[number];
-/** What the learning catch-all does with a name that gets only spam (docs/aliases.md). */
-export type CatchAllLearn = (typeof CATCHALL_LEARN_MODES)[number];
 
 export interface Setting {
   /** TOML section, or "" for a top-level key. */
