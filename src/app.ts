@@ -10,6 +10,7 @@ import { startAuthWorkers } from "./auth/workers.ts";
 import { mtaStsMode, mtaStsPolicy } from "./auth/records.ts";
 import { createSrs } from "./auth/srs.ts";
 import { createAbuseGuard } from "./policy/abuse.ts";
+import { createCatchAllLearner } from "./policy/catchall.ts";
 import { scannerDown, scanResult, scanWithRspamd } from "./policy/scan.ts";
 import { anyDomainScans } from "./store/domains.ts";
 import { createDeliver } from "./delivery/index.ts";
@@ -235,6 +236,7 @@ async function startMx(config: Config, logger: Logger, input: ConfigInput, data:
     },
     deliver,
     confirmDestination: async (recipient, ip) => (await services.destinations.confirmByReply(recipient, ip))?.address ?? null,
+    catchAll: createCatchAllLearner({ db: store.db, logger, resolver, settings: () => config.catchall }),
   });
   const smtp = await startMxListener({ config, certificates, hooks, resolver, logger, recordEvent: record });
   stops.push(() => smtp.close());

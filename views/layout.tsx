@@ -19,6 +19,7 @@ const NAV: [href: string, label: string][] = [
   ["/destinations", "Destinations"],
   ["/log", "Mail log"],
   ["/lists", "Lists"],
+  ["/catch-all", "Catch-all"],
   ["/audit", "Audit"],
   ["/settings", "Settings"],
   ["/api-access", "API"],

@@ -13,6 +13,7 @@ import { normalizeDomain } from "../mail/domain.ts";
 import { parseMailbox } from "../mail/address.ts";
 
 const LOG_FORMATS = ["auto", "json", "text"] as const;
+const CATCHALL_LEARN_MODES = ["off", "suggest", "apply"] as const;
 const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 const SMARTHOST_TLS = ["starttls", "implicit", "none"] as const;
 const VERIFY_MODES = ["all", "tokens", "off"] as const;
@@ -20,6 +21,8 @@ const FORWARDING_DKIM = ["rewritten", "always"] as const;
 const DIGEST_PERIODS = ["off", "daily", "weekly"] as const;
 
 export type LogFormat = (typeof LOG_FORMATS)[number];
+/** What the learning catch-all does with a name that gets only spam (docs/aliases.md). */
+export type CatchAllLearn = (typeof CATCHALL_LEARN_MODES)[number];
 export type SmarthostTls = (typeof SMARTHOST_TLS)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 /** Which forwarding destinations outside the managed domains must confirm before they get mail (docs/aliases.md). */
@@ -111,6 +114,9 @@ const DECLARED = [
   { section: "alerts", key: "outbox_size", parse: v.positiveInt, default: 50, doc: "Alert when this many messages of the server's own (DSNs, vacation replies, verification mails, alert mails) wait in the outbox for a retry" },
   { section: "alerts", key: "digest", parse: v.oneOf(DIGEST_PERIODS), default: "off", doc: "off, daily or weekly: a digest on the alert channels of the mail of the last day or week (messages by reason, the senders refused most, the aliases that got most mail)" },
   { section: "alerts", key: "alias_refusals", parse: v.positiveInt, default: 20, doc: "Alert when at least this many messages to one address were refused at DATA (spam, authentication, content) in 15 minutes: a catch-all being abused; the dashboard offers to refuse the name" },
+  { section: "catchall", key: "learn", parse: v.oneOf(CATCHALL_LEARN_MODES), default: "suggest", live: true, form: { label: "Learning catch-all", hint: "off, suggest or apply" }, doc: "When a name a catch-all accepts gets only spam (rspamd, a DNSBL listing, failed authentication): suggest refusing it on the Catch-all page (suggest), refuse it with 550 5.1.1 at once (apply), or count nothing (off); an admin's refusal or allowance always stands (docs/aliases.md)" },
+  { section: "catchall", key: "threshold", parse: v.positiveInt, default: 5, live: true, doc: "Spam messages a catch-all name must get, with no good one, before it is suggested (or, with catchall.learn = apply, refused)" },
+  { section: "catchall", key: "dnsbl_zones", parse: hostnameList, default: "", live: true, doc: "DNS blocklists (e.g. zen.spamhaus.org; comma list or TOML array) on which the client address of a message to a catch-all name is looked up: a listing counts the message as spam for the learning catch-all (it refuses nothing by itself); empty: none" },
   { section: "greylist", key: "delay", parse: v.duration, default: 300, live: true, form: { label: "Greylisting delay", hint: "seconds, or with a unit (5m); 0 turns greylisting off" }, doc: "Greylisting delay in seconds (0 turns greylisting off)" },
   { section: "limits", key: "connections_per_hour", parse: v.positiveInt, default: 100, live: true, doc: "Connections in an hour from one sender (key) to one recipient; more get 421" },
   { section: "limits", key: "concurrent_connections", parse: v.positiveInt, default: 10, live: true, doc: "Concurrent connections from one sender (key); more get 421" },

@@ -17,6 +17,7 @@ export const REASONS = [
   "recipient_ok",
   "relay_denied",
   "unknown_recipient",
+  "catchall_refused",
   "alias_disabled",
   "bad_alias_target",
   "unverified_destination",

@@ -7,6 +7,7 @@ import type { DB } from "../store/db.ts";
 import { loadSecret, VERIFY_SECRET_FILE } from "../store/secrets.ts";
 import { accountService } from "./accounts.ts";
 import { aliasService } from "./aliases.ts";
+import { catchAllService } from "./catchall.ts";
 import { destinationService } from "./destinations.ts";
 import { domainService } from "./domains.ts";
 import { listService } from "./lists.ts";
@@ -42,6 +43,7 @@ export function createServices(deps: ServiceDeps) {
     domains: domainService({ db, config, now }),
     ...aliasService({ db, config, destinations }),
     lists: listService(db),
+    catchAll: catchAllService(db, now),
     tokens: tokenService(db, now),
   };
 }

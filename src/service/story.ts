@@ -174,7 +174,15 @@ function finalAnswer(events: Event[]): StoryStep {
   const answer = [...events].reverse().find((e) => e.stage === "data") ?? [...events].reverse().find((e) => e.code >= 400) ?? events.at(-1)!;
   // A refused recipient has its own step, with its reason and action.
   if (answer.stage === "rcpt") return { title: "Answer to the sender", badge: badgeOf(answer.code), lines: [`No message taken: the last recipient was answered ${answer.code} ${answer.enhanced}`] };
-  return { title: "Answer to the sender", badge: badgeOf(answer.code), lines: [reasonInWords(answer), replyOf(answer)], ...actionFor(answer, detailOf(answer)) };
+  const detail = detailOf(answer);
+  return { title: "Answer to the sender", badge: badgeOf(answer.code), lines: [reasonInWords(answer), replyOf(answer), ...catchAllVerdict(detail)], ...actionFor(answer, detail) };
+}
+
+/** What the learning catch-all counted the message as, for its catch-all names (docs/aliases.md, "Learning catch-all"). */
+function catchAllVerdict(detail: Detail): string[] {
+  const learned = detail.catchall as { verdict?: string; why?: string[] } | undefined;
+  if (!learned?.verdict) return [];
+  return [`Learning catch-all: counted as ${learned.verdict}${learned.why?.length ? ` (${learned.why.join(", ")})` : ""}`];
 }
 
 const REASON_WORDS: Partial<Record<Reason, string>> = {
@@ -190,6 +198,7 @@ const REASON_WORDS: Partial<Record<Reason, string>> = {
   denylisted: "Refused: the sender is on the denylist",
   rate_limited: "Deferred: the sender's rate limit",
   unknown_recipient: "Refused: no such recipient",
+  catchall_refused: "Refused: a catch-all name that received only spam (learning catch-all)",
   relay_denied: "Refused: not a domain served here",
   unverified_destination: "Deferred: the forwarding destination is not verified yet",
   refused_by_destination: "Refused by the destination",
@@ -205,11 +214,13 @@ function reasonInWords(e: Event): string {
 const ALLOW_REASONS: ReadonlySet<string> = new Set(["greylisted", "dmarc_reject", "spf_fail", "rate_limited", "denylisted"]);
 const DENY_REASONS: ReadonlySet<string> = new Set(["spam", "gtube"]);
 
-/** The one-click fix a refusal suggests: allowlist a wrongly refused sender, deny a spammer, resend a verification. */
+/** The one-click fix a refusal suggests: allowlist a wrongly refused sender, deny a spammer, allow a refused catch-all name again, resend a verification. */
 function actionFor(e: Event, detail: Detail): { action: StoryAction } | Record<string, never> {
   const sender = e.mail_from;
   if (sender && e.reason && ALLOW_REASONS.has(e.reason)) return { action: { label: `Allowlist ${sender}`, path: "/lists/allow", field: "allow_value", value: sender } };
   if (sender && e.reason && DENY_REASONS.has(e.reason)) return { action: { label: `Deny ${sender}`, path: "/lists/deny", field: "deny_value", value: sender } };
+  const [recipient] = recipientsOf(e);
+  if (e.reason === "catchall_refused" && recipient) return { action: { label: `Allow ${recipient} again`, path: "/catch-all/allow", field: "address", value: recipient } };
   const unverified = Array.isArray(detail.unverified) ? (detail.unverified as string[]) : [];
   if (unverified[0]) return { action: { label: `Resend the verification mail to ${unverified[0]}`, path: "/destinations/resend", field: "address", value: unverified[0] } };
   return {};

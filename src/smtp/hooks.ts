@@ -6,6 +6,7 @@
 import { type AuthResults, authDecision, stripForgedResults } from "../auth/inbound.ts";
 import type { Srs } from "../auth/srs.ts";
 import type { AbuseGuard } from "../policy/abuse.ts";
+import type { CatchAllLearner } from "../policy/catchall.ts";
 import type { ScanResult } from "../policy/scan.ts";
 import type { Deliver } from "../delivery/index.ts";
 import type { Route } from "../routing/resolve.ts";
@@ -113,6 +114,8 @@ export interface HookDeps {
   deliver: Deliver;
   /** A reply to a verification mail: the destination its Reply-To confirms, or null when the address is not a valid one. */
   confirmDestination: (recipient: string, ip: string) => Promise<string | null>;
+  /** The learning catch-all: refused names at RCPT, each DATA answer's verdict counted for the catch-all names. */
+  catchAll: CatchAllLearner;
 }
 
 const clientOf = (session: Readonly<Session>, mailFrom = "") => ({ remoteIp: session.remoteIp, verifiedHost: session.verifiedHost, mailFrom });
@@ -142,7 +145,11 @@ export function createHooks(deps: HookDeps): StageHooks {
       return { decision: ACCEPT_SENDER, allowlisted: session.allowlisted || (await abuse.allowlisted(clientOf(session, address))) };
     },
     rcptTo: (session, address, params) => rcpt(session, address, params),
-    data: (session, message) => data(session, message),
+    async data(session, message) {
+      const answer = await data(session, message);
+      const learned = await deps.catchAll.learn(session, answer);
+      return learned ? withFacts(answer, learned) : answer;
+    },
   };
 }
 
@@ -158,8 +165,8 @@ interface RcptTransaction extends EnvelopeCommand {
   route?: Extract<Route, { action: "deliver" | "drop" }>;
 }
 
-/** RCPT: parameters, a reply confirming a destination, routing (SRS first), the recipient limit, then rate limit and greylisting. */
-function createRcptStage({ router, srs, abuse, confirmDestination }: HookDeps) {
+/** RCPT: parameters, a reply confirming a destination, routing (SRS first), the recipient limit, a refused catch-all name, then rate limit and greylisting. */
+function createRcptStage({ router, srs, abuse, confirmDestination, catchAll }: HookDeps) {
   const checks: Check<RcptTransaction>[] = [
     ({ params }) => refusal(paramsDecision(params, RCPT_PARAMS)),
     /**
@@ -185,6 +192,7 @@ function createRcptStage({ router, srs, abuse, confirmDestination }: HookDeps) {
       return { facts: { rule: route.alias.label, ...(captures ? { captures } : {}), ...(tag ? { tag } : {}), ...(unverified ? { unverified } : {}) } };
     },
     ({ session }) => refusal(recipientLimitDecision(session.recipients.length)),
+    async ({ address, route }) => refusal(route ? await catchAll.refusal(address, route) : null),
     async ({ session, address }) => {
       const mailbox = parseMailbox(address)!;
       const guarded = await abuse.onRecipient(session, mailbox.address, mailbox.domain);

@@ -295,6 +295,27 @@ export interface AlertsTable {
   resolved_at: Timestamp | null;
 }
 
+/** What became of a name a catch-all accepted (src/policy/catchall.ts, docs/aliases.md "Learning catch-all"). */
+export type CatchAllState = "learning" | "suggested" | "refused" | "allowed";
+
+/** One name a catch-all alias accepted, with the verdicts on its messages. */
+export interface CatchAllNamesTable {
+  /** The recipient's domain (lower case). */
+  domain: string;
+  /** The local part without its +tag (lower case). */
+  name: string;
+  /** Messages judged spam (rspamd, DNSBL, authentication failure). */
+  spam: number;
+  /** Messages accepted and not judged spam. */
+  good: number;
+  state: CatchAllState;
+  last_seen: Timestamp;
+  /** When an admin (or the automatic refusal) last set the state; null while learning. */
+  decided_at: Timestamp | null;
+  /** "auto", or the actor ("admin:alice", "token:deploy", "cli"). */
+  decided_by: string | null;
+}
+
 export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
@@ -322,6 +343,7 @@ export interface Schema {
   destinations: DestinationsTable;
   api_tokens: ApiTokensTable;
   alerts: AlertsTable;
+  catchall_names: CatchAllNamesTable;
 }
 
 export type Domain = Selectable<DomainsTable>;
@@ -336,3 +358,4 @@ export type AuditEntry = Selectable<AuditLogTable>;
 export type Destination = Selectable<DestinationsTable>;
 export type ApiToken = Selectable<ApiTokensTable>;
 export type Alert = Selectable<AlertsTable>;
+export type CatchAllName = Selectable<CatchAllNamesTable>;

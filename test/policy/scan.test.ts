@@ -25,9 +25,9 @@ beforeAll(async () => {
     rspamd = await startRspamd();
     mf = await startMailferry({
       dns,
-      domains: ["example.test", "noscan.test"],
-      aliases: { "example.test": "forward-email=hello:user@dest.test", "noscan.test": "forward-email=hello:user@dest.test" },
-      env: { MAILFERRY_OUTBOUND_PORT: String(sink.port), MAILFERRY_SCAN_RSPAMD_URL: rspamd.url },
+      domains: ["example.test", "noscan.test", "catchall.test"],
+      aliases: { "example.test": "forward-email=hello:user@dest.test", "noscan.test": "forward-email=hello:user@dest.test", "catchall.test": "forward-email=user@dest.test" },
+      env: { MAILFERRY_OUTBOUND_PORT: String(sink.port), MAILFERRY_SCAN_RSPAMD_URL: rspamd.url, MAILFERRY_CATCHALL_THRESHOLD: "2" },
     });
     await updateDomainSettings(mf.appliance.store.db, "noscan.test", { scanSpam: false });
   }
@@ -67,6 +67,17 @@ describe.skipIf(!hasRspamd)("rspamd", () => {
     const m = message(pattern("Y"));
     expect(await send(m.raw)).toStartWith("250");
     expect(copy(m.id)!.raw.toString()).toMatch(/X-Spam-Flag: YES\r\nX-Spam-Score: [\d.]+ \/ [\d.]+\r\nX-Spam-Status: Yes, action=add header, symbols=.*GTUBE/);
+  });
+
+  test("the learning catch-all counts rspamd's add-header verdict as spam: a name getting only that is suggested (docs/aliases.md)", async () => {
+    const state = () => mf.appliance.store.db.selectFrom("catchall_names").select(["state", "spam", "good"]).where("name", "=", "junk").executeTakeFirst();
+    expect(await send(message(pattern("Y")).raw, "junk@catchall.test")).toStartWith("250");
+    expect(await state()).toEqual({ state: "learning", spam: 1, good: 0 });
+    expect(await send(message(pattern("Y")).raw, "junk@catchall.test")).toStartWith("250");
+    expect(await state()).toEqual({ state: "suggested", spam: 2, good: 0 });
+    // A clean message to another name counts as good.
+    expect(await send(message("Shall we meet at noon? Best, Alice").raw, "alice@catchall.test")).toStartWith("250");
+    expect(await mf.appliance.store.db.selectFrom("catchall_names").select(["spam", "good"]).where("name", "=", "alice").executeTakeFirst()).toEqual({ spam: 0, good: 1 });
   });
 
   test("a domain with scanning switched off is not scanned (only the built-in GTUBE check applies)", async () => {

@@ -16,6 +16,7 @@ import { VERSION } from "../../version.ts";
 import { clientIp } from "../session.ts";
 import { mountAlertRoutes } from "./alerts.ts";
 import { mountAliasRoutes } from "./aliases.ts";
+import { mountCatchAllRoutes } from "./catchall.ts";
 import { mountDomainRoutes } from "./domains.ts";
 import { mountAddressRoutes } from "./addresses.ts";
 import { mountDestinationRoutes } from "./destinations.ts";
@@ -70,6 +71,7 @@ export function createApi(deps: ApiDeps): Api {
   mountLogRoutes(api, deps);
   mountAlertRoutes(api, deps);
   mountListRoutes(api, deps);
+  mountCatchAllRoutes(api, deps);
   mountSettingsRoutes(api, deps);
   mountTokenRoutes(api, deps);
 

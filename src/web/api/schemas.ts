@@ -253,6 +253,22 @@ export const DenyCreate = z
 export const AllowCreate = z.strictObject({ value: z.string().min(1).max(320), note: z.string().max(200).optional() }).openapi("AllowCreate");
 export const ListValue = z.object({ value: z.string().openapi({ param: { name: "value", in: "path" }, example: "203.0.113.0%2F24" }) });
 
+export const CatchAllNameBody = z
+  .object({
+    address: z.string(),
+    domain: z.string(),
+    name: z.string().openapi({ description: "The local part without its +tag" }),
+    state: z.enum(["learning", "suggested", "refused", "allowed"]).openapi({ description: "suggested: only spam so far; refused: 550 5.1.1 at RCPT; allowed: accepted, never suggested again" }),
+    spam: z.number().int(),
+    good: z.number().int(),
+    last_seen: iso,
+    decided_at: isoOrNull,
+    decided_by: z.string().nullable().openapi({ description: '"auto" (catchall.learn = apply) or the admin or token' }),
+  })
+  .openapi("CatchAllName");
+export const CatchAllDecide = z.strictObject({ state: z.enum(["refused", "allowed"]).openapi({ description: "refused: answer 550 5.1.1 at RCPT; allowed: accept again and never suggest it again" }) }).openapi("CatchAllDecide");
+export const CatchAllAddress = z.object({ address: z.string().openapi({ param: { name: "address", in: "path" }, example: "junk@example.com" }) });
+
 export const SettingBody = z.object({ key: z.string(), value: z.string(), origin: z.string() }).openapi("Setting");
 export const SettingsPatch = z
   .record(z.string().max(100), z.string().max(4096).nullable())

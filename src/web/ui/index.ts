@@ -8,6 +8,7 @@ import { accountRoutes } from "./account.tsx";
 import { aliasRoutes } from "./aliases.tsx";
 import { apiAccessRoutes } from "./api-access.tsx";
 import { auditRoutes } from "./audit.tsx";
+import { catchAllRoutes } from "./catchall.tsx";
 import type { UiDeps } from "./common.ts";
 import { dashboardRoutes } from "./dashboard.tsx";
 import { destinationRoutes } from "./destinations.tsx";
@@ -27,6 +28,7 @@ export function createUi(deps: UiDeps): Hono<Env> {
     .route("/aliases", aliasRoutes(deps))
     .route("/log", logRoutes(deps))
     .route("/lists", listRoutes(deps))
+    .route("/catch-all", catchAllRoutes(deps))
     .route("/destinations", destinationRoutes(deps))
     .route("/api-access", apiAccessRoutes(deps))
     .route("/audit", auditRoutes(deps))
