@@ -163,7 +163,7 @@ function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { 
     checkDns: (names) => domainService({ db: store.db, config, now: Date.now }).checkDns(names, (name, type) => resolver.resolve(name, type)),
     channels: { email: config.alerts.email, webhookUrl: config.alerts.webhookUrl, ntfyUrl: config.alerts.ntfyUrl },
     hostname: config.hostname,
-    queueMail: (to, raw) => outbox.queue(to, raw),
+    queueMail: (to, raw) => outbox.enqueue({ from: "", to: [to], raw }),
     resolver,
     allowPrivate: config.webhooks.allowPrivate,
     webhookKey: loadSecret(config.dataDir, ALERTS_WEBHOOK_SECRET_FILE),
@@ -214,7 +214,7 @@ async function startMx(config: Config, logger: Logger, input: ConfigInput, data:
     db: store.db,
     config,
     configInput: input,
-    queueMail: (to, raw) => out.outbox.queue(to, raw),
+    queueMail: (to, raw) => out.outbox.enqueue({ from: "", to: [to], raw }),
     publicUrl: links.current,
     // Test messages from the admin UI take the path forwarded copies take.
     forwarding: { router, relay: out.relay, recordEvent: record },

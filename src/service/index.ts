@@ -21,7 +21,7 @@ export interface ServiceDeps {
   /** How `config` was loaded (environment, flags, working dir): settings changes reload it the same way. */
   configInput: ConfigInput;
   /** Queues mail mailferry writes itself: the outbox in the server; from the CLI its table, which the server sends from. */
-  queueMail: (to: string, raw: Buffer) => Promise<void>;
+  queueMail: (to: string, raw: Buffer) => Promise<unknown>;
   /** Where recipients of a verification mail open its link. */
   publicUrl: () => string | null;
   /** The server's router and relay, for test messages (the CLI has none). */

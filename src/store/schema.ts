@@ -103,15 +103,30 @@ export interface BouncedTable {
   at: Timestamp;
 }
 
+/** The outbound queue (docs/delivery-and-authentication.md, "Outbound queue"). */
 export interface OutboxTable {
   id: Generated<number>;
-  rcpt_to: string;
-  /** The complete message (a DSN), sent with the null sender. */
+  /** Envelope sender; "" (the null sender) for DSNs and notices. */
+  mail_from: ColumnType<string, string | undefined, string>;
+  /** Who gets the DSN or delay notice; null for mail mailferry writes itself. */
+  submitter: string | null;
+  /** The complete message as queued (signed at each attempt). */
   raw: Uint8Array;
   attempts: ColumnType<number, number | undefined, number>;
   next_attempt: Timestamp;
   last_error: string | null;
   created_at: Timestamp;
+  delay_notice_at: Timestamp | null;
+}
+
+export interface OutboxRecipientsTable {
+  outbox_id: number;
+  address: string;
+  status: ColumnType<"pending" | "delivered" | "failed", "pending" | undefined, "delivered" | "failed">;
+  reply_code: number | null;
+  reply_enhanced: string | null;
+  reply_text: string | null;
+  remote_mta: string | null;
 }
 
 export interface DkimKeysTable {
@@ -304,6 +319,7 @@ export interface Schema {
   delivered: DeliveredTable;
   bounced: BouncedTable;
   outbox: OutboxTable;
+  outbox_recipients: OutboxRecipientsTable;
   dkim_keys: DkimKeysTable;
   server_dkim_key: ServerDkimKeyTable;
   allowlist: AllowlistTable;
