@@ -9,13 +9,13 @@
 import { Readable } from "node:stream";
 import type { Logger } from "../log.ts";
 import { headerBlockEnd } from "../mail/headers.ts";
-import { formatReply } from "../mail/reply.ts";
+import { formatReply, reply } from "../mail/reply.ts";
 import type { DB } from "../store/db.ts";
-import { dueOutbox, enqueue, outboxDone, outboxRetry, type QueueEntry, recordDelayNotice, settleRecipient } from "../store/deliveries.ts";
+import { awaitingDelayNotice, dueOutbox, enqueue, outboxDone, outboxRetry, type QueueEntry, type QueueRecipient, recipientsOf, recordDelayNotice, recordRecipientReply } from "../store/deliveries.ts";
 import { buildDsn, type FailedTarget } from "./dsn.ts";
 import { signOriginated } from "./originated.ts";
 import type { DeliveryResult, Relay } from "./relay.ts";
-import { GIVE_UP_AFTER_MS, needsDelayNotice, retryPlan } from "./retry-schedule.ts";
+import { DELAY_NOTICE_AFTER_MS, GIVE_UP_AFTER_MS, RETRY_DELAYS_MS, retryPlan } from "./retry-schedule.ts";
 
 export interface OutboundMessage {
   /** Envelope sender ("" for DSNs and notices). */
@@ -55,7 +55,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
   let running: Promise<void> | null = null;
   let again = false;
 
-  // One round at a time; a message queued during a round gets another round right after.
+  // One round at a time; a message queued during a round (a DSN or notice too) gets another round right after.
   const runDue = (): Promise<void> => {
     if (running) {
       again = true;
@@ -65,7 +65,11 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       do {
         again = false;
         try {
-          for (const entry of await dueOutbox(db, now())) await attemptOrReschedule(deps, now, entry);
+          for (const entry of await dueOutbox(db, now())) if (await attemptOrReschedule(deps, now, entry)) again = true;
+          for (const entry of await awaitingDelayNotice(db, now() - DELAY_NOTICE_AFTER_MS)) {
+            await sendDelayNotice(deps, now, entry);
+            again = true;
+          }
         } catch (err) {
           logger.error("outbox.failed", { error: err });
         }
@@ -86,6 +90,8 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     start() {
       timer = setInterval(() => void runDue(), POLL_MS);
       timer.unref();
+      // What a crash or a stop left queued goes out now, not a poll later.
+      void runDue();
     },
     async stop() {
       clearInterval(timer);
@@ -94,14 +100,19 @@ export function createOutbox(deps: OutboxDeps): Outbox {
   };
 }
 
-/** One message's attempt; an unexpected error (a bug, the database) is logged and the message tried later like a 4xx. */
-async function attemptOrReschedule(deps: OutboxDeps, now: () => number, entry: QueueEntry): Promise<void> {
+/**
+ * One message's attempt; true when it queued a DSN. An unexpected error (a bug,
+ * the database) is logged and the message tried later as after a 4xx.
+ */
+async function attemptOrReschedule(deps: OutboxDeps, now: () => number, entry: QueueEntry): Promise<boolean> {
   try {
-    await attempt(deps, now, entry);
+    return await attempt(deps, now, entry);
   } catch (err) {
     deps.logger.error("outbox.failed", { id: entry.id, error: err });
     const plan = retryPlan(entry.attempts + 1, entry.created_at, now());
-    await outboxRetry(deps.db, entry.id, entry.attempts + 1, "retryAt" in plan ? plan.retryAt : now(), String(err));
+    // Past the give-up time a failing message still waits between tries: an admin sees it in the queue.
+    await outboxRetry(deps.db, entry.id, entry.attempts + 1, "retryAt" in plan ? plan.retryAt : now() + RETRY_DELAYS_MS.at(-1)!, String(err));
+    return false;
   }
 }
 
@@ -119,58 +130,57 @@ async function signed(deps: OutboxDeps, entry: QueueEntry): Promise<{ message: B
   }
 }
 
-async function attempt(deps: OutboxDeps, now: () => number, entry: QueueEntry): Promise<void> {
-  const { db, logger } = deps;
+/** Sends to the recipients still pending, recording each answer as it comes; returns the deferred ones. */
+async function sendPending(deps: OutboxDeps, entry: QueueEntry): Promise<DeliveryResult[]> {
   const pending = entry.recipients.filter((r) => r.status === "pending");
-  const failed: FailedTarget[] = entry.recipients.flatMap((r) => (r.status === "failed" && r.reply ? [{ target: r.address, originalRecipient: r.address, reply: r.reply, remoteMta: r.remoteMta }] : []));
+  if (pending.length === 0) return [];
+  const { message, signedBy } = await signed(deps, entry);
+  const to = pending.map((r) => ({ address: r.address, domain: r.address.slice(r.address.lastIndexOf("@") + 1).toLowerCase(), port: deps.outboundPort }));
   const deferred: DeliveryResult[] = [];
-  if (pending.length > 0) {
-    const { message, signedBy } = await signed(deps, entry);
-    const to = pending.map((r) => ({ address: r.address, domain: r.address.slice(r.address.lastIndexOf("@") + 1).toLowerCase(), port: deps.outboundPort }));
-    await deps.relay.send([{ from: entry.mail_from, to, message: () => Readable.from([message]) }], async (result) => {
-      const fields = { id: entry.id, to: result.address, reply: formatReply(result.reply), attempts: entry.attempts + 1, dkim: signedBy ?? undefined };
-      if (result.reply.code < 400) {
-        await settleRecipient(db, entry.id, result.address, "delivered", result.reply, result.mx);
-        logger.info("outbox.sent", fields);
-      } else if (result.reply.code >= 500) {
-        await settleRecipient(db, entry.id, result.address, "failed", result.reply, result.mx);
-        failed.push(failure(result));
-        logger.warn("outbox.failed_recipient", fields);
-      } else {
-        deferred.push(result);
-        logger.info("outbox.deferred", fields);
-      }
-    });
-  }
-  if (deferred.length === 0) return finish(deps, now, entry, failed);
-  const attempts = entry.attempts + 1;
-  const plan = retryPlan(attempts, entry.created_at, now());
-  if ("giveUp" in plan) {
-    for (const result of deferred) {
-      await settleRecipient(db, entry.id, result.address, "failed", result.reply, result.mx);
-      failed.push(failure(result));
-    }
-    logger.warn("outbox.gave_up", { id: entry.id, to: deferred.map((r) => r.address), attempts });
-    return finish(deps, now, entry, failed);
-  }
-  await outboxRetry(db, entry.id, attempts, plan.retryAt, formatReply(deferred[0]!.reply));
-  logger.info("outbox.retry_scheduled", { id: entry.id, attempts, retry_in_s: Math.round((plan.retryAt - now()) / 1000) });
-  if (needsDelayNotice(entry, now())) await sendDelayNotice(deps, now, entry, deferred.map(failure));
+  await deps.relay.send([{ from: entry.mail_from, to, message: () => Readable.from([message]) }], async (result) => {
+    const status = result.reply.code < 400 ? "delivered" : result.reply.code >= 500 ? "failed" : "pending";
+    await recordRecipientReply(deps.db, entry.id, result.address, status, result.reply, result.mx);
+    if (status === "pending") deferred.push(result);
+    const fields = { id: entry.id, to: result.address, reply: formatReply(result.reply), attempts: entry.attempts + 1, dkim: signedBy ?? undefined };
+    if (status === "delivered") deps.logger.info("outbox.sent", fields);
+    else deps.logger.warn(status === "failed" ? "outbox.refused" : "outbox.deferred", fields);
+  });
+  return deferred;
 }
 
-const failure = (result: DeliveryResult): FailedTarget => ({ target: result.address, originalRecipient: result.address, reply: result.reply, remoteMta: result.mx });
+async function attempt(deps: OutboxDeps, now: () => number, entry: QueueEntry): Promise<boolean> {
+  const deferred = await sendPending(deps, entry);
+  const attempts = entry.attempts + 1;
+  const plan = retryPlan(attempts, entry.created_at, now());
+  if (deferred.length > 0 && "retryAt" in plan) {
+    await outboxRetry(deps.db, entry.id, attempts, plan.retryAt, formatReply(deferred[0]!.reply));
+    deps.logger.info("outbox.retry_scheduled", { id: entry.id, attempts, retry_in_s: Math.round((plan.retryAt - now()) / 1000) });
+    return false;
+  }
+  for (const result of deferred) await recordRecipientReply(deps.db, entry.id, result.address, "failed", result.reply, result.mx);
+  if (deferred.length > 0) deps.logger.warn("outbox.gave_up", { id: entry.id, to: deferred.map((r) => r.address), attempts });
+  return finish(deps, now, entry);
+}
 
-/** Every recipient delivered or failed: the message leaves the queue, and the submitter gets one DSN for the failed ones (RFC 3464). */
-async function finish(deps: OutboxDeps, now: () => number, entry: QueueEntry, failed: FailedTarget[]): Promise<void> {
+/** Every recipient delivered or failed: the message leaves the queue, and the submitter gets one DSN for the failed ones (RFC 3464); true when it did. */
+async function finish(deps: OutboxDeps, now: () => number, entry: QueueEntry): Promise<boolean> {
+  const settled = await recipientsOf(deps.db, entry.id);
+  const failed = settled.filter((r) => r.status === "failed").map(target);
   const dsn = entry.submitter && failed.length > 0 ? notice(deps, now, entry, entry.submitter, failed, "failed") : undefined;
   await outboxDone(deps.db, entry.id, dsn, now());
   if (failed.length > 0) deps.logger.warn("outbox.dropped", { id: entry.id, to: failed.map((f) => f.target), dsn_to: dsn ? entry.submitter : undefined });
+  return dsn !== undefined;
 }
 
-async function sendDelayNotice(deps: OutboxDeps, now: () => number, entry: QueueEntry, delayed: FailedTarget[]): Promise<void> {
-  await recordDelayNotice(deps.db, entry.id, notice(deps, now, entry, entry.submitter!, delayed, "delayed"), now());
+/** Once, 4 hours after queueing (retry-schedule.ts): the submitter learns which recipients are still being tried (RFC 3464 §2.3.3, Action: delayed). */
+async function sendDelayNotice(deps: OutboxDeps, now: () => number, entry: QueueEntry): Promise<void> {
+  const pending = entry.recipients.filter((r) => r.status === "pending").map(target);
+  await recordDelayNotice(deps.db, entry.id, notice(deps, now, entry, entry.submitter!, pending, "delayed"), now());
   deps.logger.info("outbox.delay_notice", { id: entry.id, to: entry.submitter });
 }
+
+/** A recipient as the DSN lists it; one not tried yet reads as a plain temporary failure (RFC 3463 4.0.0). */
+const target = (r: QueueRecipient): FailedTarget => ({ target: r.address, originalRecipient: r.address, reply: r.reply ?? reply(421, "4.0.0", "not tried yet"), remoteMta: r.remoteMta });
 
 /** A DSN or delay notice to the submitter, from the null sender: it never gets a notice of its own. */
 function notice(deps: OutboxDeps, now: () => number, entry: QueueEntry, to: string, targets: FailedTarget[], action: "failed" | "delayed") {

@@ -22,8 +22,3 @@ export function retryPlan(failedAttempts: number, queuedAt: number, now: number)
   // The last try falls on the give-up time rather than past it.
   return { retryAt: Math.min(now + wait, giveUpAt) };
 }
-
-/** True once for a message that has a submitter, is still undelivered after DELAY_NOTICE_AFTER_MS and got no notice yet. */
-export function needsDelayNotice(message: { submitter: string | null; created_at: number; delay_notice_at: number | null }, now: number): boolean {
-  return message.submitter !== null && message.delay_notice_at === null && now - message.created_at >= DELAY_NOTICE_AFTER_MS;
-}

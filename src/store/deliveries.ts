@@ -1,6 +1,8 @@
 // What already happened to a message: targets that accepted it (so a retry
 // by the sender skips them), bounces already sent, and DSNs still to send.
+import type { Selectable } from "kysely";
 import { type DB, hotStatement } from "./db.ts";
+import type { OutboxRecipientsTable } from "./schema.ts";
 
 export interface FingerprintState {
   firstSeen: number;
@@ -89,27 +91,23 @@ export interface QueueRecipient {
 
 async function withRecipients<T extends { id: number }>(db: DB, rows: T[]): Promise<(T & { recipients: QueueRecipient[] })[]> {
   if (rows.length === 0) return [];
-  const recipients = await db
-    .selectFrom("outbox_recipients")
-    .selectAll()
-    .where(
-      "outbox_id",
-      "in",
-      rows.map((r) => r.id),
-    )
-    .orderBy("address")
-    .execute();
-  return rows.map((row) => ({
-    ...row,
-    recipients: recipients
-      .filter((r) => r.outbox_id === row.id)
-      .map((r) => ({
-        address: r.address,
-        status: r.status,
-        reply: r.reply_code === null ? null : { code: r.reply_code, enhanced: r.reply_enhanced ?? "", text: r.reply_text ?? "" },
-        remoteMta: r.remote_mta,
-      })),
-  }));
+  const ids = rows.map((r) => r.id);
+  const recipients = await db.selectFrom("outbox_recipients").selectAll().where("outbox_id", "in", ids).orderBy("address").execute();
+  return rows.map((row) => ({ ...row, recipients: recipients.filter((r) => r.outbox_id === row.id).map(asRecipient) }));
+}
+
+type RecipientRow = Selectable<OutboxRecipientsTable>;
+
+const asRecipient = (r: RecipientRow): QueueRecipient => ({
+  address: r.address,
+  status: r.status,
+  reply: r.reply_code === null ? null : { code: r.reply_code, enhanced: r.reply_enhanced ?? "", text: r.reply_text ?? "" },
+  remoteMta: r.remote_mta,
+});
+
+/** One message's recipients as stored now. */
+export async function recipientsOf(db: DB, id: number): Promise<QueueRecipient[]> {
+  return (await db.selectFrom("outbox_recipients").selectAll().where("outbox_id", "=", id).orderBy("address").execute()).map(asRecipient);
 }
 
 /** Messages whose next attempt is due, oldest first, a round's worth. */
@@ -123,14 +121,24 @@ export async function listQueue(db: DB, limit = 500): Promise<Omit<QueueEntry, "
   return withRecipients(db, rows);
 }
 
-/** Records one recipient's final answer as soon as it is known: a crash right after does not send to it again. */
-export async function settleRecipient(db: DB, id: number, address: string, status: "delivered" | "failed", reply: QueueRecipient["reply"], remoteMta: string | null): Promise<void> {
+/**
+ * Records one recipient's answer as soon as it is known: delivered or failed is
+ * final (a crash right after does not send to it again); a deferral keeps it
+ * pending with the reply, for the list and the delay notice.
+ */
+export async function recordRecipientReply(db: DB, id: number, address: string, status: "pending" | "delivered" | "failed", reply: NonNullable<QueueRecipient["reply"]>, remoteMta: string | null): Promise<void> {
   await db
     .updateTable("outbox_recipients")
-    .set({ status, reply_code: reply?.code ?? null, reply_enhanced: reply?.enhanced ?? null, reply_text: reply?.text ?? null, remote_mta: remoteMta })
+    .set({ reply_code: reply.code, reply_enhanced: reply.enhanced, reply_text: reply.text, remote_mta: remoteMta, ...(status === "pending" ? {} : { status }) })
     .where("outbox_id", "=", id)
     .where("address", "=", address)
     .execute();
+}
+
+/** Messages with a submitter queued before `queuedBefore` that got no delay notice yet (all still in the queue are undelivered). */
+export async function awaitingDelayNotice(db: DB, queuedBefore: number): Promise<QueueEntry[]> {
+  const rows = await db.selectFrom("outbox").selectAll().where("submitter", "is not", null).where("delay_notice_at", "is", null).where("created_at", "<=", queuedBefore).orderBy("id").limit(50).execute();
+  return withRecipients(db, rows);
 }
 
 /** The message is done (every recipient delivered or failed): it leaves the queue and its DSN, if any, enters it, in one transaction (sent exactly once). */
