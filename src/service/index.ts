@@ -13,6 +13,7 @@ import { listService } from "./lists.ts";
 import { settingsService } from "./settings.ts";
 import { type Forwarding, testMessageService } from "./test-message.ts";
 import { tokenService } from "./tokens.ts";
+import { passwordService } from "./passwords.ts";
 
 export interface ServiceDeps {
   db: DB;
@@ -43,6 +44,7 @@ export function createServices(deps: ServiceDeps) {
     ...aliasService({ db, config, destinations }),
     lists: listService(db),
     tokens: tokenService(db, now),
+    passwords: passwordService(db, now),
   };
 }
 

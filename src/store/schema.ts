@@ -296,6 +296,22 @@ export interface ApiTokensTable {
   revoked_at: Timestamp | null;
 }
 
+/** What an app password may send as: one address, or any address of a domain (docs/send-as.md). */
+export type AppPasswordKind = "address" | "domain";
+
+export interface AppPasswordsTable {
+  id: Generated<number>;
+  name: string;
+  kind: AppPasswordKind;
+  /** The address or the domain, lower-case. */
+  identity: string;
+  /** sha256 hex of the secret (random, 160 bits: no slow hash is needed; see store/passwords.ts). */
+  secret_hash: string;
+  created_at: Timestamp;
+  last_used_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+}
+
 /** An alert, started and perhaps resolved (src/alerts/, docs/operations.md "Alerts"). */
 export interface AlertsTable {
   /** What the alert is about, e.g. `destination_failures:gmail.com`: one row per key. */
@@ -338,6 +354,7 @@ export interface Schema {
   destinations: DestinationsTable;
   api_tokens: ApiTokensTable;
   alerts: AlertsTable;
+  app_passwords: AppPasswordsTable;
 }
 
 export type Domain = Selectable<DomainsTable>;
@@ -352,3 +369,4 @@ export type AuditEntry = Selectable<AuditLogTable>;
 export type Destination = Selectable<DestinationsTable>;
 export type ApiToken = Selectable<ApiTokensTable>;
 export type Alert = Selectable<AlertsTable>;
+export type AppPassword = Selectable<AppPasswordsTable>;

@@ -17,6 +17,7 @@ import * as m013 from "./013_server_dkim.ts";
 import * as m014 from "./014_event_reason.ts";
 import * as m015 from "./015_totp_last_step.ts";
 import * as m016 from "./016_alerts.ts";
+import * as m019 from "./019_app_passwords.ts";
 import * as m020 from "./020_outbound_queue.ts";
 
 export const migrations: Record<string, Migration> = {
@@ -36,5 +37,6 @@ export const migrations: Record<string, Migration> = {
   "014_event_reason": m014,
   "015_totp_last_step": m015,
   "016_alerts": m016,
+  "019_app_passwords": m019,
   "020_outbound_queue": m020,
 };
