@@ -219,6 +219,7 @@ async function startMx(config: Config, logger: Logger, input: ConfigInput, data:
     config,
     configInput: input,
     queueMail: (to, raw) => out.outbox.enqueue({ from: "", to: [to], raw }),
+    runQueue: () => void out.outbox.runDue(),
     publicUrl: links.current,
     // Test messages from the admin UI take the path forwarded copies take.
     forwarding: { router, relay: out.relay, recordEvent: record },

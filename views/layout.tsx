@@ -18,6 +18,7 @@ const NAV: [href: string, label: string][] = [
   ["/aliases", "Aliases"],
   ["/destinations", "Destinations"],
   ["/log", "Mail log"],
+  ["/queue", "Queue"],
   ["/lists", "Lists"],
   ["/audit", "Audit"],
   ["/settings", "Settings"],

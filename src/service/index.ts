@@ -13,6 +13,7 @@ import { listService } from "./lists.ts";
 import { settingsService } from "./settings.ts";
 import { type Forwarding, testMessageService } from "./test-message.ts";
 import { tokenService } from "./tokens.ts";
+import { queueService } from "./queue.ts";
 import { passwordService } from "./passwords.ts";
 
 export interface ServiceDeps {
@@ -27,6 +28,8 @@ export interface ServiceDeps {
   publicUrl: () => string | null;
   /** The server's router and relay, for test messages (the CLI has none). */
   forwarding?: Forwarding;
+  /** Sends the outbound queue's due messages now (the server); the CLI has none. */
+  runQueue?: () => void;
   now?: () => number;
 }
 
@@ -44,6 +47,7 @@ export function createServices(deps: ServiceDeps) {
     ...aliasService({ db, config, destinations }),
     lists: listService(db),
     tokens: tokenService(db, now),
+    queue: queueService({ db, now, ...(deps.runQueue ? { runQueue: deps.runQueue } : {}) }),
     passwords: passwordService(db, now),
   };
 }

@@ -115,10 +115,17 @@ export async function dueOutbox(db: DB, now = Date.now()): Promise<QueueEntry[]>
   return withRecipients(db, await db.selectFrom("outbox").selectAll().where("next_attempt", "<=", now).orderBy("id").limit(50).execute());
 }
 
-/** The whole queue for the list in the CLI, UI and API, oldest first (messages as raw bytes are left out). */
+const LISTED = ["id", "mail_from", "submitter", "attempts", "next_attempt", "last_error", "created_at", "delay_notice_at"] as const;
+
+/** The queue for the list in the CLI, UI and API, oldest first (the messages' bytes are left out). */
 export async function listQueue(db: DB, limit = 500): Promise<Omit<QueueEntry, "raw">[]> {
-  const rows = await db.selectFrom("outbox").select(["id", "mail_from", "submitter", "attempts", "next_attempt", "last_error", "created_at", "delay_notice_at"]).orderBy("id").limit(limit).execute();
-  return withRecipients(db, rows);
+  return withRecipients(db, await db.selectFrom("outbox").select(LISTED).orderBy("id").limit(limit).execute());
+}
+
+/** One queued message as the list shows it; undefined when it is not queued. */
+export async function findQueued(db: DB, id: number): Promise<Omit<QueueEntry, "raw"> | undefined> {
+  const [entry] = await withRecipients(db, await db.selectFrom("outbox").select(LISTED).where("id", "=", id).execute());
+  return entry;
 }
 
 /**

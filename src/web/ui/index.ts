@@ -16,6 +16,7 @@ import { listRoutes } from "./lists.tsx";
 import { logRoutes } from "./log.tsx";
 import { loginRoutes } from "./login.tsx";
 import { settingsRoutes } from "./settings.tsx";
+import { queueRoutes } from "./queue.tsx";
 
 export type { UiDeps };
 
@@ -28,6 +29,7 @@ export function createUi(deps: UiDeps): Hono<Env> {
     .route("/log", logRoutes(deps))
     .route("/lists", listRoutes(deps))
     .route("/destinations", destinationRoutes(deps))
+    .route("/queue", queueRoutes(deps))
     .route("/api-access", apiAccessRoutes(deps))
     .route("/audit", auditRoutes(deps))
     .route("/settings", settingsRoutes(deps))
