@@ -151,8 +151,9 @@ export async function awaitingDelayNotice(db: DB, queuedBefore: number): Promise
 /** The message is done (every recipient delivered or failed): it leaves the queue and its DSN, if any, enters it, in one transaction (sent exactly once). */
 export async function outboxDone(db: DB, id: number, dsn?: QueuedMessage, now = Date.now()): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await trx.deleteFrom("outbox").where("id", "=", id).execute();
-    if (dsn) await enqueueWith(trx, dsn, now);
+    const gone = await trx.deleteFrom("outbox").where("id", "=", id).executeTakeFirst();
+    // Deleted meanwhile (by an admin): nobody is told.
+    if (dsn && gone.numDeletedRows > 0n) await enqueueWith(trx, dsn, now);
   });
 }
 
@@ -163,8 +164,8 @@ export async function outboxRetry(db: DB, id: number, attempts: number, nextAtte
 /** Marks the delay notice sent and queues it in the same transaction: one notice per message. */
 export async function recordDelayNotice(db: DB, id: number, notice: QueuedMessage, now = Date.now()): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    await trx.updateTable("outbox").set({ delay_notice_at: now }).where("id", "=", id).execute();
-    await enqueueWith(trx, notice, now);
+    const marked = await trx.updateTable("outbox").set({ delay_notice_at: now }).where("id", "=", id).where("delay_notice_at", "is", null).executeTakeFirst();
+    if (marked.numUpdatedRows > 0n) await enqueueWith(trx, notice, now);
   });
 }
 

@@ -9,8 +9,12 @@ import { join } from "node:path";
 import { createLogger } from "../../src/log.ts";
 import { createOutbox, type Outbox, type OutboundMessage } from "../../src/delivery/outbox.ts";
 import { GIVE_UP_AFTER_MS, RETRY_DELAYS_MS, retryPlan } from "../../src/delivery/retry-schedule.ts";
-import { openStore, type Store } from "../../src/store/db.ts";
-import { listQueue } from "../../src/store/deliveries.ts";
+import { Database } from "bun:sqlite";
+import { Kysely, SqliteDialect } from "kysely";
+import { Migrator } from "kysely/migration";
+import { adapt, openStore, type Store } from "../../src/store/db.ts";
+import { migrations } from "../../src/store/migrations/index.ts";
+import { deleteQueued, enqueue, listQueue, outboxDone, recordDelayNotice } from "../../src/store/deliveries.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startTestRelay } from "../support/relay.ts";
 import { type Sink, type SinkMessage, startSinks } from "../support/sink.ts";
@@ -149,6 +153,24 @@ describe("outbound queue over real SMTP", () => {
     expect(hard.connections).toBeGreaterThan(0);
   });
 
+  test("a message an admin deleted during its attempt gets no DSN; a second delay notice is never queued", async () => {
+    // Queued in the table only: no attempt runs while the test plays both sides.
+    const id = await enqueue(store.db, submitted(["gone@hard.test"], "deleted"), clock);
+    const before = (await listQueue(store.db)).length;
+    expect(await deleteQueued(store.db, id)).toBe(true);
+    await outboxDone(store.db, id, { from: "", to: ["alias@home.test"], raw: Buffer.from("Subject: DSN\r\n\r\nx\r\n") });
+    expect((await listQueue(store.db)).length).toBe(before - 1);
+
+    const kept = await enqueue(store.db, submitted(["twice@flaky.test"], "twice"), clock);
+    const notice = { from: "", to: ["alias@home.test"], raw: Buffer.from("Subject: delayed\r\n\r\nx\r\n") };
+    await recordDelayNotice(store.db, kept, notice);
+    await recordDelayNotice(store.db, kept, notice);
+    expect((await listQueue(store.db)).filter((e) => e.recipients.some((r) => r.address === "alias@home.test"))).toHaveLength(1);
+    await deleteQueued(store.db, kept);
+    await outbox.runDue();
+    home.messages.length = 0;
+  });
+
   test("a partial delivery retries only the recipient that was deferred", async () => {
     deferrals.set("partial@flaky.test", 1);
     const id = await outbox.enqueue(submitted(["friend@home.test", "partial@flaky.test"], "partial"));
@@ -192,4 +214,23 @@ describe("outbound queue over real SMTP", () => {
     expect(notices).toEqual(["delayed", "failed"]);
     expect(logs.some((l) => l.event === "outbox.gave_up" && l.id === id)).toBe(true);
   });
+});
+
+test("migration 020 keeps what the old outbox held: each queued notice with its recipient, pending", async () => {
+  const path = join(dir, "before-020.db");
+  const raw = new Database(path, { create: true, strict: true });
+  const old = new Kysely<unknown>({ dialect: new SqliteDialect({ database: adapt(raw) }) });
+  const before = Object.fromEntries(Object.entries(migrations).filter(([name]) => name < "020"));
+  expect((await new Migrator({ db: old, provider: { getMigrations: async () => before } }).migrateToLatest()).error).toBeUndefined();
+  raw.run("INSERT INTO outbox (rcpt_to, raw, attempts, next_attempt, last_error, created_at) VALUES ('bounce@sender.test', X'41', 2, 5, '451 later', 1)");
+  await old.destroy();
+
+  const upgraded = await openStore(path);
+  try {
+    expect(await listQueue(upgraded.db)).toEqual([
+      { id: 1, mail_from: "", submitter: null, attempts: 2, next_attempt: 5, last_error: "451 later", created_at: 1, delay_notice_at: null, recipients: [{ address: "bounce@sender.test", status: "pending", reply: null, remoteMta: null }] },
+    ]);
+  } finally {
+    await upgraded.close();
+  }
 });
