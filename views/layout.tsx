@@ -22,6 +22,7 @@ const NAV: [href: string, label: string][] = [
   ["/lists", "Lists"],
   ["/audit", "Audit"],
   ["/settings", "Settings"],
+  ["/passwords", "App passwords"],
   ["/api-access", "API"],
   ["/account", "Account"],
 ];

@@ -26,8 +26,8 @@ const INFO_COLUMNS = ["id", "name", "kind", "identity", "created_at", "last_used
 async function parseIdentity(db: DB, input: string): Promise<{ kind: AppPasswordKind; identity: string; domain: string }> {
   const mailbox = input.includes("@") ? parseMailbox(input.trim()) : null;
   const domain = mailbox ? mailbox.domain.toLowerCase() : normalizeDomain(input);
-  if ((input.includes("@") && (!mailbox || mailbox.isLiteral)) || !domain) throw new UserError("invalid", `"${input}" is neither an email address nor a domain name`, "identity");
-  if (!(await managedAtOrAbove(db, domain))) throw new UserError("invalid", `${domain} is not a domain managed here (add it first: mailferry domain add)`, "identity");
+  if ((input.includes("@") && (!mailbox || mailbox.isLiteral)) || !domain) throw new UserError("invalid", `"${input}" is neither an email address nor a domain name`, "send_as");
+  if (!(await managedAtOrAbove(db, domain))) throw new UserError("invalid", `${domain} is not a domain managed here (add it first: mailferry domain add)`, "send_as");
   return mailbox ? { kind: "address", identity: mailbox.address.toLowerCase(), domain } : { kind: "domain", identity: domain, domain };
 }
 
