@@ -4,7 +4,8 @@
 // DKIM-signed for the alias's domain (checked by dkimpy), with the alias as
 // envelope sender and From. AUTH without TLS, a wrong password (throttled), a
 // From of another address, a revoked password and the per-password limits are
-// refused with the codes of docs/send-as.md.
+// refused with the codes of docs/send-as.md, and so is spam when rspamd is
+// configured.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import nodemailer from "nodemailer";
 import { dkimRecordValue } from "../../src/mail/dkim-key.ts";
@@ -15,6 +16,7 @@ import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
 import { type Sink, startSink } from "../support/sink.ts";
 import { SmtpTalk } from "../support/smtp-client.ts";
+import { rspamdInstalled, startRspamd } from "../support/rspamd.ts";
 import { CLI, run } from "../support/smoke.ts";
 
 let dns: DnsServer;
@@ -157,4 +159,19 @@ describe("refusals", () => {
     expect((await cli(["password", "revoke", String(id)])).at(-1)).toBe(`revoked app password ${id} "old phone" of old@example.test`);
     expect((await login()).out).toMatch(/<~\* +535 5\.7\.8 /);
   }, 30_000);
+
+  test.skipIf(!rspamdInstalled())("with rspamd configured, clear spam is refused 554 5.7.1", async () => {
+    const rspamd = await startRspamd();
+    mf.appliance.config.scan.rspamdUrl = rspamd.url;
+    try {
+      const scanned = (await cli(["password", "create", "scan@example.test", "--name", "scan"])).at(-1)!;
+      const spam = message("scan@example.test", "spam").replace("A reply, sent as the alias.", "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X");
+      const { out } = await swaks(["--from", "scan@example.test", "--auth", "PLAIN", "--auth-user", "scan@example.test", "--auth-password", scanned, "--data", spam], "127.0.0.11");
+      expect(out).toMatch(/<~\* +554 5\.7\.1 Message rejected as spam \(score [\d.]+ of [\d.]+\)/);
+      expect(mf.logs.some((l) => l.event === "submission.verdict" && l.reason === "spam")).toBe(true);
+    } finally {
+      mf.appliance.config.scan.rspamdUrl = null;
+      await rspamd.stop();
+    }
+  }, 60_000);
 });
