@@ -67,8 +67,8 @@ export type AuthResult = { credential: PasswordInfo } | { error: "invalid" | "th
  * Checks an SMTP AUTH. Attempts count per client (an IP, or an IPv6 client's
  * /64) and per user name, each reserved before the password is checked so
  * parallel guesses cannot all pass the count (store/admins.ts); a good one is
- * taken back. The user name is the address (any address of the domain, or the
- * domain itself, for a domain password).
+ * taken back. The user name is the address (for a domain password any address
+ * of the domain or its subdomains, or the domain itself).
  */
 export async function checkSubmissionAuth(db: DB, input: { username: string; password: string; client: string }, now = Date.now()): Promise<AuthResult> {
   const username = input.username.trim().toLowerCase();
@@ -84,7 +84,7 @@ export async function checkSubmissionAuth(db: DB, input: { username: string; pas
 
 function userMatches(credential: Pick<PasswordInfo, "kind" | "identity">, username: string): boolean {
   if (credential.kind === "address") return username === credential.identity;
-  return username === credential.identity || username.endsWith(`@${credential.identity}`);
+  return username === credential.identity || username.endsWith(`@${credential.identity}`) || username.endsWith(`.${credential.identity}`);
 }
 
 /** Counts one message sent with a credential in the current hour: the count after it (atomic, see reserveAttempt). */
