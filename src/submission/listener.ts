@@ -85,13 +85,15 @@ export async function startSubmissionListener(deps: SubmissionDeps): Promise<Sub
     server.on("error", (err: NodeJS.ErrnoException) => deps.logger.debug("submission.connection_error", { error: err.message, code: err.code }));
   }
   const { host } = config.submission;
-  const [port, tlsPort] = [await listen(servers[0]!, config.submission.port, host), await listen(servers[1]!, config.submission.tlsPort, host)];
-  return {
-    host,
-    port,
-    tlsPort,
-    close: async () => void (await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))))),
-  };
+  const close = async () => void (await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))));
+  try {
+    const [port, tlsPort] = [await listen(servers[0]!, config.submission.port, host), await listen(servers[1]!, config.submission.tlsPort, host)];
+    return { host, port, tlsPort, close };
+  } catch (err) {
+    // One port taken: the other, if bound, is let go too, so a failed start leaves nothing listening.
+    servers.forEach((s) => s.server.listening && s.server.close());
+    throw err;
+  }
 }
 
 const limitsOf = (config: Config) => ({ messagesPerHour: config.submission.messagesPerHour, recipientsPerMessage: config.submission.recipientsPerMessage });

@@ -6,12 +6,14 @@ import { afterAll, afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import net from "node:net";
 import nodemailer from "nodemailer";
 import { loadConfig } from "../../src/config/index.ts";
 import type { OutboundMessage } from "../../src/delivery/outbox.ts";
 import { createLogger } from "../../src/log.ts";
 import { fixedCertificate, generateSelfSigned } from "../../src/tls/credentials.ts";
 import { startSubmissionListener, type SubmissionListener } from "../../src/submission/listener.ts";
+import { freePort } from "../support/ports.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "mailferry-submission-listener-"));
 const config = loadConfig({ env: { MAILFERRY_DATA_DIR: dataDir, MAILFERRY_SUBMISSION_PORT: "0", MAILFERRY_SUBMISSION_TLS_PORT: "0", MAILFERRY_HOSTNAME: "mx.example.test" } });
@@ -25,9 +27,9 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-async function listen(enqueue: (message: OutboundMessage) => Promise<number>) {
+async function listen(enqueue: (message: OutboundMessage) => Promise<number>, ports = config.submission) {
   listener = await startSubmissionListener({
-    config,
+    config: { ...config, submission: { ...config.submission, ...ports } },
     certificates: fixedCertificate({ key: Buffer.from(tls.key), cert: Buffer.from(tls.cert), certPath: "", selfSigned: true }),
     logger: createLogger({ level: "silent", format: "json" }),
     authenticate: async () => ({ credential }),
@@ -66,4 +68,15 @@ test("a queue that fails answers 421 4.3.0: nothing is accepted and lost", async
     throw new Error("disk full");
   });
   await expect(submit(tlsPort)).rejects.toMatchObject({ responseCode: 421, response: "421 4.3.0 Temporary local problem, please try again later" });
+});
+
+test("when the implicit-TLS port is taken, start fails and the STARTTLS port is let go again", async () => {
+  const taken = net.createServer().listen(0, "127.0.0.1");
+  await new Promise((resolve) => taken.once("listening", resolve));
+  const port = await freePort();
+  await expect(listen(async () => 1, { ...config.submission, port, tlsPort: (taken.address() as net.AddressInfo).port })).rejects.toThrow("EADDRINUSE");
+  const again = net.createServer().listen(port, "127.0.0.1");
+  await new Promise((resolve, reject) => again.once("listening", resolve).once("error", reject));
+  again.close();
+  taken.close();
 });
