@@ -20,6 +20,8 @@ import type { AuthResult, PasswordInfo } from "../store/passwords.ts";
 import type { CertificateSource } from "../tls/credentials.ts";
 import { hourlyLimitDecision, queuedDecision, submissionRecipientDecision, submittedMessageDecision, submitterDecision } from "./decide.ts";
 import { withReceived } from "./message.ts";
+// Makes smtp-server honour the authBeforeTlsReply option below.
+import "./tls-first.ts";
 
 export interface SubmissionListener {
   host: string;
@@ -59,9 +61,10 @@ export async function startSubmissionListener(deps: SubmissionDeps): Promise<Sub
     minVersion: "TLSv1.2",
     secure,
     size: config.smtp.maxSize,
-    // AUTH only over TLS: on 587 smtp-server answers AUTH before STARTTLS with 538, and MAIL before AUTH with 530.
+    // AUTH only over TLS (RFC 4954 §4): on 587 AUTH before STARTTLS gets 538, and MAIL before AUTH 530 (RFC 4954 §6).
     authMethods: ["PLAIN", "LOGIN"],
     allowInsecureAuth: false,
+    authBeforeTlsReply: "5.7.11 Encryption required for requested authentication mechanism",
     authRequiredMessage: "5.7.0 Authentication required",
     disableReverseLookup: true,
     socketTimeout: config.smtp.socketTimeout,

@@ -111,10 +111,14 @@ describe("submission on both ports", () => {
 });
 
 describe("refusals", () => {
-  test("AUTH before STARTTLS is refused 538, and MAIL without AUTH 530 5.7.0", async () => {
+  test("AUTH before STARTTLS is refused 538 5.7.11, and MAIL without AUTH 530 5.7.0", async () => {
     const { talk } = await SmtpTalk.connect(submission.port);
     await talk.send("EHLO client.test");
-    expect((await talk.send(`AUTH PLAIN ${Buffer.from(`\0${ALIAS}\0${password}`).toString("base64")}`)).code).toBe(538);
+    const early = await talk.send(`AUTH PLAIN ${Buffer.from(`\0${ALIAS}\0${password}`).toString("base64")}`);
+    expect(`${early.code} ${early.text}`).toBe("538 5.7.11 Encryption required for requested authentication mechanism");
+    // AUTH LOGIN is refused before it asks for anything: no password crosses in the clear.
+    const login = await talk.send("AUTH LOGIN");
+    expect(login.code).toBe(538);
     const mail = await talk.send(`MAIL FROM:<${ALIAS}>`);
     expect(`${mail.code} ${mail.text}`).toBe("530 5.7.0 Authentication required");
     talk.close();
