@@ -3,7 +3,7 @@
 // implicit-TLS port; the message leaves through the outbound queue to a sink,
 // DKIM-signed for the alias's domain (checked by dkimpy), with the alias as
 // envelope sender and From. AUTH without TLS, a wrong password (throttled), a
-// From of another address, a revoked password and the per-password limits are
+// From of another address, a revoked password, the size and per-password limits are
 // refused with the codes of docs/send-as.md, and so is spam when rspamd is
 // configured.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -41,7 +41,7 @@ beforeAll(async () => {
   mf = await startMailferry({
     dns,
     domains: ["example.test"],
-    env: { MAILFERRY_SUBMISSION_ENABLED: "true", MAILFERRY_SUBMISSION_PORT: "0", MAILFERRY_SUBMISSION_TLS_PORT: "0", MAILFERRY_OUTBOUND_PORT: String(sink.port), MAILFERRY_SUBMISSION_RECIPIENTS_PER_MESSAGE: "3", MAILFERRY_SUBMISSION_MESSAGES_PER_HOUR: "3" },
+    env: { MAILFERRY_SUBMISSION_ENABLED: "true", MAILFERRY_SUBMISSION_PORT: "0", MAILFERRY_SUBMISSION_TLS_PORT: "0", MAILFERRY_OUTBOUND_PORT: String(sink.port), MAILFERRY_SUBMISSION_RECIPIENTS_PER_MESSAGE: "3", MAILFERRY_SUBMISSION_MESSAGES_PER_HOUR: "3", MAILFERRY_SMTP_MAX_SIZE: "64KB" },
   });
   submission = mf.appliance.submission!;
   for (const k of await listDkimKeys(mf.appliance.store.db, "example.test")) dns.zones[`${k.selector}._domainkey.example.test`] = { TXT: [dkimRecordValue(k)] };
@@ -137,6 +137,12 @@ describe("refusals", () => {
     expect(out).toMatch(/<~\* +452 4\.5\.3 Too many recipients \(at most 3 per message\)/);
   }, 30_000);
 
+  test("a message over the size limit gets 552 5.3.4", async () => {
+    const big = message(ALIAS, "too big").replace("A reply, sent as the alias.", "x".repeat(998) + "\r\n".repeat(1) + ("y".repeat(998) + "\r\n").repeat(80));
+    const { out } = await swaks(["--from", ALIAS, "--auth", "PLAIN", "--auth-user", ALIAS, "--auth-password", password, "--data", big], "127.0.0.12");
+    expect(out).toMatch(/<~\* +552 5\.3\.4 Message size exceeds the limit/);
+  }, 30_000);
+
   test("a password's messages past the hourly limit get 451 4.7.0", async () => {
     const limited = (await cli(["password", "create", "busy@example.test", "--name", "script"])).at(-1)!;
     const transport = nodemailer.createTransport({ host: "127.0.0.1", port: submission.tlsPort, secure: true, pool: true, maxConnections: 1, auth: { user: "busy@example.test", pass: limited }, tls: { rejectUnauthorized: false } });
@@ -177,5 +183,5 @@ describe("refusals", () => {
       mf.appliance.config.scan.rspamdUrl = null;
       await rspamd.stop();
     }
-  }, 60_000);
+  }, 90_000);
 });
