@@ -323,6 +323,13 @@ hostname = "$HOST"
 host = "0.0.0.0"
 port = 25
 
+# Sending as an alias with an app password (docs/send-as.md): 587 with STARTTLS, 465 with TLS.
+[submission]
+enabled = true
+host = "0.0.0.0"
+port = 587
+tls_port = 465
+
 # The admin UI, API and /healthz stay on loopback: reach them through an SSH tunnel.
 [http]
 host = "127.0.0.1"
@@ -397,6 +404,9 @@ print_next_steps() {
     say ""
     say "== No domain yet: add one with  mailferry domain add example.com  (see docs/install.md)"
   fi
+  say ""
+  say "== Firewall: open TCP 25 (mail in) and 587 and 465 (sending as an alias, docs/send-as.md),"
+  say "   e.g.  ufw allow 25,587,465/tcp"
   local url port problem
   problem=$(mktemp)
   TEMPS+=("$problem")

@@ -24,6 +24,8 @@ import type { Logger } from "./log.ts";
 import { createRouter, routerOptions } from "./routing/router.ts";
 import { createHooks } from "./smtp/hooks.ts";
 import { type MxListener, startMxListener } from "./smtp/listener.ts";
+import { type SubmissionListener, startSubmissionListener } from "./submission/listener.ts";
+import { checkSubmissionAuth, countSubmission } from "./store/passwords.ts";
 import { fixedCertificate, loadTlsCredentials } from "./tls/credentials.ts";
 import { type AcmeManager, createAcmeManager } from "./tls/acme.ts";
 import { listenHttp } from "./tls/http-listener.ts";
@@ -46,6 +48,8 @@ export interface Appliance {
   store: Store;
   resolver: Resolver;
   smtp: MxListener;
+  /** The submission ports (587, 465), when submission.enabled. */
+  submission: SubmissionListener | null;
   http: { host: string; port: number; url: string };
   outbox: Outbox;
   /** The one-time set-up URL while no admin exists, else null. */
@@ -165,7 +169,7 @@ function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { 
     checkDns: (names) => domainService({ db: store.db, config, now: Date.now }).checkDns(names, (name, type) => resolver.resolve(name, type)),
     channels: { email: config.alerts.email, webhookUrl: config.alerts.webhookUrl, ntfyUrl: config.alerts.ntfyUrl },
     hostname: config.hostname,
-    queueMail: (to, raw) => outbox.queue(to, raw),
+    queueMail: (to, raw) => outbox.enqueue({ from: "", to: [to], raw }),
     resolver,
     allowPrivate: config.webhooks.allowPrivate,
     webhookKey: loadSecret(config.dataDir, ALERTS_WEBHOOK_SECRET_FILE),
@@ -217,7 +221,8 @@ async function startMx(config: Config, logger: Logger, input: ConfigInput, data:
     db: store.db,
     config,
     configInput: input,
-    queueMail: (to, raw) => out.outbox.queue(to, raw),
+    queueMail: (to, raw) => out.outbox.enqueue({ from: "", to: [to], raw }),
+    runQueue: () => void out.outbox.runDue(),
     publicUrl: links.current,
     // Test messages from the admin UI take the path forwarded copies take.
     forwarding: { router, relay: out.relay, recordEvent: record },
@@ -245,6 +250,23 @@ async function startMx(config: Config, logger: Logger, input: ConfigInput, data:
 }
 
 type Mx = Awaited<ReturnType<typeof startMx>>;
+
+/** The submission ports, when enabled: people send as their aliases through the outbound queue (docs/send-as.md). */
+async function startSubmission(config: Config, logger: Logger, { store }: Data, { certificates }: Foundations, out: Outbound, stops: Stops): Promise<SubmissionListener | null> {
+  if (!config.submission.enabled) return null;
+  const submission = await startSubmissionListener({
+    config,
+    certificates,
+    logger,
+    authenticate: (input) => checkSubmissionAuth(store.db, input),
+    countMessage: (id) => countSubmission(store.db, id),
+    scan: async (message, session, recipients) =>
+      config.scan.rspamdUrl === null ? null : scanWithRspamd(config.scan.rspamdUrl, message, session, recipients).then(scanResult, (err) => scannerDown(err, config.scan.failOpen)),
+    enqueue: (message) => out.outbox.enqueue(message),
+  });
+  stops.push(() => submission.close());
+  return submission;
+}
 
 /** The admin port (UI, API, health, metrics), the public ACME listeners, and the set-up token while no admin exists. */
 async function startAdminPort(config: Config, logger: Logger, { store }: Data, found: Foundations, mx: Mx, startedAt: number, stops: Stops) {
@@ -296,6 +318,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     startBackgroundJobs(config, logger, data, found, out, stops);
     const links = linkBase(config);
     const mx = await startMx(config, logger, input, data, found, out, links, stops);
+    const submission = await startSubmission(config, logger, data, found, out, stops);
     const admin = await startAdminPort(config, logger, data, found, mx, startedAt, stops);
     // Recipients open verification links on the public HTTPS port when there is one.
     links.bound(admin.http.url, admin.publicListeners?.url ?? null);
@@ -303,6 +326,8 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
       hostname: config.hostname,
       data_dir: config.dataDir,
       smtp: `${mx.smtp.host}:${mx.smtp.port}`,
+      submission: submission ? `${submission.host}:${submission.port}` : undefined,
+      submission_tls: submission ? `${submission.host}:${submission.tlsPort}` : undefined,
       admin_url: admin.http.url,
       setup_url: admin.setupUrl ?? undefined,
       health_url: `${admin.http.url}healthz`,
@@ -317,7 +342,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
         logger.info("mailferry.stopped", {});
       })());
     const { store } = data;
-    return { config, store, resolver: found.resolver, smtp: mx.smtp, http: admin.http, outbox: out.outbox, setupUrl: admin.setupUrl, web: admin.web, acme: found.acme, publicListeners: admin.publicListeners, stop };
+    return { config, store, resolver: found.resolver, smtp: mx.smtp, submission, http: admin.http, outbox: out.outbox, setupUrl: admin.setupUrl, web: admin.web, acme: found.acme, publicListeners: admin.publicListeners, stop };
   } catch (err) {
     await stops.all().catch(() => {});
     throw err;

@@ -24,7 +24,7 @@ async function inDb<T>(fn: (store: Store) => Promise<T>): Promise<T> {
   }
 }
 
-const queuedFor = (address: string) => inDb((s) => s.db.selectFrom("outbox").selectAll().where("rcpt_to", "=", address).execute());
+const queuedFor = (address: string) => inDb((s) => s.db.selectFrom("outbox").innerJoin("outbox_recipients", "outbox_id", "id").selectAll("outbox").where("address", "=", address).execute());
 
 describe("token", () => {
   test("create prints the token alone on the last line; list shows it; revoke marks it revoked", async () => {

@@ -85,7 +85,7 @@ describe("mailferry dns check <domain>", () => {
     const r = await dnsCheck("check.test");
     expect(r.exitCode).toBe(1);
     const out = lines(r.stdout);
-    const spf = out.indexOf(`  ✗ SPF: the MX host may send for the domain: does not authorize this server's address 127.0.0.1 (fail), ::1 (fail): "v=spf1 include:elsewhere.test -all"`);
+    const spf = out.indexOf(`  ✗ SPF: the MX host (mx) may send for the domain: forwarded mail and mail sent as an alias: does not authorize this server's address 127.0.0.1 (fail), ::1 (fail): "v=spf1 include:elsewhere.test -all"`);
     expect(spf).toBeGreaterThan(0);
     expect(out[spf + 1]).toBe('      check.test. 3600 IN TXT "v=spf1 mx -all"');
     const dkim = out.indexOf("  ✗ DKIM key (selector mailferry): not published");
@@ -202,7 +202,7 @@ describe("the admin UI's domain page", () => {
 });
 
 describe("dns check judges what records mean, not their text", () => {
-  const spfLine = (out: string[]) => out.find((l) => l.includes(" SPF: the MX host may send for the domain"));
+  const spfLine = (out: string[]) => out.find((l) => l.includes(" SPF: the MX host (mx) may send for the domain: forwarded mail and mail sent as an alias"));
   const dmarcLine = (out: string[]) => out.find((l) => l.includes(" DMARC: forwarded copies"));
 
   test("an SPF that also includes another provider passes when its mx covers this server; DMARC p=none passes with a recommendation; exit 0", async () => {
@@ -213,7 +213,7 @@ describe("dns check judges what records mean, not their text", () => {
     const r = await dnsCheck("check.test");
     expect(r.exitCode).toBe(0);
     const out = lines(r.stdout);
-    expect(spfLine(out)).toBe("  ✓ SPF: the MX host may send for the domain");
+    expect(spfLine(out)).toBe("  ✓ SPF: the MX host (mx) may send for the domain: forwarded mail and mail sent as an alias");
     expect(dmarcLine(out)).toBe(
       "  ✓ DMARC: forwarded copies with a rewritten From are DKIM-signed and pass (recommended): p=none only monitors; recommended: p=quarantine or p=reject, so receivers act on forged mail",
     );
@@ -231,12 +231,12 @@ describe("dns check judges what records mean, not their text", () => {
     const r = await dnsCheck("check.test");
     expect(r.exitCode).toBe(1);
     expect(spfLine(lines(r.stdout))).toBe(
-      "  ✗ SPF: the MX host may send for the domain: receivers get an SPF error (permerror): it needs more than 10 DNS lookups (include, a, mx, ptr, exists, redirect count; RFC 7208 §4.6.4): merge or remove includes",
+      "  ✗ SPF: the MX host (mx) may send for the domain: forwarded mail and mail sent as an alias: receivers get an SPF error (permerror): it needs more than 10 DNS lookups (include, a, mx, ptr, exists, redirect count; RFC 7208 §4.6.4): merge or remove includes",
     );
     // Ten (the includes, the last of which names the addresses) are fine.
     zones["l10.check.test"] = { TXT: ["v=spf1 ip4:127.0.0.0/8 ip6:::1 -all"] };
     const ten = await dnsCheck("check.test");
-    expect(spfLine(lines(ten.stdout))).toBe("  ✓ SPF: the MX host may send for the domain");
+    expect(spfLine(lines(ten.stdout))).toBe("  ✓ SPF: the MX host (mx) may send for the domain: forwarded mail and mail sent as an alias");
     expect(ten.exitCode).toBe(0);
   });
 
@@ -245,13 +245,13 @@ describe("dns check judges what records mean, not their text", () => {
     zones["check.test"]!.TXT = ["v=spf1 +all"];
     let r = await dnsCheck("check.test");
     expect(spfLine(lines(r.stdout))).toBe(
-      "  ! SPF: the MX host may send for the domain: authorizes this server, but also any other (+all): receivers cannot tell forged mail; end it with -all or ~all",
+      "  ! SPF: the MX host (mx) may send for the domain: forwarded mail and mail sent as an alias: authorizes this server, but also any other (+all): receivers cannot tell forged mail; end it with -all or ~all",
     );
     expect(r.exitCode).toBe(0);
     zones["check.test"]!.TXT = ["v=spf1 mx ?all"];
     r = await dnsCheck("check.test");
     expect(spfLine(lines(r.stdout))).toBe(
-      "  ! SPF: the MX host may send for the domain: authorizes this server, but says nothing about others (?all, or no all): receivers cannot tell forged mail; end it with -all or ~all",
+      "  ! SPF: the MX host (mx) may send for the domain: forwarded mail and mail sent as an alias: authorizes this server, but says nothing about others (?all, or no all): receivers cannot tell forged mail; end it with -all or ~all",
     );
     expect(r.exitCode).toBe(0);
   });

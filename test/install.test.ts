@@ -82,6 +82,7 @@ describe.skipIf(!isRoot)("install.sh --root", () => {
     expect(Bun.TOML.parse(readFileSync(config, "utf8"))).toEqual({
       hostname: "mx.example.test",
       smtp: { host: "0.0.0.0", port: 25 },
+      submission: { enabled: true, host: "0.0.0.0", port: 587, tls_port: 465 },
       http: { host: "127.0.0.1", port: 8080 },
       acme: { email: "admin@example.test" },
     });

@@ -18,10 +18,12 @@ const NAV: [href: string, label: string][] = [
   ["/aliases", "Aliases"],
   ["/destinations", "Destinations"],
   ["/log", "Mail log"],
+  ["/queue", "Queue"],
   ["/lists", "Lists"],
   ["/catch-all", "Catch-all"],
   ["/audit", "Audit"],
   ["/settings", "Settings"],
+  ["/passwords", "App passwords"],
   ["/api-access", "API"],
   ["/account", "Account"],
 ];

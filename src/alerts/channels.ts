@@ -19,7 +19,7 @@ export interface AlertChannels {
 export interface ChannelDeps {
   channels: AlertChannels;
   hostname: string;
-  queueMail: (to: string, raw: Buffer) => Promise<void>;
+  queueMail: (to: string, raw: Buffer) => Promise<unknown>;
   resolver: Resolver;
   /** webhooks.allow_private: URLs on loopback, private or link-local addresses are refused without it. */
   allowPrivate: boolean;
@@ -125,7 +125,7 @@ const ascii = (s: string) => s.replace(/[^\x20-\x7e]/g, "?");
 export async function announce(a: Announcement, deps: ChannelDeps): Promise<void> {
   const at = deps.now?.() ?? new Date();
   const { email, webhookUrl, ntfyUrl } = deps.channels;
-  const sends: [string, () => Promise<void>][] = email.map((to) => [`email ${to}`, async () => deps.queueMail(to, await announcementMail(a, to, deps))]);
+  const sends: [string, () => Promise<void>][] = email.map((to) => [`email ${to}`, async () => void (await deps.queueMail(to, await announcementMail(a, to, deps)))]);
   if (webhookUrl) {
     const body = JSON.stringify({ ...a.json, at: at.toISOString(), hostname: deps.hostname });
     sends.push(["webhook", () => postWithRetries("webhook", webhookUrl, body, { "content-type": "application/json", "x-webhook-signature": signature(body, deps.webhookKey) }, deps, a.log)]);

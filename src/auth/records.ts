@@ -79,7 +79,7 @@ export function domainRecords({ domain, hostname, srsDomain, dkimKeys, mtaStsMod
   const records = [
     dnsRecord(domain, "MX", `10 ${fqdn(hostname)}`, "MX: mail for the domain comes to mailferry"),
     ...(subdomains ? [dnsRecord(`*.${domain}`, "MX", `10 ${fqdn(hostname)}`, "MX for addresses on subdomains (x@team.domain)")] : []),
-    dnsRecord(domain, "TXT", "v=spf1 mx -all", "SPF: the MX host may send for the domain"),
+    dnsRecord(domain, "TXT", "v=spf1 mx -all", "SPF: the MX host (mx) may send for the domain: forwarded mail and mail sent as an alias"),
     ...dkimKeys.map((k) => dkimRecord(domain, k, now)),
     dnsRecord(`_dmarc.${domain}`, "TXT", "v=DMARC1; p=quarantine; adkim=r; aspf=r", "DMARC: forwarded copies with a rewritten From are DKIM-signed and pass", "recommended"),
     dnsRecord(`_mta-sts.${domain}`, "TXT", `v=STSv1; id=${mtaStsId(mtaStsPolicy(hostname, mode))}`, `MTA-STS (mode ${mode}), policy served by mailferry`, "recommended"),

@@ -37,9 +37,7 @@ export function withServices<T>(ctx: CommandContext, fn: (services: Services, st
       db: store.db,
       config,
       configInput: ctx.configInput,
-      queueMail: async (to, raw) => {
-        await enqueue(store.db, to, raw);
-      },
+      queueMail: (to, raw) => enqueue(store.db, { from: "", to: [to], raw }),
       publicUrl: () => publicBaseUrl(config),
     });
     return fn(services, store);

@@ -22,6 +22,8 @@ import { healthCommand } from "./health.ts";
 import { logCommand, statsCommand } from "./log.ts";
 import { serve } from "./serve.ts";
 import { tokenCommand } from "./token.ts";
+import { queueCommand } from "./queue.ts";
+import { passwordCommand } from "./password.ts";
 import { VERSION } from "../version.ts";
 import { type CommandContext, type Io, UsageError } from "./command.ts";
 
@@ -79,6 +81,14 @@ commands:
                             an API token, printed once on the last line
   token list [--json]
   token revoke <name>
+  queue list [--json]       the outbound queue (sent mail, DSNs, notices) with each recipient's state
+  queue retry <id>          make a queued message due now (the running server sends it within a minute)
+  queue delete <id>         remove a queued message unsent (no DSN)
+  password create <address|domain> --name N
+                            an app password to send as the address (or any address of the
+                            domain) through the submission port, printed once on the last line
+  password list [--json]    app passwords (never their secret) with their last use
+  password revoke <id>
   log [--domain D] [--recipient R] [--sender S] [--verdict accepted|deferred|rejected] [--since YYYY-MM-DD] [--limit N] [--json]
                             the mail log, newest first (default 50 events)
   log show <id> [--json]    the story of the event's message in words: client, authentication,
@@ -159,6 +169,8 @@ const COMMANDS: Record<string, (ctx: CommandContext) => Promise<number> | number
   destination: destinationCommand,
   address: addressCommand,
   token: tokenCommand,
+  queue: queueCommand,
+  password: passwordCommand,
   log: logCommand,
   stats: statsCommand,
   alerts: alertsCommand,

@@ -66,6 +66,12 @@ const DECLARED = [
   { section: "smtp", key: "max_clients", parse: v.positiveInt, default: 500, doc: "Concurrent SMTP sessions; more get 421" },
   // Senders wait 5 minutes for the banner (RFC 5321 4.5.3.2.1), but a long pause slows every legitimate one.
   { section: "smtp", key: "greet_pause", parse: v.durationUpTo(30_000), default: "100ms", doc: "Pause before the banner; clients that talk sooner get 421 (0: banner at once)" },
+  { section: "submission", key: "enabled", parse: v.bool, default: false, doc: "Accept mail from people sending as their aliases with an app password (docs/send-as.md): the submission ports below" },
+  { section: "submission", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "Submission listener address (production: 0.0.0.0)" },
+  { section: "submission", key: "port", parse: v.port, default: 587, doc: "Submission port with STARTTLS, required before AUTH (RFC 6409)" },
+  { section: "submission", key: "tls_port", parse: v.port, default: 465, doc: "Submission port with implicit TLS (RFC 8314)" },
+  { section: "submission", key: "messages_per_hour", parse: v.positiveInt, default: 100, live: true, doc: "Messages an app password may send in an hour; more get 451" },
+  { section: "submission", key: "recipients_per_message", parse: v.positiveInt, default: 50, live: true, doc: "Recipients of one submitted message; more get 452" },
   { section: "http", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "Admin UI / API / health address" },
   { section: "http", key: "port", parse: v.port, default: 8080, doc: "Admin UI / API / health port" },
   { section: "http", key: "tls", parse: v.bool, default: false, doc: "Serve the admin port over HTTPS with the tls.cert certificate (then Secure cookies and HSTS)" },

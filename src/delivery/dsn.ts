@@ -1,6 +1,7 @@
 // Delivery status notifications (RFC 3464): one message to the original
-// sender listing the targets that failed permanently, with the original
-// headers (never the body) attached.
+// sender listing the targets that failed permanently (or, for a delay notice,
+// that are still being retried), with the original headers (never the body)
+// attached.
 import { randomUUID } from "node:crypto";
 import type { Reply } from "../mail/reply.ts";
 import { rfc5322Date } from "./trace.ts";
@@ -21,15 +22,22 @@ export interface DsnInput {
   /** The original header block. */
   headers: string;
   now?: Date;
+  /** "delayed": a notice that delivery is still being tried (RFC 3464 §2.3.3), until `retryUntil`. */
+  action?: "failed" | "delayed";
+  retryUntil?: Date;
 }
 
-export function buildDsn({ hostname, to, arrival, failures, headers, now = new Date() }: DsnInput): Buffer {
+const WORDING = {
+  failed: { subject: "Undelivered Mail Returned to Sender", lead: ["Your message could not be delivered to the following recipients. The reply", "of the destination server is included."] },
+  delayed: { subject: "Delayed Mail (still being retried)", lead: ["Your message has not been delivered yet to the following recipients. It is", "still being retried; you need not send it again. The last reply is included."] },
+};
+
+export function buildDsn({ hostname, to, arrival, failures, headers, now = new Date(), action = "failed", retryUntil }: DsnInput): Buffer {
   const boundary = `mailferry-${randomUUID()}`;
   const human = [
     `This is the mail system at ${hostname}.`,
     "",
-    "Your message could not be delivered to the following recipients. The reply",
-    "of the destination server is included.",
+    ...WORDING[action].lead,
     "",
     ...failures.map((f) => `<${f.target}> (sent to <${f.originalRecipient}>): ${f.reply.code} ${f.reply.enhanced} ${f.reply.text}`),
   ];
@@ -37,16 +45,17 @@ export function buildDsn({ hostname, to, arrival, failures, headers, now = new D
     [
       `Final-Recipient: rfc822; ${f.target}`,
       `Original-Recipient: rfc822; ${f.originalRecipient}`,
-      "Action: failed",
+      `Action: ${action}`,
       `Status: ${f.reply.enhanced}`,
       ...(f.remoteMta ? [`Remote-MTA: dns; ${f.remoteMta}`] : []),
       `Diagnostic-Code: smtp; ${f.reply.code} ${f.reply.enhanced} ${f.reply.text}`.slice(0, 990),
+      ...(retryUntil ? [`Will-Retry-Until: ${rfc5322Date(retryUntil)}`] : []),
     ].join("\r\n"),
   );
   const lines = [
     `From: Mail Delivery System <MAILER-DAEMON@${hostname}>`,
     `To: <${to}>`,
-    "Subject: Undelivered Mail Returned to Sender",
+    `Subject: ${WORDING[action].subject}`,
     `Date: ${rfc5322Date(now)}`,
     `Message-ID: <${randomUUID()}@${hostname}>`,
     "Auto-Submitted: auto-replied",

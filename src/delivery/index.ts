@@ -274,6 +274,6 @@ async function bounce(deps: DeliverDeps, session: Readonly<Session>, message: In
   for (const f of failures) if (await claimBounce(deps.db, fp, f.target, f.reply.code)) fresh.push(f);
   if (fresh.length === 0) return;
   const dsn = buildDsn({ hostname: deps.hostname, to: sender, arrival: new Date(), failures: fresh, headers: message.headerBlock });
-  await deps.outbox.queue(sender, dsn);
+  await deps.outbox.enqueue({ from: "", to: [sender], raw: dsn });
   deps.logger.info("bounce.queued", { session: session.id, to: sender, targets: fresh.map((f) => f.target) });
 }

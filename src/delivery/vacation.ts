@@ -79,7 +79,7 @@ export function createVacationResponder({ db, outbox, hostname, logger, now = ()
           hostname,
           now: now(),
         });
-        await outbox.queue(sender, reply);
+        await outbox.enqueue({ from: "", to: [sender], raw: reply });
         logger.info("vacation.sent", { session: session.id, alias: r.address, to: sender });
       }
     },

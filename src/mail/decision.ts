@@ -52,6 +52,9 @@ export const REASONS = [
   "refused_by_destination",
   "private_destination",
   "unparsable_message",
+  // submission (src/submission/, docs/send-as.md)
+  "sender_not_allowed",
+  "submitted",
   // any stage
   "internal_error",
   "too_many_errors",

@@ -32,7 +32,7 @@ export interface DestinationDeps {
   verifyKey: string;
   /** The base URL recipients open the link at; null when the admin port is not reachable from outside. */
   publicUrl: () => string | null;
-  queueMail: (to: string, raw: Buffer) => Promise<void>;
+  queueMail: (to: string, raw: Buffer) => Promise<unknown>;
   now: () => number;
 }
 

@@ -14,6 +14,8 @@ import { listService } from "./lists.ts";
 import { settingsService } from "./settings.ts";
 import { type Forwarding, testMessageService } from "./test-message.ts";
 import { tokenService } from "./tokens.ts";
+import { queueService } from "./queue.ts";
+import { passwordService } from "./passwords.ts";
 
 export interface ServiceDeps {
   db: DB;
@@ -22,11 +24,13 @@ export interface ServiceDeps {
   /** How `config` was loaded (environment, flags, working dir): settings changes reload it the same way. */
   configInput: ConfigInput;
   /** Queues mail mailferry writes itself: the outbox in the server; from the CLI its table, which the server sends from. */
-  queueMail: (to: string, raw: Buffer) => Promise<void>;
+  queueMail: (to: string, raw: Buffer) => Promise<unknown>;
   /** Where recipients of a verification mail open its link. */
   publicUrl: () => string | null;
   /** The server's router and relay, for test messages (the CLI has none). */
   forwarding?: Forwarding;
+  /** Sends the outbound queue's due messages now (the server); the CLI has none. */
+  runQueue?: () => void;
   now?: () => number;
 }
 
@@ -45,6 +49,8 @@ export function createServices(deps: ServiceDeps) {
     lists: listService(db),
     catchAll: catchAllService(db, now),
     tokens: tokenService(db, now),
+    queue: queueService({ db, now, ...(deps.runQueue ? { runQueue: deps.runQueue } : {}) }),
+    passwords: passwordService(db, now),
   };
 }
 

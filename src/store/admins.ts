@@ -60,9 +60,13 @@ export async function checkLogin(db: DB, input: { username: string; password: st
   return { admin };
 }
 
-/** Counts one attempt in a single statement (a new window once the last one passed): the count after it. */
-function reserveAttempt(db: DB, key: string, now: number): Promise<{ count: number; window_start: number }> {
-  const expired = sql<boolean>`${now} - login_failures.window_start >= ${LOGIN_FAILURES.windowMs}`;
+/**
+ * Counts one attempt in a single statement (a new window once the last one
+ * passed): the count after it. Also the throttle of SMTP AUTH and the hourly
+ * count of submitted messages (src/submission/), under their own key prefixes.
+ */
+export function reserveAttempt(db: DB, key: string, now: number, windowMs: number = LOGIN_FAILURES.windowMs): Promise<{ count: number; window_start: number }> {
+  const expired = sql<boolean>`${now} - login_failures.window_start >= ${windowMs}`;
   return db
     .insertInto("login_failures")
     .values({ key, window_start: now, count: 1 })
@@ -74,6 +78,11 @@ function reserveAttempt(db: DB, key: string, now: number): Promise<{ count: numb
     )
     .returning(["count", "window_start"])
     .executeTakeFirstOrThrow();
+}
+
+/** Takes back one reserved attempt that turned out good, so only failures stay counted. */
+export async function releaseAttempt(db: DB, key: string): Promise<void> {
+  await db.updateTable("login_failures").set({ count: sql<number>`max(count - 1, 0)` }).where("key", "=", key).execute();
 }
 
 // An unknown user costs one argon2 verify like a known one, so timing does not

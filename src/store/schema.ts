@@ -103,15 +103,30 @@ export interface BouncedTable {
   at: Timestamp;
 }
 
+/** The outbound queue (docs/delivery-and-authentication.md, "Outbound queue"). */
 export interface OutboxTable {
   id: Generated<number>;
-  rcpt_to: string;
-  /** The complete message (a DSN), sent with the null sender. */
+  /** Envelope sender; "" (the null sender) for DSNs and notices. */
+  mail_from: ColumnType<string, string | undefined, string>;
+  /** Who gets the DSN or delay notice; null for mail mailferry writes itself. */
+  submitter: string | null;
+  /** The complete message as queued (signed at each attempt). */
   raw: Uint8Array;
   attempts: ColumnType<number, number | undefined, number>;
   next_attempt: Timestamp;
   last_error: string | null;
   created_at: Timestamp;
+  delay_notice_at: Timestamp | null;
+}
+
+export interface OutboxRecipientsTable {
+  outbox_id: number;
+  address: string;
+  status: ColumnType<"pending" | "delivered" | "failed", "pending" | undefined, "delivered" | "failed">;
+  reply_code: number | null;
+  reply_enhanced: string | null;
+  reply_text: string | null;
+  remote_mta: string | null;
 }
 
 export interface DkimKeysTable {
@@ -281,6 +296,22 @@ export interface ApiTokensTable {
   revoked_at: Timestamp | null;
 }
 
+/** What an app password may send as: one address, or any address of a domain (docs/send-as.md). */
+export type AppPasswordKind = "address" | "domain";
+
+export interface AppPasswordsTable {
+  id: Generated<number>;
+  name: string;
+  kind: AppPasswordKind;
+  /** The address or the domain, lower-case. */
+  identity: string;
+  /** sha256 hex of the secret (random, 160 bits: no slow hash is needed; see store/passwords.ts). */
+  secret_hash: string;
+  created_at: Timestamp;
+  last_used_at: Timestamp | null;
+  revoked_at: Timestamp | null;
+}
+
 /** An alert, started and perhaps resolved (src/alerts/, docs/operations.md "Alerts"). */
 export interface AlertsTable {
   /** What the alert is about, e.g. `destination_failures:gmail.com`: one row per key. */
@@ -325,6 +356,7 @@ export interface Schema {
   delivered: DeliveredTable;
   bounced: BouncedTable;
   outbox: OutboxTable;
+  outbox_recipients: OutboxRecipientsTable;
   dkim_keys: DkimKeysTable;
   server_dkim_key: ServerDkimKeyTable;
   allowlist: AllowlistTable;
@@ -344,6 +376,7 @@ export interface Schema {
   api_tokens: ApiTokensTable;
   alerts: AlertsTable;
   catchall_names: CatchAllNamesTable;
+  app_passwords: AppPasswordsTable;
 }
 
 export type Domain = Selectable<DomainsTable>;
@@ -359,3 +392,4 @@ export type Destination = Selectable<DestinationsTable>;
 export type ApiToken = Selectable<ApiTokensTable>;
 export type Alert = Selectable<AlertsTable>;
 export type CatchAllName = Selectable<CatchAllNamesTable>;
+export type AppPassword = Selectable<AppPasswordsTable>;

@@ -110,7 +110,7 @@ describe("the host name is under no managed domain: server notices are signed wi
   });
 
   test("mail whose From no key covers still goes out, unsigned, and the log says so", async () => {
-    await mf.appliance.outbox.queue("dora@sender.test", Buffer.from("From: someone@elsewhere.test\r\nTo: dora@sender.test\r\nSubject: Stray\r\n\r\nHi.\r\n"));
+    await mf.appliance.outbox.enqueue({ from: "", to: ["dora@sender.test"], raw: Buffer.from("From: someone@elsewhere.test\r\nTo: dora@sender.test\r\nSubject: Stray\r\n\r\nHi.\r\n") });
     await mf.appliance.outbox.runDue();
     const stray = senders.messages.find((m) => m.rcptTo.includes("dora@sender.test"))!;
     expect(stray.raw.toString()).not.toContain("DKIM-Signature:");

@@ -25,7 +25,8 @@ export async function startRspamd(): Promise<Rspamd> {
   // -i: tests run as root in CI; rspamd otherwise refuses to keep root privileges.
   const proc = Bun.spawn(["rspamd", "-f", "-i", "-c", "/etc/rspamd/rspamd.conf", ...vars], { stdout: "ignore", stderr: "pipe" });
   const url = `http://127.0.0.1:${normal}`;
-  const until = Date.now() + 20_000;
+  // Its first start compiles the hyperscan database: about 20 s on a busy 2-core machine.
+  const until = Date.now() + 60_000;
   for (;;) {
     const pong = await fetch(`${url}/ping`).then((r) => r.text(), () => "");
     if (pong.trim() === "pong") break;

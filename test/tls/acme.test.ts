@@ -132,7 +132,7 @@ describe.skipIf(!pebbleInstalled())("against pebble", () => {
     const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     const added = await httpsGet(mf.appliance.http.port, HOST, "/api/v1/destinations", root, { method: "POST", headers, body: JSON.stringify({ address: "me@elsewhere.test" }) });
     expect(added.status).toBeLessThan(300);
-    const mail = await mf.appliance.store.db.selectFrom("outbox").select("raw").where("rcpt_to", "=", "me@elsewhere.test").executeTakeFirstOrThrow();
+    const mail = await mf.appliance.store.db.selectFrom("outbox").innerJoin("outbox_recipients", "outbox_id", "id").select("raw").where("address", "=", "me@elsewhere.test").executeTakeFirstOrThrow();
     const link = new URL(/https:\/\/\S+\/verify\/[A-Za-z0-9_.-]+/.exec(Buffer.from(mail.raw).toString().replace(/=\r?\n/g, ""))![0]);
     const port = mf.appliance.publicListeners!.httpsPort;
     expect(link.origin).toBe(`https://${HOST}:${port}`);

@@ -18,6 +18,8 @@ import * as m014 from "./014_event_reason.ts";
 import * as m015 from "./015_totp_last_step.ts";
 import * as m016 from "./016_alerts.ts";
 import * as m017 from "./017_catchall_names.ts";
+import * as m019 from "./019_app_passwords.ts";
+import * as m020 from "./020_outbound_queue.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -37,4 +39,6 @@ export const migrations: Record<string, Migration> = {
   "015_totp_last_step": m015,
   "016_alerts": m016,
   "017_catchall_names": m017,
+  "019_app_passwords": m019,
+  "020_outbound_queue": m020,
 };

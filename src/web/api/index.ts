@@ -24,6 +24,8 @@ import { mountListRoutes } from "./lists.ts";
 import { mountLogRoutes } from "./log.ts";
 import { mountSettingsRoutes } from "./settings.ts";
 import { mountTokenRoutes } from "./tokens.ts";
+import { mountQueueRoutes } from "./queue.ts";
+import { mountPasswordRoutes } from "./passwords.ts";
 import { type Api, type ApiEnv, ApiError, USER_ERROR_STATUS } from "./common.ts";
 
 export const API_BASE = "/api/v1";
@@ -74,6 +76,8 @@ export function createApi(deps: ApiDeps): Api {
   mountCatchAllRoutes(api, deps);
   mountSettingsRoutes(api, deps);
   mountTokenRoutes(api, deps);
+  mountQueueRoutes(api, deps);
+  mountPasswordRoutes(api, deps);
 
   api.notFound((c) => c.json({ error: { code: "not_found" as const, message: `no API route ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
   api.onError((err, c) => {

@@ -17,6 +17,8 @@ import { listRoutes } from "./lists.tsx";
 import { logRoutes } from "./log.tsx";
 import { loginRoutes } from "./login.tsx";
 import { settingsRoutes } from "./settings.tsx";
+import { queueRoutes } from "./queue.tsx";
+import { passwordRoutes } from "./passwords.tsx";
 
 export type { UiDeps };
 
@@ -30,6 +32,8 @@ export function createUi(deps: UiDeps): Hono<Env> {
     .route("/lists", listRoutes(deps))
     .route("/catch-all", catchAllRoutes(deps))
     .route("/destinations", destinationRoutes(deps))
+    .route("/queue", queueRoutes(deps))
+    .route("/passwords", passwordRoutes(deps))
     .route("/api-access", apiAccessRoutes(deps))
     .route("/audit", auditRoutes(deps))
     .route("/settings", settingsRoutes(deps))
