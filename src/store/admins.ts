@@ -103,11 +103,27 @@ async function checkSecondFactor(db: DB, admin: Admin, code: string, now: number
     const delta = totpFor(admin.username, admin.totp_secret).validate({ token: clean, timestamp: now, window: 1 });
     if (delta !== null) return spendTotpStep(db, admin.id, Math.floor(now / 1000 / TOTP_PERIOD_S) + delta);
   }
-  const codes = JSON.parse(admin.recovery_codes) as string[];
-  const hash = sha256(clean.toLowerCase());
-  if (!codes.includes(hash)) return false;
-  await db.updateTable("admins").set({ recovery_codes: JSON.stringify(codes.filter((c) => c !== hash)), updated_at: Date.now() }).where("id", "=", admin.id).execute();
-  return true;
+  return spendRecoveryCode(db, admin.id, sha256(clean.toLowerCase()));
+}
+
+/**
+ * Removes the code from the admin's list if it is there. A compare-and-set on the
+ * list as read, so two logins racing with one code cannot both spend it; a lost
+ * race reads again (another code may have been spent meanwhile).
+ */
+async function spendRecoveryCode(db: DB, adminId: number, hash: string): Promise<boolean> {
+  for (;;) {
+    const row = await db.selectFrom("admins").select("recovery_codes").where("id", "=", adminId).executeTakeFirst();
+    const codes = row ? (JSON.parse(row.recovery_codes) as string[]) : [];
+    if (!row || !codes.includes(hash)) return false;
+    const spent = await db
+      .updateTable("admins")
+      .set({ recovery_codes: JSON.stringify(codes.filter((c) => c !== hash)), updated_at: Date.now() })
+      .where("id", "=", adminId)
+      .where("recovery_codes", "=", row.recovery_codes)
+      .executeTakeFirst();
+    if (spent.numUpdatedRows === 1n) return true;
+  }
 }
 
 /**

@@ -186,6 +186,10 @@ describe("login and sessions", () => {
     expect(await asking.text()).toContain("Enter the code from your authenticator app.");
     expect((await post("/login", { username: "totp-user", password: "another long password", code: codes[0]! })).status).toBe(302);
     expect((await post("/login", { username: "totp-user", password: "another long password", code: codes[0]! })).status).toBe(401);
+    // Spent once even when logins race with it (the list is compare-and-set), and another code still works.
+    const racing = await Promise.all(Array.from({ length: 4 }, () => post("/login", { username: "totp-user", password: "another long password", code: codes[1]! })));
+    expect(racing.map((r) => r.status).sort()).toEqual([302, 401, 401, 401]);
+    expect((await post("/login", { username: "totp-user", password: "another long password", code: codes[2]! })).status).toBe(302);
   });
 });
 
