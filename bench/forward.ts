@@ -61,7 +61,7 @@ async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
       socket.on("error", () => resolve(false));
     });
     if (open) return;
-    await Bun.sleep(50);
+    await Bun.sleep(5);
   }
   throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
 }
@@ -131,6 +131,29 @@ function treeCpuMs(pids: number[]): number {
   return total;
 }
 
+/** CPU time in ms of each thread of the (first) process, summed by thread name. */
+function threadCpuMs(pids: number[]): Map<string, number> {
+  const byName = new Map<string, number>();
+  const pid = pids[0]!;
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, "utf8");
+      const name = /\((.*)\)/.exec(stat)?.[1] ?? task;
+      const fields = stat.replace(/^.*\) /, "").split(" ");
+      byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10);
+    }
+  } catch {
+    // exited meanwhile
+  }
+  return byName;
+}
+
+/** The CPU each thread name spent between two readings, per message, leaving out the idle ones. */
+function perMessage(after: Map<string, number>, before: Map<string, number>, messages: number): Record<string, number> {
+  const spent = [...after].map(([name, ms]) => [name, round((ms - (before.get(name) ?? 0)) / messages)] as const);
+  return Object.fromEntries(spent.filter(([, ms]) => ms >= 0.1).sort((a, b) => b[1] - a[1]));
+}
+
 function sampleRss(pids: () => number[]): { stop(): number } {
   let peak = 0;
   const timer = setInterval(() => (peak = Math.max(peak, treeRssKb(pids()))), 100);
@@ -172,11 +195,13 @@ async function waitForCount(count: () => number, target: number, timeoutMs: numb
   return performance.now();
 }
 
-/** A server run in the foreground, ready once its SMTP port answers; stopped with SIGTERM. */
+/** A server run in the foreground, ready once its SMTP port answers (how long that took is `readyMs`); stopped with SIGTERM. */
 async function startServer(command: string, args: string[], smtpPort: number, env: Record<string, string> = {}) {
+  const spawned = performance.now();
   const child = start(command, args, env);
   await waitForPort(smtpPort);
   return {
+    readyMs: performance.now() - spawned,
     pids: () => [child.pid!],
     stop: async () => {
       child.kill("SIGTERM");
@@ -187,7 +212,7 @@ async function startServer(command: string, args: string[], smtpPort: number, en
 
 interface Tool {
   name: string;
-  start(smtpPort: number, sinkPort: number): Promise<{ pids(): number[]; stop(): Promise<void> }>;
+  start(smtpPort: number, sinkPort: number): Promise<{ pids(): number[]; stop(): Promise<void>; readyMs?: number }>;
   /** What its copies must carry, checked on one copy with dkimpy (the tools that do the authentication work). */
   signs?: { arc: true; dkim: boolean };
 }
@@ -496,6 +521,12 @@ interface Result {
   peak_pss_mb: number;
   /** CPU time of the tool's processes during the timed run, per message delivered. */
   cpu_ms_per_message: number;
+  /** The same, per thread name of a single-process tool (mailferry: main thread, worker, Bun's helpers). */
+  cpu_ms_per_message_by_thread?: Record<string, number>;
+  /** From the spawn of a single-process server to its SMTP port answering. */
+  ready_ms?: number;
+  /** PSS of the processes one second after start, before any mail. */
+  idle_pss_mb: number;
   /** What dkimpy found on one delivered copy (the tools that sign). */
   copy?: CopyCheck;
 }
@@ -538,6 +569,8 @@ async function measure(tool: Tool): Promise<Result> {
     sink.child.kill("SIGTERM");
     throw err;
   });
+  await Bun.sleep(1000);
+  const idlePssMb = round(treeRssKb(running.pids()) / 1024);
   const rss = sampleRss(() => running.pids());
   try {
     // Warm up (JIT, caches, connection set-up), then clear the sink.
@@ -546,11 +579,13 @@ async function measure(tool: Tool): Promise<Result> {
     emptySinkDir(sinkDir);
 
     const cpuBefore = treeCpuMs(running.pids());
+    const threadsBefore = threadCpuMs(running.pids());
     const t0 = performance.now();
     await smtpSource(smtpPort, MESSAGES, CONCURRENCY);
     const accepted = performance.now();
     const delivered = await waitForCount(() => sink.files().length, MESSAGES, 120_000);
     const cpuMs = treeCpuMs(running.pids()) - cpuBefore;
+    const byThread = perMessage(threadCpuMs(running.pids()), threadsBefore, MESSAGES);
     await Bun.sleep(1000); // late duplicates would show up here
     const ids = messageIds(sinkDir);
     const unique = new Set(ids).size;
@@ -568,6 +603,8 @@ async function measure(tool: Tool): Promise<Result> {
       latency_p99_ms: round(quantile(latencies, 0.99)),
       peak_pss_mb: round(rss.stop() / 1024),
       cpu_ms_per_message: round(cpuMs / Math.max(1, unique)),
+      ...(running.pids().length === 1 && running.readyMs !== undefined ? { cpu_ms_per_message_by_thread: byThread, ready_ms: round(running.readyMs) } : {}),
+      idle_pss_mb: idlePssMb,
       ...(copy ? { copy } : {}),
     };
   } finally {
@@ -637,7 +674,8 @@ try {
     }
     const base = results.find((r) => r.tool === "direct");
     const added = (r: Result, key: "latency_p50_ms" | "latency_p99_ms") => (base && r !== base ? round(r[key] - base[key]) : null);
-    console.table(results.map(({ copy, ...r }) => ({ ...r, added_p50_ms: added(r, "latency_p50_ms"), added_p99_ms: added(r, "latency_p99_ms") })));
+    console.table(results.map(({ copy, cpu_ms_per_message_by_thread, ...r }) => ({ ...r, added_p50_ms: added(r, "latency_p50_ms"), added_p99_ms: added(r, "latency_p99_ms") })));
+    for (const r of results) if (r.cpu_ms_per_message_by_thread) console.log(`${r.tool} CPU ms per message by thread:`, r.cpu_ms_per_message_by_thread);
     for (const r of results) if (r.copy) console.log(`${r.tool}'s copy (dkimpy): envelope ${r.copy.envelope_sender}, ARC ${r.copy.arc}, DKIM ${r.copy.dkim}`);
     const byName = Object.fromEntries(results.map((r) => [r.tool, r]));
     const ratio = (other: string) => (byName.mailferry && byName[other] ? Number((byName.mailferry.delivered_per_s / byName[other].delivered_per_s).toFixed(2)) : null);

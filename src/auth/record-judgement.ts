@@ -2,7 +2,6 @@
 // the way receivers read it rather than compared as text: an SPF record that
 // also includes another provider still authorizes us, any valid DMARC policy
 // works, and a DKIM record is right when it carries exactly our public key.
-import { spf } from "mailauth/lib/spf";
 
 export interface Judgement {
   /**
@@ -84,6 +83,8 @@ const DOCUMENTATION_ADDRESS = { v4: "192.0.2.1", v6: "2001:db8::1" };
 const SPF_TIME_LIMIT_MS = 30_000;
 
 async function evaluateSpf(domain: string, ip: string, server: ServerIdentity, lookup: SpfLookup) {
+  // Loaded on the first check, not at start (mailauth's loading is a large share of the start-up time).
+  const { spf } = await import("mailauth/lib/spf");
   const result = await spf({ sender: `postmaster@${domain}`, ip, helo: server.hostname, mta: server.hostname, resolver: lookup as never, maxElapsedTime: SPF_TIME_LIMIT_MS });
   // mailauth's comment ends with the reason of an error ("...: Too many DNS requests").
   const reason = result.status.comment?.split(": ").at(-1) ?? "";

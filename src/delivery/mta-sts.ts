@@ -5,7 +5,6 @@
 // address is not fetched unless outbound.allow_private (the sender's domain
 // names it, as it names its MX hosts: mx.ts).
 import https from "node:https";
-import { parsePolicy, resolvePolicy, validateMx } from "mailauth/lib/mta-sts";
 import type { Resolver } from "../dns/resolver.ts";
 import { isPrivateAddress } from "../net/ssrf.ts";
 
@@ -69,8 +68,13 @@ export function createMtaSts({ resolver, port, allowPrivate, ca, timeout = 10_00
     });
   }
 
+  // mailauth's MTA-STS code loads with the first delivery, not at start (with its helpers it
+  // is a large share of the start-up time); every policy comes from policyFor, so `allows` has it.
+  let sts: typeof import("mailauth/lib/mta-sts") | undefined;
+
   return {
     async policyFor(domain) {
+      const { resolvePolicy, parsePolicy } = (sts ??= await import("mailauth/lib/mta-sts"));
       const cached = cache.get(domain);
       const valid = cached && cached.expires > now() ? cached : null;
       let id: string | false;
@@ -92,7 +96,7 @@ export function createMtaSts({ resolver, port, allowPrivate, ca, timeout = 10_00
       }
     },
     allows(policy, mxHost) {
-      return validateMx(mxHost, { mode: policy.mode, mx: policy.mx } as never).valid;
+      return sts!.validateMx(mxHost, { mode: policy.mode, mx: policy.mx } as never).valid;
     },
   };
 }

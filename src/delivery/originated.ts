@@ -7,7 +7,6 @@
 // notices come from the host name: when no managed domain covers it, a key of
 // the host name itself signs, and its record is listed with the host's.
 import addressparser from "nodemailer/lib/addressparser";
-import { signMessage } from "../auth/dkim.ts";
 import { dkimRecordValue, type SigningKey } from "../mail/dkim-key.ts";
 import { type DnsRecord, dnsRecord } from "../auth/records.ts";
 import { headerBlockEnd, headerValue, parseHeaderBlock } from "../mail/headers.ts";
@@ -52,6 +51,8 @@ export async function signOriginated(db: DB, hostname: string, raw: Buffer): Pro
   const domain = fromDomain(raw);
   const key = domain ? await originatedKey(db, hostname, domain) : null;
   if (!key) return { message: raw, signedBy: null };
+  // The signer (mailauth) loads with the first notice, not at start: forwarded copies are signed in the worker.
+  const { signMessage } = await import("../auth/dkim.ts");
   return { message: Buffer.concat([Buffer.from(await signMessage(raw, key), "utf8"), raw]), signedBy: key.domain };
 }
 
