@@ -9,7 +9,7 @@ import { open, unlink } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { StringDecoder } from "node:string_decoder";
-import { type AttachmentStream, MailParser, type MessageText } from "mailparser";
+import type { AttachmentStream, MessageText } from "mailparser";
 import type { Reason } from "../mail/decision.ts";
 import { type MessageBody, type MessageParts, openMessage } from "../mail/message.ts";
 import { asciiJsonInner, byteList } from "./json-bytes.ts";
@@ -152,6 +152,8 @@ async function openSink(body: MessageBody): Promise<Sink> {
 
 /** simpleParser's result, but each attachment's content goes to the sink as it is decoded instead of into memory. */
 async function parseInto(message: MessageParts, sink: Sink): Promise<{ fields: Record<string, unknown>; attachments: { start: number; end: number } }> {
+  // mailparser (with its charset tables and link finder) loads with the first webhook delivery, not at start.
+  const { MailParser } = await import("mailparser");
   const parser = new MailParser();
   const source = openMessage(message);
   let readError: Error | null = null;
