@@ -8,13 +8,12 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DATABASE_FILE, openStore } from "../../src/store/db.ts";
 import { preparePrivateDataDir } from "../../src/store/data-dir.ts";
 import { listQueue } from "../../src/store/deliveries.ts";
 import { addDomain } from "../../src/store/domains.ts";
 import { createToken } from "../../src/store/tokens.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
-import { type ServeProcess, startServe } from "../support/serve-process.ts";
+import { type ServeProcess, startServe, withDataDirDb } from "../support/serve-process.ts";
 import { type Sink, startSink } from "../support/sink.ts";
 
 let dns: DnsServer;
@@ -23,24 +22,15 @@ let server: ServeProcess | undefined;
 let token: string;
 const dataDir = mkdtempSync(join(tmpdir(), "mailferry-queue-crash-"));
 
-/** The database as the (stopped) server left it. */
-async function withDb<T>(fn: (store: Awaited<ReturnType<typeof openStore>>) => Promise<T>): Promise<T> {
-  const store = await openStore(join(dataDir, DATABASE_FILE));
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
 
 beforeAll(async () => {
   sink = await startSink({ host: "127.0.0.2", tls: "none" });
   // The destination's MX answers slowly: the first attempt is still resolving when the process dies.
   dns = await startDnsServer({ "dest.test": { MX: [{ priority: 10, exchange: "mx.dest.test" }], delayMs: 3_000 }, "mx.dest.test": { A: [sink.host] } });
   preparePrivateDataDir(dataDir);
-  token = await withDb(async (store) => {
-    await addDomain(store.db, "example.test");
-    return (await createToken(store.db, "crash", "write")).token;
+  token = await withDataDirDb(dataDir, async (db) => {
+    await addDomain(db, "example.test");
+    return (await createToken(db, "crash", "write")).token;
   });
 });
 
@@ -72,7 +62,7 @@ test("kill -9 right after enqueue resolved: after the restart the message is del
   server = undefined;
 
   expect(sink.messages).toEqual([]);
-  const queued = await withDb((store) => listQueue(store.db));
+  const queued = await withDataDirDb(dataDir, (db) => listQueue(db));
   expect(queued.map((e) => e.recipients.map((r) => [r.address, r.status]))).toEqual([[["me@dest.test", "pending"]]]);
 
   dns.zones["dest.test"]!.delayMs = 0;
@@ -85,5 +75,5 @@ test("kill -9 right after enqueue resolved: after the restart the message is del
   expect(sink.messages).toHaveLength(1);
   await server.kill();
   server = undefined;
-  expect(await withDb((store) => listQueue(store.db))).toEqual([]);
+  expect(await withDataDirDb(dataDir, (db) => listQueue(db))).toEqual([]);
 }, 90_000);

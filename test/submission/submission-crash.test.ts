@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dkimRecordValue } from "../../src/mail/dkim-key.ts";
-import { DATABASE_FILE, openStore } from "../../src/store/db.ts";
 import { preparePrivateDataDir } from "../../src/store/data-dir.ts";
 import { listQueue } from "../../src/store/deliveries.ts";
 import { listDkimKeys } from "../../src/store/dkim-keys.ts";
@@ -17,7 +16,7 @@ import { addDomain } from "../../src/store/domains.ts";
 import { createPassword } from "../../src/store/passwords.ts";
 import { dkimpyVerify, hasDkimpy } from "../support/dkim-verify.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
-import { type ServeProcess, startServe } from "../support/serve-process.ts";
+import { type ServeProcess, startServe, withDataDirDb } from "../support/serve-process.ts";
 import { type Sink, startSink } from "../support/sink.ts";
 
 const ALIAS = "hello@example.test";
@@ -27,20 +26,12 @@ let server: ServeProcess | undefined;
 let password: string;
 const dataDir = mkdtempSync(join(tmpdir(), "mailferry-submission-crash-"));
 
-async function withDb<T>(fn: (db: Awaited<ReturnType<typeof openStore>>["db"]) => Promise<T>): Promise<T> {
-  const store = await openStore(join(dataDir, DATABASE_FILE));
-  try {
-    return await fn(store.db);
-  } finally {
-    await store.close();
-  }
-}
 
 beforeAll(async () => {
   sink = await startSink({ host: "127.0.0.2", tls: "none" });
   dns = await startDnsServer({ "dest.test": { MX: [{ priority: 10, exchange: "mx.dest.test" }], delayMs: 3_000 }, "mx.dest.test": { A: [sink.host] } });
   preparePrivateDataDir(dataDir);
-  password = await withDb(async (db) => {
+  password = await withDataDirDb(dataDir, async (db) => {
     await addDomain(db, "example.test");
     for (const k of await listDkimKeys(db, "example.test")) dns.zones[`${k.selector}._domainkey.example.test`] = { TXT: [dkimRecordValue(k)] };
     return (await createPassword(db, ALIAS, "phone")).password;
@@ -90,7 +81,7 @@ test("kill -9 right after the 250: after the restart the message is delivered ex
   server = undefined;
 
   expect(sink.messages).toEqual([]);
-  const queued = await withDb((db) => listQueue(db));
+  const queued = await withDataDirDb(dataDir, (db) => listQueue(db));
   expect(queued.map((e) => [e.mail_from, e.recipients.map((r) => [r.address, r.status])])).toEqual([[ALIAS, [["friend@dest.test", "pending"]]]]);
 
   dns.zones["dest.test"]!.delayMs = 0;
@@ -104,5 +95,5 @@ test("kill -9 right after the 250: after the restart the message is delivered ex
   expect(sink.messages).toHaveLength(1);
   await server.kill();
   server = undefined;
-  expect(await withDb((db) => listQueue(db))).toEqual([]);
+  expect(await withDataDirDb(dataDir, (db) => listQueue(db))).toEqual([]);
 }, 90_000);

@@ -2,6 +2,8 @@
 // kill it with SIGKILL (a crash, not a shutdown) and start it again on the
 // same data directory.
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { DATABASE_FILE, type DB, openStore } from "../../src/store/db.ts";
 import { CLI, cleanEnv } from "./smoke.ts";
 
 export interface ServeProcess {
@@ -59,4 +61,14 @@ function readyLine(stream: ReadableStream<Uint8Array>, errors: string[], onLine:
       reject(new Error("mailferry serve exited"));
     })();
   });
+}
+
+/** The database of a data directory as a (stopped or killed) server left it, opened for `fn` and closed again. */
+export async function withDataDirDb<T>(dataDir: string, fn: (db: DB) => Promise<T>): Promise<T> {
+  const store = await openStore(join(dataDir, DATABASE_FILE));
+  try {
+    return await fn(store.db);
+  } finally {
+    await store.close();
+  }
 }
