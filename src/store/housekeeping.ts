@@ -24,6 +24,8 @@ export async function housekeeping(db: DB, { now = Date.now(), eventRetentionMs,
     ["denylist", sql`expires_at IS NOT NULL AND expires_at < ${now}`],
     ["abuse_counts", sql`window_start < ${now - DAY}`],
     ["rate_counts", sql`window_start < ${now - 3_600_000}`],
+    // Failed-login and app-password counters: their longest window is an hour (messages per hour).
+    ["login_failures", sql`window_start < ${now - DAY}`],
     // Names a catch-all still learns about and nobody wrote to for a month; an admin's word and suggestions stay.
     ["catchall_names", sql`state = 'learning' AND last_seen < ${now - 30 * DAY}`],
     ["events", sql`at < ${now - eventRetentionMs}`],
