@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../src/errors.ts";
-import { adapt, hotStatement, openStore, type Store } from "../src/store/db.ts";
+import { adapt, hotStatement, openStore, type SqliteStore } from "../src/store/db.ts";
 import { addDomain, findDomain, listDomains, parseDomainName, removeDomain } from "../src/store/domains.ts";
 import { createEventRecorder, listEvents, MAX_STORED_HEADERS, writeEvents } from "../src/store/events.ts";
 import { markDelivered, touchFingerprint } from "../src/store/deliveries.ts";
@@ -15,9 +15,9 @@ import { setVacation, vacationOf } from "../src/store/vacations.ts";
 import { addAlias } from "../src/store/aliases.ts";
 import { migrations } from "../src/store/migrations/index.ts";
 
-const open: Store[] = [];
+const open: SqliteStore[] = [];
 const dirs: string[] = [];
-async function store(path?: string): Promise<Store> {
+async function store(path?: string): Promise<SqliteStore> {
   const dir = mkdtempSync(join(tmpdir(), "mailferry-store-"));
   dirs.push(dir);
   const s = await openStore(path ?? join(dir, "test.db"));
@@ -190,8 +190,8 @@ describe("events", () => {
     headers: null,
     detail: null,
   });
-  const sessions = async (s: Store) => (await listEvents(s.db, { limit: 1000 })).map((e) => e.session_id).reverse();
-  const stats = (s: Store) => s.sqlite.query("SELECT domain, category, count FROM daily_stats ORDER BY domain, category").all();
+  const sessions = async (s: SqliteStore) => (await listEvents(s.db, { limit: 1000 })).map((e) => e.session_id).reverse();
+  const stats = (s: SqliteStore) => s.sqlite.query("SELECT domain, category, count FROM daily_stats ORDER BY domain, category").all();
 
   test("events recorded in one event-loop turn are written in one transaction, in order, with their daily counts", async () => {
     const s = await store();
