@@ -14,6 +14,9 @@ import { versionCounter } from "../src/store/settings.ts";
 import type { NewEvent } from "../src/store/schema.ts";
 import { setVacation, vacationOf } from "../src/store/vacations.ts";
 import { addAlias } from "../src/store/aliases.ts";
+import { releaseAttempt, reserveAttempt } from "../src/store/admins.ts";
+import { anyTestMessageDelivered, audit } from "../src/store/audit.ts";
+import { housekeeping } from "../src/store/housekeeping.ts";
 import { migrations } from "../src/store/migrations/index.ts";
 import type { Dialect } from "../src/store/dialect.ts";
 import { type Postgres, startPostgres } from "./support/postgres.ts";
@@ -308,6 +311,26 @@ describe.each(DIALECTS)("the store on %s", (dialect) => {
     const s = await store();
     const stale = hotStatement((db, v: { now: number }) => db.selectFrom("fingerprints").select("id").where("last_seen", "<", v.now - 1000));
     await expect(stale(s.db, { now: Date.now() })).rejects.toThrow('hot statement value "now" must be used as it is');
+  });
+
+  test("the queries spelled per dialect: housekeeping in batches, JSON in the audit log, counting an attempt back", async () => {
+    const s = await store();
+    const now = Date.UTC(2026, 11, 1);
+    for (let i = 0; i < 7; i++) await touchFingerprint(s.db, `old${i}`, now - 8 * 86_400_000);
+    await touchFingerprint(s.db, "fresh", now);
+    expect(await housekeeping(s.db, { now, eventRetentionMs: 86_400_000, batch: 3 })).toMatchObject({ fingerprints: 7 });
+    expect((await s.db.selectFrom("fingerprints").select("id").execute()).map((r) => r.id)).toEqual(["fresh"]);
+
+    const actor = { name: "cli", ip: "local", confirmsDestinations: true };
+    await audit(s.db, actor, "alias.test_message", "a@x.test", null, { delivered: 0 });
+    expect(await anyTestMessageDelivered(s.db)).toBe(false);
+    await audit(s.db, actor, "alias.test_message", "a@x.test", null, { delivered: 2 });
+    expect(await anyTestMessageDelivered(s.db)).toBe(true);
+
+    expect((await reserveAttempt(s.db, "k", now)).count).toBe(1);
+    await releaseAttempt(s.db, "k");
+    await releaseAttempt(s.db, "k");
+    expect((await reserveAttempt(s.db, "k", now)).count).toBe(1);
   });
 
   test("the outbox keeps a message's bytes and millisecond times exactly", async () => {
