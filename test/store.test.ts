@@ -13,10 +13,12 @@ import { activatePendingKey, rotateDkimKey, signingKey } from "../src/store/dkim
 import { versionCounter } from "../src/store/settings.ts";
 import type { NewEvent } from "../src/store/schema.ts";
 import { setVacation, vacationOf } from "../src/store/vacations.ts";
-import { addAlias } from "../src/store/aliases.ts";
+import { addAlias, searchAliases } from "../src/store/aliases.ts";
 import { releaseAttempt, reserveAttempt } from "../src/store/admins.ts";
 import { anyTestMessageDelivered, audit } from "../src/store/audit.ts";
 import { housekeeping } from "../src/store/housekeeping.ts";
+import { countVerdict } from "../src/store/catchall.ts";
+import { bumpCounter } from "../src/store/senders.ts";
 import { migrations } from "../src/store/migrations/index.ts";
 import type { Dialect } from "../src/store/dialect.ts";
 import { type Postgres, startPostgres } from "./support/postgres.ts";
@@ -246,6 +248,15 @@ describe.each(DIALECTS)("the store on %s", (dialect) => {
     expect((await listEvents(s.db, { stage: "mail" })).length).toBe(1);
   });
 
+  test("searches ignore case on both: the mail log by sender, aliases by name", async () => {
+    const s = await store();
+    await writeEvents(s.db, [{ ...event("m1"), mail_from: "Alice@Sender.test" }]);
+    expect((await listEvents(s.db, { sender: "alice@sender" })).map((e) => e.session_id)).toEqual(["m1"]);
+    await addDomain(s.db, "one.test");
+    await addAlias(s.db, "one.test", { matcher: "exact", pattern: "sales", recipients: ["me@x.test"], description: "Shop Orders" });
+    expect((await searchAliases(s.db, { q: "shop orders", page: 1, perPage: 10 })).total).toBe(1);
+  });
+
   test("an event that cannot be written rejects its caller only: the rest of its batch and later batches are stored", async () => {
     const s = await store();
     const recorder = createEventRecorder(s.db);
@@ -331,6 +342,17 @@ describe.each(DIALECTS)("the store on %s", (dialect) => {
     await releaseAttempt(s.db, "k");
     await releaseAttempt(s.db, "k");
     expect((await reserveAttempt(s.db, "k", now)).count).toBe(1);
+  });
+
+  test("counters that add to the stored row on conflict: catch-all verdicts, rate windows", async () => {
+    const s = await store();
+    const key = { domain: "c.test", name: "shop" };
+    await countVerdict(s.db, key, "spam", 1000);
+    await countVerdict(s.db, key, "spam", 2000);
+    expect(await countVerdict(s.db, key, "good", 3000)).toMatchObject({ spam: 2, good: 1, last_seen: 3000 });
+    expect(await bumpCounter(s.db, "rate_counts", "sender", 60_000, 1000)).toBe(1);
+    expect(await bumpCounter(s.db, "rate_counts", "sender", 60_000, 2000, 2)).toBe(3);
+    expect(await bumpCounter(s.db, "rate_counts", "sender", 60_000, 70_000)).toBe(1);
   });
 
   test("the outbox keeps a message's bytes and millisecond times exactly", async () => {

@@ -16,6 +16,11 @@ export function jsonNumber(db: Kysely<any>, column: string, key: string): RawBui
   return isPostgres(db) ? sql<number | null>`(${sql.ref(column)}::jsonb ->> ${key})::numeric` : sql<number | null>`json_extract(${sql.ref(column)}, ${`$.${key}`})`;
 }
 
+/** The operator of a case-insensitive LIKE: SQLite's LIKE is one already (for ASCII), PostgreSQL's is not. */
+export function caseInsensitiveLike(db: Kysely<any>): "like" | "ilike" {
+  return isPostgres(db) ? "ilike" : "like";
+}
+
 /** A column that names one row of any table, for deleting in batches (SQLite's rowid, PostgreSQL's ctid). */
 export function rowLocator(db: Kysely<any>): RawBuilder<unknown> {
   return sql.raw(isPostgres(db) ? "ctid" : "rowid");
