@@ -376,7 +376,8 @@ function parseOrThrow(s: Setting, raw: unknown, source: string): unknown {
     return s.parse(raw);
   } catch (err) {
     if (!(err instanceof v.ValueError)) throw err;
-    throw new ConfigError(source, `${source}=${JSON.stringify(raw)}: ${err.message}`);
+    // A secret (a password in a database URL) is not repeated into logs and terminals.
+    throw new ConfigError(source, `${source}=${s.secret ? SECRET_MASK : JSON.stringify(raw)}: ${err.message}`);
   }
 }
 

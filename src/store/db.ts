@@ -45,7 +45,7 @@ export function databaseLocation(config: { dataDir: string; database: { url: str
   return config.database.url ?? join(config.dataDir, DATABASE_FILE);
 }
 
-export const isPostgresUrl = (location: string) => /^postgres(ql)?:\/\//i.test(location);
+const isPostgresUrl = (location: string) => /^postgres(ql)?:\/\//i.test(location);
 
 /** Opens (and migrates) the database at `location`: a postgres:// URL or a SQLite file path. */
 export function openDatabase(location: string, options: OpenOptions = {}): Promise<Store> {
@@ -105,7 +105,7 @@ export async function openStore(path: string, options: OpenOptions = {}): Promis
  * one transaction, so of several nodes starting at once one migrates and the
  * others wait, then find nothing pending. Backups are PostgreSQL's own (pg_dump).
  */
-export async function openPostgresStore(url: string): Promise<PostgresStore> {
+async function openPostgresStore(url: string): Promise<PostgresStore> {
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: bunSqlPool(url, POSTGRES_CONNECTIONS) }) });
   try {
     const newer = newerSchemaMessage(schemaStatus(await appliedMigrationsIn(db)));

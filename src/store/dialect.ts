@@ -40,7 +40,7 @@ export async function ddl(db: Kysely<any>, text: string): Promise<void> {
 }
 
 /** SQLite DDL as PostgreSQL statements (a trigger becomes a function and a trigger). */
-export function postgresStatements(text: string): string[] {
+function postgresStatements(text: string): string[] {
   const trigger = /^\s*CREATE TRIGGER (\w+) (AFTER (?:INSERT|UPDATE|DELETE)(?: OF \w+)? ON \w+)(?: WHEN (.+?))? BEGIN\s+(.+;)\s*END\s*$/s.exec(text);
   if (trigger) {
     const [, name, event, when, body] = trigger;
