@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { DATABASE_FILE, openDatabase } from "../src/store/db.ts";
 import { listEvents } from "../src/store/events.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
+import { freePort } from "./support/ports.ts";
 import { type Postgres, startPostgres } from "./support/postgres.ts";
 import { type ServeProcess, startServe } from "./support/serve-process.ts";
 import { type Sink, startSink } from "./support/sink.ts";
@@ -86,6 +87,14 @@ test("serve with MAILFERRY_DATABASE_URL forwards a message end to end; its state
     await store.close();
   }
 }, 120_000);
+
+test("a PostgreSQL that cannot be reached is a clear error naming it, without its password", async () => {
+  const unreachable = `postgres://mailferry:s3cret@127.0.0.1:${await freePort()}/mailferry`;
+  const result = await run([...CLI, "domain", "list"], { cwd: dataDir, env: { ...cleanEnv(), ...env(), MAILFERRY_DATABASE_URL: unreachable }, timeoutMs: 30_000 });
+  expect(result.exitCode).toBe(1);
+  expect(result.stderr).toContain("cannot use the PostgreSQL database postgres://mailferry@127.0.0.1:");
+  expect(result.stderr).not.toContain("s3cret");
+});
 
 /** The first non-undefined result of `probe` within 10 s (the mail log is written in batches). */
 async function waitFor<T>(probe: () => Promise<T | undefined>): Promise<T> {

@@ -106,17 +106,20 @@ export async function openStore(path: string, options: OpenOptions = {}): Promis
  * others wait, then find nothing pending. Backups are PostgreSQL's own (pg_dump).
  */
 async function openPostgresStore(url: string): Promise<PostgresStore> {
+  const where = new URL(url);
+  where.password = "";
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: bunSqlPool(url, POSTGRES_CONNECTIONS) }) });
   try {
-    const newer = newerSchemaMessage(schemaStatus(await appliedMigrationsIn(db)));
+    const applied = await appliedMigrationsIn(db).catch((err: Error & { code?: string }) => {
+      throw new Error(`cannot use the PostgreSQL database ${where.href} ([database] url): ${err.message}${err.code ? ` (${err.code})` : ""}`);
+    });
+    const newer = newerSchemaMessage(schemaStatus(applied));
     if (newer) throw new Error(newer);
     await migrate(db);
   } catch (err) {
     await db.destroy();
     throw err;
   }
-  const where = new URL(url);
-  where.password = "";
   return { db, sqlite: null, path: where.href, close: () => db.destroy() };
 }
 
