@@ -2,14 +2,12 @@
 // dialect: a cluster made by initdb in a temporary directory owned by the
 // `postgres` user, listening on a free loopback port, stopped and removed by
 // stop(). Each test file gets fresh databases from createDatabase().
-import { chownSync, mkdtempSync, rmSync, readdirSync } from "node:fs";
-import { userInfo } from "node:os";
+import { chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
 
 export interface Postgres {
-  port: number;
   /** A new, empty database; its postgres:// URL. */
   createDatabase(): Promise<string>;
   stop(): Promise<void>;
@@ -18,7 +16,7 @@ export interface Postgres {
 const BIN_ROOT = "/usr/lib/postgresql";
 
 /** The server binaries of the installed PostgreSQL (the newest major version), or null. */
-export function postgresBin(): string | null {
+function postgresBin(): string | null {
   try {
     const versions = readdirSync(BIN_ROOT).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
     return versions.length > 0 ? join(BIN_ROOT, versions[0]!, "bin") : null;
@@ -26,8 +24,6 @@ export function postgresBin(): string | null {
     return null;
   }
 }
-
-export const postgresInstalled = () => postgresBin() !== null && userInfo().uid === 0;
 
 let databases = 0;
 
@@ -40,22 +36,27 @@ export async function startPostgres(): Promise<Postgres> {
   const data = join(dir, "data");
   const port = await freePort();
   const asPostgres = (args: string[]) => run(["runuser", "-u", "postgres", "--", ...args]);
-  // trust: only loopback and the private socket directory reach it, for the length of a test file.
-  await asPostgres([join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40`;
-  // -w waits until it accepts connections; -t bounds that wait.
-  await asPostgres([join(bin, "pg_ctl"), "-D", data, "-o", options, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"]);
+  const stop = async () => {
+    await asPostgres([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "-t", "30", "stop"]).catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    // trust: only loopback and the private socket directory reach it, for the length of a test file.
+    await asPostgres([join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
+    const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40`;
+    // -w waits until it accepts connections; -t bounds that wait.
+    await asPostgres([join(bin, "pg_ctl"), "-D", data, "-o", options, "-l", join(dir, "server.log"), "-w", "-t", "60", "start"]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
   const base = `postgres://postgres@127.0.0.1:${port}`;
   return {
-    port,
+    stop,
     async createDatabase() {
       const name = `mailferry_${process.pid}_${++databases}`;
       await asPostgres([join(bin, "createdb"), "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", name]);
       return `${base}/${name}`;
-    },
-    async stop() {
-      await asPostgres([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "-t", "30", "stop"]).catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
