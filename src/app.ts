@@ -1,6 +1,5 @@
 // The appliance in one process: data dir, database, DNS, MX listener and
 // HTTP server, started in dependency order and stopped in reverse.
-import { join } from "node:path";
 import { adminUrl, type Config, type ConfigInput, publicBaseUrl, readSettingFile } from "./config/index.ts";
 import { adminCount } from "./store/admins.ts";
 import type { Hono } from "hono";
@@ -30,7 +29,7 @@ import { fixedCertificate, loadTlsCredentials } from "./tls/credentials.ts";
 import { type AcmeManager, createAcmeManager } from "./tls/acme.ts";
 import { listenHttp } from "./tls/http-listener.ts";
 import { type PublicListeners, startPublicListeners } from "./tls/public.ts";
-import { DATABASE_FILE, openStore, type Store } from "./store/db.ts";
+import { databaseLocation, openDatabase, type Store } from "./store/db.ts";
 import { preparePrivateDataDir } from "./store/data-dir.ts";
 import { createEventRecorder } from "./store/events.ts";
 import { ALERTS_WEBHOOK_SECRET_FILE, loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
@@ -92,7 +91,7 @@ async function openData(config: Config, logger: Logger, stops: Stops) {
   preparePrivateDataDir(config.dataDir);
   const lock = acquireServerLock(config.dataDir);
   stops.push(async () => lock.release());
-  const store = await openStore(join(config.dataDir, DATABASE_FILE), {
+  const store = await openDatabase(databaseLocation(config), {
     onPreMigrationBackup: (file, pending) => logger.info("store.pre_migration_backup", { file, pending }),
   });
   stops.push(() => store.close());

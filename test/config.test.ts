@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, envName, flagName, loadConfig, loadConfigWithOrigins, SETTINGS, systemResolvers } from "../src/config/index.ts";
 import { byteSize, dnsServers, duration } from "../src/config/values.ts";
+import { DATABASE_FILE, databaseLocation } from "../src/store/db.ts";
 
 const dirs: string[] = [];
 function dataDir(toml?: string): string {
@@ -143,6 +144,26 @@ describe("invalid configuration names the bad key and value", () => {
     expect(configError(() => loadConfig({ env: env({ MAILFERRY_SMTP_MAX_SIZE: "lots" }) })).source).toBe("MAILFERRY_SMTP_MAX_SIZE");
     expect(configError(() => loadConfig({ env: env({ MAILFERRY_DNS_TIMEOUT: "0" }) })).source).toBe("MAILFERRY_DNS_TIMEOUT");
     expect(configError(() => loadConfig({ env: env({ MAILFERRY_LOG_FORMAT: "xml" }) })).message).toContain("auto, json, text");
+  });
+});
+
+describe("[database] url", () => {
+  test("empty keeps SQLite in the data directory; a postgres:// URL is where the state lives", () => {
+    const dir = dataDir();
+    expect(databaseLocation(loadConfig({ env: { MAILFERRY_DATA_DIR: dir } }))).toBe(join(dir, DATABASE_FILE));
+    const url = "postgres://mailferry:s3cret@127.0.0.1:5432/mailferry";
+    expect(databaseLocation(loadConfig({ env: { MAILFERRY_DATA_DIR: dir, MAILFERRY_DATABASE_URL: url } }))).toBe(url);
+    expect(loadConfig({ env: { MAILFERRY_DATA_DIR: dir }, flags: { "database-url": "postgresql://db.internal/mf" } }).database.url).toBe("postgresql://db.internal/mf");
+  });
+
+  test("anything else is refused, saying what is expected", () => {
+    const env = (url: string) => ({ MAILFERRY_DATA_DIR: dataDir(), MAILFERRY_DATABASE_URL: url });
+    const mysql = configError(() => loadConfig({ env: env("mysql://mf:s3cret@127.0.0.1/mf") }));
+    expect(mysql.source).toBe("MAILFERRY_DATABASE_URL");
+    expect(mysql.message).toContain("must start with postgres://");
+    expect(mysql.message).not.toContain("s3cret");
+    expect(configError(() => loadConfig({ env: env("postgres://127.0.0.1") })).message).toContain("must name a host and a database");
+    expect(configError(() => loadConfig({ env: env("not a url") })).message).toContain("must be a PostgreSQL URL");
   });
 });
 

@@ -50,8 +50,8 @@ describe("Config is derived from the declarations", () => {
     }
   });
 
-  test("the secrets are declared: the smarthost password and the metrics token", () => {
-    expect(SETTINGS.filter((s) => s.secret).map(settingKey)).toEqual(["smarthost.password", "metrics.token"]);
+  test("the secrets are declared: the database URL (it holds a password), the smarthost password and the metrics token", () => {
+    expect(SETTINGS.filter((s) => s.secret).map(settingKey)).toEqual(["database.url", "smarthost.password", "metrics.token"]);
   });
 });
 

@@ -1,26 +1,34 @@
-import { afterEach, describe, expect, spyOn, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import { sql } from "kysely";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../src/errors.ts";
-import { adapt, hotStatement, openStore, type Store } from "../src/store/db.ts";
+import { adapt, hotStatement, openDatabase, openStore, type SqliteStore, type Store } from "../src/store/db.ts";
 import { addDomain, findDomain, listDomains, parseDomainName, removeDomain } from "../src/store/domains.ts";
 import { createEventRecorder, listEvents, MAX_STORED_HEADERS, writeEvents } from "../src/store/events.ts";
-import { markDelivered, touchFingerprint } from "../src/store/deliveries.ts";
+import { enqueue, markDelivered, touchFingerprint } from "../src/store/deliveries.ts";
 import { activatePendingKey, rotateDkimKey, signingKey } from "../src/store/dkim-keys.ts";
 import { versionCounter } from "../src/store/settings.ts";
 import type { NewEvent } from "../src/store/schema.ts";
 import { setVacation, vacationOf } from "../src/store/vacations.ts";
-import { addAlias } from "../src/store/aliases.ts";
+import { addAlias, searchAliases } from "../src/store/aliases.ts";
+import { releaseAttempt, reserveAttempt } from "../src/store/admins.ts";
+import { anyTestMessageDelivered, audit } from "../src/store/audit.ts";
+import { housekeeping } from "../src/store/housekeeping.ts";
+import { countVerdict } from "../src/store/catchall.ts";
+import { bumpCounter } from "../src/store/senders.ts";
 import { migrations } from "../src/store/migrations/index.ts";
+import type { Dialect } from "../src/store/dialect.ts";
+import { type Postgres, startPostgres } from "./support/postgres.ts";
 
 const open: Store[] = [];
 const dirs: string[] = [];
-async function store(path?: string): Promise<Store> {
+async function store(path?: string): Promise<SqliteStore> {
   const dir = mkdtempSync(join(tmpdir(), "mailferry-store-"));
   dirs.push(dir);
-  const s = await openStore(path ?? join(dir, "test.db"));
+  const s: SqliteStore = await openStore(path ?? join(dir, "test.db"));
   open.push(s);
   return s;
 }
@@ -28,6 +36,24 @@ afterEach(async () => {
   for (const s of open.splice(0)) await s.close().catch(() => {});
   dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true }));
 });
+
+// The checks that hold on either dialect run on both (docs/operations.md, "PostgreSQL").
+const DIALECTS: Dialect[] = ["sqlite", "postgres"];
+let postgres: Postgres | undefined;
+beforeAll(async () => {
+  postgres = await startPostgres();
+}, 120_000);
+afterAll(() => postgres?.stop());
+
+const appliedNames = async (s: Store) => (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(s.db)).rows.map((r) => r.name);
+
+/** A fresh store of the dialect, or the one at `location` opened again. */
+async function openIn(dialect: Dialect, location?: string): Promise<Store> {
+  if (dialect === "sqlite") return store(location);
+  const s = await openDatabase(location ?? (await postgres!.createDatabase()));
+  open.push(s);
+  return s;
+}
 
 describe("database", () => {
   test("WAL mode, foreign keys on, busy timeout set", async () => {
@@ -42,18 +68,6 @@ describe("database", () => {
     expect(s.sqlite.query("PRAGMA synchronous").get()).toEqual({ synchronous: 2 });
   });
 
-  test("migrations are applied once and recorded; reopening is a no-op", async () => {
-    const s = await store();
-    const applied = s.sqlite.query("SELECT name FROM kysely_migration ORDER BY name").all() as { name: string }[];
-    expect(applied.map((m) => m.name)).toEqual(Object.keys(migrations));
-    const tables = (s.sqlite.query("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name);
-    for (const t of ["domains", "aliases", "settings", "events"]) expect(tables).toContain(t);
-    await addDomain(s.db, "kept.test");
-    await s.close();
-    open.pop();
-    const again = await store(s.path);
-    expect((await listDomains(again.db)).map((d) => d.name)).toEqual(["kept.test"]);
-  });
 });
 
 describe("domains", () => {
@@ -118,6 +132,74 @@ describe("domains", () => {
     expect(await signingKey(s.db, "keys.test")).toMatchObject({ selector: "third", privateKey: "k3" });
   });
 
+  test("parseDomainName is the one validation used by every caller", () => {
+    expect(parseDomainName(" Mail.Example.org ")).toBe("mail.example.org");
+    expect(() => parseDomainName("localhost")).toThrow(UserError);
+  });
+});
+
+// A data event accepted counts as "forwarded" in the daily stats, one refused at RCPT as "rejected".
+const event = (session: string, stage: "data" | "rcpt" = "data", domain = "a.test"): NewEvent => ({
+  at: Date.UTC(2026, 10, 25, 12),
+  session_id: session,
+  remote_ip: "192.0.2.1",
+  stage,
+  code: stage === "data" ? 250 : 550,
+  enhanced: stage === "data" ? "2.0.0" : "5.1.1",
+  text: "x",
+  mail_from: null,
+  recipients: null,
+  domain,
+  message_id: null,
+  subject: null,
+  headers: null,
+  detail: null,
+});
+const sessions = async (s: Store) => (await listEvents(s.db, { limit: 1000 })).map((e) => e.session_id).reverse();
+const stats = (s: Store) => s.db.selectFrom("daily_stats").select(["domain", "category", "count"]).orderBy("domain").orderBy("category").execute();
+
+describe("events", () => {
+  test("events recorded in one event-loop turn are written in one transaction, in order, with their daily counts", async () => {
+    const s = await store();
+    const recorder = createEventRecorder(s.db);
+    const statements = spyOn(s.sqlite, "query");
+    const sent = Array.from({ length: 100 }, (_, i) => event(`s${i}`, i % 2 ? "data" : "rcpt", i % 4 < 2 ? "a.test" : "b.test"));
+    // Another connection (the CLI, the web UI) sees every event of the batch once its caller is told.
+    const other = new Database(s.path, { readonly: true });
+    const seenByFirstCaller = recorder.record(sent[0]!).then(() => other.query("SELECT count(*) AS n FROM events").get());
+    await Promise.all(sent.slice(1).map((e) => recorder.record(e)));
+    expect(await seenByFirstCaller).toEqual({ n: 100 });
+    other.close();
+    expect(statements.mock.calls.filter(([sql]) => sql === "begin")).toHaveLength(1);
+    expect(await sessions(s)).toEqual(sent.map((e) => e.session_id));
+    expect(await stats(s)).toEqual([
+      { domain: "a.test", category: "forwarded", count: 25 },
+      { domain: "a.test", category: "rejected", count: 25 },
+      { domain: "b.test", category: "forwarded", count: 25 },
+      { domain: "b.test", category: "rejected", count: 25 },
+    ]);
+    // The next turn is the next transaction, after the first.
+    await Promise.all([recorder.record(event("t1")), recorder.record(event("t2"))]);
+    expect(statements.mock.calls.filter(([sql]) => sql === "begin")).toHaveLength(2);
+    expect((await sessions(s)).slice(-3)).toEqual(["s99", "t1", "t2"]);
+  });
+});
+
+describe.each(DIALECTS)("the store on %s", (dialect) => {
+  const store = (location?: string) => openIn(dialect, location);
+
+  test("migrations are applied once and recorded; reopening is a no-op", async () => {
+    const s = await store();
+    expect(await appliedNames(s)).toEqual(Object.keys(migrations));
+    const tables = (await s.db.introspection.getTables()).map((t) => t.name);
+    for (const t of ["domains", "aliases", "settings", "events"]) expect(tables).toContain(t);
+    await addDomain(s.db, "kept.test");
+    await s.close();
+    open.pop();
+    const again = await store(s.path);
+    expect((await listDomains(again.db)).map((d) => d.name)).toEqual(["kept.test"]);
+  });
+
   test("names are normalised: case, trailing dot, IDN to punycode", async () => {
     const s = await store();
     expect((await addDomain(s.db, "Example.COM.")).name).toBe("example.com");
@@ -153,13 +235,6 @@ describe("domains", () => {
     expect(await s.db.selectFrom("aliases").selectAll().execute()).toEqual([]);
   });
 
-  test("parseDomainName is the one validation used by every caller", () => {
-    expect(parseDomainName(" Mail.Example.org ")).toBe("mail.example.org");
-    expect(() => parseDomainName("localhost")).toThrow(UserError);
-  });
-});
-
-describe("events", () => {
   test("recorded and listed newest first; header blocks are capped", async () => {
     const s = await store();
     const base = { session_id: "s1", remote_ip: "127.0.0.1", enhanced: "2.0.0", text: "ok", mail_from: null, recipients: null, domain: null, message_id: null, subject: null, detail: null };
@@ -173,49 +248,13 @@ describe("events", () => {
     expect((await listEvents(s.db, { stage: "mail" })).length).toBe(1);
   });
 
-  // A data event accepted counts as "forwarded" in the daily stats, one refused at RCPT as "rejected".
-  const event = (session: string, stage: "data" | "rcpt" = "data", domain = "a.test"): NewEvent => ({
-    at: Date.UTC(2026, 10, 25, 12),
-    session_id: session,
-    remote_ip: "192.0.2.1",
-    stage,
-    code: stage === "data" ? 250 : 550,
-    enhanced: stage === "data" ? "2.0.0" : "5.1.1",
-    text: "x",
-    mail_from: null,
-    recipients: null,
-    domain,
-    message_id: null,
-    subject: null,
-    headers: null,
-    detail: null,
-  });
-  const sessions = async (s: Store) => (await listEvents(s.db, { limit: 1000 })).map((e) => e.session_id).reverse();
-  const stats = (s: Store) => s.sqlite.query("SELECT domain, category, count FROM daily_stats ORDER BY domain, category").all();
-
-  test("events recorded in one event-loop turn are written in one transaction, in order, with their daily counts", async () => {
+  test("searches ignore case on both: the mail log by sender, aliases by name", async () => {
     const s = await store();
-    const recorder = createEventRecorder(s.db);
-    const statements = spyOn(s.sqlite, "query");
-    const sent = Array.from({ length: 100 }, (_, i) => event(`s${i}`, i % 2 ? "data" : "rcpt", i % 4 < 2 ? "a.test" : "b.test"));
-    // Another connection (the CLI, the web UI) sees every event of the batch once its caller is told.
-    const other = new Database(s.path, { readonly: true });
-    const seenByFirstCaller = recorder.record(sent[0]!).then(() => other.query("SELECT count(*) AS n FROM events").get());
-    await Promise.all(sent.slice(1).map((e) => recorder.record(e)));
-    expect(await seenByFirstCaller).toEqual({ n: 100 });
-    other.close();
-    expect(statements.mock.calls.filter(([sql]) => sql === "begin")).toHaveLength(1);
-    expect(await sessions(s)).toEqual(sent.map((e) => e.session_id));
-    expect(stats(s)).toEqual([
-      { domain: "a.test", category: "forwarded", count: 25 },
-      { domain: "a.test", category: "rejected", count: 25 },
-      { domain: "b.test", category: "forwarded", count: 25 },
-      { domain: "b.test", category: "rejected", count: 25 },
-    ]);
-    // The next turn is the next transaction, after the first.
-    await Promise.all([recorder.record(event("t1")), recorder.record(event("t2"))]);
-    expect(statements.mock.calls.filter(([sql]) => sql === "begin")).toHaveLength(2);
-    expect((await sessions(s)).slice(-3)).toEqual(["s99", "t1", "t2"]);
+    await writeEvents(s.db, [{ ...event("m1"), mail_from: "Alice@Sender.test" }]);
+    expect((await listEvents(s.db, { sender: "alice@sender" })).map((e) => e.session_id)).toEqual(["m1"]);
+    await addDomain(s.db, "one.test");
+    await addAlias(s.db, "one.test", { matcher: "exact", pattern: "sales", recipients: ["me@x.test"], description: "Shop Orders" });
+    expect((await searchAliases(s.db, { q: "shop orders", page: 1, perPage: 10 })).total).toBe(1);
   });
 
   test("an event that cannot be written rejects its caller only: the rest of its batch and later batches are stored", async () => {
@@ -227,9 +266,9 @@ describe("events", () => {
     const later = new Promise((resolve) => setImmediate(resolve)).then(() => recorder.record(event("c")));
     const results = await Promise.allSettled([...batch, later]);
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
-    expect(String((results[1] as PromiseRejectedResult).reason)).toContain("NOT NULL constraint failed: events.session_id");
+    expect(String((results[1] as PromiseRejectedResult).reason)).toMatch(/NOT NULL constraint failed: events\.session_id|null value in column "session_id" of relation "events" violates not-null constraint/);
     expect(await sessions(s)).toEqual(["a", "b", "c"]);
-    expect(stats(s)).toEqual([{ domain: "a.test", category: "forwarded", count: 3 }]);
+    expect(await stats(s)).toEqual([{ domain: "a.test", category: "forwarded", count: 3 }]);
   });
 
   test("flush writes the queued events at once, so closing the database right after loses none", async () => {
@@ -241,9 +280,7 @@ describe("events", () => {
     await recorded;
     expect(await sessions(await store(s.path))).toEqual(["last"]);
   });
-});
 
-describe("hot statements", () => {
   test("each call binds its own values: fingerprints, delivered targets, signing keys, vacations, version counters", async () => {
     const s = await store();
     expect(await touchFingerprint(s.db, "fp1", 1000)).toEqual({ firstSeen: 1000, delivered: new Set() });
@@ -253,11 +290,11 @@ describe("hot statements", () => {
     await markDelivered(s.db, "fp2", "b@x.test", 1501);
     expect(await touchFingerprint(s.db, "fp1", 2000)).toEqual({ firstSeen: 1000, delivered: new Set(["a@x.test"]) });
     expect(await touchFingerprint(s.db, "fp2", 2500)).toEqual({ firstSeen: 1500, delivered: new Set(["b@x.test"]) });
-    expect(s.sqlite.query("SELECT id, first_seen, last_seen FROM fingerprints ORDER BY id").all()).toEqual([
+    expect(await s.db.selectFrom("fingerprints").select(["id", "first_seen", "last_seen"]).orderBy("id").execute()).toEqual([
       { id: "fp1", first_seen: 1000, last_seen: 2000 },
       { id: "fp2", first_seen: 1500, last_seen: 2500 },
     ]);
-    expect(s.sqlite.query("SELECT fingerprint, target, at FROM delivered ORDER BY fingerprint").all()).toEqual([
+    expect(await s.db.selectFrom("delivered").select(["fingerprint", "target", "at"]).orderBy("fingerprint").execute()).toEqual([
       { fingerprint: "fp1", target: "a@x.test", at: 1001 },
       { fingerprint: "fp2", target: "b@x.test", at: 1501 },
     ]);
@@ -285,5 +322,63 @@ describe("hot statements", () => {
     const s = await store();
     const stale = hotStatement((db, v: { now: number }) => db.selectFrom("fingerprints").select("id").where("last_seen", "<", v.now - 1000));
     await expect(stale(s.db, { now: Date.now() })).rejects.toThrow('hot statement value "now" must be used as it is');
+  });
+
+  test("the queries spelled per dialect: housekeeping in batches, JSON in the audit log, counting an attempt back", async () => {
+    const s = await store();
+    const now = Date.UTC(2026, 11, 1);
+    for (let i = 0; i < 7; i++) await touchFingerprint(s.db, `old${i}`, now - 8 * 86_400_000);
+    await touchFingerprint(s.db, "fresh", now);
+    expect(await housekeeping(s.db, { now, eventRetentionMs: 86_400_000, batch: 3 })).toMatchObject({ fingerprints: 7 });
+    expect((await s.db.selectFrom("fingerprints").select("id").execute()).map((r) => r.id)).toEqual(["fresh"]);
+
+    const actor = { name: "cli", ip: "local", confirmsDestinations: true };
+    await audit(s.db, actor, "alias.test_message", "a@x.test", null, { delivered: 0 });
+    expect(await anyTestMessageDelivered(s.db)).toBe(false);
+    await audit(s.db, actor, "alias.test_message", "a@x.test", null, { delivered: 2 });
+    expect(await anyTestMessageDelivered(s.db)).toBe(true);
+
+    expect((await reserveAttempt(s.db, "k", now)).count).toBe(1);
+    await releaseAttempt(s.db, "k");
+    await releaseAttempt(s.db, "k");
+    expect((await reserveAttempt(s.db, "k", now)).count).toBe(1);
+  });
+
+  test("counters that add to the stored row on conflict: catch-all verdicts, rate windows", async () => {
+    const s = await store();
+    const key = { domain: "c.test", name: "shop" };
+    await countVerdict(s.db, key, "spam", 1000);
+    await countVerdict(s.db, key, "spam", 2000);
+    expect(await countVerdict(s.db, key, "good", 3000)).toMatchObject({ spam: 2, good: 1, last_seen: 3000 });
+    expect(await bumpCounter(s.db, "rate_counts", "sender", 60_000, 1000)).toBe(1);
+    expect(await bumpCounter(s.db, "rate_counts", "sender", 60_000, 2000, 2)).toBe(3);
+    expect(await bumpCounter(s.db, "rate_counts", "sender", 60_000, 70_000)).toBe(1);
+  });
+
+  test("the outbox keeps a message's bytes and millisecond times exactly", async () => {
+    const s = await store();
+    const raw = Buffer.from("Subject: caf\xe9\r\n\r\n\x00\xff body\r\n", "latin1");
+    const now = Date.UTC(2026, 11, 1, 12, 0, 0, 123);
+    const id = await enqueue(s.db, { from: "me@x.test", to: ["you@y.test"], raw }, now);
+    const row = await s.db.selectFrom("outbox").select(["raw", "next_attempt", "created_at"]).where("id", "=", id).executeTakeFirstOrThrow();
+    expect(Buffer.from(row.raw).equals(raw)).toBe(true);
+    expect(row).toMatchObject({ next_attempt: now, created_at: now });
+  });
+});
+
+describe("PostgreSQL with several nodes", () => {
+  test("nodes starting together migrate once: the others wait on the advisory lock, then find nothing pending", async () => {
+    const url = await postgres!.createDatabase();
+    const nodes = await Promise.all([openDatabase(url), openDatabase(url), openDatabase(url)]);
+    open.push(...nodes);
+    for (const node of nodes) expect(await appliedNames(node)).toEqual(Object.keys(migrations));
+    // One migration run: one routing counter row, not one per node.
+    const counters = await nodes[0]!.db.selectFrom("settings").select("key").where("key", "=", "routing_version").execute();
+    expect(counters).toHaveLength(1);
+    // The triggers that keep the caches' counters run there too: a change on one node moves the counter all see.
+    const before = await versionCounter(nodes[1]!.db, "routing_version");
+    await addDomain(nodes[0]!.db, "shared.test");
+    expect(await versionCounter(nodes[2]!.db, "routing_version")).not.toBe(before);
+    expect((await listDomains(nodes[2]!.db)).map((d) => d.name)).toEqual(["shared.test"]);
   });
 });

@@ -99,8 +99,8 @@ describe("an older database (an upgrade)", () => {
       expect(old.query("SELECT name FROM domains").all()).toEqual([{ name: "before-upgrade.test" }]);
       old.close();
       // …and the live one is migrated, its data kept.
-      expect(mf.appliance.store.sqlite.query("SELECT name FROM kysely_migration ORDER BY name DESC LIMIT 1").get()).toEqual({ name: LATEST });
-      expect(mf.appliance.store.sqlite.query("SELECT name FROM domains").all()).toEqual([{ name: "before-upgrade.test" }]);
+      expect(mf.appliance.store.sqlite!.query("SELECT name FROM kysely_migration ORDER BY name DESC LIMIT 1").get()).toEqual({ name: LATEST });
+      expect(mf.appliance.store.sqlite!.query("SELECT name FROM domains").all()).toEqual([{ name: "before-upgrade.test" }]);
     } finally {
       await mf.stop();
     }

@@ -1,11 +1,10 @@
 // What a CLI command works on: the data dir's database, and on it the same
 // services the admin UI and the API use, acting as "cli" in the audit log.
-import { join } from "node:path";
 import { type Config, publicBaseUrl } from "../config/index.ts";
 import type { Waiting } from "../service/destinations.ts";
 import { createServices, type Services } from "../service/index.ts";
 import type { Actor } from "../store/audit.ts";
-import { DATABASE_FILE, openStore, type Store } from "../store/db.ts";
+import { databaseLocation, openDatabase, type Store } from "../store/db.ts";
 import { preparePrivateDataDir } from "../store/data-dir.ts";
 import { enqueue } from "../store/deliveries.ts";
 import type { CommandContext } from "./command.ts";
@@ -17,7 +16,7 @@ export const CLI_ACTOR: Actor = { name: "cli", ip: "local", confirmsDestinations
 export async function withStore<T>(ctx: CommandContext, fn: (store: Store, config: Config) => Promise<T>): Promise<T> {
   const { config } = ctx.config();
   preparePrivateDataDir(config.dataDir);
-  const store = await openStore(join(config.dataDir, DATABASE_FILE), {
+  const store = await openDatabase(databaseLocation(config), {
     onPreMigrationBackup: (file, pending) => ctx.io.err(`database backed up to ${file} before migrating (${pending.join(", ")})`),
   });
   try {

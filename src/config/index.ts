@@ -55,6 +55,7 @@ export interface Setting {
 
 const DECLARED = [
   { section: "", key: "hostname", parse: v.hostname, default: () => normalizeDomain(osHostname()) ?? "localhost", defaultDoc: "the machine's host name", form: { label: "Host name", hint: "" }, doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
+  { section: "database", key: "url", parse: v.optionalDatabaseUrl, default: "", secret: true, doc: "PostgreSQL to keep all state in, as postgres://user:password@host:port/database (docs/operations.md, PostgreSQL); empty: SQLite in the data directory" },
   { section: "smtp", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "MX listener address (production: 0.0.0.0)" },
   { section: "smtp", key: "port", parse: v.port, default: 2525, doc: "MX listener port (production: 25)" },
   { section: "smtp", key: "max_size", parse: v.byteSize, default: "50MB", doc: "Largest message accepted (SIZE); bigger gets 552" },
@@ -375,7 +376,8 @@ function parseOrThrow(s: Setting, raw: unknown, source: string): unknown {
     return s.parse(raw);
   } catch (err) {
     if (!(err instanceof v.ValueError)) throw err;
-    throw new ConfigError(source, `${source}=${JSON.stringify(raw)}: ${err.message}`);
+    // A secret (a password in a database URL) is not repeated into logs and terminals.
+    throw new ConfigError(source, `${source}=${s.secret ? SECRET_MASK : JSON.stringify(raw)}: ${err.message}`);
   }
 }
 

@@ -141,6 +141,21 @@ export function optionalUrl(raw: unknown): string | null {
   throw new ValueError("must be an http(s) URL such as http://127.0.0.1:11333");
 }
 
+/** A PostgreSQL connection URL (postgres://user:pass@host:port/db), or null when empty (SQLite in the data directory). */
+export function optionalDatabaseUrl(raw: unknown): string | null {
+  if (raw === "" || raw === null || raw === undefined) return null;
+  const example = "postgres://user:password@127.0.0.1:5432/mailferry";
+  let url: URL;
+  try {
+    url = new URL(text(raw));
+  } catch {
+    throw new ValueError(`must be a PostgreSQL URL such as ${example}, or empty for SQLite in the data directory`);
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") throw new ValueError(`must start with postgres:// (such as ${example}); empty means SQLite in the data directory`);
+  if (url.hostname === "" || url.pathname.length <= 1) throw new ValueError(`must name a host and a database, such as ${example}`);
+  return url.href;
+}
+
 export function positiveInt(raw: unknown): number {
   const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
   if (!Number.isInteger(n) || n <= 0) throw new ValueError("must be a positive integer");

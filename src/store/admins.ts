@@ -82,7 +82,7 @@ export function reserveAttempt(db: DB, key: string, now: number, windowMs: numbe
 
 /** Takes back one reserved attempt that turned out good, so only failures stay counted. */
 export async function releaseAttempt(db: DB, key: string): Promise<void> {
-  await db.updateTable("login_failures").set({ count: sql<number>`max(count - 1, 0)` }).where("key", "=", key).execute();
+  await db.updateTable("login_failures").set({ count: sql<number>`CASE WHEN count > 0 THEN count - 1 ELSE 0 END` }).where("key", "=", key).execute();
 }
 
 // An unknown user costs one argon2 verify like a known one, so timing does not

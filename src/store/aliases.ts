@@ -4,6 +4,7 @@ import { UserError } from "../errors.ts";
 import { type AliasInput, type AliasRule, aliasLabel, effectiveSettings, NO_SUBDOMAINS, parseAliasName, parseSubdomain, type ValidationOptions, validateAlias } from "../aliases/rules.ts";
 import { parseTxt, printTxt, type TxtError } from "../aliases/txt.ts";
 import type { DB } from "./db.ts";
+import { caseInsensitiveLike } from "./dialect.ts";
 import { domainSettings, findDomain, parseDomainName } from "./domains.ts";
 import type { Alias, Domain } from "./schema.ts";
 
@@ -218,7 +219,8 @@ function aliasQuery(db: DB, { domain, q }: { domain?: string | null; q?: string 
   if (q) {
     // % and _ in the search act as wildcards: harmless in an admin's filter.
     const like = `%${q}%`;
-    query = query.where((eb) => eb.or([eb("aliases.pattern", "like", like), eb("aliases.recipients", "like", like), eb("aliases.description", "like", like)]));
+    const op = caseInsensitiveLike(db);
+    query = query.where((eb) => eb.or([eb("aliases.pattern", op, like), eb("aliases.recipients", op, like), eb("aliases.description", op, like)]));
   }
   return query;
 }

@@ -1,6 +1,6 @@
 // Every change an admin (or token, or the CLI) makes, with before and after.
-import { sql } from "kysely";
 import type { DB } from "./db.ts";
+import { jsonNumber } from "./dialect.ts";
 import type { AuditEntry } from "./schema.ts";
 
 export interface Actor {
@@ -22,7 +22,7 @@ export async function anyTestMessageDelivered(db: DB): Promise<boolean> {
     .selectFrom("audit_log")
     .select("id")
     .where("action", "=", "alias.test_message")
-    .where(sql<number>`json_extract(after, '$.delivered')`, ">", 0)
+    .where(jsonNumber(db, "after", "delivered"), ">", 0)
     .limit(1)
     .executeTakeFirst();
   return row !== undefined;

@@ -26,7 +26,7 @@ export async function countVerdict(db: DB, key: CatchAllKey, verdict: "spam" | "
   return db
     .insertInto("catchall_names")
     .values({ ...key, spam: verdict === "spam" ? 1 : 0, good: verdict === "good" ? 1 : 0, state: "learning", last_seen: now })
-    .onConflict((oc) => oc.columns(["domain", "name"]).doUpdateSet((eb) => ({ [verdict]: eb(verdict, "+", 1), last_seen: now })))
+    .onConflict((oc) => oc.columns(["domain", "name"]).doUpdateSet((eb) => ({ [verdict]: eb(`catchall_names.${verdict}`, "+", 1), last_seen: now })))
     .returningAll()
     .executeTakeFirstOrThrow();
 }

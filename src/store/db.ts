@@ -1,33 +1,63 @@
-// SQLite through Kysely on bun:sqlite. WAL mode lets the CLI and a backup
-// snapshot read and write while the server runs.
+// The store: SQLite through Kysely on bun:sqlite (the default, a file in the
+// data dir; WAL mode lets the CLI and a backup snapshot read and write while
+// the server runs), or PostgreSQL when [database] url is set (docs/operations.md,
+// "PostgreSQL"). The same queries and migrations serve both (src/store/dialect.ts).
 import { Database } from "bun:sqlite";
 import { dirname, join } from "node:path";
-import { type Compilable, type CompiledQuery, Kysely, SqliteDialect, type SqliteDatabase } from "kysely";
+import { type Compilable, type CompiledQuery, Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase, sql } from "kysely";
 import { Migrator } from "kysely/migration";
 import { migrations } from "./migrations/index.ts";
 import type { Schema } from "./schema.ts";
 import { restrictToOwner } from "./data-dir.ts";
+import { dialectOf, type Dialect } from "./dialect.ts";
+import { bunSqlPool } from "./postgres.ts";
 import { backupsDir, fileTimestamp, vacuumInto } from "./snapshot.ts";
-import { appliedMigrations, newerSchemaMessage, schemaStatus } from "./versions.ts";
+import { appliedMigrations, appliedMigrationsIn, newerSchemaMessage, schemaStatus } from "./versions.ts";
 
 export type DB = Kysely<Schema>;
 
-export interface Store {
+export interface SqliteStore {
   db: DB;
   /** The underlying handle, for pragmas and health checks. */
   sqlite: Database;
+  /** The database file. */
   path: string;
   close(): Promise<void>;
 }
 
+export interface PostgresStore {
+  db: DB;
+  sqlite: null;
+  /** The server and database, without the password. */
+  path: string;
+  close(): Promise<void>;
+}
+
+export type Store = SqliteStore | PostgresStore;
+
 export const DATABASE_FILE = "mailferry.db";
+
+/** Connections a node keeps to PostgreSQL: the SMTP sessions, the queue and the web UI share them. */
+const POSTGRES_CONNECTIONS = 10;
+
+/** Where the configured database is: [database] url, else the SQLite file in the data dir. */
+export function databaseLocation(config: { dataDir: string; database: { url: string | null } }): string {
+  return config.database.url ?? join(config.dataDir, DATABASE_FILE);
+}
+
+const isPostgresUrl = (location: string) => /^postgres(ql)?:\/\//i.test(location);
+
+/** Opens (and migrates) the database at `location`: a postgres:// URL or a SQLite file path. */
+export function openDatabase(location: string, options: OpenOptions = {}): Promise<Store> {
+  return isPostgresUrl(location) ? openPostgresStore(location) : openStore(location, options);
+}
 
 export interface OpenOptions {
   /** Told where the database was copied before pending migrations ran on it (an upgrade). */
   onPreMigrationBackup?: (file: string, pending: string[]) => void;
 }
 
-export async function openStore(path: string, options: OpenOptions = {}): Promise<Store> {
+export async function openStore(path: string, options: OpenOptions = {}): Promise<SqliteStore> {
   const sqlite = new Database(path, { create: true, strict: true });
   // It holds the DKIM private keys; SQLite gives -wal and -shm the database file's mode when it makes them.
   for (const file of [path, `${path}-wal`, `${path}-shm`]) restrictToOwner(file);
@@ -70,6 +100,29 @@ export async function openStore(path: string, options: OpenOptions = {}): Promis
   return { db, sqlite, path, close: () => db.destroy() };
 }
 
+/**
+ * PostgreSQL: kysely's migrator holds pg_advisory_lock while it migrates, in
+ * one transaction, so of several nodes starting at once one migrates and the
+ * others wait, then find nothing pending. Backups are PostgreSQL's own (pg_dump).
+ */
+async function openPostgresStore(url: string): Promise<PostgresStore> {
+  const where = new URL(url);
+  where.password = "";
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: bunSqlPool(url, POSTGRES_CONNECTIONS) }) });
+  try {
+    const applied = await appliedMigrationsIn(db).catch((err: Error & { code?: string }) => {
+      throw new Error(`cannot use the PostgreSQL database ${where.href} ([database] url): ${err.message}${err.code ? ` (${err.code})` : ""}`);
+    });
+    const newer = newerSchemaMessage(schemaStatus(applied));
+    if (newer) throw new Error(newer);
+    await migrate(db);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  return { db, sqlite: null, path: where.href, close: () => db.destroy() };
+}
+
 async function migrate(db: Kysely<Schema>): Promise<void> {
   const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
   const { error, results } = await migrator.migrateToLatest();
@@ -106,16 +159,17 @@ class Slot {
 
 /**
  * A statement on the per-message path, built and compiled by kysely once (the
- * SQL is the same for every database: all are SQLite): building a query costs
+ * SQL is the same for every database of a dialect): building a query costs
  * several times the CPU SQLite takes to run it. `build` gets stand-ins for
  * `values` and must put each into the query as it is (no arithmetic on them);
  * each call binds the real values by name. It runs like any kysely query (on a
  * transaction too), so it waits its turn on the one connection.
  */
 export function hotStatement<V extends Record<string, unknown>, R>(build: (db: DB, values: V) => Compilable<R>): (db: DB, values: V) => Promise<R[]> {
-  let compiled: CompiledQuery<R> | undefined;
+  // Once per dialect: a process may hold a SQLite and a PostgreSQL store (the tests, a migration between them).
+  const compiledFor: Partial<Record<Dialect, CompiledQuery<R>>> = {};
   return async (db, values) => {
-    compiled ??= build(db, new Proxy({} as V, { get: (_, name) => new Slot(String(name)) })).compile();
+    const compiled = (compiledFor[dialectOf(db)] ??= build(db, new Proxy({} as V, { get: (_, name) => new Slot(String(name)) })).compile());
     // An unset (optional) value binds NULL.
     const parameters = compiled.parameters.map((p) => (p instanceof Slot ? (values[p.name] ?? null) : p));
     return (await db.executeQuery<R>({ ...compiled, parameters })).rows;
@@ -123,9 +177,10 @@ export function hotStatement<V extends Record<string, unknown>, R>(build: (db: D
 }
 
 /** True when the database answers a trivial query (for /healthz). */
-export function isHealthy(store: Store): boolean {
+export async function isHealthy(store: Store): Promise<boolean> {
   try {
-    return store.sqlite.query("SELECT 1 AS ok").get() !== null;
+    if (store.sqlite) return store.sqlite.query("SELECT 1 AS ok").get() !== null;
+    return (await sql`SELECT 1 AS ok`.execute(store.db)).rows.length === 1;
   } catch {
     return false;
   }

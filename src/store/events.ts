@@ -3,6 +3,7 @@
 import type { Decision, Facts } from "../mail/decision.ts";
 import { type HeaderField, headerValue } from "../mail/headers.ts";
 import { type DB, hotStatement } from "./db.ts";
+import { caseInsensitiveLike } from "./dialect.ts";
 import { countStat, statCategory } from "./stats.ts";
 import type { Event, EventStage, NewEvent } from "./schema.ts";
 
@@ -157,12 +158,13 @@ export interface EventFilter {
 /** Newest first. */
 export function listEvents(db: DB, filter: EventFilter = {}): Promise<Event[]> {
   const like = (s: string) => `%${s}%`;
+  const op = caseInsensitiveLike(db);
   let q = db.selectFrom("events").selectAll();
   if (filter.sessionId) q = q.where("session_id", "=", filter.sessionId);
   if (filter.stage) q = q.where("stage", "=", filter.stage);
   if (filter.domain) q = q.where("domain", "=", filter.domain);
-  if (filter.recipient) q = q.where("recipients", "like", like(filter.recipient));
-  if (filter.sender) q = q.where("mail_from", "like", like(filter.sender));
+  if (filter.recipient) q = q.where("recipients", op, like(filter.recipient));
+  if (filter.sender) q = q.where("mail_from", op, like(filter.sender));
   if (filter.verdict === "accepted") q = q.where("code", "<", 400);
   if (filter.verdict === "deferred") q = q.where("code", ">=", 400).where("code", "<", 500);
   if (filter.verdict === "rejected") q = q.where("code", ">=", 500);

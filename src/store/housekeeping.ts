@@ -2,6 +2,7 @@
 // within a time budget, so a large backlog never blocks the listener for long.
 import { sql } from "kysely";
 import type { DB } from "./db.ts";
+import { rowLocator } from "./dialect.ts";
 
 const DAY = 86_400_000;
 
@@ -34,11 +35,12 @@ export async function housekeeping(db: DB, { now = Date.now(), eventRetentionMs,
   ];
   const started = performance.now();
   const removed: Record<string, number> = {};
+  const row = rowLocator(db);
   for (const [table, condition] of rules) {
     removed[table] ??= 0;
     for (;;) {
       if (performance.now() - started >= budgetMs) return removed;
-      const result = await sql`DELETE FROM ${sql.table(table)} WHERE rowid IN (SELECT rowid FROM ${sql.table(table)} WHERE ${condition} LIMIT ${batch})`.execute(db);
+      const result = await sql`DELETE FROM ${sql.table(table)} WHERE ${row} IN (SELECT ${row} FROM ${sql.table(table)} WHERE ${condition} LIMIT ${batch})`.execute(db);
       const count = Number(result.numAffectedRows ?? 0n);
       removed[table] += count;
       if (count < batch) break;

@@ -30,8 +30,8 @@ export function createWebApp(deps: WebDeps): Hono<Env> {
   app.use(securityHeaders(deps.secureCookies));
   app.use(bodyLimits());
 
-  app.get("/healthz", (c) => {
-    const dbOk = isHealthy(store);
+  app.get("/healthz", async (c) => {
+    const dbOk = await isHealthy(store);
     const ok = dbOk && smtp.listening;
     return c.json(
       {

@@ -102,7 +102,7 @@ describe("outbound queue over real SMTP", () => {
     deferrals.set("stored@flaky.test", 1);
     const id = await outbox.enqueue(submitted(["stored@flaky.test"], "stored"));
     // A commit is on disk when it returns (FULL = 2), so a 250 after enqueue survives a power cut too.
-    expect(store.sqlite.query("PRAGMA synchronous").get()).toEqual({ synchronous: 2 });
+    expect(store.sqlite!.query("PRAGMA synchronous").get()).toEqual({ synchronous: 2 });
     const row = await store.db.selectFrom("outbox").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
     expect(row).toMatchObject({ mail_from: "alias@home.test", submitter: "alias@home.test" });
     await outbox.runDue();

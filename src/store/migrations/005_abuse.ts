@@ -1,15 +1,16 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { ddl } from "../dialect.ts";
 
 /** Greylist, denylist, abuse and rate counters (docs/delivery-and-authentication.md, "Abuse protection"), and the per-domain scanning switch. */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`CREATE TABLE greylist (
+  await ddl(db, `CREATE TABLE greylist (
     key TEXT PRIMARY KEY,
     first_seen INTEGER NOT NULL,
     passed_at INTEGER,
     last_seen INTEGER NOT NULL
-  )`.execute(db);
-  await sql`CREATE INDEX greylist_last_seen ON greylist (last_seen)`.execute(db);
-  await sql`CREATE TABLE denylist (
+  )`);
+  await ddl(db, `CREATE INDEX greylist_last_seen ON greylist (last_seen)`);
+  await ddl(db, `CREATE TABLE denylist (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL CHECK (kind IN ('ip', 'cidr', 'domain', 'address')),
     value TEXT NOT NULL,
@@ -18,16 +19,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     expires_at INTEGER,
     created_at INTEGER NOT NULL,
     UNIQUE (kind, value)
-  )`.execute(db);
-  await sql`CREATE TABLE abuse_counts (
+  )`);
+  await ddl(db, `CREATE TABLE abuse_counts (
     key TEXT PRIMARY KEY,
     window_start INTEGER NOT NULL,
     count INTEGER NOT NULL
-  )`.execute(db);
-  await sql`CREATE TABLE rate_counts (
+  )`);
+  await ddl(db, `CREATE TABLE rate_counts (
     key TEXT PRIMARY KEY,
     window_start INTEGER NOT NULL,
     count INTEGER NOT NULL
-  )`.execute(db);
-  await sql`ALTER TABLE domains ADD COLUMN scan_spam INTEGER NOT NULL DEFAULT 1`.execute(db);
+  )`);
+  await ddl(db, `ALTER TABLE domains ADD COLUMN scan_spam INTEGER NOT NULL DEFAULT 1`);
 }

@@ -1,8 +1,9 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { ddl } from "../dialect.ts";
 
 /** Admin accounts and sessions, login throttling, the audit log and daily statistics. */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`CREATE TABLE admins (
+  await ddl(db, `CREATE TABLE admins (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     username TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL,
@@ -11,8 +12,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     recovery_codes TEXT NOT NULL DEFAULT '[]',
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
-  )`.execute(db);
-  await sql`CREATE TABLE web_sessions (
+  )`);
+  await ddl(db, `CREATE TABLE web_sessions (
     id TEXT PRIMARY KEY,
     admin_id INTEGER NOT NULL REFERENCES admins (id) ON DELETE CASCADE,
     csrf TEXT NOT NULL,
@@ -21,13 +22,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     created_at INTEGER NOT NULL,
     last_seen INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
-  )`.execute(db);
-  await sql`CREATE TABLE login_failures (
+  )`);
+  await ddl(db, `CREATE TABLE login_failures (
     key TEXT PRIMARY KEY,
     window_start INTEGER NOT NULL,
     count INTEGER NOT NULL
-  )`.execute(db);
-  await sql`CREATE TABLE audit_log (
+  )`);
+  await ddl(db, `CREATE TABLE audit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at INTEGER NOT NULL,
     actor TEXT NOT NULL,
@@ -36,13 +37,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     target TEXT NOT NULL,
     before TEXT,
     after TEXT
-  )`.execute(db);
-  await sql`CREATE INDEX audit_log_at ON audit_log (at)`.execute(db);
-  await sql`CREATE TABLE daily_stats (
+  )`);
+  await ddl(db, `CREATE INDEX audit_log_at ON audit_log (at)`);
+  await ddl(db, `CREATE TABLE daily_stats (
     day TEXT NOT NULL,
     domain TEXT NOT NULL,
     category TEXT NOT NULL,
     count INTEGER NOT NULL,
     PRIMARY KEY (day, domain, category)
-  )`.execute(db);
+  )`);
 }

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from "kysely";
+import { ddl } from "../dialect.ts";
 
 /**
  * Who must confirm a forwarding destination (docs/aliases.md, "Destinations"):
@@ -9,8 +10,8 @@ import { type Kysely, sql } from "kysely";
  * unconfirmed keep waiting, as they did: nothing starts forwarding unasked.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`ALTER TABLE aliases ADD COLUMN confirm_targets INTEGER NOT NULL DEFAULT 0`.execute(db);
-  await sql`ALTER TABLE destinations ADD COLUMN confirmed_by TEXT`.execute(db);
+  await ddl(db, `ALTER TABLE aliases ADD COLUMN confirm_targets INTEGER NOT NULL DEFAULT 0`);
+  await ddl(db, `ALTER TABLE destinations ADD COLUMN confirmed_by TEXT`);
   await sql`UPDATE destinations SET confirmed_by = 'link' WHERE verified_at IS NOT NULL`.execute(db);
   const pending = new Set((await sql<{ address: string }>`SELECT address FROM destinations WHERE verified_at IS NULL`.execute(db)).rows.map((r) => r.address));
   const aliases = (await sql<{ id: number; recipients: string }>`SELECT id, recipients FROM aliases`.execute(db)).rows;

@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { ddl } from "../dialect.ts";
 
 /**
  * The greylisting auto-allowlist (like postgrey's AWL): a sender key that
@@ -6,10 +7,10 @@ import { type Kysely, sql } from "kysely";
  * domain, until it has not been seen for 30 days.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`CREATE TABLE greylist_senders (
+  await ddl(db, `CREATE TABLE greylist_senders (
     sender_key TEXT PRIMARY KEY,
     passed_at INTEGER NOT NULL,
     last_seen INTEGER NOT NULL
-  )`.execute(db);
-  await sql`CREATE INDEX greylist_senders_last_seen ON greylist_senders (last_seen)`.execute(db);
+  )`);
+  await ddl(db, `CREATE INDEX greylist_senders_last_seen ON greylist_senders (last_seen)`);
 }

@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { ddl } from "../dialect.ts";
 
 /**
  * The DKIM key of the server's host name: it signs the notices mailferry
@@ -6,12 +7,12 @@ import { type Kysely, sql } from "kysely";
  * under a managed domain. One row, made on first use.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`CREATE TABLE server_dkim_key (
+  await ddl(db, `CREATE TABLE server_dkim_key (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     selector TEXT NOT NULL,
     algorithm TEXT NOT NULL,
     private_key TEXT NOT NULL,
     public_key TEXT NOT NULL,
     created_at INTEGER NOT NULL
-  )`.execute(db);
+  )`);
 }

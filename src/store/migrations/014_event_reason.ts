@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { ddl } from "../dialect.ts";
 
 /**
  * Why each mail-log event happened: the reason token of its decision
@@ -6,5 +7,5 @@ import { type Kysely, sql } from "kysely";
  * rewording a reply cannot change them. Events written before have none.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`ALTER TABLE events ADD COLUMN reason TEXT`.execute(db);
+  await ddl(db, `ALTER TABLE events ADD COLUMN reason TEXT`);
 }

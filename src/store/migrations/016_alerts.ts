@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { ddl } from "../dialect.ts";
 
 /**
  * One row per alert (docs/operations.md, "Alerts"): while it lasts
@@ -6,7 +7,7 @@ import { type Kysely, sql } from "kysely";
  * for the list until the same alert starts again.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`CREATE TABLE alerts (
+  await ddl(db, `CREATE TABLE alerts (
     key TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
     title TEXT NOT NULL,
@@ -14,5 +15,5 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     started_at INTEGER NOT NULL,
     last_sent_at INTEGER NOT NULL,
     resolved_at INTEGER
-  )`.execute(db);
+  )`);
 }

@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { ddl } from "../dialect.ts";
 
 /**
  * The learning catch-all (docs/aliases.md, "Learning catch-all"): per name a
@@ -7,7 +8,7 @@ import { type Kysely, sql } from "kysely";
  * refused (550 at RCPT) or allowed again by an admin (never suggested again).
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`CREATE TABLE catchall_names (
+  await ddl(db, `CREATE TABLE catchall_names (
     domain TEXT NOT NULL,
     name TEXT NOT NULL,
     spam INTEGER NOT NULL DEFAULT 0,
@@ -17,6 +18,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     decided_at INTEGER,
     decided_by TEXT,
     PRIMARY KEY (domain, name)
-  )`.execute(db);
-  await sql`CREATE INDEX catchall_names_state ON catchall_names (state, last_seen)`.execute(db);
+  )`);
+  await ddl(db, `CREATE INDEX catchall_names_state ON catchall_names (state, last_seen)`);
 }

@@ -1,4 +1,5 @@
-import { type Kysely, sql } from "kysely";
+import type { Kysely } from "kysely";
+import { ddl } from "../dialect.ts";
 
 /**
  * Issue 19: app passwords for authenticated submission (docs/send-as.md). One
@@ -6,7 +7,7 @@ import { type Kysely, sql } from "kysely";
  * which it may send as; only a hash of the secret is kept.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`CREATE TABLE app_passwords (
+  await ddl(db, `CREATE TABLE app_passwords (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('address', 'domain')),
@@ -15,6 +16,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     created_at INTEGER NOT NULL,
     last_used_at INTEGER,
     revoked_at INTEGER
-  )`.execute(db);
-  await sql`CREATE UNIQUE INDEX app_passwords_active_name ON app_passwords (identity, name) WHERE revoked_at IS NULL`.execute(db);
+  )`);
+  await ddl(db, `CREATE UNIQUE INDEX app_passwords_active_name ON app_passwords (identity, name) WHERE revoked_at IS NULL`);
 }

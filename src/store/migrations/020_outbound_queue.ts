@@ -1,4 +1,5 @@
 import { type Kysely, sql } from "kysely";
+import { ddl } from "../dialect.ts";
 
 /**
  * The outbox becomes the durable outbound queue (docs/delivery-and-authentication.md,
@@ -7,10 +8,10 @@ import { type Kysely, sql } from "kysely";
  * only the recipients still pending. Queued rows keep their recipient.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await sql`ALTER TABLE outbox ADD COLUMN mail_from TEXT NOT NULL DEFAULT ''`.execute(db);
-  await sql`ALTER TABLE outbox ADD COLUMN submitter TEXT`.execute(db);
-  await sql`ALTER TABLE outbox ADD COLUMN delay_notice_at INTEGER`.execute(db);
-  await sql`CREATE TABLE outbox_recipients (
+  await ddl(db, `ALTER TABLE outbox ADD COLUMN mail_from TEXT NOT NULL DEFAULT ''`);
+  await ddl(db, `ALTER TABLE outbox ADD COLUMN submitter TEXT`);
+  await ddl(db, `ALTER TABLE outbox ADD COLUMN delay_notice_at INTEGER`);
+  await ddl(db, `CREATE TABLE outbox_recipients (
     outbox_id INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
     address TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
@@ -19,7 +20,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     reply_text TEXT,
     remote_mta TEXT,
     PRIMARY KEY (outbox_id, address)
-  )`.execute(db);
+  )`);
   await sql`INSERT INTO outbox_recipients (outbox_id, address) SELECT id, rcpt_to FROM outbox`.execute(db);
-  await sql`ALTER TABLE outbox DROP COLUMN rcpt_to`.execute(db);
+  await ddl(db, `ALTER TABLE outbox DROP COLUMN rcpt_to`);
 }
