@@ -34,6 +34,7 @@ import { preparePrivateDataDir } from "./store/data-dir.ts";
 import { createEventRecorder } from "./store/events.ts";
 import { ALERTS_WEBHOOK_SECRET_FILE, loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
 import { acquireServerLock } from "./store/lock.ts";
+import { createJobLocks } from "./store/job-locks.ts";
 import { createServices } from "./service/index.ts";
 import { domainService } from "./service/domains.ts";
 import { startDkimActivation } from "./service/dkim-rotation.ts";
@@ -142,20 +143,27 @@ function startOutbound(config: Config, logger: Logger, { store }: Data, { resolv
 type Outbound = ReturnType<typeof startOutbound>;
 
 /** Housekeeping every 10 minutes, the second phase of DKIM rotations (a pending key signs once DNS serves it), and the alert checks. */
-function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { resolver, liveResolver, certificates, acme }: Foundations, { outbox }: Outbound, stops: Stops) {
-  const prune = () =>
-    housekeeping(store.db, { eventRetentionMs: config.log.retention, maxEvents: config.log.maxEvents }).then(
+async function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { resolver, liveResolver, certificates, acme }: Foundations, { outbox }: Outbound, stops: Stops) {
+  // Several nodes on one PostgreSQL: each job runs on the node holding its lock (store/job-locks.ts).
+  const locks = createJobLocks(store.db, logger);
+  await locks.start();
+  stops.push(() => locks.stop());
+  const prune = async () => {
+    if (!locks.holds("housekeeping")) return;
+    await housekeeping(store.db, { eventRetentionMs: config.log.retention, maxEvents: config.log.maxEvents }).then(
       (removed) => logger.debug("housekeeping.done", removed),
       (err) => logger.error("housekeeping.failed", { error: err }),
     );
+  };
   void prune();
   const maintenance = setInterval(prune, 600_000);
   maintenance.unref();
   stops.push(async () => clearInterval(maintenance));
-  const dkimActivation = startDkimActivation({ db: store.db, lookup: (name, type) => liveResolver.resolve(name, type), logger });
+  const dkimActivation = startDkimActivation({ db: store.db, runsHere: () => locks.holds("dkim_activation"), lookup: (name, type) => liveResolver.resolve(name, type), logger });
   stops.push(() => dkimActivation.stop());
   const alerts = startAlertJob({
     db: store.db,
+    runsHere: () => locks.holds("alerts"),
     intervalMs: config.alerts.checkInterval,
     thresholds: () => ({
       destination: { failures: config.alerts.destinationFailures, authRejections: config.alerts.authRejections },
@@ -314,7 +322,7 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
     const data = await openData(config, logger, stops);
     const found = startFoundations(config, logger, data, startedAt);
     const out = startOutbound(config, logger, data, found, stops);
-    startBackgroundJobs(config, logger, data, found, out, stops);
+    await startBackgroundJobs(config, logger, data, found, out, stops);
     const links = linkBase(config);
     const mx = await startMx(config, logger, input, data, found, out, links, stops);
     const submission = await startSubmission(config, logger, data, found, out, stops);

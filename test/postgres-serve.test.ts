@@ -11,7 +11,7 @@ import { DATABASE_FILE, openDatabase } from "../src/store/db.ts";
 import { listEvents } from "../src/store/events.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { freePort } from "./support/ports.ts";
-import { type Postgres, startPostgres } from "./support/postgres.ts";
+import { nodeEnv, type Postgres, startPostgres } from "./support/postgres.ts";
 import { type ServeProcess, startServe } from "./support/serve-process.ts";
 import { type Sink, startSink } from "./support/sink.ts";
 import { CLI, cleanEnv, run } from "./support/smoke.ts";
@@ -40,15 +40,7 @@ afterAll(async () => {
 });
 
 const env = () => ({
-  MAILFERRY_DATA_DIR: dataDir,
-  MAILFERRY_DATABASE_URL: databaseUrl,
-  MAILFERRY_HOSTNAME: "mx.pg.test",
-  MAILFERRY_SMTP_PORT: "0",
-  MAILFERRY_HTTP_PORT: "0",
-  MAILFERRY_DNS_SERVERS: dns.address,
-  MAILFERRY_DNS_TIMEOUT: "2s",
-  MAILFERRY_OUTBOUND_PORT: String(sink.port),
-  MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true",
+  ...nodeEnv({ dataDir, databaseUrl, hostname: "mx.pg.test", dnsAddress: dns.address, sinkPort: sink.port }),
   MAILFERRY_GREYLIST_DELAY: "0",
 });
 

@@ -8,7 +8,9 @@ import { UserError } from "../src/errors.ts";
 import { adapt, hotStatement, openDatabase, openStore, type SqliteStore, type Store } from "../src/store/db.ts";
 import { addDomain, findDomain, listDomains, parseDomainName, removeDomain } from "../src/store/domains.ts";
 import { createEventRecorder, listEvents, MAX_STORED_HEADERS, writeEvents } from "../src/store/events.ts";
-import { enqueue, markDelivered, touchFingerprint } from "../src/store/deliveries.ts";
+import { claimDue, dueOutbox, enqueue, markDelivered, touchFingerprint } from "../src/store/deliveries.ts";
+import { createJobLocks, JOB_KINDS, JOB_LOCK_POLL_MS } from "../src/store/job-locks.ts";
+import { createLogger } from "../src/log.ts";
 import { activatePendingKey, rotateDkimKey, signingKey } from "../src/store/dkim-keys.ts";
 import { versionCounter } from "../src/store/settings.ts";
 import type { NewEvent } from "../src/store/schema.ts";
@@ -381,4 +383,41 @@ describe("PostgreSQL with several nodes", () => {
     expect(await versionCounter(nodes[2]!.db, "routing_version")).not.toBe(before);
     expect((await listDomains(nodes[2]!.db)).map((d) => d.name)).toEqual(["shared.test"]);
   });
+
+  test("a due message is taken by exactly one of several nodes claiming it at once", async () => {
+    const url = await postgres!.createDatabase();
+    const nodes = [await openDatabase(url), await openDatabase(url)];
+    open.push(...nodes);
+    const id = await enqueue(nodes[0]!.db, { from: "", to: ["a@dest.test"], raw: Buffer.from("x") }, 1_000);
+    const [entry] = await dueOutbox(nodes[0]!.db, 2_000);
+    const claims = await Promise.all([...nodes, ...nodes].map((node) => claimDue(node.db, entry!, 900_000)));
+    expect(claims.filter(Boolean)).toHaveLength(1);
+    // Taken: no node finds it due until the claim runs out.
+    expect(await dueOutbox(nodes[1]!.db, 2_000)).toEqual([]);
+    expect((await dueOutbox(nodes[1]!.db, 900_000)).map((e) => e.id)).toEqual([id]);
+  });
+
+  test("each background job runs on one node; when that node stops, another takes it at its next poll", async () => {
+    const url = await postgres!.createDatabase();
+    const nodes = [await openDatabase(url), await openDatabase(url)];
+    open.push(...nodes);
+    const logger = createLogger({ level: "error", format: "json", write: () => {} });
+    const [first, second] = nodes.map((node) => createJobLocks(node.db, logger));
+    await first!.start();
+    await second!.start();
+    try {
+      expect(JOB_KINDS.map((kind) => [first!.holds(kind), second!.holds(kind)])).toEqual(JOB_KINDS.map(() => [true, false]));
+      await first!.stop();
+      await Bun.sleep(JOB_LOCK_POLL_MS + 500);
+      expect(JOB_KINDS.map((kind) => [first!.holds(kind), second!.holds(kind)])).toEqual(JOB_KINDS.map(() => [false, true]));
+    } finally {
+      await second!.stop();
+    }
+  });
+});
+
+test("on SQLite the one server holds every background-job lock", async () => {
+  const locks = createJobLocks((await store()).db, createLogger({ level: "error", format: "json", write: () => {} }));
+  await locks.start();
+  expect(JOB_KINDS.every((kind) => locks.holds(kind))).toBe(true);
 });

@@ -16,6 +16,8 @@ import { aliasRefusalConditions, COUNT_WINDOW_MS, type DestinationThresholds, ty
 export interface AlertJobDeps extends ChannelDeps {
   db: DB;
   intervalMs: number;
+  /** Several nodes on one database: only the one this says runs the periodic check (store/job-locks.ts). */
+  runsHere?: () => boolean;
   /** Read at each check, so a changed setting applies at the next. */
   thresholds: () => { destination: DestinationThresholds; server: ServerThresholds; aliasRefusals: number };
   server: {
@@ -123,7 +125,7 @@ export function startAlertJob(deps: AlertJobDeps): AlertJob {
         running = null;
       }
     })());
-  const timer = setInterval(() => void check().catch((err) => deps.logger.error("alerts.check_failed", { error: err })), deps.intervalMs);
+  const timer = setInterval(() => void (deps.runsHere?.() !== false && check().catch((err) => deps.logger.error("alerts.check_failed", { error: err }))), deps.intervalMs);
   timer.unref();
   return {
     check,

@@ -11,7 +11,8 @@ import type { Logger } from "../log.ts";
 import { headerBlockEnd } from "../mail/headers.ts";
 import { formatReply, reply } from "../mail/reply.ts";
 import type { DB } from "../store/db.ts";
-import { awaitingDelayNotice, dueOutbox, enqueue, outboxDone, outboxRetry, type QueueEntry, type QueueRecipient, recipientsOf, recordDelayNotice, recordRecipientReply } from "../store/deliveries.ts";
+import { isPostgres } from "../store/dialect.ts";
+import { awaitingDelayNotice, claimDue, dueOutbox, enqueue, outboxDone, outboxRetry, type QueueEntry, type QueueRecipient, recipientsOf, recordDelayNotice, recordRecipientReply } from "../store/deliveries.ts";
 import { buildDsn, type FailedTarget } from "./dsn.ts";
 import { signOriginated } from "./originated.ts";
 import type { DeliveryResult, Relay } from "./relay.ts";
@@ -38,6 +39,13 @@ export interface Outbox {
 }
 
 const POLL_MS = 60_000;
+/**
+ * Several nodes on one PostgreSQL: what another node queued and did not send
+ * (it died, or it was a CLI command) is picked up within seconds.
+ */
+const SHARED_POLL_MS = 5_000;
+/** How long a node that took a message for an attempt keeps it (claimDue): longer than an attempt lasts. */
+const CLAIM_MS = 15 * 60_000;
 
 export interface OutboxDeps {
   db: DB;
@@ -65,7 +73,10 @@ export function createOutbox(deps: OutboxDeps): Outbox {
       do {
         again = false;
         try {
-          for (const entry of await dueOutbox(db, now())) if (await attemptOrReschedule(deps, now, entry)) again = true;
+          for (const entry of await dueOutbox(db, now())) {
+            if (!(await claimDue(db, entry, now() + CLAIM_MS))) continue; // another node sends it
+            if (await attemptOrReschedule(deps, now, entry)) again = true;
+          }
           for (const entry of await awaitingDelayNotice(db, now() - DELAY_NOTICE_AFTER_MS)) {
             await sendDelayNotice(deps, now, entry);
             again = true;
@@ -88,7 +99,7 @@ export function createOutbox(deps: OutboxDeps): Outbox {
     },
     runDue,
     start() {
-      timer = setInterval(() => void runDue(), POLL_MS);
+      timer = setInterval(() => void runDue(), isPostgres(db) ? SHARED_POLL_MS : POLL_MS);
       timer.unref();
       // What a crash or a stop left queued goes out now, not a poll later.
       void runDue();

@@ -9,6 +9,7 @@ import type { Session } from "../smtp/session.ts";
 import { addDeny, bumpCounter, countersSince, greylistEntry, greylistSender, saveCounters, saveGreylist, saveGreylistSender } from "../store/senders.ts";
 import { entryMatches, type SenderEntry, type SenderIdentity } from "../store/allowlist.ts";
 import type { DB } from "../store/db.ts";
+import { isPostgres } from "../store/dialect.ts";
 import type { GreylistSenderTable, GreylistTable } from "../store/schema.ts";
 import { createSenderLists } from "../store/sender-lists.ts";
 import { hasAllowedSuffix, rootDomain } from "./identity.ts";
@@ -112,6 +113,7 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
   let flushTimer: ReturnType<typeof setInterval> | undefined;
 
   const senderLists = createSenderLists(db);
+  const shared = isPostgres(db);
   const identity = (client: Client): SenderIdentity => ({ ip: client.remoteIp, host: client.verifiedHost, mailFrom: client.mailFrom });
 
   /** Greylisting when it is on: a skip (and why), else the per-domain decision; a pass puts the sender key on the auto-allowlist. */
@@ -135,6 +137,21 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
     if (!outcome.deferral) await saveGreylistSender(db, { sender_key: session.senderKey, passed_at: t, last_seen: t });
     observe({ greylist: outcome.deferral ? "deferred" : "passed" });
     return { refusal: outcome.deferral };
+  }
+
+  /**
+   * One more connection of the hour under `rateKey`. Several nodes on one
+   * PostgreSQL count in it directly, so a sender's connections add up across
+   * them; one server counts in memory and flushes every 10 s (the hot path
+   * stays free of writes).
+   */
+  async function countRate(rateKey: string, t: number): Promise<number> {
+    if (shared) return bumpCounter(db, "rate_counts", rateKey, HOUR, t);
+    const current = rates.get(rateKey);
+    const next = current && t - current.window_start < HOUR ? { window_start: current.window_start, count: current.count + 1 } : { window_start: t, count: 1 };
+    rates.set(rateKey, next);
+    dirty.add(rateKey);
+    return next.count;
   }
 
   async function flush() {
@@ -183,13 +200,9 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
       const rateKey = `${session.senderKey}|${recipient.toLowerCase()}`;
       if (seen && !seen.has(rateKey)) {
         seen.add(rateKey);
-        const t = now();
-        const current = rates.get(rateKey);
-        const next = current && t - current.window_start < HOUR ? { window_start: current.window_start, count: current.count + 1 } : { window_start: t, count: 1 };
-        rates.set(rateKey, next);
-        dirty.add(rateKey);
+        const count = await countRate(rateKey, now());
         const { connectionsPerHour } = limits();
-        if (next.count > connectionsPerHour) {
+        if (count > connectionsPerHour) {
           return { refusal: decision(reply(421, "4.7.0", `Rate limit: more than ${connectionsPerHour} connections in an hour from ${session.senderKey} to ${recipient}; try again later`), "rate_limited") };
         }
       }

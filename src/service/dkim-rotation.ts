@@ -47,9 +47,11 @@ export async function activatePublishedKeys(db: DB, lookup: Lookup, now = Date.n
 }
 
 /** The server's periodic check: once at start, then every `intervalMs`. */
-export function startDkimActivation(deps: { db: DB; lookup: Lookup; logger: Logger; intervalMs?: number }): { stop(): Promise<void> } {
+export function startDkimActivation(deps: { db: DB; lookup: Lookup; logger: Logger; intervalMs?: number; runsHere?: () => boolean }): { stop(): Promise<void> } {
   let running: Promise<void> = Promise.resolve();
   const run = () => {
+    // Several nodes on one database: one of them checks (store/job-locks.ts).
+    if (deps.runsHere && !deps.runsHere()) return;
     running = activatePublishedKeys(deps.db, deps.lookup).then(
       (activations) => {
         for (const a of activations) deps.logger.info("dkim.activated", { domain: a.domain, selector: a.selector, retired: a.retired, reason: "DNS serves its record" });

@@ -2,6 +2,7 @@
 // by the sender skips them), bounces already sent, and DSNs still to send.
 import type { Selectable } from "kysely";
 import { type DB, hotStatement } from "./db.ts";
+import { isPostgres } from "./dialect.ts";
 import type { OutboxRecipientsTable } from "./schema.ts";
 
 export interface FingerprintState {
@@ -113,6 +114,20 @@ export async function recipientsOf(db: DB, id: number): Promise<QueueRecipient[]
 /** Messages whose next attempt is due, oldest first, a round's worth. */
 export async function dueOutbox(db: DB, now = Date.now()): Promise<QueueEntry[]> {
   return withRecipients(db, await db.selectFrom("outbox").selectAll().where("next_attempt", "<=", now).orderBy("id").limit(50).execute());
+}
+
+/**
+ * Takes a due message for one attempt, so that of several nodes on one
+ * PostgreSQL exactly one sends it: its next attempt moves to `leaseUntil`
+ * unless another node moved it first (the UPDATE waits for that node's and
+ * then finds the row changed). A node that dies while sending leaves the
+ * message due again at `leaseUntil`, its recipients already answered settled.
+ * On SQLite one server owns the database: nothing to take.
+ */
+export async function claimDue(db: DB, entry: Pick<QueueEntry, "id" | "next_attempt">, leaseUntil: number): Promise<boolean> {
+  if (!isPostgres(db)) return true;
+  const result = await db.updateTable("outbox").set({ next_attempt: leaseUntil }).where("id", "=", entry.id).where("next_attempt", "=", entry.next_attempt).executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
 const LISTED = ["id", "mail_from", "submitter", "attempts", "next_attempt", "last_error", "created_at", "delay_notice_at"] as const;

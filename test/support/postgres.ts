@@ -69,3 +69,18 @@ async function run(argv: string[]): Promise<string> {
   if (code !== 0) throw new Error(`${argv.join(" ")} failed (${code}): ${err || out}`);
   return out;
 }
+
+/** The environment of a `mailferry serve` node on `databaseUrl` forwarding to `sinkPort` on loopback, names resolved by `dnsAddress`. */
+export function nodeEnv(node: { dataDir: string; databaseUrl: string; hostname: string; dnsAddress: string; sinkPort: number }): Record<string, string> {
+  return {
+    MAILFERRY_DATA_DIR: node.dataDir,
+    MAILFERRY_DATABASE_URL: node.databaseUrl,
+    MAILFERRY_HOSTNAME: node.hostname,
+    MAILFERRY_SMTP_PORT: "0",
+    MAILFERRY_HTTP_PORT: "0",
+    MAILFERRY_DNS_SERVERS: node.dnsAddress,
+    MAILFERRY_DNS_TIMEOUT: "2s",
+    MAILFERRY_OUTBOUND_PORT: String(node.sinkPort),
+    MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true",
+  };
+}
