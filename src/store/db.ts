@@ -106,13 +106,9 @@ export async function openStore(path: string, options: OpenOptions = {}): Promis
  * others wait, then find nothing pending. Backups are PostgreSQL's own (pg_dump).
  */
 async function openPostgresStore(url: string): Promise<PostgresStore> {
-  const where = new URL(url);
-  where.password = "";
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: bunSqlPool(url, POSTGRES_CONNECTIONS) }) });
   try {
-    const applied = await appliedMigrationsIn(db).catch((err: Error & { code?: string }) => {
-      throw new Error(`cannot use the PostgreSQL database ${where.href} ([database] url): ${err.message}${err.code ? ` (${err.code})` : ""}`);
-    });
+    const applied = await postgresMigrationsIn(db, url);
     const newer = newerSchemaMessage(schemaStatus(applied));
     if (newer) throw new Error(newer);
     await migrate(db);
@@ -120,7 +116,33 @@ async function openPostgresStore(url: string): Promise<PostgresStore> {
     await db.destroy();
     throw err;
   }
-  return { db, sqlite: null, path: where.href, close: () => db.destroy() };
+  return { db, sqlite: null, path: withoutPassword(url), close: () => db.destroy() };
+}
+
+/** The URL to show: user, host, port and database, never the password. */
+export function withoutPassword(url: string): string {
+  const where = new URL(url);
+  where.password = "";
+  return where.href;
+}
+
+/** The migrations applied to the PostgreSQL database at `url`, read on one connection without migrating (doctor). */
+export async function postgresMigrations(url: string): Promise<string[]> {
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: bunSqlPool(url, 1) }) });
+  try {
+    return await postgresMigrationsIn(db, url);
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** A failure to connect names the server and database, never the password (not even when the driver echoes it). */
+function postgresMigrationsIn(db: DB, url: string): Promise<string[]> {
+  return appliedMigrationsIn(db).catch((err: Error & { code?: string }) => {
+    const password = decodeURIComponent(new URL(url).password);
+    const reason = password ? err.message.replaceAll(password, "***") : err.message;
+    throw new Error(`cannot use the PostgreSQL database ${withoutPassword(url)} ([database] url): ${reason}${err.code ? ` (${err.code})` : ""}`);
+  });
 }
 
 async function migrate(db: Kysely<Schema>): Promise<void> {
