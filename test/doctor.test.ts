@@ -270,7 +270,7 @@ describe("mailferry doctor on PostgreSQL ([database] url)", () => {
     return { finding: report.findings.find((f) => f.check === "database")!, stdout: result.stdout, exitCode: result.exitCode };
   };
 
-  test("a migrated database: ✓ connected with its schema; one migration missing: pending, a pg_dump first", async () => {
+  test("a migrated database: ✓ connected with its schema; one migration missing: pending, a pg_dump first; a newer one: ✗", async () => {
     const url = await postgres.createDatabase();
     const store = await openDatabase(url);
     const latest = Object.keys(migrations).at(-1)!;
@@ -279,6 +279,11 @@ describe("mailferry doctor on PostgreSQL ([database] url)", () => {
       // As if this database were left by the previous version: its newest migration not applied.
       await sql`DELETE FROM kysely_migration WHERE name = ${latest}`.execute(store.db);
       expect((await databaseFinding(url)).finding.message).toContain("1 migration(s) to apply at the next start (a pg_dump is taken first when pg_dump is on PATH)");
+      // As if a newer mailferry had migrated it.
+      await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('999_from_the_future', '2099-01-01T00:00:00.000Z')`.execute(store.db);
+      const newer = await databaseFinding(url);
+      expect(newer.exitCode).toBe(1);
+      expect(newer.finding).toMatchObject({ severity: "error", message: expect.stringContaining("database schema 999_from_the_future is newer than this mailferry") });
     } finally {
       await store.close();
     }

@@ -3,7 +3,7 @@
 // passwd, no systemctl) and runs it there; it must be idempotent, change
 // nothing in a dry run and uninstall without touching data or configuration.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compiledBinary } from "./support/build.ts";
@@ -255,6 +255,16 @@ describe.skipIf(!isRoot)("install.sh --database-url: a further node on one Postg
     expect(result.stdout).toContain(firstNodeDkim);
     expect(result.stdout).not.toContain("pg-s3cret");
     expect(existsSync(join(node, "var/lib/mailferry/mailferry.db"))).toBe(false);
+  }, 90_000);
+
+  test("an existing configuration is kept, and the warning says --database-url is not in it", async () => {
+    const kept = fakeRoot();
+    mkdirSync(join(kept, "etc/mailferry"), { recursive: true });
+    writeFileSync(join(kept, "etc/mailferry/config.toml"), 'hostname = "mx2.example.test"\n');
+    const result = await install("--root", kept, "--binary", binary, "--non-interactive", "--hostname", "mx2.example.test", "--database-url", url);
+    expect(result.exitCode).toBe(0);
+    expect(readFileSync(join(kept, "etc/mailferry/config.toml"), "utf8")).toBe('hostname = "mx2.example.test"\n');
+    expect(result.stderr).toContain(`--database-url was not written into the existing ${kept}/etc/mailferry/config.toml: add [database] url there yourself`);
   }, 90_000);
 
   test("--dry-run shows the configuration without the password; a URL that is not postgres:// is a usage error", async () => {
