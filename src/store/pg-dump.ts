@@ -16,7 +16,7 @@ export function pgTool(name: "pg_dump" | "pg_restore"): string | null {
 /** Dumps the database at `url` into `file` (made 0600 first: the dump holds the DKIM private keys). */
 export async function pgDump(url: string, file: string): Promise<void> {
   closeSync(openSync(file, "w", 0o600));
-  await runTool("pg_dump", ["--format=custom", "--no-owner", `--file=${file}`, `--dbname=${withoutPassword(url)}`], url);
+  await runTool("pg_dump", ["--format=custom", `--file=${file}`, `--dbname=${withoutPassword(url)}`], url);
 }
 
 /**
