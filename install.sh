@@ -22,6 +22,11 @@ options:
   --hostname H         this server's mail host name, the target of the MX records (e.g. mx.example.com)
   --domain D           the first domain to receive mail for (e.g. example.com)
   --admin-email E      the administrator's e-mail address (kept in the configuration)
+  --database-url URL   a further node of an installation on PostgreSQL
+                       (postgres://user:password@host:5432/db, docs/multi-node.md): written to
+                       [database] url in the configuration (then mode 0600); domains and their
+                       DKIM keys come from that database, so no domain is asked for or added
+                       unless --domain names one
   --non-interactive    ask nothing: take the options, else the defaults
   --dry-run            print every action it would take, change nothing
   --root DIR           install into DIR as a root directory (for tests): no systemctl,
@@ -45,7 +50,7 @@ usage_error() {
 say() { printf '%s\n' "$*"; }
 warn() { printf 'install.sh: warning: %s\n' "$*" >&2; }
 
-BINARY="" URL="" HOST="" DOMAIN="" ADMIN_EMAIL="" ROOT=""
+BINARY="" URL="" HOST="" DOMAIN="" ADMIN_EMAIL="" ROOT="" DATABASE_URL=""
 INTERACTIVE=1 DRY_RUN=0 UNINSTALL=0
 
 parse_args() {
@@ -58,7 +63,7 @@ parse_args() {
       set -- "$arg" "$value" "${@:2}"
     fi
     case $arg in
-      --binary | --hostname | --domain | --admin-email | --root)
+      --binary | --hostname | --domain | --admin-email | --root | --database-url)
         [ $# -ge 2 ] || usage_error "$arg needs a value"
         case $arg in
           --binary) BINARY=$2 ;;
@@ -66,6 +71,7 @@ parse_args() {
           --domain) DOMAIN=$2 ;;
           --admin-email) ADMIN_EMAIL=$2 ;;
           --root) ROOT=$2 ;;
+          --database-url) DATABASE_URL=$2 ;;
         esac
         shift 2
         ;;
@@ -92,6 +98,11 @@ parse_args() {
   if [ -n "$BINARY" ]; then
     [ -f "$BINARY" ] || die "--binary $BINARY: no such file"
     BINARY=$(cd "$(dirname "$BINARY")" && pwd)/$(basename "$BINARY")
+  fi
+  # No quotes, backslashes, spaces or control characters: the URL goes into config.toml as a string.
+  local database_url='^postgres(ql)?://[^"\\[:space:][:cntrl:]]+$'
+  if [ -n "$DATABASE_URL" ] && ! [[ $DATABASE_URL =~ $database_url ]]; then
+    usage_error "--database-url: must be a URL such as postgres://mailferry:PASSWORD@db.internal:5432/mailferry (no quotes, backslashes or spaces)"
   fi
   # Ask only on a terminal: piped or scripted runs take the options and defaults.
   [ -t 0 ] || INTERACTIVE=0
@@ -200,7 +211,8 @@ gather_answers() {
   machine=$(hostname -f 2>/dev/null || uname -n)
   if [ "$INTERACTIVE" = 1 ]; then
     [ -n "$HOST" ] || ask HOST "Mail host name of this server (the MX records point here)" "$machine"
-    [ -n "$DOMAIN" ] || ask DOMAIN "First domain to receive mail for (empty: none yet)" "${HOST#*.}"
+    # A further node serves the domains already in the shared database.
+    [ -n "$DOMAIN" ] || [ -n "$DATABASE_URL" ] || ask DOMAIN "First domain to receive mail for (empty: none yet)" "${HOST#*.}"
     [ -n "$ADMIN_EMAIL" ] || ask ADMIN_EMAIL "Administrator e-mail address (empty: none)" ""
   fi
   if [ -z "$HOST" ]; then
@@ -271,7 +283,8 @@ write_file() { # write_file PATH MODE OWNER CONTENT
   local path=$1 mode=$2 owner=$3 content=$4 tmp
   if [ "$DRY_RUN" = 1 ]; then
     say "would write $path (mode $mode, owner $owner):"
-    if [ -n "$content" ]; then printf '%s\n' "$content" | sed 's/^/    /'; fi
+    # The database password is not shown.
+    if [ -n "$content" ]; then printf '%s\n' "$content" | sed -E 's/^/    /; s#(postgres(ql)?://[^:/@]*:)[^@]*@#\1***@#'; fi
     return
   fi
   tmp=$(mktemp "$path.XXXXXX")
@@ -305,7 +318,13 @@ ensure_dir() { # ensure_dir PATH MODE OWNER
 }
 
 config_toml() {
-  local acme
+  local acme database
+  if [ -n "$DATABASE_URL" ]; then
+    database="
+# The state shared with the other nodes (docs/multi-node.md); this node keeps its TLS files and spool in /var/lib/mailferry.
+[database]
+url = \"$DATABASE_URL\""
+  fi
   if [ -n "$ADMIN_EMAIL" ]; then
     acme="
 # The administrator's address: contact of the ACME (Let's Encrypt) account, for expiry notices.
@@ -334,13 +353,19 @@ tls_port = 465
 [http]
 host = "127.0.0.1"
 port = 8080
-${acme:-}
+${acme:-}${database:-}
 EOF
 }
 
 ensure_config() {
   if [ -e "$CONFIG_PATH" ]; then
     say "kept $CONFIG_PATH (an existing configuration is never overwritten)"
+    if [ -n "$DATABASE_URL" ] && ! grep -q '^\[database\]' "$CONFIG_PATH"; then
+      warn "--database-url was not written into the existing $CONFIG_PATH: add [database] url there yourself (docs/multi-node.md)"
+    fi
+  elif [ -n "$DATABASE_URL" ]; then
+    # It holds the database password: readable by the service user only.
+    write_file "$CONFIG_PATH" 0600 "$OWNER" "$(config_toml)"
   else
     write_file "$CONFIG_PATH" 0640 "$GROUP_OWNER" "$(config_toml)"
   fi
@@ -381,6 +406,7 @@ start_service() {
 ensure_domain() {
   # grep without -q reads all of the list (pipefail would count an early exit of the writer).
   if [ "$DRY_RUN" = 0 ] && "${MF[@]}" domain list | grep -x -- "$DOMAIN" >/dev/null; then
+    # On a further node that is the shared database: its DKIM key is used as it is.
     say "kept domain $DOMAIN (already added)"
   else
     act "${MF[@]}" domain add "$DOMAIN"

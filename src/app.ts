@@ -94,6 +94,8 @@ async function openData(config: Config, logger: Logger, stops: Stops) {
   stops.push(async () => lock.release());
   const store = await openDatabase(databaseLocation(config), {
     onPreMigrationBackup: (file, pending) => logger.info("store.pre_migration_backup", { file, pending }),
+    dataDir: config.dataDir,
+    onNoPreMigrationBackup: (reason, pending) => logger.warn("store.no_pre_migration_backup", { reason, pending }),
   });
   stops.push(() => store.close());
   const events = createEventRecorder(store.db);

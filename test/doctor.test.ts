@@ -5,12 +5,16 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { sql } from "kysely";
 import * as judge from "../src/doctor/findings.ts";
+import { openDatabase } from "../src/store/db.ts";
+import { migrations } from "../src/store/migrations/index.ts";
 import { schemaStatus } from "../src/store/versions.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "./support/mailferry.ts";
 import { certificateValidBetween } from "./support/pki.ts";
 import { freePort } from "./support/ports.ts";
+import { type Postgres, startPostgres } from "./support/postgres.ts";
 import { type Sink, startSink } from "./support/sink.ts";
 import { CLI, run } from "./support/smoke.ts";
 
@@ -84,14 +88,24 @@ describe("decisions", () => {
   test("database: none yet, unreadable, damaged, newer schema, pending migrations", () => {
     const path = "/d/mailferry.db";
     const current = schemaStatus(["001_initial", "002_routing"], ["001_initial", "002_routing"]);
-    expect(judge.databaseFinding({ path, state: null }).severity).toBe("warning");
-    expect(judge.databaseFinding({ path, state: { failed: "file is not a database" } }).severity).toBe("error");
-    expect(judge.databaseFinding({ path, state: { quickCheck: ["*** in database main ***", "Page 5: btreeInitPage() returns error code 11"], schema: current } })).toMatchObject({ severity: "error", fix: expect.stringContaining("mailferry restore") });
-    expect(judge.databaseFinding({ path, state: { quickCheck: ["ok"], schema: current } })).toMatchObject({ severity: "ok", message: "/d/mailferry.db: quick_check ok, schema 002_routing" });
+    expect(judge.databaseFinding({ path, engine: "sqlite", state: null }).severity).toBe("warning");
+    expect(judge.databaseFinding({ path, engine: "sqlite", state: { failed: "file is not a database" } }).severity).toBe("error");
+    expect(judge.databaseFinding({ path, engine: "sqlite", state: { quickCheck: ["*** in database main ***", "Page 5: btreeInitPage() returns error code 11"], schema: current } })).toMatchObject({ severity: "error", fix: expect.stringContaining("mailferry restore") });
+    expect(judge.databaseFinding({ path, engine: "sqlite", state: { quickCheck: ["ok"], schema: current } })).toMatchObject({ severity: "ok", message: "/d/mailferry.db: quick_check ok, schema 002_routing" });
     const newer = schemaStatus(["001_initial", "002_routing", "003_next"], ["001_initial", "002_routing"]);
-    expect(judge.databaseFinding({ path, state: { quickCheck: ["ok"], schema: newer } })).toMatchObject({ severity: "error", message: expect.stringContaining("database schema 003_next is newer") });
+    expect(judge.databaseFinding({ path, engine: "sqlite", state: { quickCheck: ["ok"], schema: newer } })).toMatchObject({ severity: "error", message: expect.stringContaining("database schema 003_next is newer") });
     const older = schemaStatus(["001_initial"], ["001_initial", "002_routing"]);
-    expect(judge.databaseFinding({ path, state: { quickCheck: ["ok"], schema: older } }).message).toContain("1 migration(s) to apply at the next start");
+    expect(judge.databaseFinding({ path, engine: "sqlite", state: { quickCheck: ["ok"], schema: older } }).message).toContain("1 migration(s) to apply at the next start");
+  });
+
+  test("database on PostgreSQL: connected with its schema, pending migrations, no connection", () => {
+    const path = "postgres://mailferry@db.internal:5432/mailferry";
+    const current = schemaStatus(["001_initial", "002_routing"], ["001_initial", "002_routing"]);
+    expect(judge.databaseFinding({ path, engine: "postgresql", state: { quickCheck: null, schema: current } })).toMatchObject({ severity: "ok", message: `${path}: connected, schema 002_routing` });
+    const older = schemaStatus(["001_initial"], ["001_initial", "002_routing"]);
+    expect(judge.databaseFinding({ path, engine: "postgresql", state: { quickCheck: null, schema: older } }).message).toContain("1 migration(s) to apply at the next start (a pg_dump is taken first when pg_dump is on PATH)");
+    const refused = judge.databaseFinding({ path, engine: "postgresql", state: { failed: `cannot use the PostgreSQL database ${path} ([database] url): connection refused` } });
+    expect(refused).toMatchObject({ severity: "error", message: expect.stringContaining(path), fix: expect.stringContaining("MAILFERRY_DATABASE_URL") });
   });
 
   test("certificate: expired, not yet valid, expiring soon, wrong name, fine", () => {
@@ -235,5 +249,56 @@ describe("mailferry doctor", () => {
     } finally {
       squatter.close();
     }
+  });
+});
+
+describe("mailferry doctor on PostgreSQL ([database] url)", () => {
+  let postgres: Postgres;
+  const scratch = mkdtempSync(join(tmpdir(), "mailferry-doctor-pg-test-"));
+  beforeAll(async () => {
+    postgres = await startPostgres();
+  }, 120_000);
+  afterAll(async () => {
+    await postgres?.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  /** The database finding of `doctor --json` with MAILFERRY_DATABASE_URL=url, and the exit code. */
+  const databaseFinding = async (url: string) => {
+    const result = await run([...CLI, "doctor", "--json"], { cwd: scratch, env: { MAILFERRY_DATA_DIR: join(scratch, "data"), MAILFERRY_DATABASE_URL: url, MAILFERRY_SMTP_PORT: "0", MAILFERRY_HTTP_PORT: "0", MAILFERRY_DNS_SERVERS: "127.0.0.1:9", MAILFERRY_DNS_TIMEOUT: "1s" } });
+    const report = JSON.parse(result.stdout) as { findings: judge.Finding[] };
+    return { finding: report.findings.find((f) => f.check === "database")!, stdout: result.stdout, exitCode: result.exitCode };
+  };
+
+  test("a migrated database: ✓ connected with its schema; one migration missing: pending, a pg_dump first; a newer one: ✗", async () => {
+    const url = await postgres.createDatabase();
+    const store = await openDatabase(url);
+    const latest = Object.keys(migrations).at(-1)!;
+    try {
+      expect((await databaseFinding(url)).finding).toEqual({ check: "database", severity: "ok", message: `${url}: connected, schema ${latest}` });
+      // As if this database were left by the previous version: its newest migration not applied.
+      await sql`DELETE FROM kysely_migration WHERE name = ${latest}`.execute(store.db);
+      expect((await databaseFinding(url)).finding.message).toContain("1 migration(s) to apply at the next start (a pg_dump is taken first when pg_dump is on PATH)");
+      // As if a newer mailferry had migrated it.
+      await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('999_from_the_future', '2099-01-01T00:00:00.000Z')`.execute(store.db);
+      const newer = await databaseFinding(url);
+      expect(newer.exitCode).toBe(1);
+      expect(newer.finding).toMatchObject({ severity: "error", message: expect.stringContaining("database schema 999_from_the_future is newer than this mailferry") });
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("a new, empty database: ✓ connected, schema (empty)", async () => {
+    const url = await postgres.createDatabase();
+    expect((await databaseFinding(url)).finding).toMatchObject({ severity: "ok", message: `${url}: connected, schema (empty)` });
+  });
+
+  test("no PostgreSQL there: ✗ naming the server and database, never the password, exit 1", async () => {
+    const port = await freePort();
+    const { finding, stdout, exitCode } = await databaseFinding(`postgres://mailferry:s3cret-pw@127.0.0.1:${port}/maildb`);
+    expect(exitCode).toBe(1);
+    expect(finding).toMatchObject({ severity: "error", message: expect.stringContaining(`cannot use the PostgreSQL database postgres://mailferry@127.0.0.1:${port}/maildb`), fix: expect.stringContaining("[database] url") });
+    expect(stdout).not.toContain("s3cret-pw");
   });
 });

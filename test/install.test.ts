@@ -3,12 +3,13 @@
 // passwd, no systemctl) and runs it there; it must be idempotent, change
 // nothing in a dry run and uninstall without touching data or configuration.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compiledBinary } from "./support/build.ts";
 import { hashTree } from "./support/files.ts";
-import { run } from "./support/smoke.ts";
+import { type Postgres, startPostgres } from "./support/postgres.ts";
+import { CLI, run } from "./support/smoke.ts";
 
 const CHECKOUT = join(import.meta.dir, "..");
 const INSTALL = join(CHECKOUT, "install.sh");
@@ -219,6 +220,66 @@ describe.skipIf(!isRoot)("install.sh --root", () => {
     expect(again.exitCode).toBe(0);
     expect(again.stdout).toContain("(not installed)");
   }, 30_000);
+});
+
+describe.skipIf(!isRoot)("install.sh --database-url: a further node on one PostgreSQL (docs/multi-node.md)", () => {
+  let postgres: Postgres;
+  let url: string;
+  let node: string;
+  /** The DKIM record the first node published, made when it added the domain. */
+  let firstNodeDkim: string;
+  const NODE_ANSWERS = ["--non-interactive", "--hostname", "mx2.example.test", "--domain", "example.test"];
+
+  beforeAll(async () => {
+    postgres = await startPostgres();
+    // The private server trusts loopback, so any password does: this one must never be shown.
+    url = (await postgres.createDatabase()).replace("postgres@", "postgres:pg-s3cret@");
+    const first = { MAILFERRY_DATA_DIR: fakeRoot(), MAILFERRY_DATABASE_URL: url };
+    expect((await run([...CLI, "domain", "add", "example.test"], { cwd: CHECKOUT, env: first })).exitCode).toBe(0);
+    firstNodeDkim = (await run([...CLI, "domain", "dns", "example.test"], { cwd: CHECKOUT, env: first })).stdout.split("\n").find((l) => l.includes("._domainkey."))!;
+    expect(firstNodeDkim).toContain("IN TXT");
+    node = fakeRoot();
+  }, 120_000);
+  afterAll(() => postgres?.stop());
+
+  test("writes [database] url into a 0600 configuration; the domain and its DKIM key come from the database", async () => {
+    const result = await install("--root", node, "--binary", binary, ...NODE_ANSWERS, "--database-url", url);
+    expect(result).toMatchObject({ exitCode: 0 });
+    expect(result.stderr).not.toContain("pg-s3cret");
+    const config = join(node, "etc/mailferry/config.toml");
+    expect(Bun.TOML.parse(readFileSync(config, "utf8"))).toMatchObject({ hostname: "mx2.example.test", database: { url } });
+    expect(mode(config)).toBe(0o600);
+    const uid = Number(readFileSync(join(node, "etc/passwd"), "utf8").split("\n").find((l) => l.startsWith("mailferry:"))!.split(":")[2]);
+    expect(statSync(config).uid).toBe(uid);
+    expect(result.stdout).toContain("kept domain example.test (already added)");
+    expect(result.stdout).toContain(firstNodeDkim);
+    expect(result.stdout).not.toContain("pg-s3cret");
+    expect(existsSync(join(node, "var/lib/mailferry/mailferry.db"))).toBe(false);
+  }, 90_000);
+
+  test("an existing configuration is kept, and the warning says --database-url is not in it", async () => {
+    const kept = fakeRoot();
+    mkdirSync(join(kept, "etc/mailferry"), { recursive: true });
+    writeFileSync(join(kept, "etc/mailferry/config.toml"), 'hostname = "mx2.example.test"\n');
+    const result = await install("--root", kept, "--binary", binary, "--non-interactive", "--hostname", "mx2.example.test", "--database-url", url);
+    expect(result.exitCode).toBe(0);
+    expect(readFileSync(join(kept, "etc/mailferry/config.toml"), "utf8")).toBe('hostname = "mx2.example.test"\n');
+    expect(result.stderr).toContain(`--database-url was not written into the existing ${kept}/etc/mailferry/config.toml: add [database] url there yourself`);
+  }, 90_000);
+
+  test("--dry-run shows the configuration without the password; a URL that is not postgres:// is a usage error", async () => {
+    const empty = fakeRoot();
+    const plan = await install("--root", empty, "--binary", binary, ...NODE_ANSWERS, "--database-url", url, "--dry-run");
+    expect(plan.exitCode).toBe(0);
+    expect(plan.stdout).toContain(`would write ${empty}/etc/mailferry/config.toml (mode 0600, owner mailferry:mailferry)`);
+    expect(plan.stdout).toContain('    url = "postgres://postgres:***@127.0.0.1:');
+    expect(plan.stdout).not.toContain("pg-s3cret");
+    for (const bad of ["mysql://db/mailferry", 'postgres://a"b@db/mailferry']) {
+      const r = await install("--root", empty, "--binary", binary, ...NODE_ANSWERS, "--database-url", bad);
+      expect([r.exitCode, r.stderr]).toEqual([2, expect.stringContaining("--database-url: must be a URL such as postgres://")]);
+    }
+    expect(readdirSync(empty)).toEqual([]);
+  }, 60_000);
 });
 
 test("--dry-run on this machine plans the systemd steps and changes nothing", async () => {

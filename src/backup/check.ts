@@ -3,19 +3,19 @@
 // then one pure function says what is wrong with them.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { DATABASE_FILE } from "../store/db.ts";
+import { pgDumpProblem } from "../store/pg-dump.ts";
 import { REQUIRED_SECRET_FILES } from "../store/secrets.ts";
 import { withReadOnlyDatabase } from "../store/snapshot.ts";
 import { appliedMigrations, newerSchemaMessage, type SchemaStatus, schemaStatus } from "../store/versions.ts";
 import { digest, type FileDigest } from "./files.ts";
-import { MANIFEST_FILE, type Manifest, parseManifest } from "./manifest.ts";
+import { databaseFileOf, MANIFEST_FILE, type Manifest, parseManifest } from "./manifest.ts";
 
 export interface BackupFacts {
   /** The manifest, or why there is none. */
   manifest: Manifest | string;
   /** Each listed file as found in the backup, null when it is missing. */
   found: Record<string, FileDigest | null>;
-  /** The backup database's integrity_check rows and schema, or why it could not be opened. */
+  /** The backup database's integrity_check rows (a pg_dump: ["ok"] when pg_restore can read it) and schema, or why it could not be opened. */
   database: { integrity: string[]; schema: SchemaStatus } | { error: string } | null;
 }
 
@@ -26,7 +26,15 @@ export async function inspectBackup(dir: string): Promise<BackupFacts> {
   if (typeof manifest === "string") return { manifest, found: {}, database: null };
   const found: BackupFacts["found"] = {};
   for (const file of manifest.files) found[file.path] = existsSync(join(dir, file.path)) ? await digest(dir, file.path) : null;
-  return { manifest, found, database: found[DATABASE_FILE] ? inspectDatabase(join(dir, DATABASE_FILE)) : null };
+  const file = databaseFileOf(manifest);
+  if (!found[file]) return { manifest, found, database: null };
+  return { manifest, found, database: manifest.database === "postgresql" ? await inspectDump(join(dir, file), manifest.schema_version) : inspectDatabase(join(dir, file)) };
+}
+
+/** pg_restore reads the dump's table of contents; the schema is the one the manifest recorded at pg_dump time. */
+async function inspectDump(path: string, schemaVersion: string | null): Promise<BackupFacts["database"]> {
+  const problem = await pgDumpProblem(path);
+  return problem ? { error: problem } : { integrity: ["ok"], schema: schemaStatus(schemaVersion ? [schemaVersion] : []) };
 }
 
 function inspectDatabase(path: string): BackupFacts["database"] {
@@ -51,10 +59,11 @@ export function backupProblems(facts: BackupFacts, required: string[] = REQUIRED
     else if (actual.size !== file.size || actual.sha256 !== file.sha256) problems.push(`${file.path} does not match its checksum in ${MANIFEST_FILE} (changed or damaged)`);
   }
   const listed = new Set(manifest.files.map((f) => f.path));
-  for (const name of [DATABASE_FILE, ...required]) if (!listed.has(name)) problems.push(`the backup has no ${name}`);
-  if (database && "error" in database) problems.push(`${DATABASE_FILE} cannot be read: ${database.error}`);
+  const file = databaseFileOf(manifest);
+  for (const name of [file, ...required]) if (!listed.has(name)) problems.push(`the backup has no ${name}`);
+  if (database && "error" in database) problems.push(`${file} cannot be read: ${database.error}`);
   else if (database) {
-    if (database.integrity.join() !== "ok") problems.push(`${DATABASE_FILE} fails the integrity check: ${database.integrity.slice(0, 3).join("; ")}`);
+    if (database.integrity.join() !== "ok") problems.push(`${file} fails the integrity check: ${database.integrity.slice(0, 3).join("; ")}`);
     const newer = newerSchemaMessage(database.schema);
     if (newer) problems.push(newer);
   }

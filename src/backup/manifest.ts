@@ -2,6 +2,8 @@
 // each file with its size and sha256, so a restore can prove the copy whole.
 import { isAbsolute, normalize } from "node:path";
 import { z } from "zod";
+import { DATABASE_FILE } from "../store/db.ts";
+import { PG_DUMP_FILE } from "../store/pg-dump.ts";
 import type { FileDigest } from "./files.ts";
 
 export const MANIFEST_FILE = "manifest.json";
@@ -9,10 +11,17 @@ export const MANIFEST_FILE = "manifest.json";
 export interface Manifest {
   format: 1;
   mailferry_version: string;
+  /** Where the database was: SQLite (mailferry.db in the backup) or PostgreSQL (its pg_dump, mailferry.pgdump). */
+  database: "sqlite" | "postgresql";
   /** Latest migration applied to the backed-up database. */
   schema_version: string | null;
   created_at: string;
   files: FileDigest[];
+}
+
+/** The file that holds the backed-up database. */
+export function databaseFileOf(manifest: Pick<Manifest, "database">): string {
+  return manifest.database === "postgresql" ? PG_DUMP_FILE : DATABASE_FILE;
 }
 
 /** A path that stays inside the directory it is joined to (a crafted manifest must not write elsewhere). */
@@ -21,6 +30,8 @@ const insidePath = z.string().refine((p) => p !== "" && !isAbsolute(p) && normal
 const manifestSchema = z.object({
   format: z.literal(1),
   mailferry_version: z.string(),
+  // Backups made before PostgreSQL existed say nothing: they are SQLite.
+  database: z.enum(["sqlite", "postgresql"]).default("sqlite"),
   schema_version: z.string().nullable(),
   created_at: z.string(),
   files: z.array(z.object({ path: insidePath, size: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })),

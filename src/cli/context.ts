@@ -18,6 +18,8 @@ export async function withStore<T>(ctx: CommandContext, fn: (store: Store, confi
   preparePrivateDataDir(config.dataDir);
   const store = await openDatabase(databaseLocation(config), {
     onPreMigrationBackup: (file, pending) => ctx.io.err(`database backed up to ${file} before migrating (${pending.join(", ")})`),
+    dataDir: config.dataDir,
+    onNoPreMigrationBackup: (reason, pending) => ctx.io.err(`no copy of the database was made before migrating (${pending.join(", ")}): ${reason}`),
   });
   try {
     return await fn(store, config);

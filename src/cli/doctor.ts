@@ -8,12 +8,13 @@ import { type CommandContext, UsageError } from "./command.ts";
 export async function doctorCommand(ctx: CommandContext): Promise<number> {
   if (ctx.args.length) throw new UsageError("usage: mailferry doctor [--json]");
   const { config } = ctx.config();
-  const [smtpBind, httpBind, running, outbound, dns] = await Promise.all([
+  const [smtpBind, httpBind, running, outbound, dns, database] = await Promise.all([
     bindOutcome(config.smtp.host, config.smtp.port),
     bindOutcome(config.http.host, config.http.port),
     runningMailferry(config),
     outboundFacts(config, probeResolver(config)),
     dnsFacts(config),
+    databaseFacts(config),
   ]);
   const findings: judge.Finding[] = [
     judge.portFinding({ name: "SMTP", setting: "smtp.port", host: config.smtp.host, port: config.smtp.port, bind: smtpBind }, running),
@@ -22,7 +23,7 @@ export async function doctorCommand(ctx: CommandContext): Promise<number> {
     ...dns.map(judge.dnsFinding),
     judge.clockFinding(clockFacts()),
     ...judge.dataDirFindings(dataDirFacts(config.dataDir)),
-    judge.databaseFinding(databaseFacts(config.dataDir)),
+    judge.databaseFinding(database),
     judge.certificateFinding(servedCertificateFacts(config)),
     judge.diskFinding(config.dataDir, freeBytes(config.dataDir)),
   ];

@@ -11,7 +11,8 @@ import type { Config } from "../config/index.ts";
 import { routeToDomain } from "../delivery/mx.ts";
 import { routeToHost } from "../delivery/relay.ts";
 import { createResolver, DnsError, type Resolver } from "../dns/resolver.ts";
-import { DATABASE_FILE } from "../store/db.ts";
+import { DATABASE_FILE, postgresMigrations } from "../store/db.ts";
+import { withoutPassword } from "../store/postgres.ts";
 import { withReadOnlyDatabase } from "../store/snapshot.ts";
 import { appliedMigrations, schemaStatus } from "../store/versions.ts";
 import { CERT_FILE as ACME_CERT_FILE } from "../tls/acme.ts";
@@ -144,17 +145,29 @@ export function dataDirFacts(path: string): DataDirFacts {
   return { path, stat: { uid: stat.uid, mode: stat.mode }, writeError, uid };
 }
 
+/** The configured database: PostgreSQL ([database] url) or the SQLite file in the data dir. */
+export async function databaseFacts(config: Config): Promise<DatabaseFacts> {
+  const url = config.database.url;
+  if (!url) return sqliteFacts(config.dataDir);
+  try {
+    return { path: withoutPassword(url), engine: "postgresql", state: { quickCheck: null, schema: schemaStatus(await postgresMigrations(url)) } };
+  } catch (err) {
+    return { path: withoutPassword(url), engine: "postgresql", state: { failed: (err as Error).message } };
+  }
+}
+
 /** quick_check on a read-only handle: no migration, nothing written. */
-export function databaseFacts(dataDir: string): DatabaseFacts {
+function sqliteFacts(dataDir: string): DatabaseFacts {
   const path = join(dataDir, DATABASE_FILE);
-  if (!existsSync(path)) return { path, state: null };
+  if (!existsSync(path)) return { path, engine: "sqlite", state: null };
   try {
     return withReadOnlyDatabase(path, (sqlite) => ({
       path,
+      engine: "sqlite",
       state: { quickCheck: (sqlite.query("PRAGMA quick_check").all() as { quick_check: string }[]).map((r) => r.quick_check), schema: schemaStatus(appliedMigrations(sqlite)) },
     }));
   } catch (err) {
-    return { path, state: { failed: (err as Error).message } };
+    return { path, engine: "sqlite", state: { failed: (err as Error).message } };
   }
 }
 

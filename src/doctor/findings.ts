@@ -159,21 +159,31 @@ export function dataDirFindings({ path, stat, writeError, uid }: DataDirFacts): 
 // --- database --------------------------------------------------------------
 
 export interface DatabaseFacts {
+  /** The SQLite file, or the PostgreSQL URL without its password. */
   path: string;
-  /** quick_check rows and the schema, null when there is no database yet, or why it could not be read. */
-  state: { quickCheck: string[]; schema: SchemaStatus } | null | { failed: string };
+  engine: "sqlite" | "postgresql";
+  /**
+   * The schema and SQLite's quick_check rows (null on PostgreSQL, which checks
+   * its own pages); null when there is no database yet; or why it could not be read.
+   */
+  state: { quickCheck: string[] | null; schema: SchemaStatus } | null | { failed: string };
 }
 
-export function databaseFinding({ path, state }: DatabaseFacts): Finding {
+const PRE_MIGRATION_COPY: Record<DatabaseFacts["engine"], string> = { sqlite: "a copy is kept first", postgresql: "a pg_dump is taken first when pg_dump is on PATH" };
+
+export function databaseFinding({ path, engine, state }: DatabaseFacts): Finding {
   const check = "database";
   const restore = "restore a backup (mailferry restore <dir>) or a copy from <data-dir>/backups/";
   if (state === null) return warning(check, `${path} does not exist yet`, "it is made when mailferry starts; check the data dir if it should exist");
+  if ("failed" in state && engine === "postgresql") {
+    return error(check, state.failed, "check [database] url (MAILFERRY_DATABASE_URL): that PostgreSQL runs there, lets this host in (pg_hba.conf) and knows the user, password and database");
+  }
   if ("failed" in state) return error(check, `${path} cannot be read: ${state.failed}`, restore);
-  if (state.quickCheck.join() !== "ok") return error(check, `${path} fails quick_check: ${state.quickCheck.slice(0, 3).join("; ")}`, restore);
+  if (state.quickCheck && state.quickCheck.join() !== "ok") return error(check, `${path} fails quick_check: ${state.quickCheck.slice(0, 3).join("; ")}`, restore);
   const newer = newerSchemaMessage(state.schema);
   if (newer) return error(check, newer, "install the newer mailferry again, or restore a backup made by this version");
-  const pending = state.schema.pending.length && state.schema.applied.length ? `; ${state.schema.pending.length} migration(s) to apply at the next start (a copy is kept first)` : "";
-  return ok(check, `${path}: quick_check ok, schema ${state.schema.version ?? "(empty)"}${pending}`);
+  const pending = state.schema.pending.length && state.schema.applied.length ? `; ${state.schema.pending.length} migration(s) to apply at the next start (${PRE_MIGRATION_COPY[engine]})` : "";
+  return ok(check, `${path}: ${state.quickCheck ? "quick_check ok" : "connected"}, schema ${state.schema.version ?? "(empty)"}${pending}`);
 }
 
 // --- certificate -----------------------------------------------------------

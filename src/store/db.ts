@@ -10,7 +10,8 @@ import { migrations } from "./migrations/index.ts";
 import type { Schema } from "./schema.ts";
 import { restrictToOwner } from "./data-dir.ts";
 import { dialectOf, type Dialect } from "./dialect.ts";
-import { bunSqlPool } from "./postgres.ts";
+import { pgDump, pgTool } from "./pg-dump.ts";
+import { bunSqlPool, withoutPassword } from "./postgres.ts";
 import { backupsDir, fileTimestamp, vacuumInto } from "./snapshot.ts";
 import { appliedMigrations, appliedMigrationsIn, newerSchemaMessage, schemaStatus } from "./versions.ts";
 
@@ -49,12 +50,16 @@ const isPostgresUrl = (location: string) => /^postgres(ql)?:\/\//i.test(location
 
 /** Opens (and migrates) the database at `location`: a postgres:// URL or a SQLite file path. */
 export function openDatabase(location: string, options: OpenOptions = {}): Promise<Store> {
-  return isPostgresUrl(location) ? openPostgresStore(location) : openStore(location, options);
+  return isPostgresUrl(location) ? openPostgresStore(location, options) : openStore(location, options);
 }
 
 export interface OpenOptions {
   /** Told where the database was copied before pending migrations ran on it (an upgrade). */
   onPreMigrationBackup?: (file: string, pending: string[]) => void;
+  /** PostgreSQL: the node's data dir, whose backups/ gets the pre-migration pg_dump. */
+  dataDir?: string;
+  /** PostgreSQL: told why no copy was made before migrating (no pg_dump on PATH, or it failed). */
+  onNoPreMigrationBackup?: (reason: string, pending: string[]) => void;
 }
 
 export async function openStore(path: string, options: OpenOptions = {}): Promise<SqliteStore> {
@@ -103,24 +108,54 @@ export async function openStore(path: string, options: OpenOptions = {}): Promis
 /**
  * PostgreSQL: kysely's migrator holds pg_advisory_lock while it migrates, in
  * one transaction, so of several nodes starting at once one migrates and the
- * others wait, then find nothing pending. Backups are PostgreSQL's own (pg_dump).
+ * others wait, then find nothing pending. Backups are PostgreSQL's own (pg_dump),
+ * also the copy taken before an upgrade migrates (src/store/pg-dump.ts).
  */
-async function openPostgresStore(url: string): Promise<PostgresStore> {
-  const where = new URL(url);
-  where.password = "";
+async function openPostgresStore(url: string, options: OpenOptions): Promise<PostgresStore> {
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: bunSqlPool(url, POSTGRES_CONNECTIONS) }) });
   try {
-    const applied = await appliedMigrationsIn(db).catch((err: Error & { code?: string }) => {
-      throw new Error(`cannot use the PostgreSQL database ${where.href} ([database] url): ${err.message}${err.code ? ` (${err.code})` : ""}`);
-    });
-    const newer = newerSchemaMessage(schemaStatus(applied));
+    const schema = schemaStatus(await postgresMigrationsIn(db, url));
+    const newer = newerSchemaMessage(schema);
     if (newer) throw new Error(newer);
+    if (schema.pending.length > 0 && schema.applied.length > 0) await dumpBeforeMigrating(url, schema.pending, options);
     await migrate(db);
   } catch (err) {
     await db.destroy();
     throw err;
   }
-  return { db, sqlite: null, path: where.href, close: () => db.destroy() };
+  return { db, sqlite: null, path: withoutPassword(url), close: () => db.destroy() };
+}
+
+/** An upgrade on PostgreSQL: a pg_dump into the data dir's backups/ when pg_dump is there; else the log says why there is none. */
+async function dumpBeforeMigrating(url: string, pending: string[], options: OpenOptions): Promise<void> {
+  if (!options.dataDir) return;
+  if (!pgTool("pg_dump")) return options.onNoPreMigrationBackup?.("pg_dump is not on PATH", pending);
+  const file = join(backupsDir(options.dataDir), `pre-migrate-${fileTimestamp()}.pgdump`);
+  try {
+    await pgDump(url, file);
+  } catch (err) {
+    return options.onNoPreMigrationBackup?.((err as Error).message, pending);
+  }
+  options.onPreMigrationBackup?.(file, pending);
+}
+
+/** The migrations applied to the PostgreSQL database at `url`, read on one connection without migrating (doctor). */
+export async function postgresMigrations(url: string): Promise<string[]> {
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: bunSqlPool(url, 1) }) });
+  try {
+    return await postgresMigrationsIn(db, url);
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** A failure to connect names the server and database, never the password (not even when the driver echoes it). */
+function postgresMigrationsIn(db: DB, url: string): Promise<string[]> {
+  return appliedMigrationsIn(db).catch((err: Error & { code?: string }) => {
+    const password = decodeURIComponent(new URL(url).password);
+    const reason = password ? err.message.replaceAll(password, "***") : err.message;
+    throw new Error(`cannot use the PostgreSQL database ${withoutPassword(url)} ([database] url): ${reason}${err.code ? ` (${err.code})` : ""}`);
+  });
 }
 
 async function migrate(db: Kysely<Schema>): Promise<void> {

@@ -33,3 +33,10 @@ function numbersFromBigints(row: Record<string, unknown>): Record<string, unknow
   for (const key in row) if (typeof row[key] === "bigint") row[key] = Number(row[key]);
   return row;
 }
+
+/** The URL to show: user, host, port and database, never the password. */
+export function withoutPassword(url: string): string {
+  const where = new URL(url);
+  where.password = "";
+  return where.href;
+}
