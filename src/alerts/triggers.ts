@@ -164,7 +164,7 @@ export function serverConditions(facts: ServerFacts, limits: ServerThresholds, n
     conditions.push({ key: "disk_free", kind: "disk_free", title: "Disk space is low", detail: `Only ${Math.floor(facts.freeBytes / MIB)} MiB are free for ${facts.dataDir} (alert below ${Math.floor(limits.diskFree / MIB)} MiB): free space or move the data dir to a larger disk.` });
   }
   if (facts.outboxWaiting >= limits.outboxSize) {
-    conditions.push({ key: "outbox_size", kind: "outbox_size", title: "The outbox is not draining", detail: `${facts.outboxWaiting} of the server's own messages (DSNs, vacation replies, verification and alert mails) wait in the outbox for a retry (alert at ${limits.outboxSize}): their destinations defer them, or outbound port 25 or the smarthost is blocked (mailferry doctor).` });
+    conditions.push({ key: "outbox_size", kind: "outbox_size", title: "The outbox is not draining", detail: `${facts.outboxWaiting} messages (sent as an alias, DSNs, vacation replies, verification and alert mails) wait in the outbound queue for a retry (alert at ${limits.outboxSize}): their destinations defer them, or outbound port 25 or the smarthost is blocked (mailferry doctor).` });
   }
   return conditions;
 }
