@@ -3,7 +3,9 @@
 // this machine, back to back in one run (docs/benchmarks.md).
 // Each tool forwards `anything@bench.test` to user@dest.test, delivered to the
 // same Postfix smtp-sink; load comes from Postfix's smtp-source.
-// Run: bench/run [--messages N] [--size BYTES] [--concurrency N] [--only a,b] [--soak MINUTES]
+// With --nodes N, N mailferry nodes on one private PostgreSQL (docs/multi-node.md)
+// take the load split across their ports, measured after single-node SQLite.
+// Run: bench/run [--messages N] [--size BYTES] [--concurrency N] [--only a,b] [--nodes N] [--soak MINUTES]
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import net from "node:net";
@@ -13,6 +15,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { dkimpyVerify } from "../test/support/dkim-verify.ts";
 import { startDnsServer } from "../test/support/dns-server.ts";
+import { startPostgres } from "../test/support/postgres.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const { values } = parseArgs({
@@ -20,8 +23,9 @@ const { values } = parseArgs({
     messages: { type: "string", default: "2000" },
     size: { type: "string", default: "10240" },
     concurrency: { type: "string", default: "20" },
-    only: { type: "string", default: "direct,mailferry,postfix,haraka,stack" },
+    only: { type: "string" },
     probes: { type: "string", default: "200" },
+    nodes: { type: "string", default: "1" },
     soak: { type: "string" },
   },
 });
@@ -29,6 +33,10 @@ const MESSAGES = Number(values.messages);
 const SIZE = Number(values.size);
 const CONCURRENCY = Number(values.concurrency);
 const PROBES = Number(values.probes);
+const NODES = Number(values.nodes);
+if (!Number.isInteger(NODES) || NODES < 1) throw new Error(`--nodes takes a whole number from 1, not ${values.nodes}`);
+// Several nodes are compared with the one-node SQLite default; alone, every tool runs.
+const ONLY = values.only ?? (NODES > 1 ? "mailferry" : "direct,mailferry,postfix,haraka,stack");
 const AS_ROOT = process.getuid?.() === 0;
 const work = mkdtempSync(join(tmpdir(), "mailferry-bench-"));
 // smtp-sink runs as the postfix user when we are root: it must reach its dump dir.
@@ -210,9 +218,19 @@ async function startServer(command: string, args: string[], smtpPort: number, en
   };
 }
 
+interface Running {
+  pids(): number[];
+  stop(): Promise<void>;
+  readyMs?: number;
+  /** Every port that takes the load (several nodes); default: the one it was started on. */
+  smtpPorts?: number[];
+  /** The processes of each part (each node, the database), to report their memory apart. */
+  parts?: Record<string, () => number[]>;
+}
+
 interface Tool {
   name: string;
-  start(smtpPort: number, sinkPort: number): Promise<{ pids(): number[]; stop(): Promise<void>; readyMs?: number }>;
+  start(smtpPort: number, sinkPort: number): Promise<Running>;
   /** What its copies must carry, checked on one copy with dkimpy (the tools that do the authentication work). */
   signs?: { arc: true; dkim: boolean };
 }
@@ -223,28 +241,8 @@ const binary = join(ROOT, "dist/mailferry");
 const mailferry: Tool = {
   name: "mailferry",
   async start(smtpPort, sinkPort) {
-    const dataDir = mkdtempSync(join(work, "mailferry-"));
-    const env = {
-      MAILFERRY_DATA_DIR: dataDir,
-      MAILFERRY_HOSTNAME: "mx.bench.test",
-      MAILFERRY_SMTP_PORT: String(smtpPort),
-      MAILFERRY_HTTP_PORT: "0",
-      MAILFERRY_DNS_SERVERS: dns.address,
-      MAILFERRY_OUTBOUND_PORT: String(sinkPort),
-      MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true",
-      MAILFERRY_GREYLIST_DELAY: "0",
-      MAILFERRY_VERIFY_DESTINATIONS: "false",
-      // No pause before the banner, as in Postfix's smtpd and Haraka by default.
-      MAILFERRY_SMTP_GREET_PAUSE: "0",
-      // One client IP sends everything: lift the per-sender limits meant for the internet.
-      MAILFERRY_LIMITS_CONNECTIONS_PER_HOUR: "100000000",
-      MAILFERRY_LIMITS_CONCURRENT_CONNECTIONS: "1000",
-      MAILFERRY_LOG_LEVEL: "warn",
-    };
-    const cli = (args: string[]) => new Promise<void>((resolve, reject) => start(binary, args, env).on("exit", (c) => (c === 0 ? resolve() : reject(new Error(`mailferry ${args.join(" ")}: exit ${c}`)))));
-    await cli(["domain", "add", "bench.test"]);
-    await cli(["alias", "add", "bench.test", "*", "user@dest.test"]);
-    publishDkimRecords(Bun.spawnSync([binary, "domain", "dns", "bench.test"], { env: { ...process.env, ...env } }).stdout.toString());
+    const env = mailferryEnv(mkdtempSync(join(work, "mailferry-")), smtpPort, sinkPort);
+    await addBenchDomain(env);
     // The first start makes the self-signed certificate (an RSA key, a few hundred ms);
     // the measured start is the next one, as after every restart or upgrade.
     await (await startServer(binary, ["serve"], smtpPort, env)).stop();
@@ -254,6 +252,70 @@ const mailferry: Tool = {
   // (docs/delivery-and-authentication.md, "What mailferry signs, and why").
   signs: { arc: true, dkim: false },
 };
+
+function mailferryEnv(dataDir: string, smtpPort: number, sinkPort: number): Record<string, string> {
+  return {
+    MAILFERRY_DATA_DIR: dataDir,
+    MAILFERRY_HOSTNAME: "mx.bench.test",
+    MAILFERRY_SMTP_PORT: String(smtpPort),
+    MAILFERRY_HTTP_PORT: "0",
+    MAILFERRY_DNS_SERVERS: dns.address,
+    MAILFERRY_OUTBOUND_PORT: String(sinkPort),
+    MAILFERRY_OUTBOUND_ALLOW_PRIVATE: "true",
+    MAILFERRY_GREYLIST_DELAY: "0",
+    MAILFERRY_VERIFY_DESTINATIONS: "false",
+    // No pause before the banner, as in Postfix's smtpd and Haraka by default.
+    MAILFERRY_SMTP_GREET_PAUSE: "0",
+    // One client IP sends everything: lift the per-sender limits meant for the internet.
+    MAILFERRY_LIMITS_CONNECTIONS_PER_HOUR: "100000000",
+    MAILFERRY_LIMITS_CONCURRENT_CONNECTIONS: "1000",
+    MAILFERRY_LOG_LEVEL: "warn",
+  };
+}
+
+/** bench.test forwarding everything to user@dest.test, its DKIM key published in the bench's DNS. */
+async function addBenchDomain(env: Record<string, string>): Promise<void> {
+  const cli = (args: string[]) => new Promise<void>((resolve, reject) => start(binary, args, env).on("exit", (c) => (c === 0 ? resolve() : reject(new Error(`mailferry ${args.join(" ")}: exit ${c}`)))));
+  await cli(["domain", "add", "bench.test"]);
+  await cli(["alias", "add", "bench.test", "*", "user@dest.test"]);
+  publishDkimRecords(Bun.spawnSync([binary, "domain", "dns", "bench.test"], { env: { ...process.env, ...env } }).stdout.toString());
+}
+
+/**
+ * `--nodes N`: N mailferry nodes on this machine sharing one private PostgreSQL
+ * (test/support/postgres.ts: initdb as the postgres user, so the bench runs as
+ * root), as N MX hosts of one domain would (docs/multi-node.md).
+ */
+function mailferryNodes(count: number): Tool {
+  return {
+    name: `mailferry-${count}-nodes`,
+    async start(smtpPort, sinkPort) {
+      const postgres = await startPostgres();
+      const nodes: Running[] = [];
+      const stop = async () => {
+        for (const node of nodes) await node.stop();
+        await postgres.stop();
+      };
+      try {
+        const databaseUrl = await postgres.createDatabase();
+        const ports = [smtpPort];
+        while (ports.length < count) ports.push(await freePort());
+        for (const [n, port] of ports.entries()) {
+          const env = { ...mailferryEnv(mkdtempSync(join(work, `node-${n + 1}-`)), port, sinkPort), MAILFERRY_DATABASE_URL: databaseUrl, MAILFERRY_HOSTNAME: `mx${n + 1}.bench.test` };
+          if (n === 0) await addBenchDomain(env);
+          nodes.push(await startServer(binary, ["serve"], port, env));
+        }
+        const parts: Record<string, () => number[]> = { postgresql: () => [postgres.serverPid()] };
+        nodes.forEach((node, n) => (parts[`node ${n + 1}`] = node.pids));
+        return { smtpPorts: ports, parts, pids: () => Object.values(parts).flatMap((pids) => pids()), stop };
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+    },
+    signs: mailferry.signs!,
+  };
+}
 
 /** The _domainkey TXT records of `mailferry domain dns`, served by the bench's DNS (receivers check the copies against them). */
 function publishDkimRecords(zoneText: string): void {
@@ -451,6 +513,12 @@ function smtpSource(port: number, count: number, concurrency: number): Promise<v
   return run("smtp-source", ["-s", String(concurrency), "-m", String(count), "-l", String(SIZE), "-f", "sender@src.test", "-t", "someone@bench.test", "-M", "client.src.test", `127.0.0.1:${port}`]);
 }
 
+/** `count` messages at `concurrency` in all, split evenly across the ports: one smtp-source per port, at once. */
+function load(ports: number[], count: number, concurrency: number): Promise<void> {
+  const share = (total: number, i: number) => Math.floor(total / ports.length) + (i < total % ports.length ? 1 : 0);
+  return Promise.all(ports.map((port, i) => smtpSource(port, share(count, i), Math.max(1, share(concurrency, i))))).then(() => {});
+}
+
 /** Reads complete SMTP replies (the last line of a multi-line reply) one at a time. */
 function replies(socket: net.Socket): () => Promise<string> {
   let buffered = "";
@@ -530,6 +598,8 @@ interface Result {
   ready_ms?: number;
   /** PSS of the processes one second after start, before any mail. */
   idle_pss_mb: number;
+  /** Peak PSS of each part (several nodes: each node and PostgreSQL). */
+  peak_pss_mb_by_part?: Record<string, number>;
   /** What dkimpy found on one delivered copy (the tools that sign). */
   copy?: CopyCheck;
 }
@@ -575,16 +645,18 @@ async function measure(tool: Tool): Promise<Result> {
   await Bun.sleep(1000);
   const idlePssMb = round(treeRssKb(running.pids()) / 1024);
   const rss = sampleRss(() => running.pids());
+  const partRss = Object.entries(running.parts ?? {}).map(([name, pids]) => [name, sampleRss(pids)] as const);
+  const ports = running.smtpPorts ?? [smtpPort];
   try {
     // Warm up (JIT, caches, connection set-up), then clear the sink.
-    await smtpSource(smtpPort, 50, 5);
+    await load(ports, 50, 5);
     await waitForCount(() => sink.files().length, 50, 30_000);
     emptySinkDir(sinkDir);
 
     const cpuBefore = treeCpuMs(running.pids());
     const threadsBefore = threadCpuMs(running.pids());
     const t0 = performance.now();
-    await smtpSource(smtpPort, MESSAGES, CONCURRENCY);
+    await load(ports, MESSAGES, CONCURRENCY);
     const accepted = performance.now();
     const delivered = await waitForCount(() => sink.files().length, MESSAGES, 120_000);
     const cpuMs = treeCpuMs(running.pids()) - cpuBefore;
@@ -608,10 +680,12 @@ async function measure(tool: Tool): Promise<Result> {
       cpu_ms_per_message: round(cpuMs / Math.max(1, unique)),
       ...(running.pids().length === 1 && running.readyMs !== undefined ? { cpu_ms_per_message_by_thread: byThread, ready_ms: round(running.readyMs) } : {}),
       idle_pss_mb: idlePssMb,
+      ...(partRss.length ? { peak_pss_mb_by_part: Object.fromEntries(partRss.map(([name, sampler]) => [name, round(sampler.stop() / 1024)])) } : {}),
       ...(copy ? { copy } : {}),
     };
   } finally {
     rss.stop();
+    for (const [, sampler] of partRss) sampler.stop();
     await running.stop();
     sink.child.kill("SIGTERM");
   }
@@ -667,24 +741,26 @@ try {
   if (values.soak) {
     await soak(Number(values.soak));
   } else {
-    const tools = { direct, mailferry, postfix, haraka, stack };
+    const nodes = mailferryNodes(NODES);
+    const tools: Record<string, Tool> = { direct, mailferry, postfix, haraka, stack, [nodes.name]: nodes };
     const results: Result[] = [];
-    for (const name of values.only!.split(",")) {
-      const tool = tools[name as keyof typeof tools];
+    for (const name of new Set([...ONLY.split(","), ...(NODES > 1 ? [nodes.name] : [])])) {
+      const tool = tools[name];
       if (!tool) throw new Error(`unknown tool ${name}`);
       console.log(`measuring ${name} ...`);
       results.push(await measure(tool));
     }
     const base = results.find((r) => r.tool === "direct");
     const added = (r: Result, key: "latency_p50_ms" | "latency_p99_ms") => (base && r !== base ? round(r[key] - base[key]) : null);
-    console.table(results.map(({ copy, cpu_ms_per_message_by_thread, ...r }) => ({ ...r, added_p50_ms: added(r, "latency_p50_ms"), added_p99_ms: added(r, "latency_p99_ms") })));
+    console.table(results.map(({ copy, cpu_ms_per_message_by_thread, peak_pss_mb_by_part, ...r }) => ({ ...r, added_p50_ms: added(r, "latency_p50_ms"), added_p99_ms: added(r, "latency_p99_ms") })));
     for (const r of results) if (r.cpu_ms_per_message_by_thread) console.log(`${r.tool} CPU ms per message by thread:`, r.cpu_ms_per_message_by_thread);
+    for (const r of results) if (r.peak_pss_mb_by_part) console.log(`${r.tool} peak PSS by part (MB):`, r.peak_pss_mb_by_part);
     for (const r of results) if (r.copy) console.log(`${r.tool}'s copy (dkimpy): envelope ${r.copy.envelope_sender}, ARC ${r.copy.arc}, DKIM ${r.copy.dkim}`);
     const byName = Object.fromEntries(results.map((r) => [r.tool, r]));
-    const ratio = (other: string) => (byName.mailferry && byName[other] ? Number((byName.mailferry.delivered_per_s / byName[other].delivered_per_s).toFixed(2)) : null);
-    const ratios = { mailferry_vs_postfix: ratio("postfix"), mailferry_vs_haraka: ratio("haraka"), mailferry_vs_stack: ratio("stack") };
+    const ratio = (one: string, other: string) => (byName[one] && byName[other] ? Number((byName[one].delivered_per_s / byName[other].delivered_per_s).toFixed(2)) : null);
+    const ratios = { mailferry_vs_postfix: ratio("mailferry", "postfix"), mailferry_vs_haraka: ratio("mailferry", "haraka"), mailferry_vs_stack: ratio("mailferry", "stack"), ...(NODES > 1 ? { [`${nodes.name}_vs_mailferry`]: ratio(nodes.name, "mailferry") } : {}) };
     console.log("delivered/s ratios:", ratios);
-    save("forward", { settings: { messages: MESSAGES, size: SIZE, concurrency: CONCURRENCY, probes: PROBES }, results, ratios });
+    save("forward", { settings: { messages: MESSAGES, size: SIZE, concurrency: CONCURRENCY, probes: PROBES, nodes: NODES }, results, ratios });
   }
 } finally {
   await dns.close();

@@ -12,10 +12,10 @@ import { enqueue } from "../src/store/deliveries.ts";
 import { JOB_KINDS } from "../src/store/job-locks.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { nodeEnv, type Postgres, startPostgres } from "./support/postgres.ts";
-import { type ServeProcess, startServe } from "./support/serve-process.ts";
+import { nodeCli, type ServeProcess, startServe } from "./support/serve-process.ts";
 import { type Sink, startSink } from "./support/sink.ts";
-import { CLI, cleanEnv, run } from "./support/smoke.ts";
 import { SmtpTalk } from "./support/smtp-client.ts";
+import { waitUntil } from "./support/wait.ts";
 
 const RATE_LIMIT = 3;
 
@@ -57,11 +57,7 @@ const env = (node: number) => ({
   MAILFERRY_LIMITS_CONNECTIONS_PER_HOUR: String(RATE_LIMIT),
 });
 
-async function cli(node: number, args: string[]): Promise<string> {
-  const result = await run([...CLI, ...args], { cwd: dirs[node]!, env: { ...cleanEnv(), ...env(node) }, timeoutMs: 30_000 });
-  if (result.exitCode !== 0) throw new Error(`mailferry ${args.join(" ")}: ${result.stderr}`);
-  return result.stdout;
-}
+const cli = (node: number, args: string[]) => nodeCli({ dataDir: dirs[node]!, env: env(node) }, args);
 
 /** The reply to RCPT TO:<recipient> on `node` in a new session from alice@sender.test. */
 async function rcpt(node: number, recipient: string): Promise<{ code: number; text: string }> {
@@ -73,15 +69,6 @@ async function rcpt(node: number, recipient: string): Promise<{ code: number; te
   } finally {
     talk.close();
   }
-}
-
-async function waitUntil(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<number> {
-  const started = Date.now();
-  while (!(await probe())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await Bun.sleep(50);
-  }
-  return Date.now() - started;
 }
 
 test("the first node holds every background-job lock, the second none", async () => {

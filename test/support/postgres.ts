@@ -2,7 +2,7 @@
 // dialect: a cluster made by initdb in a temporary directory owned by the
 // `postgres` user, listening on a free loopback port, stopped and removed by
 // stop(). Each test file gets fresh databases from createDatabase().
-import { chownSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
@@ -10,6 +10,8 @@ import { freePort } from "./ports.ts";
 export interface Postgres {
   /** A new, empty database; its postgres:// URL. */
   createDatabase(): Promise<string>;
+  /** The postmaster's process id (its backends are its children), for measuring its memory. */
+  serverPid(): number;
   stop(): Promise<void>;
 }
 
@@ -53,6 +55,7 @@ export async function startPostgres(): Promise<Postgres> {
   const base = `postgres://postgres@127.0.0.1:${port}`;
   return {
     stop,
+    serverPid: () => Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]),
     async createDatabase() {
       const name = `mailferry_${process.pid}_${++databases}`;
       await asPostgres([join(bin, "createdb"), "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", name]);

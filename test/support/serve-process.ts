@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DATABASE_FILE, type DB, openStore } from "../../src/store/db.ts";
-import { CLI, cleanEnv } from "./smoke.ts";
+import { CLI, cleanEnv, run } from "./smoke.ts";
 
 export interface ServeProcess {
   proc: ReturnType<typeof Bun.spawn>;
@@ -71,4 +71,11 @@ export async function withDataDirDb<T>(dataDir: string, fn: (db: DB) => Promise<
   } finally {
     await store.close();
   }
+}
+
+/** Runs `mailferry <args>` with a node's environment in its data directory; its standard output, or throws with its error. */
+export async function nodeCli(node: { dataDir: string; env: Record<string, string> }, args: string[]): Promise<string> {
+  const result = await run([...CLI, ...args], { cwd: node.dataDir, env: node.env, timeoutMs: 30_000 });
+  if (result.exitCode !== 0) throw new Error(`mailferry ${args.join(" ")}: ${result.stderr}`);
+  return result.stdout;
 }

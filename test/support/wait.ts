@@ -10,3 +10,13 @@ export async function waitFor<T>(probe: () => T | undefined | T[], timeoutMs = 5
     await Bun.sleep(50);
   }
 }
+
+/** Polls `probe` until it holds; the milliseconds that took, or throws after `timeoutMs` naming `what`. */
+export async function waitUntil(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>): Promise<number> {
+  const started = Date.now();
+  while (!(await probe())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await Bun.sleep(50);
+  }
+  return Date.now() - started;
+}
