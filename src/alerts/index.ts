@@ -3,7 +3,7 @@
 import type { Logger } from "../log.ts";
 import type { DB } from "../store/db.ts";
 import type { DnsReport } from "../auth/dns-check.ts";
-import { DnsError, reverseName } from "../dns/resolver.ts";
+import { DnsError, dnsblQueryName } from "../dns/resolver.ts";
 import { deliveryFailuresSince, digestCounts, digestSince, dnsSeenRight, listAlerts, outboxWaiting, refusedRecipientsSince, resolveAlert, saveAlert, saveDigestSince, saveDnsSeenRight } from "../store/alerts.ts";
 import type { DigestPeriod } from "../config/index.ts";
 import { parseCertificate } from "../tls/credentials.ts";
@@ -54,8 +54,7 @@ async function dnsConditions(deps: AlertJobDeps, now: number): Promise<Condition
 
 /** A blocklist's answer: the A records, none when the name does not exist (not listed), null when the lookup failed. */
 function lookupListing(deps: AlertJobDeps, ip: string, zone: string): Promise<string[] | null> {
-  const name = `${reverseName(ip).replace(/\.(in-addr|ip6)\.arpa$/, "")}.${zone}`;
-  return deps.resolver.resolve(name, "A").catch((err) => (err instanceof DnsError && err.isNegative ? [] : null));
+  return deps.resolver.resolve(dnsblQueryName(ip, zone), "A").catch((err) => (err instanceof DnsError && err.isNegative ? [] : null));
 }
 
 /** This server's addresses on each DNSBL zone (RFC 5782 §2.1: the reversed address under the zone). */

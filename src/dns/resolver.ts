@@ -221,6 +221,9 @@ export function reverseName(ip: string): string {
   throw new DnsError("EBADNAME", ip, "PTR");
 }
 
+/** The name a DNS blocklist answers for `ip` (RFC 5782 §2.1): the reversed address under the zone. */
+export const dnsblQueryName = (ip: string, zone: string): string => `${reverseName(ip).replace(/\.(in-addr|ip6)\.arpa$/, "")}.${zone}`;
+
 /** Full 8-group, zero-padded form of an IPv6 address (also handles embedded IPv4). */
 export function expandIPv6(ip: string): string {
   let addr = ip.toLowerCase().replace(/%.*$/, "");

@@ -6,7 +6,7 @@
 // The decisions are pure; the learner gathers their facts and keeps the counts.
 import type { CatchAllLearn } from "../config/index.ts";
 import type { Resolver } from "../dns/resolver.ts";
-import { DnsError, reverseName } from "../dns/resolver.ts";
+import { DnsError, dnsblQueryName } from "../dns/resolver.ts";
 import type { Logger } from "../log.ts";
 import { type Decision, decision, type Facts, type Reason } from "../mail/decision.ts";
 import { reply } from "../mail/reply.ts";
@@ -82,8 +82,7 @@ const isListing = (a: string) => a.startsWith("127.") && !a.startsWith("127.255.
 
 /** The zones listing `ip` (RFC 5782 §2.1: the reversed address under the zone); a failed lookup lists nothing. */
 export async function dnsblListings(resolver: Pick<Resolver, "resolve">, ip: string, zones: readonly string[]): Promise<string[]> {
-  const reversed = reverseName(ip).replace(/\.(in-addr|ip6)\.arpa$/, "");
-  const found = await Promise.all(zones.map((zone) => resolver.resolve(`${reversed}.${zone}`, "A").catch((err) => (err instanceof DnsError ? [] : Promise.reject(err)))));
+  const found = await Promise.all(zones.map((zone) => resolver.resolve(dnsblQueryName(ip, zone), "A").catch((err) => (err instanceof DnsError ? [] : Promise.reject(err)))));
   return zones.filter((_, i) => (found[i] as string[]).some(isListing));
 }
 
