@@ -4,10 +4,9 @@
 // destination answers 4xx, so the message stays queued until it is deleted.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { listAudit } from "../../src/store/audit.ts";
-import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { createToken } from "../../src/store/tokens.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
-import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
+import { signedInAdmin, startMailferry, type TestMailferry } from "../support/mailferry.ts";
 import { type Sink, startSink } from "../support/sink.ts";
 import { CLI, run } from "../support/smoke.ts";
 import { waitFor } from "../support/wait.ts";
@@ -32,9 +31,7 @@ beforeAll(async () => {
   mf = await startMailferry({ dns, domains: ["example.test"], env: { MAILFERRY_OUTBOUND_PORT: String(sink.port) } });
   const db = mf.appliance.store.db;
   tokens = { read: (await createToken(db, "reader", "read")).token, write: (await createToken(db, "writer", "write")).token };
-  const admin = await createAdmin(db, "admin", "correct horse battery staple");
-  const s = await createSession(db, admin.id, "127.0.0.1", "test");
-  session = { cookie: `mf_session=${s.token}`, csrf: s.csrf };
+  session = await signedInAdmin(db);
 });
 afterAll(async () => {
   await mf.stop();

@@ -3,11 +3,10 @@
 // a domain outside the managed ones is refused with the field named; only an
 // admin-scope token or an admin session may touch them.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { checkSubmissionAuth } from "../../src/store/passwords.ts";
 import { createToken } from "../../src/store/tokens.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
-import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
+import { signedInAdmin, startMailferry, type TestMailferry } from "../support/mailferry.ts";
 
 let dns: DnsServer;
 let mf: TestMailferry;
@@ -18,10 +17,7 @@ const tokens = { read: "", admin: "" };
 beforeAll(async () => {
   dns = await startDnsServer({});
   mf = await startMailferry({ dns, domains: ["example.test"] });
-  const admin = await createAdmin(mf.appliance.store.db, "admin", "correct horse battery staple");
-  const session = await createSession(mf.appliance.store.db, admin.id, "127.0.0.1", "test");
-  cookie = `mf_session=${session.token}`;
-  csrf = session.csrf;
+  ({ cookie, csrf } = await signedInAdmin(mf.appliance.store.db));
   for (const scope of ["read", "admin"] as const) tokens[scope] = (await createToken(mf.appliance.store.db, `t-${scope}`, scope)).token;
 });
 afterAll(async () => {

@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { type Appliance, startAppliance } from "../../src/app.ts";
 import { loadConfig } from "../../src/config/index.ts";
 import { createLogger } from "../../src/log.ts";
+import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { importAliases } from "../../src/store/aliases.ts";
+import type { DB } from "../../src/store/db.ts";
 import { addDomain } from "../../src/store/domains.ts";
 import type { DnsServer } from "./dns-server.ts";
 
@@ -74,4 +76,11 @@ export async function startMailferry({ dns, domains = [], aliases = {}, env = {}
       if (!dataDir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The admin "admin", signed in from 127.0.0.1: its session cookie and CSRF token, for UI requests. */
+export async function signedInAdmin(db: DB): Promise<{ cookie: string; csrf: string }> {
+  const admin = await createAdmin(db, "admin", "correct horse battery staple");
+  const session = await createSession(db, admin.id, "127.0.0.1", "test");
+  return { cookie: `mf_session=${session.token}`, csrf: session.csrf };
 }

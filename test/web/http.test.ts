@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createAdmin, createSession } from "../../src/store/admins.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
-import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
+import { signedInAdmin, startMailferry, type TestMailferry } from "../support/mailferry.ts";
 
 let dns: DnsServer;
 let mf: TestMailferry;
@@ -14,10 +14,7 @@ let aliasId: number;
 beforeAll(async () => {
   dns = await startDnsServer({});
   mf = await startMailferry({ dns, domains: ["example.test"], aliases: { "example.test": "forward-email=hello:a@x.test" } });
-  const admin = await createAdmin(mf.appliance.store.db, "admin", "correct horse battery staple");
-  const session = await createSession(mf.appliance.store.db, admin.id, "127.0.0.1", "test");
-  cookie = `mf_session=${session.token}`;
-  csrf = session.csrf;
+  ({ cookie, csrf } = await signedInAdmin(mf.appliance.store.db));
   aliasId = (await mf.appliance.store.db.selectFrom("aliases").select("id").executeTakeFirstOrThrow()).id;
 });
 afterAll(async () => {

@@ -3,10 +3,10 @@
 // login, bounded request bodies, and an export of an unknown domain that is
 // the request's fault (404), not the server's.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { confirmTotp, createAdmin, createSession, startTotp, totpFor } from "../../src/store/admins.ts";
+import { confirmTotp, createAdmin, startTotp, totpFor } from "../../src/store/admins.ts";
 import { loginClient } from "../../src/web/ui/login.tsx";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
-import { startMailferry, type TestMailferry } from "../support/mailferry.ts";
+import { signedInAdmin, startMailferry, type TestMailferry } from "../support/mailferry.ts";
 
 let dns: DnsServer;
 let mf: TestMailferry;
@@ -16,10 +16,7 @@ let csrf: string;
 beforeAll(async () => {
   dns = await startDnsServer({});
   mf = await startMailferry({ dns, domains: ["example.test"] });
-  const admin = await createAdmin(mf.appliance.store.db, "admin", "correct horse battery staple");
-  const session = await createSession(mf.appliance.store.db, admin.id, "127.0.0.1", "test");
-  cookie = `mf_session=${session.token}`;
-  csrf = session.csrf;
+  ({ cookie, csrf } = await signedInAdmin(mf.appliance.store.db));
 });
 afterAll(async () => {
   await mf.stop();
