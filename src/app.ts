@@ -36,6 +36,7 @@ import { ALERTS_WEBHOOK_SECRET_FILE, loadSecret, SRS_SECRET_FILE } from "./store
 import { acquireServerLock } from "./store/lock.ts";
 import { createJobLocks } from "./store/job-locks.ts";
 import { createServices } from "./service/index.ts";
+import { followSharedSettings, sharesSettings } from "./service/settings.ts";
 import { domainService } from "./service/domains.ts";
 import { startDkimActivation } from "./service/dkim-rotation.ts";
 import { createMetrics } from "./metrics/index.ts";
@@ -322,6 +323,11 @@ export async function startAppliance(config: Config, logger: Logger, input: Conf
   const stops = stopStack();
   try {
     const data = await openData(config, logger, stops);
+    // Several nodes on one PostgreSQL share the settings changed at run time (docs/multi-node.md).
+    if (sharesSettings(config)) {
+      const follower = await followSharedSettings({ db: data.store.db, config, configInput: input, logger });
+      stops.push(() => follower.stop());
+    }
     const found = startFoundations(config, logger, data, startedAt);
     const out = startOutbound(config, logger, data, found, stops);
     await startBackgroundJobs(config, logger, data, found, out, stops);

@@ -82,9 +82,9 @@ describe("one rule masks secrets", () => {
   test("the service lists the settings masked, while the running configuration keeps the value", async () => {
     const { settings, config } = await running();
     await settings.update(ADMIN, { "smarthost.host": "relay.example.test", "smarthost.password": "hunter2" });
-    const listed = settings.list().effective.find((e) => e.key === "smarthost.password")!;
+    const listed = (await settings.list()).effective.find((e) => e.key === "smarthost.password")!;
     expect(listed.shown).toBe(SECRET_MASK);
-    expect(JSON.stringify(settings.list())).not.toContain("hunter2");
+    expect(JSON.stringify(await settings.list())).not.toContain("hunter2");
     expect(config.smarthost?.password).toBe("hunter2");
   });
 });

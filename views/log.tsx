@@ -251,6 +251,8 @@ export interface SettingField {
   secret: boolean;
   /** Applies at once; otherwise after a restart. */
   live: boolean;
+  /** This node's own (host name): kept in its config.toml even when the rest is shared in the database. */
+  node: boolean;
 }
 
 export interface SettingsProps {
@@ -263,11 +265,13 @@ export interface SettingsProps {
   errors?: FieldErrors;
   ok?: string | null;
   configFile: string;
+  /** PostgreSQL: changes to all but node-local settings are kept in the database and apply on every node. */
+  sharedInDatabase: boolean;
 }
 
 /** The field's hint, and what its declaration says about when it applies and whether it is shown back. */
-function fieldHint(field: SettingField): string {
-  return [field.hint, field.live ? "" : "restart needed", field.secret ? "leave empty to keep the current one" : ""].filter(Boolean).join("; ");
+function fieldHint(field: SettingField, sharedInDatabase: boolean): string {
+  return [field.hint, sharedInDatabase && field.node ? "this node only" : "", field.live ? "" : "restart needed", field.secret ? "leave empty to keep the current one" : ""].filter(Boolean).join("; ");
 }
 
 export const SettingsPage: FC<SettingsProps> = (p) => (
@@ -277,10 +281,18 @@ export const SettingsPage: FC<SettingsProps> = (p) => (
     <form class="panel" method="post" action="/settings">
       <Csrf token={p.csrf} />
       <p class="muted">
-        Saved to <code>{p.configFile}</code> and applied at once, except where it says restart needed. A value set by an environment variable or a flag wins over the file.
+        {p.sharedInDatabase ? (
+          <>
+            Saved to the database, for every node on it, except this node's own settings (marked this node only), saved to <code>{p.configFile}</code>. Applied at once on every node, except where it says restart needed. A value set by an environment variable or a flag wins over the database and the file.
+          </>
+        ) : (
+          <>
+            Saved to <code>{p.configFile}</code> and applied at once, except where it says restart needed. A value set by an environment variable or a flag wins over the file.
+          </>
+        )}
       </p>
       {p.fields.map((field) => (
-        <Field label={field.label} name={field.key} type={field.secret ? "password" : "text"} value={field.secret ? "" : p.values[field.key]} hint={fieldHint(field)} errors={p.errors} />
+        <Field label={field.label} name={field.key} type={field.secret ? "password" : "text"} value={field.secret ? "" : p.values[field.key]} hint={fieldHint(field, p.sharedInDatabase)} errors={p.errors} />
       ))}
       {p.errors?.form && (
         <div class="error" role="alert">

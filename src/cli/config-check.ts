@@ -1,9 +1,14 @@
 import { masked } from "../config/index.ts";
 import type { CommandContext } from "./command.ts";
+import { configAsServed } from "./context.ts";
 
-/** Validates the configuration (exit 2 naming the bad key) and prints each effective value with its origin (secrets masked). */
-export function configCheck(ctx: CommandContext): number {
-  const { config, effective } = ctx.config();
+/**
+ * Validates the configuration (exit 2 naming the bad key) and prints each
+ * effective value with its origin (secrets masked); with PostgreSQL it reads
+ * the values the database keeps for all nodes, so it needs the database.
+ */
+export async function configCheck(ctx: CommandContext): Promise<number> {
+  const { config, effective } = await configAsServed(ctx);
   const shown = effective.map(masked);
   if (ctx.json) {
     ctx.io.out(JSON.stringify({ ok: true, config_file: config.configFile, settings: shown }));

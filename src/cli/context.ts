@@ -1,8 +1,9 @@
 // What a CLI command works on: the data dir's database, and on it the same
 // services the admin UI and the API use, acting as "cli" in the audit log.
-import { type Config, publicBaseUrl } from "../config/index.ts";
+import { type Config, type Effective, loadConfigWithOrigins, publicBaseUrl } from "../config/index.ts";
 import type { Waiting } from "../service/destinations.ts";
 import { createServices, type Services } from "../service/index.ts";
+import { sharesSettings, withSharedSettings } from "../service/settings.ts";
 import type { Actor } from "../store/audit.ts";
 import { databaseLocation, openDatabase, type Store } from "../store/db.ts";
 import { preparePrivateDataDir } from "../store/data-dir.ts";
@@ -26,6 +27,13 @@ export async function withStore<T>(ctx: CommandContext, fn: (store: Store, confi
   } finally {
     await store.close();
   }
+}
+
+/** The configuration as the server loads it: with PostgreSQL, with the values the database keeps for every node. */
+export async function configAsServed(ctx: CommandContext): Promise<{ config: Config; effective: Effective }> {
+  const loaded = ctx.config();
+  if (!sharesSettings(loaded.config)) return loaded;
+  return withStore(ctx, async (store, config) => loadConfigWithOrigins(await withSharedSettings(store.db, config, ctx.configInput)));
 }
 
 /**

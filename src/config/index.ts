@@ -1,4 +1,6 @@
-// Configuration: defaults < config.toml < environment < command-line flags.
+// Configuration: defaults < config.toml < the database (PostgreSQL: settings
+// changed at run time, shared by all nodes, except those declared `node`) <
+// environment < command-line flags.
 // Every setting is declared once in SETTINGS: its parser (and so its type),
 // default, whether it applies at once or after a restart, whether it is a
 // secret, whether the settings page offers it, and its doc. The Config type,
@@ -46,6 +48,12 @@ export interface Setting {
   defaultDoc?: string;
   /** A change made while the server runs applies at once: the running parts read it on each use. Otherwise after a restart. */
   live?: boolean;
+  /**
+   * Belongs to this node (its name, addresses, ports, local files): with several
+   * nodes on one PostgreSQL it stays in each node's config.toml, while the rest,
+   * changed at run time, is kept in the database and shared (docs/multi-node.md).
+   */
+  node?: boolean;
   /** Never shown back: `config check`, the API, the settings page and the audit log say only that it is set. */
   secret?: boolean;
   /** Offered on the admin UI's settings page; the rest needs config.toml, the API, `config set` or the environment. */
@@ -54,10 +62,10 @@ export interface Setting {
 }
 
 const DECLARED = [
-  { section: "", key: "hostname", parse: v.hostname, default: () => normalizeDomain(osHostname()) ?? "localhost", defaultDoc: "the machine's host name", form: { label: "Host name", hint: "" }, doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
-  { section: "database", key: "url", parse: v.optionalDatabaseUrl, default: "", secret: true, doc: "PostgreSQL to keep all state in, as postgres://user:password@host:port/database (docs/operations.md, PostgreSQL); empty: SQLite in the data directory" },
-  { section: "smtp", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "MX listener address (production: 0.0.0.0)" },
-  { section: "smtp", key: "port", parse: v.port, default: 2525, doc: "MX listener port (production: 25)" },
+  { section: "", key: "hostname", node: true, parse: v.hostname, default: () => normalizeDomain(osHostname()) ?? "localhost", defaultDoc: "the machine's host name", form: { label: "Host name", hint: "" }, doc: "Name in the SMTP banner, HELO and Received headers; default SRS domain" },
+  { section: "database", key: "url", node: true, parse: v.optionalDatabaseUrl, default: "", secret: true, doc: "PostgreSQL to keep all state in, as postgres://user:password@host:port/database (docs/operations.md, PostgreSQL); empty: SQLite in the data directory" },
+  { section: "smtp", key: "host", node: true, parse: v.listenHost, default: "127.0.0.1", doc: "MX listener address (production: 0.0.0.0)" },
+  { section: "smtp", key: "port", node: true, parse: v.port, default: 2525, doc: "MX listener port (production: 25)" },
   { section: "smtp", key: "max_size", parse: v.byteSize, default: "50MB", doc: "Largest message accepted (SIZE); bigger gets 552" },
   { section: "smtp", key: "socket_timeout", parse: v.positiveDuration, default: "3m", doc: "Idle time before a session is closed with 421" },
   { section: "smtp", key: "shutdown_grace", parse: v.positiveDuration, default: "30s", doc: "How long sessions may finish after SIGTERM" },
@@ -68,21 +76,21 @@ const DECLARED = [
   // Senders wait 5 minutes for the banner (RFC 5321 4.5.3.2.1), but a long pause slows every legitimate one.
   { section: "smtp", key: "greet_pause", parse: v.durationUpTo(30_000), default: "100ms", doc: "Pause before the banner; clients that talk sooner get 421 (0: banner at once)" },
   { section: "submission", key: "enabled", parse: v.bool, default: false, doc: "Accept mail from people sending as their aliases with an app password (docs/send-as.md): the submission ports below" },
-  { section: "submission", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "Submission listener address (production: 0.0.0.0)" },
-  { section: "submission", key: "port", parse: v.port, default: 587, doc: "Submission port with STARTTLS, required before AUTH (RFC 6409)" },
-  { section: "submission", key: "tls_port", parse: v.port, default: 465, doc: "Submission port with implicit TLS (RFC 8314)" },
+  { section: "submission", key: "host", node: true, parse: v.listenHost, default: "127.0.0.1", doc: "Submission listener address (production: 0.0.0.0)" },
+  { section: "submission", key: "port", node: true, parse: v.port, default: 587, doc: "Submission port with STARTTLS, required before AUTH (RFC 6409)" },
+  { section: "submission", key: "tls_port", node: true, parse: v.port, default: 465, doc: "Submission port with implicit TLS (RFC 8314)" },
   { section: "submission", key: "messages_per_hour", parse: v.positiveInt, default: 100, live: true, doc: "Messages an app password may send in an hour; more get 451" },
   { section: "submission", key: "recipients_per_message", parse: v.positiveInt, default: 50, live: true, doc: "Recipients of one submitted message; more get 452" },
-  { section: "http", key: "host", parse: v.listenHost, default: "127.0.0.1", doc: "Admin UI / API / health address" },
-  { section: "http", key: "port", parse: v.port, default: 8080, doc: "Admin UI / API / health port" },
-  { section: "http", key: "tls", parse: v.bool, default: false, doc: "Serve the admin port over HTTPS with the tls.cert certificate (then Secure cookies and HSTS)" },
-  { section: "http", key: "public_url", parse: v.optionalUrl, default: "", doc: "Base URL of the admin port as others reach it, for links in verification mail; default the admin URL, or no link when that is on loopback (a reply or a code confirms then)" },
-  { section: "dns", key: "servers", parse: v.dnsServers, default: () => systemResolvers(), defaultDoc: "from /etc/resolv.conf", doc: "Resolvers as host:port list; default from /etc/resolv.conf" },
+  { section: "http", key: "host", node: true, parse: v.listenHost, default: "127.0.0.1", doc: "Admin UI / API / health address" },
+  { section: "http", key: "port", node: true, parse: v.port, default: 8080, doc: "Admin UI / API / health port" },
+  { section: "http", key: "tls", node: true, parse: v.bool, default: false, doc: "Serve the admin port over HTTPS with the tls.cert certificate (then Secure cookies and HSTS)" },
+  { section: "http", key: "public_url", node: true, parse: v.optionalUrl, default: "", doc: "Base URL of the admin port as others reach it, for links in verification mail; default the admin URL, or no link when that is on loopback (a reply or a code confirms then)" },
+  { section: "dns", key: "servers", node: true, parse: v.dnsServers, default: () => systemResolvers(), defaultDoc: "from /etc/resolv.conf", doc: "Resolvers as host:port list; default from /etc/resolv.conf" },
   { section: "dns", key: "timeout", parse: v.positiveDuration, default: "5s", doc: "Timeout of one DNS query (per server try)" },
   { section: "outbound", key: "port", parse: v.port, default: 25, doc: "Port used to deliver to destination MX hosts" },
   { section: "outbound", key: "connect_timeout", parse: v.positiveDuration, default: "30s", doc: "Timeout to connect to a destination MX host" },
   { section: "outbound", key: "message_timeout", parse: v.positiveDuration, default: "5m", doc: "Bound on delivering one message, while its sender waits for the DATA reply" },
-  { section: "outbound", key: "ca_file", parse: v.optionalPath, default: "", doc: "Extra CA certificates (PEM) trusted for MX and MTA-STS certificates" },
+  { section: "outbound", key: "ca_file", node: true, parse: v.optionalPath, default: "", doc: "Extra CA certificates (PEM) trusted for MX and MTA-STS certificates" },
   { section: "outbound", key: "allow_private", parse: v.bool, default: false, doc: "Deliver to MX hosts and fetch MTA-STS policies on loopback, private or link-local addresses (off: a sender's domain cannot point bounces and vacation replies into this server's network; a smarthost is always allowed)" },
   { section: "outbound", key: "mta_sts_port", parse: v.port, default: 443, doc: "HTTPS port of MTA-STS policy hosts (443; other values are for tests)" },
   { section: "smarthost", key: "host", parse: v.optionalHostname, default: "", live: true, form: { label: "Smarthost", hint: "relay all outbound mail through this host; empty: deliver directly" }, doc: "Relay all outbound mail through this host (empty: deliver to MX hosts)" },
@@ -91,14 +99,14 @@ const DECLARED = [
   { section: "smarthost", key: "password", parse: v.optionalPath, default: "", live: true, secret: true, form: { label: "Smarthost password", hint: "" }, doc: "Smarthost AUTH password" },
   { section: "smarthost", key: "tls", parse: v.oneOf(SMARTHOST_TLS), default: "starttls", live: true, form: { label: "Smarthost TLS", hint: "starttls, implicit or none" }, doc: "starttls (required), implicit (TLS from the start) or none" },
   { section: "srs", key: "domain", parse: v.optionalHostname, default: "", doc: "Domain of rewritten envelope senders; must route bounces here (default: hostname)" },
-  { section: "tls", key: "cert", parse: v.optionalPath, default: "", doc: "PEM certificate (chain) for STARTTLS; default: self-signed in the data dir" },
-  { section: "tls", key: "key", parse: v.optionalPath, default: "", doc: "PEM private key for tls.cert" },
-  { section: "acme", key: "enabled", parse: v.bool, default: false, doc: "Obtain and renew the certificate from an ACME CA (HTTP-01), instead of tls.cert or the self-signed one" },
+  { section: "tls", key: "cert", node: true, parse: v.optionalPath, default: "", doc: "PEM certificate (chain) for STARTTLS; default: self-signed in the data dir" },
+  { section: "tls", key: "key", node: true, parse: v.optionalPath, default: "", doc: "PEM private key for tls.cert" },
+  { section: "acme", key: "enabled", node: true, parse: v.bool, default: false, doc: "Obtain and renew the certificate from an ACME CA (HTTP-01), instead of tls.cert or the self-signed one" },
   { section: "acme", key: "directory_url", parse: v.optionalUrl, default: "https://acme-v02.api.letsencrypt.org/directory", doc: "ACME directory of the CA (default: Let's Encrypt production)" },
   { section: "acme", key: "email", parse: optionalMailbox, default: "", doc: "Contact address of the ACME account (expiry notices from the CA); optional" },
-  { section: "acme", key: "http_port", parse: v.port, default: 80, doc: "Plain HTTP listener for HTTP-01 challenges (the CA connects to port 80); redirects the rest to HTTPS" },
-  { section: "acme", key: "https_port", parse: v.port, default: 443, doc: "Public HTTPS listener: MTA-STS policy, verification pages, /healthz (never the admin UI)" },
-  { section: "acme", key: "ca_file", parse: v.optionalPath, default: "", doc: "Extra CA certificates (PEM) trusted for the ACME directory's HTTPS (a local test CA)" },
+  { section: "acme", key: "http_port", node: true, parse: v.port, default: 80, doc: "Plain HTTP listener for HTTP-01 challenges (the CA connects to port 80); redirects the rest to HTTPS" },
+  { section: "acme", key: "https_port", node: true, parse: v.port, default: 443, doc: "Public HTTPS listener: MTA-STS policy, verification pages, /healthz (never the admin UI)" },
+  { section: "acme", key: "ca_file", node: true, parse: v.optionalPath, default: "", doc: "Extra CA certificates (PEM) trusted for the ACME directory's HTTPS (a local test CA)" },
   { section: "acme", key: "renew_before", parse: v.positiveDuration, default: "30d", doc: "Renew when less than this much validity remains" },
   { section: "acme", key: "check_interval", parse: v.positiveDuration, default: "5m", doc: "How often the certificate's names (managed domains) and expiry are checked; first retry delay after a failure" },
   { section: "delivery", key: "verify_destinations", name: "verify_destinations", parse: verifyDestinations, default: "tokens", live: true, doc: "Which destinations outside the managed domains must confirm a verification mail first: all, tokens (those a write-scope API token adds; an admin's word confirms the rest) or off; true/false mean all/off" },
@@ -132,8 +140,8 @@ const DECLARED = [
   { section: "metrics", key: "token", parse: v.optionalToken, default: "", live: true, secret: true, doc: "Bearer token for GET /metrics; when set every scrape must send it (loopback too), when empty only loopback may scrape" },
   { section: "log", key: "retention", parse: v.positiveDuration, default: "7d", live: true, form: { label: "Mail log retention", hint: "e.g. 7d" }, doc: "How long mail-log events are kept" },
   { section: "log", key: "max_events", parse: v.positiveInt, default: 500_000, live: true, doc: "Most mail-log events kept (the oldest go first), whatever their age: bounds the database (about 1 KB an event)" },
-  { section: "log", key: "format", parse: v.oneOf(LOG_FORMATS), default: "auto", doc: "auto (text on a terminal, JSON otherwise), json or text" },
-  { section: "log", key: "level", parse: v.oneOf(LOG_LEVELS), default: "info", doc: "debug, info, warn, error or silent" },
+  { section: "log", key: "format", node: true, parse: v.oneOf(LOG_FORMATS), default: "auto", doc: "auto (text on a terminal, JSON otherwise), json or text" },
+  { section: "log", key: "level", node: true, parse: v.oneOf(LOG_LEVELS), default: "info", doc: "debug, info, warn, error or silent" },
 ] as const satisfies readonly Setting[];
 
 export const SETTINGS: readonly Setting[] = DECLARED;
@@ -207,8 +215,13 @@ export class ConfigError extends Error {
   }
 }
 
+/** The origin `config check`, the API and the settings page show for a value kept in the database. */
+export const SHARED_ORIGIN = "database";
+
 export interface ConfigInput {
   env?: Record<string, string | undefined>;
+  /** Settings kept in the database with PostgreSQL (all but those declared `node`), by key as `config check` lists them. */
+  shared?: Record<string, string>;
   /** Flag values by flag name without dashes, e.g. `{"smtp-port": "2526"}`. */
   flags?: Record<string, string | undefined>;
   cwd?: string;
@@ -222,7 +235,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
   return loadConfigWithOrigins(input).config;
 }
 
-export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = process.cwd() }: ConfigInput): { config: Config; effective: Effective } {
+export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = process.cwd(), shared = {} }: ConfigInput): { config: Config; effective: Effective } {
   const dataDir = resolve(cwd, flags["data-dir"] ?? env[DATA_DIR_ENV] ?? "./data");
   const explicitFile = flags["config"] ?? env[CONFIG_FILE_ENV];
   const configPath = explicitFile ? resolve(cwd, explicitFile) : resolve(dataDir, "config.toml");
@@ -235,12 +248,14 @@ export function loadConfigWithOrigins({ env = process.env, flags = {}, cwd = pro
     const candidates: [unknown, string][] = [
       [flags[flagName(s)], `--${flagName(s)}`],
       [env[envName(s)], envName(s)],
+      [s.node ? undefined : shared[settingKey(s)], SHARED_ORIGIN],
       [fromToml, `${tomlName(s)} in ${configPath}`],
     ];
     // A bad value in config.toml is reported even when the environment or a flag overrides it.
     if (fromToml !== undefined) parseOrThrow(s, fromToml, `${tomlName(s)} in ${configPath}`);
     const [raw, origin] = candidates.find(([value]) => value !== undefined) ?? [typeof s.default === "function" ? s.default() : s.default, "default"];
-    const value = parseOrThrow(s, raw, origin === "default" ? `${tomlName(s)} (default)` : origin);
+    const source = origin === "default" ? `${tomlName(s)} (default)` : origin === SHARED_ORIGIN ? `${tomlName(s)} in the database` : origin;
+    const value = parseOrThrow(s, raw, source);
     values.set(s, value);
     effective.push({ key: settingKey(s), value, shown: show(s, value), origin });
   }

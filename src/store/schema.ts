@@ -49,6 +49,15 @@ export interface AliasesTable {
   updated_at: Timestamp;
 }
 
+/** A setting changed at run time that all nodes on one PostgreSQL share (migration 023). */
+export interface SharedSettingsTable {
+  /** As `config check` lists it: "greylist.delay". */
+  key: string;
+  /** As typed: what config.toml or the environment would hold. */
+  value: string;
+  updated_at: Timestamp;
+}
+
 export interface SettingsTable {
   key: string;
   /** JSON value. */
@@ -351,6 +360,7 @@ export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
   settings: SettingsTable;
+  shared_settings: SharedSettingsTable;
   events: EventsTable;
   fingerprints: FingerprintsTable;
   delivered: DeliveredTable;

@@ -6,7 +6,7 @@ import { type DB, hotStatement } from "./db.ts";
 const selectSetting = hotStatement((db, v: { key: string }) => db.selectFrom("settings").select("value").where("key", "=", v.key));
 
 /** The current value of a version counter: it moves on every change to the tables it watches. */
-export async function versionCounter(db: DB, key: "routing_version" | "sender_lists_version"): Promise<string> {
+export async function versionCounter(db: DB, key: "routing_version" | "sender_lists_version" | "shared_settings_version"): Promise<string> {
   const [row] = await selectSetting(db, { key });
   if (!row) throw new Error(`database setting ${key} is missing`);
   return row.value;
