@@ -11,6 +11,7 @@ import { openDatabase, type Store } from "../src/store/db.ts";
 import { readSharedSettings } from "../src/store/shared-settings.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { nodeEnv, type Postgres, startPostgres } from "./support/postgres.ts";
+import { signedInAdmin } from "./support/mailferry.ts";
 import { nodeCli, type ServeProcess, startServe } from "./support/serve-process.ts";
 import { type Sink, startSink } from "./support/sink.ts";
 import { SmtpTalk } from "./support/smtp-client.ts";
@@ -86,6 +87,10 @@ test("greylisting changed through node 1's API changes node 2's SMTP answer with
   const took = await waitUntil("node 2 stops greylisting", 5_000, async () => (await rcpt(1)).code === 250);
   console.log(`greylisting off on the other node after ${took} ms`);
   expect((await api(1, "GET"))["greylist.delay"]).toEqual({ value: "0", origin: "database" });
+  // The settings page of the other node says where changes go, and where this value came from.
+  const page = await (await fetch(`${nodes[1]!.httpUrl}/settings`, { headers: { cookie: (await signedInAdmin(store.db)).cookie } })).text();
+  expect(page).toContain("Saved to the database, for every node on it");
+  expect(page).toMatch(/greylist\.delay<\/td>\s*<td[^>]*>0<\/td>\s*<td[^>]*>database<\/td>/);
 }, 30_000);
 
 test("the host name changed on node 1 stays in its config.toml; node 2 keeps its own", async () => {
