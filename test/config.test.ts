@@ -54,6 +54,20 @@ describe("layering: defaults < config.toml < environment < flags", () => {
     expect(origin("outbound.port")).toBe("default");
   });
 
+  test("with PostgreSQL the database's shared values sit between config.toml and the environment; node-local keys are not read from it", () => {
+    const dir = dataDir(`hostname = "toml.example.test"\n[greylist]\ndelay = 60\n[smtp]\nmax_size = "10MB"\n`);
+    const shared = { hostname: "shared.example.test", "greylist.delay": "2m", "smtp.max_size": "20MB", "limits.connections_per_hour": "7" };
+    const { config, effective } = loadConfigWithOrigins({ env: { MAILFERRY_DATA_DIR: dir, MAILFERRY_SMTP_MAX_SIZE: "30MB" }, shared });
+    const origin = (key: string) => effective.find((e) => e.key === key)!.origin;
+    expect([config.greylist.delay, origin("greylist.delay")]).toEqual([120_000, "database"]);
+    expect([config.limits.connectionsPerHour, origin("limits.connections_per_hour")]).toEqual([7, "database"]);
+    expect([config.smtp.maxSize, origin("smtp.max_size")]).toEqual([30 * 1024 ** 2, "MAILFERRY_SMTP_MAX_SIZE"]);
+    expect(config.hostname).toBe("toml.example.test");
+    expect(SETTINGS.filter((s) => s.node).map((s) => [s.section, s.key].filter(Boolean).join("."))).toEqual(expect.arrayContaining(["hostname", "database.url", "smtp.port", "http.host", "tls.cert"]));
+    // A bad value kept in the database is named as such.
+    expect(configError(() => loadConfig({ env: { MAILFERRY_DATA_DIR: dir }, shared: { "greylist.delay": "soon" } })).message).toContain("[greylist] delay in the database");
+  });
+
   test("the data dir comes from the flag, then MAILFERRY_DATA_DIR, and holds config.toml", () => {
     const a = dataDir(`[smtp]\nport = 1111\n`);
     const b = dataDir(`[smtp]\nport = 2222\n`);

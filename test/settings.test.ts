@@ -9,6 +9,7 @@ import { UserError } from "../src/errors.ts";
 import { settingsService } from "../src/service/settings.ts";
 import { createAdmin, createSession } from "../src/store/admins.ts";
 import { DATABASE_FILE, openStore, type Store } from "../src/store/db.ts";
+import { readSharedSettings } from "../src/store/shared-settings.ts";
 import { createToken } from "../src/store/tokens.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { startMailferry, type TestMailferry } from "./support/mailferry.ts";
@@ -102,6 +103,8 @@ describe("settings.update: validate, write config.toml, audit, apply the live on
     const [row] = await store.db.selectFrom("audit_log").selectAll().where("action", "=", "settings.update").execute();
     expect(row).toMatchObject({ actor: "admin:alice", target: "config.toml" });
     expect(JSON.parse(row!.after!)).toEqual({ "greylist.delay": "2m", "smtp.max_clients": "42" });
+    // One SQLite server keeps them in config.toml only: nothing goes to the table the PostgreSQL nodes share.
+    expect(await readSharedSettings(store.db)).toEqual({});
   });
 
   test("a smarthost set and removed at run time is used and dropped at once (the whole section applies)", async () => {
