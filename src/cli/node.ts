@@ -1,4 +1,4 @@
-import { isoTime } from "../service/json.ts";
+import { isoTime, nodeJson } from "../service/json.ts";
 import { listNodes, type NodeState } from "../store/nodes.ts";
 import { CLI_ACTOR, withServices, withStore } from "./context.ts";
 import { type CommandContext, UsageError } from "./command.ts";
@@ -10,7 +10,7 @@ export async function nodeCommand(ctx: CommandContext): Promise<number> {
     case "list": {
       if (args.length) throw new UsageError("usage: mailferry node list [--json]");
       const nodes = await withStore(ctx, (s) => listNodes(s.db, Date.now()));
-      if (ctx.json) out(JSON.stringify(nodes.map((n) => ({ hostname: n.hostname, alive: n.alive, started_at: isoTime(n.started_at), last_seen: isoTime(n.last_seen) }))));
+      if (ctx.json) out(JSON.stringify(nodes.map(nodeJson)));
       else out(nodes.length ? nodes.map(describe).join("\n") : "(no node has run on this database yet)");
       return 0;
     }
