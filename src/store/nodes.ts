@@ -5,6 +5,7 @@
 import { UserError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { DB } from "./db.ts";
+import { isPostgres } from "./dialect.ts";
 
 /** How often a running node refreshes its last_seen. */
 export const NODE_HEARTBEAT_MS = 15_000;
@@ -20,10 +21,12 @@ export interface NodeState {
 
 /**
  * A node starting: its row (new, or started again) and no sessions counted
- * for it, since those of its previous run ended with it.
+ * for it, since those of its previous run ended with it. On SQLite one server
+ * owns the database: its row is the only one (a changed hostname replaces the old).
  */
 export async function registerNode(db: DB, hostname: string, now: number): Promise<void> {
   await db.transaction().execute(async (trx) => {
+    if (!isPostgres(db)) await trx.deleteFrom("nodes").where("hostname", "!=", hostname).execute();
     await trx.deleteFrom("node_sessions").where("node", "=", hostname).execute();
     await trx
       .insertInto("nodes")
