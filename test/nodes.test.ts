@@ -11,7 +11,7 @@ import { domainRecords, mtaStsId, mtaStsPolicy, zoneLine } from "../src/auth/rec
 import { UserError } from "../src/errors.ts";
 import { openDatabase, type Store } from "../src/store/db.ts";
 import type { Dialect } from "../src/store/dialect.ts";
-import { closeNodeSession, forgetNode, listNodes, NODE_ALIVE_MS, nodeHostnames, openNodeSession, registerNode, touchNode } from "../src/store/nodes.ts";
+import { closeNodeSession, forgetNode, listNodes, liveSessions, NODE_ALIVE_MS, nodeHostnames, openNodeSession, registerNode, touchNode } from "../src/store/nodes.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { startMailferry } from "./support/mailferry.ts";
 import { type Postgres, startPostgres } from "./support/postgres.ts";
@@ -72,17 +72,22 @@ describe("sessions per node on postgres", () => {
     const { db } = await freshStore("postgres");
     await registerNode(db, "a.test", T);
     await registerNode(db, "b.test", T);
-    expect(await openNodeSession(db, "a.test", "192.0.2.1", T)).toBe(1);
-    expect(await openNodeSession(db, "b.test", "192.0.2.1", T)).toBe(2);
-    expect(await openNodeSession(db, "b.test", "192.0.2.1", T)).toBe(3);
-    expect(await openNodeSession(db, "a.test", "192.0.2.99", T)).toBe(1);
+    /** Opens one session of `key` on `node`; the sessions of `key` on live nodes after it, at `now`. */
+    const open = async (node: string, key: string, now = T) => {
+      await openNodeSession(db, node, key);
+      return liveSessions(db, key, now);
+    };
+    expect(await open("a.test", "192.0.2.1")).toBe(1);
+    expect(await open("b.test", "192.0.2.1")).toBe(2);
+    expect(await open("b.test", "192.0.2.1")).toBe(3);
+    expect(await open("a.test", "192.0.2.99")).toBe(1);
     await closeNodeSession(db, "b.test", "192.0.2.1");
-    expect(await openNodeSession(db, "a.test", "192.0.2.1", T)).toBe(3);
+    expect(await open("a.test", "192.0.2.1")).toBe(3);
     // b stops refreshing: after NODE_ALIVE_MS its sessions no longer count.
     await touchNode(db, "a.test", T + NODE_ALIVE_MS + 1);
-    expect(await openNodeSession(db, "a.test", "192.0.2.1", T + NODE_ALIVE_MS + 1)).toBe(3);
+    expect(await open("a.test", "192.0.2.1", T + NODE_ALIVE_MS + 1)).toBe(3);
     await registerNode(db, "b.test", T + NODE_ALIVE_MS + 2);
-    expect(await openNodeSession(db, "b.test", "192.0.2.1", T + NODE_ALIVE_MS + 2)).toBe(4);
+    expect(await open("b.test", "192.0.2.1", T + NODE_ALIVE_MS + 2)).toBe(4);
     // Closing every session leaves no row behind.
     for (let n = 0; n < 3; n++) await closeNodeSession(db, "a.test", "192.0.2.1");
     await closeNodeSession(db, "b.test", "192.0.2.1");

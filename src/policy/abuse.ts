@@ -12,7 +12,7 @@ import type { DB } from "../store/db.ts";
 import { isPostgres } from "../store/dialect.ts";
 import type { GreylistSenderTable, GreylistTable } from "../store/schema.ts";
 import { createSenderLists } from "../store/sender-lists.ts";
-import { closeNodeSession, openNodeSession } from "../store/nodes.ts";
+import { closeNodeSession, liveSessions, openNodeSession } from "../store/nodes.ts";
 import { hasAllowedSuffix, rootDomain } from "./identity.ts";
 import { type KnownSender, knownSender } from "./providers.ts";
 
@@ -115,6 +115,8 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
   // its row count went up; present from admission until it closes.
   const counted = new Map<string, { senderKey: string; rateKeys: Set<string>; opened: Promise<boolean> }>();
   let flushTimer: ReturnType<typeof setInterval> | undefined;
+  // Session counts being released in the database (PostgreSQL): stop waits for them, the database closes after.
+  const releasing = new Set<Promise<void>>();
 
   const senderLists = createSenderLists(db);
   const shared = isPostgres(db);
@@ -196,10 +198,10 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
 
     async admit(session) {
       if (counted.has(session.id)) return null;
-      const opened = shared ? openNodeSession(db, node, session.senderKey, now()) : Promise.resolve(openHere(session.senderKey));
-      // Recorded before the count is known, so a close while it is being counted releases it once counted.
-      counted.set(session.id, { senderKey: session.senderKey, rateKeys: new Set(), opened: opened.then(() => true, () => false) });
-      const open = await opened;
+      const written = shared ? openNodeSession(db, node, session.senderKey) : Promise.resolve();
+      // Recorded before the count is written, so a close meanwhile releases it once written.
+      counted.set(session.id, { senderKey: session.senderKey, rateKeys: new Set(), opened: written.then(() => true, () => false) });
+      const open = shared ? await written.then(() => liveSessions(db, session.senderKey, now())) : openHere(session.senderKey);
       const { concurrentConnections } = limits();
       if (open > concurrentConnections && !session.allowlisted) {
         return decision(reply(421, "4.7.0", `Too many concurrent connections from ${session.senderKey} (at most ${concurrentConnections}); try again later`), "too_many_connections");
@@ -212,9 +214,11 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
       if (!admitted) return; // not counted (yet): the listener closes it again once its connect stage ends
       counted.delete(session.id);
       if (!shared) return closeHere(admitted.senderKey);
-      void admitted.opened
+      const release = admitted.opened
         .then((wasCounted) => (wasCounted ? closeNodeSession(db, node, admitted.senderKey) : undefined))
-        .catch((err) => logger.error("abuse.session_release_failed", { key: admitted.senderKey, error: err }));
+        .catch((err) => logger.error("abuse.session_release_failed", { key: admitted.senderKey, error: err }))
+        .finally(() => releasing.delete(release));
+      releasing.add(release);
     },
 
     async onRecipient(session, recipient, recipientDomain) {
@@ -251,6 +255,7 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
 
     async stop() {
       clearInterval(flushTimer);
+      await Promise.all(releasing);
       await flush();
     },
   };

@@ -83,17 +83,20 @@ export async function startNodeHeartbeat(db: DB, hostname: string, logger: Logge
   };
 }
 
-/**
- * One more open session of `senderKey` on `node`; returns its open sessions
- * on every live node, this one included. A dead node's counts (last_seen
- * stale) are left out, and cleared when it starts again (registerNode).
- */
-export async function openNodeSession(db: DB, node: string, senderKey: string, now: number): Promise<number> {
+/** One more open session of `senderKey` on `node`. */
+export async function openNodeSession(db: DB, node: string, senderKey: string): Promise<void> {
   await db
     .insertInto("node_sessions")
     .values({ node, sender_key: senderKey, count: 1 })
     .onConflict((oc) => oc.columns(["node", "sender_key"]).doUpdateSet((eb) => ({ count: eb("node_sessions.count", "+", 1) })))
     .execute();
+}
+
+/**
+ * The open sessions of `senderKey` on every live node. A dead node's counts
+ * (last_seen stale) are left out, and cleared when it starts again (registerNode).
+ */
+export async function liveSessions(db: DB, senderKey: string, now: number): Promise<number> {
   const row = await db
     .selectFrom("node_sessions")
     .innerJoin("nodes", "nodes.hostname", "node_sessions.node")
