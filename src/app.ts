@@ -35,6 +35,7 @@ import { createEventRecorder } from "./store/events.ts";
 import { ALERTS_WEBHOOK_SECRET_FILE, loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
 import { acquireServerLock } from "./store/lock.ts";
 import { createJobLocks } from "./store/job-locks.ts";
+import { nodeHostnames, startNodeHeartbeat } from "./store/nodes.ts";
 import { createServices } from "./service/index.ts";
 import { followSharedSettings, sharesSettings } from "./service/settings.ts";
 import { domainService } from "./service/domains.ts";
@@ -99,6 +100,9 @@ async function openData(config: Config, logger: Logger, stops: Stops) {
     onNoPreMigrationBackup: (reason, pending) => logger.warn("store.no_pre_migration_backup", { reason, pending }),
   });
   stops.push(() => store.close());
+  // This node among those on the database (docs/multi-node.md): an MX host every node names.
+  const heartbeat = await startNodeHeartbeat(store.db, config.hostname, logger);
+  stops.push(() => heartbeat.stop());
   const events = createEventRecorder(store.db);
   stops.push(() => events.flush());
   return { store, events };
@@ -208,7 +212,7 @@ function linkBase(config: Config) {
 async function startMx(config: Config, logger: Logger, input: ConfigInput, data: Data, found: Foundations, out: Outbound, links: ReturnType<typeof linkBase>, stops: Stops) {
   const { store } = data;
   const { resolver, metrics, record, certificates } = found;
-  const abuse = createAbuseGuard({ db: store.db, logger, greylistDelayMs: () => config.greylist.delay, observe: metrics.observeGuard, limits: () => config.limits });
+  const abuse = createAbuseGuard({ db: store.db, logger, greylistDelayMs: () => config.greylist.delay, observe: metrics.observeGuard, limits: () => config.limits, node: config.hostname });
   await abuse.start();
   stops.push(() => abuse.stop());
   const deliver = createDeliver({
@@ -290,7 +294,7 @@ async function startAdminPort(config: Config, logger: Logger, { store }: Data, f
     store,
     smtp: mx.smtp,
     startedAt,
-    mtaStsPolicy: () => mtaStsPolicy(config.hostname, mtaStsMode(!certificates.current().selfSigned)),
+    mtaStsPolicy: async () => mtaStsPolicy(await nodeHostnames(store.db, config.hostname), mtaStsMode(!certificates.current().selfSigned)),
     db: store.db,
     config,
     resolver: found.resolver,

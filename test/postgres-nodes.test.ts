@@ -2,7 +2,9 @@
 // "PostgreSQL"): what one node (or a CLI command) changes, the other sees; a
 // greylist pass and a sender's rate count are shared; a queued message is sent
 // by exactly one node; and when the node holding the background-job locks is
-// killed with SIGKILL, the other takes them and runs the queue alone.
+// killed with SIGKILL, the other takes them and runs the queue alone. Both
+// nodes are registered, named in the MTA-STS policy and the MX records, and a
+// sender's concurrent sessions count over both.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,6 +12,9 @@ import { join } from "node:path";
 import { openDatabase, type Store } from "../src/store/db.ts";
 import { enqueue } from "../src/store/deliveries.ts";
 import { JOB_KINDS } from "../src/store/job-locks.ts";
+import { registerNode } from "../src/store/nodes.ts";
+import { type DnsRecord, mtaStsId } from "../src/auth/records.ts";
+import { parsePolicy } from "mailauth/lib/mta-sts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { nodeEnv, type Postgres, startPostgres } from "./support/postgres.ts";
 import { nodeCli, type ServeProcess, startServe } from "./support/serve-process.ts";
@@ -18,6 +23,7 @@ import { SmtpTalk } from "./support/smtp-client.ts";
 import { waitUntil } from "./support/wait.ts";
 
 const RATE_LIMIT = 3;
+const CONCURRENCY_LIMIT = 4;
 
 let postgres: Postgres;
 let dns: DnsServer;
@@ -55,6 +61,7 @@ const env = (node: number) => ({
   ...nodeEnv({ dataDir: dirs[node]!, databaseUrl, hostname: `mx${node + 1}.multi.test`, dnsAddress: dns.address, sinkPort: sink.port }),
   MAILFERRY_GREYLIST_DELAY: "1",
   MAILFERRY_LIMITS_CONNECTIONS_PER_HOUR: String(RATE_LIMIT),
+  MAILFERRY_LIMITS_CONCURRENT_CONNECTIONS: String(CONCURRENCY_LIMIT),
 });
 
 const cli = (node: number, args: string[]) => nodeCli({ dataDir: dirs[node]!, env: env(node) }, args);
@@ -97,6 +104,73 @@ test("a sender's connections to one recipient count across both nodes", async ()
   // Each node saw at most 2 of the 4: only a shared count reaches the limit (a greylisting 450 may come first).
   expect(texts.filter((text) => text.includes("Rate limit"))).toEqual([texts[RATE_LIMIT]!]);
   expect(texts[RATE_LIMIT]).toContain(`more than ${RATE_LIMIT} connections`);
+}, 30_000);
+
+test("`node list` shows both nodes, alive", async () => {
+  const listed = JSON.parse(await cli(0, ["node", "list", "--json"])) as { hostname: string; alive: boolean }[];
+  expect(listed.map((n) => [n.hostname, n.alive])).toEqual([
+    ["mx1.multi.test", true],
+    ["mx2.multi.test", true],
+  ]);
+}, 30_000);
+
+/** The MTA-STS policy node `node` serves for multi.test. */
+async function policyOf(node: number): Promise<string> {
+  const res = await fetch(`${nodes[node]!.httpUrl}/.well-known/mta-sts.txt`, { headers: { host: "mta-sts.multi.test" } });
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
+test("each node serves the MTA-STS policy naming both, and `domain dns` one MX per node with that policy's id", async () => {
+  const policy = await policyOf(0);
+  expect(await policyOf(1)).toBe(policy);
+  expect(parsePolicy(policy).mx).toEqual(["mx1.multi.test", "mx2.multi.test"]);
+  const records = JSON.parse(await cli(1, ["domain", "dns", "multi.test", "--json"])) as DnsRecord[];
+  expect(records.filter((r) => r.type === "MX" && r.name === "multi.test.").map((r) => r.value)).toEqual(["10 mx1.multi.test.", "10 mx2.multi.test."]);
+  expect(records.find((r) => r.name === "_mta-sts.multi.test.")!.value).toBe(`v=STSv1; id=${mtaStsId(policy)}`);
+  // Each node's own hostname sends as the SRS domain: both SPF records are listed.
+  expect(records.filter((r) => r.value === "v=spf1 a -all").map((r) => r.name)).toEqual(["mx1.multi.test.", "mx2.multi.test."]);
+}, 30_000);
+
+test("a third node joins the policy (new id); `node forget` takes it out again and is audited", async () => {
+  const before = await policyOf(0);
+  await registerNode(store.db, "mx3.multi.test", Date.now());
+  const three = await policyOf(1);
+  expect(parsePolicy(three).mx).toEqual(["mx1.multi.test", "mx2.multi.test", "mx3.multi.test"]);
+  expect(mtaStsId(three)).not.toBe(mtaStsId(before));
+  expect(await cli(1, ["node", "forget", "mx3.multi.test"])).toContain("forgot node mx3.multi.test");
+  expect(await policyOf(0)).toBe(before);
+  const audited = await store.db.selectFrom("audit_log").select(["actor", "target"]).where("action", "=", "node.forget").execute();
+  expect(audited).toEqual([{ actor: "cli", target: "mx3.multi.test" }]);
+}, 30_000);
+
+test("a sender's concurrent sessions count over both nodes: the next one on either gets 421, closing one frees a slot", async () => {
+  const ip = "127.0.0.80";
+  const connect = (node: number) => SmtpTalk.connect(nodes[node]!.smtpPort, "127.0.0.1", ip);
+  const held = [];
+  for (const node of [0, 0, 1, 1]) {
+    const session = await connect(node);
+    expect(session.greeting.code).toBe(220);
+    held.push(session);
+  }
+  const refused = `421 4.7.0 Too many concurrent connections from ${ip} (at most ${CONCURRENCY_LIMIT}); try again later`;
+  for (const node of [0, 1]) {
+    const extra = await connect(node);
+    expect(`${extra.greeting.code} ${extra.greeting.text}`).toBe(refused);
+    extra.talk.close();
+  }
+  held.shift()!.talk.close();
+  const freed = await waitUntil("a slot is free on node 2", 5_000, async () => {
+    const next = await connect(1);
+    if (next.greeting.code !== 220) next.talk.close();
+    else held.push(next);
+    return next.greeting.code === 220;
+  });
+  console.log(`slot freed across nodes after ${freed} ms`);
+  const again = await connect(0);
+  expect(again.greeting.code).toBe(421);
+  again.talk.close();
+  for (const session of held) session.talk.close();
 }, 30_000);
 
 const queued = (n: number) => ({ from: "alerts@multi.test", to: ["someone@dest.test"], raw: Buffer.from(`From: alerts@multi.test\r\nTo: someone@dest.test\r\nSubject: queued ${n}\r\nMessage-ID: <queued-${n}@multi.test>\r\n\r\nbody\r\n`) });

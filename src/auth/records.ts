@@ -19,8 +19,10 @@ export interface DnsRecord {
 
 export interface RecordsInput {
   domain: string;
-  /** The MX host name (mailferry's hostname). */
+  /** This node's hostname (the MTA-STS policy host, and the SRS domain by default). */
   hostname: string;
+  /** Every node's hostname, sorted (docs/multi-node.md): each is an MX host. Default: this node alone. */
+  nodes?: string[];
   srsDomain: string;
   dkimKeys: ({ selector: string; algorithm: string; public_key: string } & KeyLifecycle)[];
   mtaStsMode: "enforce" | "testing";
@@ -37,8 +39,9 @@ export function mtaStsMode(hasCaCertificate: boolean): "enforce" | "testing" {
   return hasCaCertificate ? "enforce" : "testing";
 }
 
-export function mtaStsPolicy(hostname: string, mode: "enforce" | "testing"): string {
-  return `version: STSv1\nmode: ${mode}\nmx: ${hostname}\nmax_age: 604800\n`;
+/** One `mx:` line per MX host (RFC 8461 §3.2): with several nodes, a sender in enforce mode accepts each. */
+export function mtaStsPolicy(mxHosts: string[], mode: "enforce" | "testing"): string {
+  return `version: STSv1\nmode: ${mode}\n${mxHosts.map((host) => `mx: ${host}\n`).join("")}max_age: 604800\n`;
 }
 
 /** Changes whenever the policy does, so senders refetch it (RFC 8461 §3.1: 1-32 alphanumerics). */
@@ -75,21 +78,36 @@ function dkimRecord(domain: string, key: RecordsInput["dkimKeys"][number], now: 
   }
 }
 
-export function domainRecords({ domain, hostname, srsDomain, dkimKeys, mtaStsMode: mode, subdomains = false, now = Date.now() }: RecordsInput): DnsRecord[] {
+export function domainRecords({ domain, hostname, nodes = [hostname], srsDomain, dkimKeys, mtaStsMode: mode, subdomains = false, now = Date.now() }: RecordsInput): DnsRecord[] {
+  // Equal preference: senders spread over the nodes and try another when one does not answer (RFC 5321 §5.1).
+  const mx = (name: string, purpose: string) => nodes.map((node) => dnsRecord(name, "MX", `10 ${fqdn(node)}`, nodes.length > 1 ? `${purpose} (node ${node})` : purpose));
   const records = [
-    dnsRecord(domain, "MX", `10 ${fqdn(hostname)}`, "MX: mail for the domain comes to mailferry"),
-    ...(subdomains ? [dnsRecord(`*.${domain}`, "MX", `10 ${fqdn(hostname)}`, "MX for addresses on subdomains (x@team.domain)")] : []),
-    dnsRecord(domain, "TXT", "v=spf1 mx -all", "SPF: the MX host (mx) may send for the domain: forwarded mail and mail sent as an alias"),
+    ...mx(domain, "MX: mail for the domain comes to mailferry"),
+    ...(subdomains ? mx(`*.${domain}`, "MX for addresses on subdomains (x@team.domain)") : []),
+    dnsRecord(domain, "TXT", "v=spf1 mx -all", `SPF: the MX host${nodes.length > 1 ? "s" : ""} (mx) may send for the domain: forwarded mail and mail sent as an alias`),
     ...dkimKeys.map((k) => dkimRecord(domain, k, now)),
     dnsRecord(`_dmarc.${domain}`, "TXT", "v=DMARC1; p=quarantine; adkim=r; aspf=r", "DMARC: forwarded copies with a rewritten From are DKIM-signed and pass", "recommended"),
-    dnsRecord(`_mta-sts.${domain}`, "TXT", `v=STSv1; id=${mtaStsId(mtaStsPolicy(hostname, mode))}`, `MTA-STS (mode ${mode}), policy served by mailferry`, "recommended"),
+    dnsRecord(`_mta-sts.${domain}`, "TXT", `v=STSv1; id=${mtaStsId(mtaStsPolicy(nodes, mode))}`, `MTA-STS (mode ${mode}), policy served by mailferry`, "recommended"),
     dnsRecord(`mta-sts.${domain}`, "CNAME", fqdn(hostname), "MTA-STS policy host: mailferry's HTTPS server", "recommended"),
     dnsRecord(`_smtp._tls.${domain}`, "TXT", `v=TLSRPTv1; rua=mailto:postmaster@${domain}`, "TLS-RPT: where senders report TLS problems", "recommended"),
   ];
-  const srsSpf = srsDomain === hostname ? "v=spf1 a -all" : `v=spf1 a:${hostname} -all`;
-  records.push(dnsRecord(srsDomain, "TXT", srsSpf, `SPF of the SRS domain: forwarded mail is sent as ...@${srsDomain}`));
-  if (srsDomain !== hostname) records.push(dnsRecord(srsDomain, "MX", `10 ${fqdn(hostname)}`, "MX of the SRS domain: bounces come back to mailferry"));
-  return records;
+  return [...records, ...srsRecords(srsDomain, hostname, nodes)];
+}
+
+/**
+ * The SRS domain sends every forwarded copy, so its SPF names every node. As
+ * a node's own hostname (the default) each node sends as itself: one record
+ * per node's hostname. A shared SRS domain gets one record naming all, and MX
+ * records so bounces come back to the nodes.
+ */
+function srsRecords(srsDomain: string, hostname: string, nodes: string[]): DnsRecord[] {
+  if (srsDomain === hostname) {
+    const purpose = (node: string) => `SPF of the SRS domain: forwarded mail is sent as ...@${node}${nodes.length > 1 ? " (by that node)" : ""}`;
+    return nodes.map((node) => dnsRecord(node, "TXT", "v=spf1 a -all", purpose(node)));
+  }
+  const spf = dnsRecord(srsDomain, "TXT", `v=spf1 ${nodes.map((node) => `a:${node}`).join(" ")} -all`, `SPF of the SRS domain: forwarded mail is sent as ...@${srsDomain}`);
+  const mxs = nodes.map((node) => dnsRecord(srsDomain, "MX", `10 ${fqdn(node)}`, "MX of the SRS domain: bounces come back to mailferry"));
+  return [spf, ...mxs];
 }
 
 /** `name ttl IN TYPE value`; TXT values quoted and split into strings of at most 255 bytes. */

@@ -24,6 +24,7 @@ import { serve } from "./serve.ts";
 import { tokenCommand } from "./token.ts";
 import { queueCommand } from "./queue.ts";
 import { passwordCommand } from "./password.ts";
+import { nodeCommand } from "./node.ts";
 import { VERSION } from "../version.ts";
 import { type CommandContext, type Io, UsageError } from "./command.ts";
 
@@ -89,6 +90,10 @@ commands:
                             domain) through the submission port, printed once on the last line
   password list [--json]    app passwords (never their secret) with their last use
   password revoke <id>
+  node list [--json]        the nodes (mailferry serve) on this database: hostname, last seen,
+                            alive (seen within a minute); each is an MX host of the domains
+  node forget <hostname>    remove a decommissioned node (stop it first): its MX and MTA-STS
+                            lines go from the records and the policy
   log [--domain D] [--recipient R] [--sender S] [--verdict accepted|deferred|rejected] [--since YYYY-MM-DD] [--limit N] [--json]
                             the mail log, newest first (default 50 events)
   log show <id> [--json]    the story of the event's message in words: client, authentication,
@@ -171,6 +176,7 @@ const COMMANDS: Record<string, (ctx: CommandContext) => Promise<number> | number
   token: tokenCommand,
   queue: queueCommand,
   password: passwordCommand,
+  node: nodeCommand,
   log: logCommand,
   stats: statsCommand,
   alerts: alertsCommand,

@@ -12,6 +12,7 @@ import type { DB } from "../store/db.ts";
 import { isPostgres } from "../store/dialect.ts";
 import type { GreylistSenderTable, GreylistTable } from "../store/schema.ts";
 import { createSenderLists } from "../store/sender-lists.ts";
+import { closeNodeSession, liveSessions, openNodeSession } from "../store/nodes.ts";
 import { hasAllowedSuffix, rootDomain } from "./identity.ts";
 import { type KnownSender, knownSender } from "./providers.ts";
 
@@ -78,7 +79,7 @@ export interface AbuseGuard {
   /** A denylist entry for the client (at connect: IP, name; at MAIL: also the sender address and domain). */
   denied(client: Client, stage: "connect" | "mail"): Promise<Decision | null>;
   /** Counts the connection toward its sender's concurrent connections (once per session); refuses one too many. */
-  admit(session: Readonly<Session>): Decision | null;
+  admit(session: Readonly<Session>): Promise<Decision | null>;
   /** Releases what admit counted, once: later calls, and calls before admit, do nothing. */
   onClose(session: Readonly<Session>): void;
   /** For an accepted recipient: rate limit, then greylist. `greylist` says why a sender skipped greylisting. */
@@ -100,17 +101,22 @@ export interface AbuseOptions {
   observe: (event: GuardEvent) => void;
   /** Per-sender limits, read on each use like the delay. */
   limits: () => { connectionsPerHour: number; concurrentConnections: number };
+  /** This node's hostname: on PostgreSQL its open sessions are counted under it (store/nodes.ts). */
+  node: string;
   now?: () => number;
 }
 
-export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe, now = Date.now }: AbuseOptions): AbuseGuard {
+export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe, node, now = Date.now }: AbuseOptions): AbuseGuard {
   const concurrent = new Map<string, number>();
   // Hourly per-(sender, recipient) counts: in memory on the hot path, flushed to SQLite.
   const rates = new Map<string, { window_start: number; count: number }>();
   const dirty = new Set<string>();
-  // Per session id: the key it was counted under and the rate keys it counted; present from admission until it closes.
-  const counted = new Map<string, { senderKey: string; rateKeys: Set<string> }>();
+  // Per session id: the key it was counted under, the rate keys it counted, and (PostgreSQL) whether
+  // its row count went up; present from admission until it closes.
+  const counted = new Map<string, { senderKey: string; rateKeys: Set<string>; opened: Promise<boolean> }>();
   let flushTimer: ReturnType<typeof setInterval> | undefined;
+  // Session counts being released in the database (PostgreSQL): stop waits for them, the database closes after.
+  const releasing = new Set<Promise<void>>();
 
   const senderLists = createSenderLists(db);
   const shared = isPostgres(db);
@@ -154,6 +160,23 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
     return next.count;
   }
 
+  /**
+   * One server counts its sessions in memory (no write on the hot path);
+   * several nodes on PostgreSQL count them in node_sessions, so a sender's
+   * sessions on every live node add up (docs/operations.md, "PostgreSQL").
+   */
+  function openHere(senderKey: string): number {
+    const open = (concurrent.get(senderKey) ?? 0) + 1;
+    concurrent.set(senderKey, open);
+    return open;
+  }
+
+  function closeHere(senderKey: string): void {
+    const open = (concurrent.get(senderKey) ?? 1) - 1;
+    if (open > 0) concurrent.set(senderKey, open);
+    else concurrent.delete(senderKey);
+  }
+
   async function flush() {
     const rows = [...dirty].map((key) => ({ key, ...rates.get(key)! }));
     dirty.clear();
@@ -173,11 +196,12 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
       return denyDecision(entry);
     },
 
-    admit(session) {
+    async admit(session) {
       if (counted.has(session.id)) return null;
-      const open = (concurrent.get(session.senderKey) ?? 0) + 1;
-      concurrent.set(session.senderKey, open);
-      counted.set(session.id, { senderKey: session.senderKey, rateKeys: new Set() });
+      const written = shared ? openNodeSession(db, node, session.senderKey) : Promise.resolve();
+      // Recorded before the count is written, so a close meanwhile releases it once written.
+      counted.set(session.id, { senderKey: session.senderKey, rateKeys: new Set(), opened: written.then(() => true, () => false) });
+      const open = shared ? await written.then(() => liveSessions(db, session.senderKey, now())) : openHere(session.senderKey);
       const { concurrentConnections } = limits();
       if (open > concurrentConnections && !session.allowlisted) {
         return decision(reply(421, "4.7.0", `Too many concurrent connections from ${session.senderKey} (at most ${concurrentConnections}); try again later`), "too_many_connections");
@@ -189,9 +213,12 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
       const admitted = counted.get(session.id);
       if (!admitted) return; // not counted (yet): the listener closes it again once its connect stage ends
       counted.delete(session.id);
-      const open = (concurrent.get(admitted.senderKey) ?? 1) - 1;
-      if (open > 0) concurrent.set(admitted.senderKey, open);
-      else concurrent.delete(admitted.senderKey);
+      if (!shared) return closeHere(admitted.senderKey);
+      const release = admitted.opened
+        .then((wasCounted) => (wasCounted ? closeNodeSession(db, node, admitted.senderKey) : undefined))
+        .catch((err) => logger.error("abuse.session_release_failed", { key: admitted.senderKey, error: err }))
+        .finally(() => releasing.delete(release));
+      releasing.add(release);
     },
 
     async onRecipient(session, recipient, recipientDomain) {
@@ -228,6 +255,7 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
 
     async stop() {
       clearInterval(flushTimer);
+      await Promise.all(releasing);
       await flush();
     },
   };

@@ -1,7 +1,7 @@
 // Managed domains: adding and removing them, their settings, their DNS
 // records and DKIM keys, and the live check of what DNS serves.
 import { checkDns } from "../auth/dns-check.ts";
-import { domainRecords, type Lookup, mtaStsMode } from "../auth/records.ts";
+import { type DnsRecord, domainRecords, fqdn, type Lookup, mtaStsMode } from "../auth/records.ts";
 import type { Config } from "../config/index.ts";
 import { serverKeyRecord } from "../delivery/originated.ts";
 import { UserError } from "../errors.ts";
@@ -10,6 +10,7 @@ import { hasSubdomainAliases } from "../store/aliases.ts";
 import { type Actor, audit } from "../store/audit.ts";
 import type { DB } from "../store/db.ts";
 import { activatePendingKey, listDkimKeys, removeDkimKey, rotateDkimKey } from "../store/dkim-keys.ts";
+import { nodeHostnames } from "../store/nodes.ts";
 import { addDomain, domainSettings, findDomain, parseDomainName, removeDomain, updateDomainSettings, webhookKey } from "../store/domains.ts";
 import { activatePublishedKeys } from "./dkim-rotation.ts";
 
@@ -37,7 +38,7 @@ export function domainService({ db, config, now }: { db: DB; config: Config; now
       await audit(db, actor, "domain.webhook_key.rotate", parseDomainName(name));
       return key;
     },
-    /** The DNS records to publish for a domain (shown by the UI, the API and the CLI). */
+    /** The DNS records to publish for a domain (shown by the UI, the API and the CLI), with one MX per node (docs/multi-node.md). */
     async records(name: string) {
       const row = await findDomain(db, parseDomainName(name));
       if (!row) throw new UserError("not_found", `domain ${name} is not managed here`, "name");
@@ -45,6 +46,7 @@ export function domainService({ db, config, now }: { db: DB; config: Config; now
       const records = domainRecords({
         domain: row.name,
         hostname: config.hostname,
+        nodes: await nodeHostnames(db, config.hostname),
         srsDomain: config.srs.domain,
         dkimKeys: await listDkimKeys(db, row.name),
         mtaStsMode: mtaStsMode(config.tls.cert !== null || config.acme.enabled),
@@ -77,7 +79,10 @@ export function domainService({ db, config, now }: { db: DB; config: Config; now
      */
     async checkDns(names: string[], lookup: Lookup) {
       await activatePublishedKeys(db, lookup, now());
-      const domains = await Promise.all(names.map(async (name) => ({ name, records: await this.records(name) })));
+      // Another node's own SPF record authorizes that node, not this one: its own dns check judges it.
+      const otherNodes = new Set((await nodeHostnames(db, config.hostname)).filter((node) => node !== config.hostname).map(fqdn));
+      const ours = (records: DnsRecord[]) => records.filter((r) => !otherNodes.has(r.name));
+      const domains = await Promise.all(names.map(async (name) => ({ name, records: ours(await this.records(name)) })));
       return checkDns(domains, config.hostname, lookup);
     },
   };

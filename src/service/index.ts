@@ -16,6 +16,7 @@ import { type Forwarding, testMessageService } from "./test-message.ts";
 import { tokenService } from "./tokens.ts";
 import { queueService } from "./queue.ts";
 import { passwordService } from "./passwords.ts";
+import { nodeService } from "./nodes.ts";
 
 export interface ServiceDeps {
   db: DB;
@@ -51,6 +52,7 @@ export function createServices(deps: ServiceDeps) {
     tokens: tokenService(db, now),
     queue: queueService({ db, now, ...(deps.runQueue ? { runQueue: deps.runQueue } : {}) }),
     passwords: passwordService(db, now),
+    nodes: nodeService(db),
   };
 }
 

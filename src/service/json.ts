@@ -1,5 +1,6 @@
 // Resources as JSON, the same for the API and the CLI's --json: times as ISO
 // text, secrets never.
+import type { NodeState } from "../store/nodes.ts";
 import type { Event } from "../store/schema.ts";
 import type { TokenInfo } from "../store/tokens.ts";
 import type { DestinationState, Waiting } from "./destinations.ts";
@@ -23,4 +24,9 @@ export function waitingJson(waiting: Waiting[]) {
 /** A mail-log event with its recipients and detail parsed. */
 export function eventJson(e: Event) {
   return { ...e, at: isoTime(e.at), recipients: e.recipients ? (JSON.parse(e.recipients) as string[]) : [], detail: e.detail ? (JSON.parse(e.detail) as Record<string, unknown>) : null };
+}
+
+/** A node on the database (docs/multi-node.md): alive when seen within a minute. */
+export function nodeJson(n: NodeState) {
+  return { hostname: n.hostname, alive: n.alive, started_at: isoTime(n.started_at), last_seen: isoTime(n.last_seen) };
 }

@@ -122,7 +122,7 @@ const clientOf = (session: Readonly<Session>, mailFrom = "") => ({ remoteIp: ses
 
 export function createHooks(deps: HookDeps): StageHooks {
   const { abuse } = deps;
-  const connectChecks: Check<Readonly<Session>>[] = [(s) => abuse.denied(clientOf(s), "connect").then(refusal), (s) => refusal(abuse.admit(s))];
+  const connectChecks: Check<Readonly<Session>>[] = [(s) => abuse.denied(clientOf(s), "connect").then(refusal), (s) => abuse.admit(s).then(refusal)];
   const mailChecks: Check<EnvelopeCommand>[] = [
     ({ params }) => refusal(paramsDecision(params, MAIL_PARAMS)),
     ({ address }) => refusal(senderSyntaxDecision(address)),

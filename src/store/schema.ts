@@ -356,6 +356,22 @@ export interface CatchAllNamesTable {
   decided_by: string | null;
 }
 
+/** A `mailferry serve` on this database (docs/multi-node.md), by its configured hostname. */
+export interface NodesTable {
+  hostname: string;
+  /** When it last started. */
+  started_at: Timestamp;
+  /** Refreshed every 15 seconds while it runs. */
+  last_seen: Timestamp;
+}
+
+/** A node's open SMTP sessions from one sender key (PostgreSQL only: the concurrent-connection limit across nodes). */
+export interface NodeSessionsTable {
+  node: string;
+  sender_key: string;
+  count: number;
+}
+
 export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
@@ -387,6 +403,8 @@ export interface Schema {
   alerts: AlertsTable;
   catchall_names: CatchAllNamesTable;
   app_passwords: AppPasswordsTable;
+  nodes: NodesTable;
+  node_sessions: NodeSessionsTable;
 }
 
 export type Domain = Selectable<DomainsTable>;

@@ -19,8 +19,8 @@ export interface WebDeps extends Omit<UiDeps, "apiDocument"> {
   store: Store;
   smtp: MxListener;
   startedAt: number;
-  /** The MTA-STS policy text served for mta-sts.<managed domain> (its mode follows the certificate in use). */
-  mtaStsPolicy: () => string;
+  /** The MTA-STS policy text served for mta-sts.<managed domain>: every node as an `mx:`, its mode following the certificate in use. */
+  mtaStsPolicy: () => Promise<string>;
   metrics: Metrics;
 }
 
@@ -52,7 +52,7 @@ export function createWebApp(deps: WebDeps): Hono<Env> {
     const host = (c.req.header("host") ?? "").replace(/:\d+$/, "").toLowerCase();
     const domain = host.startsWith("mta-sts.") ? host.slice("mta-sts.".length) : null;
     if (!domain || !(await findDomain(store.db, domain))) return c.text("no MTA-STS policy for this host\n", 404);
-    return c.text(mtaStsPolicy(), 200, { "cache-control": "max-age=3600" });
+    return c.text(await mtaStsPolicy(), 200, { "cache-control": "max-age=3600" });
   });
 
   mountStatic(app);

@@ -320,6 +320,15 @@ describe("resources", () => {
   });
 });
 
+describe("nodes", () => {
+  test("GET /nodes lists the one server (read scope), alive", async () => {
+    const a = await call("GET", "/nodes", { token: tokens.read });
+    expect(a.status).toBe(200);
+    expect(a.body.items).toEqual([{ hostname: TEST_HOSTNAME, alive: true, started_at: expect.any(String), last_seen: expect.any(String) }]);
+    expect((await call("GET", "/nodes", { token: null })).status).toBe(401);
+  });
+});
+
 describe("OpenAPI document", () => {
   test("is public, validates as OpenAPI 3.1 and lists every route of the API", async () => {
     const doc = (await call("GET", "/openapi.json", { token: null })).body;

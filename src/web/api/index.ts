@@ -15,6 +15,7 @@ import { tokenFor } from "../../store/tokens.ts";
 import { VERSION } from "../../version.ts";
 import { clientIp } from "../session.ts";
 import { mountAlertRoutes } from "./alerts.ts";
+import { mountNodeRoutes } from "./nodes.ts";
 import { mountAliasRoutes } from "./aliases.ts";
 import { mountCatchAllRoutes } from "./catchall.ts";
 import { mountDomainRoutes } from "./domains.ts";
@@ -72,6 +73,7 @@ export function createApi(deps: ApiDeps): Api {
   mountAddressRoutes(api, deps);
   mountLogRoutes(api, deps);
   mountAlertRoutes(api, deps);
+  mountNodeRoutes(api, deps);
   mountListRoutes(api, deps);
   mountCatchAllRoutes(api, deps);
   mountSettingsRoutes(api, deps);

@@ -215,6 +215,15 @@ export const AlertBody = z
   })
   .openapi("Alert");
 
+export const NodeBody = z
+  .object({
+    hostname: z.string().openapi({ example: "mx1.example.com" }),
+    alive: z.boolean().openapi({ description: "Seen within the last minute (a running node refreshes every 15 seconds)" }),
+    started_at: z.string(),
+    last_seen: z.string(),
+  })
+  .openapi("Node");
+
 export const Story = z
   .object({
     session_id: z.string(),
