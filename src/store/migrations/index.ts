@@ -20,6 +20,7 @@ import * as m016 from "./016_alerts.ts";
 import * as m017 from "./017_catchall_names.ts";
 import * as m019 from "./019_app_passwords.ts";
 import * as m020 from "./020_outbound_queue.ts";
+import * as m022 from "./022_shared_secrets.ts";
 
 export const migrations: Record<string, Migration> = {
   "001_initial": m001,
@@ -41,4 +42,5 @@ export const migrations: Record<string, Migration> = {
   "017_catchall_names": m017,
   "019_app_passwords": m019,
   "020_outbound_queue": m020,
+  "022_shared_secrets": m022,
 };
