@@ -4,13 +4,14 @@
 // into the database; the second node, started on an empty data dir, uses it:
 // a bounce to a sender address rewritten by one node is accepted by the other,
 // and a verification link mailed by one node (or by a CLI command) confirms
-// on the other.
+// on the other. Two nodes making a key at once agree on one; on SQLite the
+// file stays the key.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openDatabase, type Store } from "../src/store/db.ts";
-import { ALERTS_WEBHOOK_SECRET_FILE, SRS_SECRET_FILE, VERIFY_SECRET_FILE } from "../src/store/secrets.ts";
+import { DATABASE_FILE, openDatabase, openStore, type Store } from "../src/store/db.ts";
+import { ALERTS_WEBHOOK_SECRET_FILE, loadSharedSecret, SRS_SECRET_FILE, VERIFY_SECRET_FILE } from "../src/store/secrets.ts";
 import { createToken } from "../src/store/tokens.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { nodeEnv, type Postgres, startPostgres } from "./support/postgres.ts";
@@ -126,3 +127,27 @@ test("a link from a CLI command on a machine with no key file confirms on a node
   expect(await confirmed.text()).toContain("Mail will now be forwarded to cli@dest.test");
   expect(readFileSync(join(dirs[2]!, VERIFY_SECRET_FILE), "utf8")).toBe(readFileSync(join(dirs[0]!, VERIFY_SECRET_FILE), "utf8"));
 }, 30_000);
+
+test("two nodes that make a key at the same moment agree on one", async () => {
+  const fresh = [0, 1].map(() => mkdtempSync(join(tmpdir(), "mailferry-keys-race-")));
+  try {
+    const values = await Promise.all(fresh.map((dir) => loadSharedSecret(store.db, dir, "race.key")));
+    expect(values[1]).toBe(values[0]!);
+    for (const dir of fresh) expect(readFileSync(join(dir, "race.key"), "utf8")).toBe(`${values[0]}\n`);
+  } finally {
+    for (const dir of fresh) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("on SQLite the key stays the data dir's file, and the database holds none", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "mailferry-keys-sqlite-"));
+  const sqlite = await openStore(join(dir, DATABASE_FILE));
+  try {
+    writeFileSync(join(dir, SRS_SECRET_FILE), "the-file-key\n", { mode: 0o600 });
+    expect(await loadSharedSecret(sqlite.db, dir, SRS_SECRET_FILE)).toBe("the-file-key");
+    expect(await sqlite.db.selectFrom("secrets").selectAll().execute()).toEqual([]);
+  } finally {
+    await sqlite.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
