@@ -26,7 +26,8 @@ options:
                        (postgres://user:password@host:5432/db, docs/multi-node.md): written to
                        [database] url in the configuration (then mode 0600); domains and their
                        DKIM keys come from that database, so no domain is asked for or added
-                       unless --domain names one
+                       unless --domain names one; the SRS and link keys and the ACME account
+                       and certificate come from it at the first start (nothing to copy)
   --non-interactive    ask nothing: take the options, else the defaults
   --dry-run            print every action it would take, change nothing
   --root DIR           install into DIR as a root directory (for tests): no systemctl,

@@ -32,7 +32,7 @@ import { type PublicListeners, startPublicListeners } from "./tls/public.ts";
 import { databaseLocation, openDatabase, type Store } from "./store/db.ts";
 import { preparePrivateDataDir } from "./store/data-dir.ts";
 import { createEventRecorder } from "./store/events.ts";
-import { ALERTS_WEBHOOK_SECRET_FILE, loadSecret, SRS_SECRET_FILE } from "./store/secrets.ts";
+import { loadNodeSecrets } from "./store/secrets.ts";
 import { acquireServerLock } from "./store/lock.ts";
 import { createJobLocks } from "./store/job-locks.ts";
 import { nodeHostnames, startNodeHeartbeat } from "./store/nodes.ts";
@@ -105,7 +105,7 @@ async function openData(config: Config, logger: Logger, stops: Stops) {
   stops.push(() => heartbeat.stop());
   const events = createEventRecorder(store.db);
   stops.push(() => events.flush());
-  return { store, events };
+  return { store, events, secrets: await loadNodeSecrets(store.db, config.dataDir) };
 }
 
 type Data = Awaited<ReturnType<typeof openData>>;
@@ -133,10 +133,10 @@ function startFoundations(config: Config, logger: Logger, { store, events }: Dat
 type Foundations = ReturnType<typeof startFoundations>;
 
 /** The outbound side: authentication workers, SRS, the relay and the outbox of mail mailferry writes. */
-function startOutbound(config: Config, logger: Logger, { store }: Data, { resolver }: Foundations, stops: Stops) {
+function startOutbound(config: Config, logger: Logger, { store, secrets }: Data, { resolver }: Foundations, stops: Stops) {
   const authWorkers = startAuthWorkers({ hostname: config.hostname, lookup: resolver.forMailauth, logger });
   stops.push(() => authWorkers.close());
-  const srs = createSrs({ domain: config.srs.domain, secrets: [loadSecret(config.dataDir, SRS_SECRET_FILE)] });
+  const srs = createSrs({ domain: config.srs.domain, secrets: [secrets.srs] });
   const ca = readCa(config.outbound.caFile);
   const relay = createRelay({ config, resolver, mtaSts: createMtaSts({ resolver, port: config.outbound.mtaStsPort, allowPrivate: config.outbound.allowPrivate, ...(ca ? { ca } : {}) }), ...(ca ? { ca } : {}) });
   // Runs after the SMTP listener drained and the outbox stopped: nothing sends any more.
@@ -150,7 +150,7 @@ function startOutbound(config: Config, logger: Logger, { store }: Data, { resolv
 type Outbound = ReturnType<typeof startOutbound>;
 
 /** Housekeeping every 10 minutes, the second phase of DKIM rotations (a pending key signs once DNS serves it), and the alert checks. */
-async function startBackgroundJobs(config: Config, logger: Logger, { store }: Data, { resolver, liveResolver, certificates, acme }: Foundations, { outbox }: Outbound, stops: Stops) {
+async function startBackgroundJobs(config: Config, logger: Logger, { store, secrets }: Data, { resolver, liveResolver, certificates, acme }: Foundations, { outbox }: Outbound, stops: Stops) {
   // Several nodes on one PostgreSQL: each job runs on the node holding its lock (store/job-locks.ts).
   const locks = createJobLocks(store.db, logger);
   await locks.start();
@@ -186,7 +186,7 @@ async function startBackgroundJobs(config: Config, logger: Logger, { store }: Da
     queueMail: (to, raw) => outbox.enqueue({ from: "", to: [to], raw }),
     resolver,
     allowPrivate: config.webhooks.allowPrivate,
-    webhookKey: loadSecret(config.dataDir, ALERTS_WEBHOOK_SECRET_FILE),
+    webhookKey: secrets.alertsWebhook,
     timeoutMs: config.webhooks.timeout,
     logger,
   });
@@ -235,6 +235,7 @@ async function startMx(config: Config, logger: Logger, input: ConfigInput, data:
     db: store.db,
     config,
     configInput: input,
+    verifyKey: data.secrets.verify,
     queueMail: (to, raw) => out.outbox.enqueue({ from: "", to: [to], raw }),
     runQueue: () => void out.outbox.runDue(),
     publicUrl: links.current,
@@ -312,7 +313,7 @@ async function startAdminPort(config: Config, logger: Logger, { store }: Data, f
   const publicListeners = acme ? startPublicListeners({ config, acme, fetch: openPathsOnly(web), logger }) : null;
   if (publicListeners) stops.push(() => publicListeners.stop());
   if (acme) {
-    acme.start();
+    await acme.start();
     stops.push(async () => acme.stop());
   }
   return { web, http, publicListeners, setupUrl: setupToken ? setupPageUrl(http.url, setupToken) : null };

@@ -8,6 +8,7 @@ import type { Actor } from "../store/audit.ts";
 import { databaseLocation, openDatabase, type Store } from "../store/db.ts";
 import { preparePrivateDataDir } from "../store/data-dir.ts";
 import { enqueue } from "../store/deliveries.ts";
+import { loadSharedSecret, VERIFY_SECRET_FILE } from "../store/secrets.ts";
 import type { CommandContext } from "./command.ts";
 
 /** Whoever runs the CLI on the server is its admin. */
@@ -41,10 +42,11 @@ export async function configAsServed(ctx: CommandContext): Promise<{ config: Con
  * links) goes into the outbox table, which the running server sends from.
  */
 export function withServices<T>(ctx: CommandContext, fn: (services: Services, store: Store) => Promise<T>): Promise<T> {
-  return withStore(ctx, (store, config) => {
+  return withStore(ctx, async (store, config) => {
     const services = createServices({
       db: store.db,
       config,
+      verifyKey: await loadSharedSecret(store.db, config.dataDir, VERIFY_SECRET_FILE),
       configInput: ctx.configInput,
       queueMail: (to, raw) => enqueue(store.db, { from: "", to: [to], raw }),
       publicUrl: () => publicBaseUrl(config),

@@ -4,7 +4,6 @@
 // module per resource; this file composes them.
 import type { Config, ConfigInput } from "../config/index.ts";
 import type { DB } from "../store/db.ts";
-import { loadSecret, VERIFY_SECRET_FILE } from "../store/secrets.ts";
 import { accountService } from "./accounts.ts";
 import { aliasService } from "./aliases.ts";
 import { catchAllService } from "./catchall.ts";
@@ -26,6 +25,8 @@ export interface ServiceDeps {
   configInput: ConfigInput;
   /** Queues mail mailferry writes itself: the outbox in the server; from the CLI its table, which the server sends from. */
   queueMail: (to: string, raw: Buffer) => Promise<unknown>;
+  /** Signs and checks verification links (store/secrets.ts loadNodeSecrets). */
+  verifyKey: string;
   /** Where recipients of a verification mail open its link. */
   publicUrl: () => string | null;
   /** The server's router and relay, for test messages (the CLI has none). */
@@ -38,7 +39,7 @@ export interface ServiceDeps {
 export function createServices(deps: ServiceDeps) {
   const { db, config } = deps;
   const now = deps.now ?? Date.now;
-  const destinations = destinationService({ db, config, verifyKey: loadSecret(config.dataDir, VERIFY_SECRET_FILE), publicUrl: deps.publicUrl, queueMail: deps.queueMail, now });
+  const destinations = destinationService({ db, config, verifyKey: deps.verifyKey, publicUrl: deps.publicUrl, queueMail: deps.queueMail, now });
 
   return {
     destinations,

@@ -3,7 +3,7 @@
 // 0700, and what is already there (./data of a checkout, a directory made by an
 // older version or by hand) loses group and other access whenever mailferry
 // opens it. Files made later are created 0600 (see openStore for the database).
-import { chmodSync, lstatSync, mkdirSync, readdirSync, type Stats } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, readdirSync, renameSync, type Stats, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const GROUP_AND_OTHER = 0o077;
@@ -39,4 +39,11 @@ function chmodOwned(path: string, mode: number): void {
     // Another user's file (e.g. the service's data dir, read by an admin's CLI): doctor reports its mode.
     if ((err as NodeJS.ErrnoException).code !== "EPERM") throw err;
   }
+}
+
+/** Writes `path` whole through a temporary file and a rename: a reader (another process) never sees it half written. */
+export function writeReplacing(path: string, data: Buffer | string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode });
+  renameSync(tmp, path);
 }

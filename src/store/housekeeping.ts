@@ -29,6 +29,8 @@ export async function housekeeping(db: DB, { now = Date.now(), eventRetentionMs,
     ["login_failures", sql`window_start < ${now - DAY}`],
     // Names a catch-all still learns about and nobody wrote to for a month; an admin's word and suggestions stay.
     ["catchall_names", sql`state = 'learning' AND last_seen < ${now - 30 * DAY}`],
+    // An order removes its challenges when it ends; these are of a node that died during one (store/acme.ts).
+    ["acme_challenges", sql`created_at < ${now - DAY}`],
     ["events", sql`at < ${now - eventRetentionMs}`],
     // Ids only grow, so the newest maxEvents are those within maxEvents of the highest.
     ["events", sql`id <= (SELECT max(id) FROM events) - ${maxEvents}`],

@@ -372,6 +372,29 @@ export interface NodeSessionsTable {
   count: number;
 }
 
+/** A key shared by the nodes on one PostgreSQL (src/store/secrets.ts), by its file name. */
+export interface SecretsTable {
+  name: string;
+  value: string;
+  created_at: Timestamp;
+}
+
+/** The ACME certificate of a node's hostname, PEM (src/store/acme.ts). */
+export interface AcmeCertificatesTable {
+  hostname: string;
+  cert: string;
+  cert_key: string;
+  directory_url: string;
+  issued_at: Timestamp;
+}
+
+/** A pending HTTP-01 challenge (RFC 8555 section 8.3), answered by any node. */
+export interface AcmeChallengesTable {
+  token: string;
+  key_authorization: string;
+  created_at: Timestamp;
+}
+
 export interface Schema {
   domains: DomainsTable;
   aliases: AliasesTable;
@@ -405,6 +428,9 @@ export interface Schema {
   app_passwords: AppPasswordsTable;
   nodes: NodesTable;
   node_sessions: NodeSessionsTable;
+  secrets: SecretsTable;
+  acme_certificates: AcmeCertificatesTable;
+  acme_challenges: AcmeChallengesTable;
 }
 
 export type Domain = Selectable<DomainsTable>;

@@ -32,8 +32,13 @@ export interface OrderRequest {
   names: string[];
   /** Extra CA (PEM) trusted for the directory's HTTPS (acme.ca_file). */
   ca: string | null;
-  /** Pending HTTP-01 tokens and their key authorizations, which the challenge listener answers from. */
-  challenges: Map<string, string>;
+  /** Where pending HTTP-01 tokens and their key authorizations go, for the challenge listener to answer from. */
+  challenges: ChallengeStore;
+}
+
+export interface ChallengeStore {
+  set(token: string, keyAuthorization: string): Promise<void>;
+  delete(token: string): Promise<void>;
 }
 
 /** A new private key and its certificate chain (PEM). */
@@ -63,10 +68,10 @@ export async function orderCertificate({ directoryUrl, accountKey, email, names,
       skipChallengeVerification: true,
       challengePriority: ["http-01"],
       challengeCreateFn: async (_authz, challenge, keyAuthorization) => {
-        challenges.set(challenge.token, keyAuthorization);
+        await challenges.set(challenge.token, keyAuthorization);
       },
       challengeRemoveFn: async (_authz, challenge) => {
-        challenges.delete(challenge.token);
+        await challenges.delete(challenge.token);
       },
     });
     return { key, cert: Buffer.from(cert) };

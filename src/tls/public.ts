@@ -18,10 +18,10 @@ export interface PublicListeners {
 }
 
 /** The plain-HTTP answer: the key authorization of a pending challenge, else a redirect to the same URL on HTTPS. */
-export function answerPlainHttp(request: Request, keyAuthorization: (token: string) => string | undefined, httpsPort: number): Response {
+export async function answerPlainHttp(request: Request, keyAuthorization: (token: string) => Promise<string | undefined>, httpsPort: number): Promise<Response> {
   const url = new URL(request.url);
   if (url.pathname.startsWith(CHALLENGE_PREFIX)) {
-    const answer = keyAuthorization(url.pathname.slice(CHALLENGE_PREFIX.length));
+    const answer = await keyAuthorization(url.pathname.slice(CHALLENGE_PREFIX.length));
     return answer ? new Response(answer, { headers: { "content-type": "text/plain" } }) : new Response("no such challenge\n", { status: 404 });
   }
   return Response.redirect(new URL(url.pathname + url.search, publicHttpsUrl(url.hostname, httpsPort)).href, 301);

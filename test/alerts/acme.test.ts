@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { type HttpCollector, startHttpCollector } from "../support/http-collector.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "../support/mailferry.ts";
-import { type Pebble, pebbleInstalled, startPebble } from "../support/pebble.ts";
+import { type Pebble, pebbleAcmeEnv, pebbleInstalled, startPebble } from "../support/pebble.ts";
 import { freePort } from "../support/ports.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -28,12 +28,7 @@ describe.skipIf(!pebbleInstalled())("ACME failing", () => {
     mf = await startMailferry({
       dns,
       env: {
-        MAILFERRY_ACME_ENABLED: "true",
-        MAILFERRY_ACME_DIRECTORY_URL: pebble.directoryUrl,
-        MAILFERRY_ACME_CA_FILE: pebble.caFile,
-        MAILFERRY_ACME_HTTP_PORT: String(httpPort),
-        MAILFERRY_ACME_HTTPS_PORT: "0",
-        MAILFERRY_ACME_CHECK_INTERVAL: "1s",
+        ...pebbleAcmeEnv(pebble, httpPort),
         MAILFERRY_ALERTS_WEBHOOK_URL: `${http.url}/hook`,
         MAILFERRY_ALERTS_CHECK_INTERVAL: "1s",
         MAILFERRY_ALERTS_ACME_FAILURES: "2",

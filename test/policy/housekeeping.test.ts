@@ -29,6 +29,7 @@ test("expired rows go, current ones stay; batches stop at the time budget and re
     { kind: "ip", value: "192.0.2.2", source: "admin", expires_at: null, created_at: NOW - 300 * DAY },
   ]).execute();
   await db.insertInto("login_failures").values([{ key: "ip:192.0.2.9|admin", count: 5, window_start: NOW - 2 * DAY }, { key: "ip:192.0.2.9|other", count: 1, window_start: NOW - 60_000 }]).execute();
+  await db.insertInto("acme_challenges").values([{ token: "left", key_authorization: "left.x", created_at: NOW - 2 * DAY }, { token: "pending", key_authorization: "pending.x", created_at: NOW - 60_000 }]).execute();
   const event = (at: number) => ({ at, session_id: "s", remote_ip: "127.0.0.1", stage: "connect" as const, code: 220, enhanced: "2.0.0", text: "x", mail_from: null, recipients: null, domain: null, message_id: null, subject: null, headers: null, detail: null });
   await db.insertInto("events").values([...Array.from({ length: 30 }, () => event(NOW - 8 * DAY)), event(NOW - DAY)]).execute();
 
@@ -36,7 +37,8 @@ test("expired rows go, current ones stay; batches stop at the time budget and re
   // No time budget at all: the run stops before its first batch.
   expect(Object.values(first).reduce((a, b) => a + b, 0)).toBe(0);
   const removed = await housekeeping(db, { now: NOW, eventRetentionMs: 7 * DAY, batch: 10, budgetMs: 10_000 });
-  expect(removed).toMatchObject({ fingerprints: 1, greylist: 1, greylist_senders: 1, denylist: 1, login_failures: 1, events: 30 });
+  expect(removed).toMatchObject({ fingerprints: 1, greylist: 1, greylist_senders: 1, denylist: 1, login_failures: 1, acme_challenges: 1, events: 30 });
+  expect((await db.selectFrom("acme_challenges").select("token").execute()).map((r) => r.token)).toEqual(["pending"]);
   expect((await db.selectFrom("login_failures").select("key").execute()).map((r) => r.key)).toEqual(["ip:192.0.2.9|other"]);
   expect((await db.selectFrom("fingerprints").select("id").execute()).map((r) => r.id)).toEqual(["new"]);
   expect(await db.selectFrom("delivered").selectAll().execute()).toEqual([]);

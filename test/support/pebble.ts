@@ -82,3 +82,15 @@ export async function startPebble({ dns, httpPort }: { dns: DnsServer; httpPort:
     stop,
   };
 }
+
+/** The settings of a mailferry that orders from `pebble`, its ACME HTTP listener on `httpPort`, checking every second. */
+export function pebbleAcmeEnv(pebble: Pebble, httpPort: number): Record<string, string> {
+  return {
+    MAILFERRY_ACME_ENABLED: "true",
+    MAILFERRY_ACME_DIRECTORY_URL: pebble.directoryUrl,
+    MAILFERRY_ACME_CA_FILE: pebble.caFile,
+    MAILFERRY_ACME_HTTP_PORT: String(httpPort),
+    MAILFERRY_ACME_HTTPS_PORT: "0",
+    MAILFERRY_ACME_CHECK_INTERVAL: "1s",
+  };
+}

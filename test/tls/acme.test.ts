@@ -14,7 +14,7 @@ import { createToken } from "../../src/store/tokens.ts";
 import { ACCOUNT_KEY_FILE, CERT_FILE, KEY_FILE } from "../../src/tls/acme.ts";
 import { type DnsServer, startDnsServer } from "../support/dns-server.ts";
 import { startMailferry, TEST_HOSTNAME, type TestMailferry } from "../support/mailferry.ts";
-import { type Pebble, pebbleInstalled, startPebble } from "../support/pebble.ts";
+import { type Pebble, pebbleAcmeEnv, pebbleInstalled, startPebble } from "../support/pebble.ts";
 import { freePort } from "../support/ports.ts";
 import { SmtpTalk } from "../support/smtp-client.ts";
 import { waitFor } from "../support/wait.ts";
@@ -72,16 +72,7 @@ describe.skipIf(!pebbleInstalled())("against pebble", () => {
     httpPort = await freePort();
     pebble = await startPebble({ dns, httpPort });
     root = await pebble.root();
-    acmeEnv = {
-      MAILFERRY_ACME_ENABLED: "true",
-      MAILFERRY_ACME_DIRECTORY_URL: pebble.directoryUrl,
-      MAILFERRY_ACME_CA_FILE: pebble.caFile,
-      MAILFERRY_ACME_HTTP_PORT: String(httpPort),
-      MAILFERRY_ACME_HTTPS_PORT: "0",
-      MAILFERRY_ACME_EMAIL: "postmaster@one.test",
-      MAILFERRY_ACME_CHECK_INTERVAL: "1s",
-      MAILFERRY_HTTP_TLS: "true",
-    };
+    acmeEnv = { ...pebbleAcmeEnv(pebble, httpPort), MAILFERRY_ACME_EMAIL: "postmaster@one.test", MAILFERRY_HTTP_TLS: "true" };
     dataDir = mkdtempSync(join(tmpdir(), "mailferry-acme-"));
     await seedDomains(dataDir, ["one.test"]);
     mf = await start();

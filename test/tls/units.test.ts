@@ -63,20 +63,20 @@ describe("when to order", () => {
 });
 
 describe("plain HTTP on acme.http_port", () => {
-  const pending = (token: string) => (token === "tok" ? "tok.thumbprint" : undefined);
+  const pending = async (token: string) => (token === "tok" ? "tok.thumbprint" : undefined);
 
   test("answers a pending challenge with its key authorization, and 404 for any other token", async () => {
-    const hit = answerPlainHttp(new Request("http://mx.example.test/.well-known/acme-challenge/tok"), pending, 443);
+    const hit = await answerPlainHttp(new Request("http://mx.example.test/.well-known/acme-challenge/tok"), pending, 443);
     expect(hit.status).toBe(200);
     expect(await hit.text()).toBe("tok.thumbprint");
-    expect(answerPlainHttp(new Request("http://mx.example.test/.well-known/acme-challenge/other"), pending, 443).status).toBe(404);
+    expect((await answerPlainHttp(new Request("http://mx.example.test/.well-known/acme-challenge/other"), pending, 443)).status).toBe(404);
   });
 
-  test("redirects everything else to the same URL on HTTPS", () => {
-    const standard = answerPlainHttp(new Request("http://mta-sts.a.test/.well-known/mta-sts.txt?x=1"), pending, 443);
+  test("redirects everything else to the same URL on HTTPS", async () => {
+    const standard = await answerPlainHttp(new Request("http://mta-sts.a.test/.well-known/mta-sts.txt?x=1"), pending, 443);
     expect(standard.status).toBe(301);
     expect(standard.headers.get("location")).toBe("https://mta-sts.a.test/.well-known/mta-sts.txt?x=1");
-    expect(answerPlainHttp(new Request("http://mx.example.test:8080/verify/t"), pending, 8443).headers.get("location")).toBe("https://mx.example.test:8443/verify/t");
+    expect((await answerPlainHttp(new Request("http://mx.example.test:8080/verify/t"), pending, 8443)).headers.get("location")).toBe("https://mx.example.test:8443/verify/t");
   });
 });
 

@@ -21,6 +21,7 @@ import * as m017 from "./017_catchall_names.ts";
 import * as m019 from "./019_app_passwords.ts";
 import * as m020 from "./020_outbound_queue.ts";
 import * as m021 from "./021_nodes.ts";
+import * as m022 from "./022_shared_secrets.ts";
 import * as m023 from "./023_shared_settings.ts";
 
 export const migrations: Record<string, Migration> = {
@@ -44,5 +45,6 @@ export const migrations: Record<string, Migration> = {
   "019_app_passwords": m019,
   "020_outbound_queue": m020,
   "021_nodes": m021,
+  "022_shared_secrets": m022,
   "023_shared_settings": m023,
 };
