@@ -9,6 +9,7 @@ import type { ForwardingDkim } from "../config/index.ts";
 import { type SigningKey } from "../mail/dkim-key.ts";
 import type { AuthResults } from "../auth/inbound.ts";
 import { editHeaders, type RawField } from "../mail/headers.ts";
+import { unsignedHead } from "./shared-seal.ts";
 
 /**
  * The original sender's DMARC would fail after forwarding: SPF alignment is
@@ -66,6 +67,8 @@ export interface Copy {
   sealed: boolean;
   /** It carries our DKIM-Signature. */
   dkimSigned: boolean;
+  /** The bytes at the start of `head` that are our ARC set and signature (0 when neither). */
+  sealLength: number;
 }
 
 /**
@@ -79,7 +82,8 @@ export const signsDkim = (rewroteFrom: boolean, mode: ForwardingDkim): boolean =
 export async function composeCopy({ head, trace, auth, alias, key, dkimSign }: CopyInput): Promise<Copy> {
   const rewroteFrom = needsFriendlyFrom(auth);
   const ownHead = rewroteFrom ? friendlyFrom(head, head.length, alias) : head;
-  const unsigned = Buffer.concat([Buffer.from(trace + auth.headers, "utf8"), ownHead]);
-  if (!key) return { head: unsigned, rewroteFrom, sealed: false, dkimSigned: false };
-  return { ...(await sealHead(unsigned, auth.bodyHash, key, auth.arcSeal, signsDkim(rewroteFrom, dkimSign))), rewroteFrom };
+  const unsigned = unsignedHead(trace, auth, ownHead);
+  if (!key) return { head: unsigned, rewroteFrom, sealed: false, dkimSigned: false, sealLength: 0 };
+  const sealed = await sealHead(unsigned, auth.bodyHash, key, auth.arcSeal, signsDkim(rewroteFrom, dkimSign));
+  return { ...sealed, rewroteFrom, sealLength: sealed.head.length - unsigned.length };
 }

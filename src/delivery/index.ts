@@ -23,6 +23,7 @@ import type { Envelope, Relay } from "./relay.ts";
 import { traceHeaders } from "./trace.ts";
 import type { VacationResponder } from "./vacation.ts";
 import type { Copy, CopyInput } from "./compose.ts";
+import { sharesSeal, withSealOf } from "./shared-seal.ts";
 import { postWebhook, type WebhookOptions, type WebhookPayload, webhookPayload } from "./webhook.ts";
 import { webhookKey } from "../store/domains.ts";
 import type { AuthResults } from "../auth/inbound.ts";
@@ -172,18 +173,24 @@ async function composeCopies(deps: DeliverDeps, { session, message, auth, extraH
   const from = deps.srs.forward(session.mailFrom ?? "");
   const dkimSign = deps.dkimSign();
   const envelopes = new Map<Envelope, CopyFacts>();
+  // The seal made for one alias, by signing key: the copies for other aliases of that key carry it too (withSealOf).
+  const seals = new Map<string, Copy>();
   for (const original of new Set(jobs.map((j) => j.original))) {
     const addressJobs = jobs.filter((j) => j.original === original && j.target.kind === "address");
     if (addressJobs.length === 0) continue;
     const key = await signingKey(deps.db, addressJobs[0]!.aliasDomain);
-    const copy = await deps.compose({
+    const input = {
       head: message.head,
       trace: traceHeaders({ session, hostname: deps.hostname, originalRecipient: original, id: nextCopyId(session), date: new Date() }) + extraHeaders,
       auth,
       alias: original,
       key,
       dkimSign,
-    });
+    };
+    const keyId = key && `${key.domain} ${key.selector}`;
+    const shared = keyId ? seals.get(keyId) : undefined;
+    const copy = shared ? withSealOf(shared, input) : await deps.compose(input);
+    if (keyId && !shared && sharesSeal(copy)) seals.set(keyId, copy);
     if (copy.rewroteFrom) deps.logger.info("delivery.friendly_from", { session: session.id, alias: original, from_domain: auth.fromDomain, dmarc_policy: auth.dmarcPolicy });
     const envelope: Envelope = {
       from,

@@ -73,11 +73,17 @@ export function denyDecision(entry: SenderEntry & { reason: string }): Decision 
 /** Who is connecting, as the listener identified it; `mailFrom` once MAIL names a sender ("" before). */
 export type Client = Pick<Session, "remoteIp" | "verifiedHost"> & { mailFrom: string };
 
-export interface AbuseGuard {
+/** The lists' verdict on a client at one stage. */
+export interface Screening {
   /** Exempt from greylisting, rate limits and SPF/DMARC refusal: an admin allowlist entry or a default suffix. */
-  allowlisted(client: Client): Promise<boolean>;
+  allowlisted: boolean;
   /** A denylist entry for the client (at connect: IP, name; at MAIL: also the sender address and domain). */
-  denied(client: Client, stage: "connect" | "mail"): Promise<Decision | null>;
+  denied: Decision | null;
+}
+
+export interface AbuseGuard {
+  /** Both lists against the client, from one read of their version (one query per stage, not one per list). */
+  screen(client: Client, stage: "connect" | "mail"): Promise<Screening>;
   /** Counts the connection toward its sender's concurrent connections (once per session); refuses one too many. */
   admit(session: Readonly<Session>): Promise<Decision | null>;
   /** Releases what admit counted, once: later calls, and calls before admit, do nothing. */
@@ -185,15 +191,15 @@ export function createAbuseGuard({ db, logger, greylistDelayMs, limits, observe,
   }
 
   return {
-    async allowlisted(client) {
-      return hasAllowedSuffix(client.verifiedHost) || (await senderLists(now())).allow.some((e) => entryMatches(e, identity(client)));
-    },
-
-    async denied(client, stage) {
-      const entry = (await senderLists(now())).deny.find((e) => entryMatches(e, identity(client)));
-      if (!entry) return null;
-      observe({ denied: stage });
-      return denyDecision(entry);
+    async screen(client, stage) {
+      const lists = await senderLists(now());
+      const who = identity(client);
+      const entry = lists.deny.find((e) => entryMatches(e, who));
+      if (entry) observe({ denied: stage });
+      return {
+        allowlisted: hasAllowedSuffix(client.verifiedHost) || lists.allow.some((e) => entryMatches(e, who)),
+        denied: entry ? denyDecision(entry) : null,
+      };
     },
 
     async admit(session) {

@@ -11,10 +11,18 @@ import { versionCounter } from "../store/settings.ts";
 import { postmasterRecipient, type Route, route } from "./resolve.ts";
 import { type AddressDefaults, buildRoutingConfig, effectiveSettings, NO_SUBDOMAINS, type RoutingConfig, type Verification } from "../aliases/rules.ts";
 
+/** The rules at one moment: what an RCPT command asks of them, from one read of the version. */
+export interface RoutingView {
+  route(recipient: string): Route;
+  /** The address a recipient is routed as: `postmaster` without a domain gets one (postmasterRecipient). */
+  recipient(address: string): string;
+}
+
 export interface Router {
   route(recipient: string): Promise<Route>;
-  /** The address a recipient is routed as: `postmaster` without a domain gets one (postmasterRecipient). */
   recipient(address: string): Promise<string>;
+  /** Both of the above against the same rules, reading routing_version once. */
+  view(): Promise<RoutingView>;
   config(): Promise<RoutingConfig>;
 }
 
@@ -64,10 +72,16 @@ export function createRouter(db: DB, options: RouterOptions = { defaults: () => 
       };
     });
 
+  const view = async (): Promise<RoutingView> => {
+    const rules = await config();
+    return { route: (recipient) => route(recipient, rules), recipient: (address) => postmasterRecipient(address, options.hostname, rules) };
+  };
+
   return {
     config,
-    route: async (recipient) => route(recipient, await config()),
-    recipient: async (address) => postmasterRecipient(address, options.hostname, await config()),
+    view,
+    route: async (recipient) => (await view()).route(recipient),
+    recipient: async (address) => (await view()).recipient(address),
   };
 }
 

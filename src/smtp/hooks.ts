@@ -10,7 +10,7 @@ import type { CatchAllLearner } from "../policy/catchall.ts";
 import type { ScanResult } from "../policy/scan.ts";
 import type { Deliver } from "../delivery/index.ts";
 import type { Route } from "../routing/resolve.ts";
-import type { Router } from "../routing/router.ts";
+import type { Router, RoutingView } from "../routing/router.ts";
 import { parseMailbox } from "../mail/address.ts";
 import { type Decision, decision, type Facts, isAbuse } from "../mail/decision.ts";
 import { reply } from "../mail/reply.ts";
@@ -122,27 +122,23 @@ const clientOf = (session: Readonly<Session>, mailFrom = "") => ({ remoteIp: ses
 
 export function createHooks(deps: HookDeps): StageHooks {
   const { abuse } = deps;
-  const connectChecks: Check<Readonly<Session>>[] = [(s) => abuse.denied(clientOf(s), "connect").then(refusal), (s) => abuse.admit(s).then(refusal)];
-  const mailChecks: Check<EnvelopeCommand>[] = [
-    ({ params }) => refusal(paramsDecision(params, MAIL_PARAMS)),
-    ({ address }) => refusal(senderSyntaxDecision(address)),
-    ({ session, address }) => abuse.denied(clientOf(session, address), "mail").then(refusal),
-  ];
+  const mailChecks: Check<EnvelopeCommand>[] = [({ params }) => refusal(paramsDecision(params, MAIL_PARAMS)), ({ address }) => refusal(senderSyntaxDecision(address))];
   const rcpt = createRcptStage(deps);
   const data = createDataStage(deps);
 
   return {
     async connect(session) {
-      const allowlisted = await abuse.allowlisted(clientOf(session));
-      const { decision } = await runChecks(connectChecks, { ...session, allowlisted });
-      return { decision: decision ?? ACCEPT_CONNECT, allowlisted };
+      const { allowlisted, denied } = await abuse.screen(clientOf(session), "connect");
+      return { decision: denied ?? (await abuse.admit({ ...session, allowlisted })) ?? ACCEPT_CONNECT, allowlisted };
     },
     close: (session) => abuse.onClose(session),
     async mailFrom(session, address, params) {
       const { decision } = await runChecks(mailChecks, { session, address, params });
       if (decision) return { decision };
+      const { allowlisted, denied } = await abuse.screen(clientOf(session, address), "mail");
+      if (denied) return { decision: denied };
       // The allowlist may now match the sender.
-      return { decision: ACCEPT_SENDER, allowlisted: session.allowlisted || (await abuse.allowlisted(clientOf(session, address))) };
+      return { decision: ACCEPT_SENDER, allowlisted: session.allowlisted || allowlisted };
     },
     rcptTo: (session, address, params) => rcpt(session, address, params),
     async data(session, message) {
@@ -162,6 +158,7 @@ interface EnvelopeCommand {
 
 /** What the RCPT checks share: the routing check leaves the route for the checks after it and for the transaction. */
 interface RcptTransaction extends EnvelopeCommand {
+  routing: RoutingView;
   route?: Extract<Route, { action: "deliver" | "drop" }>;
 }
 
@@ -180,8 +177,8 @@ function createRcptStage({ router, srs, abuse, confirmDestination, catchAll }: H
       tx.route = { action: "drop", alias: { id: 0, domain: srs.domain, label: "confirmation" } };
       return { decision: decision(ACCEPT_RECIPIENT.reply, "destination_confirmed", { confirmed }) };
     },
-    async (tx) => {
-      const route = srsRoute(tx.address, srs) ?? (await router.route(tx.address));
+    (tx) => {
+      const route = srsRoute(tx.address, srs) ?? tx.routing.route(tx.address);
       // Unmanaged domains were refused by the router (never an open relay).
       if (route.action === "refuse") return { decision: decision(route.reply, route.reason, route.facts) };
       tx.route = route;
@@ -203,8 +200,9 @@ function createRcptStage({ router, srs, abuse, confirmDestination, catchAll }: H
 
   return async (session: Readonly<Session>, given: string, params: EsmtpParams): Promise<StageOutcome> => {
     // `postmaster` without a domain (RFC 5321 §4.5.1) is handled as the server's postmaster address.
-    const address = await router.recipient(given);
-    const tx: RcptTransaction = { session, address, params };
+    const routing = await router.view();
+    const address = routing.recipient(given);
+    const tx: RcptTransaction = { session, address, params, routing };
     const { decision: decided, facts } = await runChecks(checks, tx);
     // A confirmation is accepted as given; a refusal carries its own facts only.
     if (decided) return decided.reason === "destination_confirmed" ? { decision: decided, accepted: { address, route: tx.route! } } : { decision: decided };

@@ -71,7 +71,7 @@ let sink: Sink;
 beforeAll(async () => {
   sink = await startSink({ host: "127.0.0.2" });
   dns = await startDnsServer(zones);
-  mf = await startMailferry({ dns, domains: ["example.test"], aliases: { "example.test": "forward-email=hello:user@dest.test" }, env: { MAILFERRY_OUTBOUND_PORT: String(sink.port) } });
+  mf = await startMailferry({ dns, domains: ["example.test"], aliases: { "example.test": "forward-email=hello:user@dest.test,team:other@dest.test" }, env: { MAILFERRY_OUTBOUND_PORT: String(sink.port) } });
   // Publish mailferry's own key, as the admin would after `mailferry domain dns`.
   for (const k of await listDkimKeys(mf.appliance.store.db, "example.test")) dns.zones[`${k.selector}._domainkey.example.test`] = { TXT: [dkimRecordValue(k)] };
   await addAllow(mf.appliance.store.db, "allowed.test");
@@ -230,6 +230,19 @@ describe("what reaches the destination verifies", () => {
     expect(copy.toString()).toContain('From: "Sender via hello@example.test" <hello@example.test>\r\n');
     expect(ourSignatures(copy)).toHaveLength(1);
     expect(await dkimpyVerify(copy, dns)).toMatchObject({ pass: true, domain: "example.test", arc: "pass" });
+  });
+
+  test.skipIf(!hasDkimpy)("one message to two aliases of a domain: both copies carry the same ARC set, made once, and dkimpy passes each", async () => {
+    const m = message("intact.test");
+    const original = await signed(m.raw, "intact.test", senderKey.privateKey as string);
+    const info = await sendMail(mf.smtpPort, { from: "someone@intact.test", to: ["hello@example.test", "team@example.test"], raw: original });
+    expect(String(info.response)).toStartWith("250");
+    const copies = await sink.waitForMessages(0).then((all) => all.filter((c) => c.raw.toString().includes(`Subject: ${m.id}\r\n`)).map((c) => c.raw.toString()));
+    expect(copies.map((c) => /^X-Original-To: (.*)$/m.exec(c)?.[1]?.trim()).sort()).toEqual(["hello@example.test", "team@example.test"]);
+    const arcSet = (copy: string) => copy.slice(0, copy.indexOf("Received: "));
+    expect(arcSet(copies[0]!)).toMatch(/^ARC-Seal: i=1; /);
+    expect(arcSet(copies[1]!)).toBe(arcSet(copies[0]!));
+    for (const copy of copies) expect(await dkimpyVerify(Buffer.from(copy), dns)).toEqual({ pass: true, domain: "intact.test", selector: "sel1", arc: "pass" });
   });
 
   test.skipIf(!hasDkimpy)("forwarding.dkim_sign = always (set through the API, applied at once): the untouched-From copy is DKIM-signed by us again", async () => {

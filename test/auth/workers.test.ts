@@ -11,6 +11,7 @@ import { dkimSign } from "mailauth/lib/dkim/sign";
 import { dkimRecordValue } from "../../src/mail/dkim-key.ts";
 import { authenticateInbound } from "../../src/auth/inbound.ts";
 import { type AuthWorkers, startAuthWorkers } from "../../src/auth/workers.ts";
+import { sharesSeal, withSealOf } from "../../src/delivery/shared-seal.ts";
 import { createResolver, type Resolver } from "../../src/dns/resolver.ts";
 import { createLogger } from "../../src/log.ts";
 import { type MessageParts, openMessage, partsOf } from "../../src/mail/message.ts";
@@ -89,6 +90,22 @@ test("a composed copy (forwarding.dkim_sign = always) carries a DKIM signature a
   expect(Buffer.isBuffer(copy.head)).toBe(true);
   expect(copy).toMatchObject({ sealed: true, dkimSigned: true, rewroteFrom: false });
   const checked = await authenticate(openMessage({ head: copy.head, body: message.body }), { ip: "127.0.0.1", helo: "mx.test", sender: "srs@mx.test", mta: "dest.test", resolver: resolver.forMailauth });
+  const results = (checked.dkim?.results ?? []) as { signingDomain: string; status: { result: string } }[];
+  expect(results.map((r) => [r.signingDomain, r.status.result]).sort()).toEqual([["alias.test", "pass"], ["sender.test", "pass"]]);
+  expect((checked.arc as { status?: { result?: string } }).status?.result).toBe("pass");
+});
+
+test("another alias's copy under the first copy's seal (withSealOf) verifies: its trace headers differ, no signature covers them", async () => {
+  const message = await signedMessage("shared seal");
+  const auth = await workers.authenticate(session, message);
+  const key = { domain: "alias.test", selector: "mailferry", privateKey: aliasKey.privateKey as unknown as string };
+  const first = await workers.compose({ head: message.head, trace: "X-Original-To: hello@alias.test\r\n", auth, alias: "hello@alias.test", key, dkimSign: "always" });
+  expect(sharesSeal(first)).toBe(true);
+  const second = withSealOf(first, { head: message.head, trace: "X-Original-To: team@alias.test\r\n", auth });
+  expect(second).toMatchObject({ sealed: true, dkimSigned: true, rewroteFrom: false, sealLength: first.sealLength });
+  expect(second.head.toString()).toContain("X-Original-To: team@alias.test\r\n");
+  expect(second.head.subarray(0, second.sealLength).toString()).toMatch(/^DKIM-Signature: [^]*ARC-Seal: i=1; [^]*ARC-Message-Signature: i=1; [^]*ARC-Authentication-Results: i=1; [^]*\r\n$/);
+  const checked = await authenticate(openMessage({ head: second.head, body: message.body }), { ip: "127.0.0.1", helo: "mx.test", sender: "srs@mx.test", mta: "dest.test", resolver: resolver.forMailauth });
   const results = (checked.dkim?.results ?? []) as { signingDomain: string; status: { result: string } }[];
   expect(results.map((r) => [r.signingDomain, r.status.result]).sort()).toEqual([["alias.test", "pass"], ["sender.test", "pass"]]);
   expect((checked.arc as { status?: { result?: string } }).status?.result).toBe("pass");
