@@ -134,7 +134,7 @@ type Foundations = ReturnType<typeof startFoundations>;
 
 /** The outbound side: authentication workers, SRS, the relay and the outbox of mail mailferry writes. */
 function startOutbound(config: Config, logger: Logger, { store, secrets }: Data, { resolver }: Foundations, stops: Stops) {
-  const authWorkers = startAuthWorkers({ hostname: config.hostname, lookup: resolver.forMailauth, logger });
+  const authWorkers = startAuthWorkers({ hostname: config.hostname, lookup: resolver.forMailauth, logger, size: config.forwarding.workerThreads });
   stops.push(() => authWorkers.close());
   const srs = createSrs({ domain: config.srs.domain, secrets: [secrets.srs] });
   const ca = readCa(config.outbound.caFile);

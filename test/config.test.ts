@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, envName, flagName, loadConfig, loadConfigWithOrigins, SETTINGS, systemResolvers } from "../src/config/index.ts";
+import { ConfigError, defaultWorkerThreads, envName, flagName, loadConfig, loadConfigWithOrigins, SETTINGS, systemResolvers } from "../src/config/index.ts";
 import { byteSize, dnsServers, duration } from "../src/config/values.ts";
 import { DATABASE_FILE, databaseLocation } from "../src/store/db.ts";
 
@@ -202,5 +202,13 @@ describe("value parsers", () => {
     writeFileSync(file, "# comment\nsearch example\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\n");
     expect(systemResolvers(file)).toBe("192.0.2.53:53,[fe80::1]:53");
     expect(systemResolvers(join(dir, "missing"))).toBe("127.0.0.1:53");
+  });
+
+  test("worker threads: none on 1 or 2 cores, one per core beyond the first above, at most 4; 0 to 16 accepted", () => {
+    expect([1, 2, 3, 4, 5, 8, 64].map(defaultWorkerThreads)).toEqual([0, 0, 2, 3, 4, 4, 4]);
+    const env = (value: string) => ({ env: { MAILFERRY_DATA_DIR: dataDir(), MAILFERRY_FORWARDING_WORKER_THREADS: value } });
+    expect(loadConfig(env("0")).forwarding.workerThreads).toBe(0);
+    expect(loadConfig(env("3")).forwarding.workerThreads).toBe(3);
+    for (const bad of ["-1", "17", "two", "1.5"]) expect(() => loadConfig(env(bad))).toThrow(`MAILFERRY_FORWARDING_WORKER_THREADS="${bad}": must be a whole number from 0 to 16`);
   });
 });

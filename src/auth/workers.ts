@@ -4,7 +4,8 @@
 // three RSA signatures per copy); in workers they use the other cores while the main
 // thread keeps speaking SMTP. A job that fails rejects (the session answers
 // 421); a worker that dies fails its jobs and is replaced on the next job.
-import { availableParallelism } from "node:os";
+// With `[forwarding] worker_threads = 0` (the default on 1 or 2 cores) the same
+// work runs on the main thread instead: no second VM's memory.
 import type { Copy, CopyInput } from "../delivery/compose.ts";
 import { DnsError, type Resolver } from "../dns/resolver.ts";
 import type { Logger } from "../log.ts";
@@ -40,8 +41,8 @@ export interface AuthWorkerOptions {
   hostname: string;
   lookup: Resolver["forMailauth"];
   logger: Logger;
-  /** Threads; by default one per core beyond the main thread's, at least one, at most four. */
-  size?: number;
+  /** Threads ([forwarding] worker_threads); 0 runs the work on the calling thread. */
+  size: number;
   /** The worker script (tests start a deliberately broken one). */
   entry?: string | URL;
 }
@@ -69,7 +70,8 @@ export function fromClone({ head, body }: MessageParts): MessageParts {
 // (package.json "build"), sits under auth/ of the bundle's root (src/).
 const DEFAULT_ENTRY = import.meta.url.endsWith("/auth/workers.ts") ? new URL("./worker.ts", import.meta.url) : new URL("./auth/worker.ts", import.meta.url);
 
-export function startAuthWorkers({ hostname, lookup, logger, size = Math.min(4, Math.max(1, availableParallelism() - 1)), entry = DEFAULT_ENTRY }: AuthWorkerOptions): AuthWorkers {
+export function startAuthWorkers({ hostname, lookup, logger, size, entry = DEFAULT_ENTRY }: AuthWorkerOptions): AuthWorkers {
+  if (size === 0) return onThisThread(hostname, lookup);
   const slots: (Slot | null)[] = Array.from({ length: size }, () => null);
   let sequence = 0;
   let closed = false;
@@ -151,5 +153,20 @@ export function startAuthWorkers({ hostname, lookup, logger, size = Math.min(4, 
       }
       slots.fill(null);
     },
+  };
+}
+
+/** The same work without a worker: mailauth loads on the first message, as it would in a worker. */
+function onThisThread(hostname: string, lookup: Resolver["forMailauth"]): AuthWorkers {
+  return {
+    async authenticate({ remoteIp, helo, mailFrom }, message) {
+      const { authenticateInbound } = await import("./inbound.ts");
+      return authenticateInbound({ remoteIp, helo, mailFrom }, message, hostname, lookup);
+    },
+    async compose(input) {
+      const { composeCopy } = await import("../delivery/compose.ts");
+      return composeCopy(input);
+    },
+    close: async () => {},
   };
 }

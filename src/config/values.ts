@@ -162,6 +162,15 @@ export function positiveInt(raw: unknown): number {
   return n;
 }
 
+/** A whole number from 0 to max. */
+export function countUpTo(max: number): (raw: unknown) => number {
+  return (raw) => {
+    const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+    if (!Number.isInteger(n) || n < 0 || n > max) throw new ValueError(`must be a whole number from 0 to ${max}`);
+    return n;
+  };
+}
+
 /** A shared secret sent in a header (a bearer token): empty for none, else 16 or more visible characters without spaces. */
 export function optionalToken(raw: unknown): string | null {
   if (raw === "" || raw === null || raw === undefined) return null;

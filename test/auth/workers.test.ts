@@ -155,3 +155,22 @@ test("closing the pool rejects the jobs under way and every later one", async ()
   expect(await failureOf(running)).toBe("authentication workers are stopped");
   expect(await failureOf(pool.authenticate(session, partsOf(Buffer.from("Subject: late\r\n\r\nx\r\n"))))).toBe("authentication workers are stopped");
 });
+
+test("worker_threads = 0: the same verdicts and a copy that verifies, on the calling thread (no worker script runs)", async () => {
+  // The fragile worker would crash on this subject: on the calling thread it is just a message.
+  const pool = startAuthWorkers({ hostname: "mx.test", lookup: resolver.forMailauth, logger, size: 0, entry: new URL("../support/fragile-worker.ts", import.meta.url) });
+  try {
+    expect((await pool.authenticate(session, partsOf(Buffer.from("Subject: CRASH-THIS-WORKER\r\n\r\nbye\r\n")))).spf).toBe("pass");
+    const message = await signedMessage("on this thread");
+    const here = await pool.authenticate(session, message);
+    const inWorker = await workers.authenticate(session, message);
+    expect({ ...here, headers: "" }).toEqual({ ...inWorker, headers: "" });
+    const key = { domain: "alias.test", selector: "mailferry", privateKey: aliasKey.privateKey as unknown as string };
+    const copy = await pool.compose({ head: message.head, trace: "X-Original-To: hello@alias.test\r\n", auth: here, alias: "hello@alias.test", key, dkimSign: "always" });
+    expect(copy).toMatchObject({ sealed: true, dkimSigned: true });
+    const checked = await authenticate(openMessage({ head: copy.head, body: message.body }), { ip: "127.0.0.1", helo: "mx.test", sender: "srs@mx.test", mta: "dest.test", resolver: resolver.forMailauth });
+    expect((checked.arc as { status?: { result?: string } }).status?.result).toBe("pass");
+  } finally {
+    await pool.close();
+  }
+});

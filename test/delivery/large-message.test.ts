@@ -91,6 +91,8 @@ const start = () =>
     MAILFERRY_GREYLIST_DELAY: "0",
     MAILFERRY_VERIFY_DESTINATIONS: "false",
     MAILFERRY_LIMITS_CONNECTIONS_PER_HOUR: "1000000",
+    // A worker thread, so the spool file's path crosses to it (on 2 cores the default runs on the main thread).
+    MAILFERRY_FORWARDING_WORKER_THREADS: "1",
   });
 
 /** Each webhook request's body goes to a file (the test process need not hold it twice). */
