@@ -22,7 +22,7 @@ import { housekeeping } from "../src/store/housekeeping.ts";
 import { countVerdict } from "../src/store/catchall.ts";
 import { bumpCounter } from "../src/store/senders.ts";
 import { migrations } from "../src/store/migrations/index.ts";
-import type { Dialect } from "../src/store/dialect.ts";
+import { type Dialect, ddl } from "../src/store/dialect.ts";
 import { type Postgres, startPostgres } from "./support/postgres.ts";
 
 const open: Store[] = [];
@@ -281,6 +281,59 @@ describe.each(DIALECTS)("the store on %s", (dialect) => {
     await s.close();
     await recorded;
     expect(await sessions(await store(s.path))).toEqual(["last"]);
+  });
+
+  // What a write sees of its commit's durability, recorded by a trigger inside it: SQLite's
+  // synchronous level (it cannot change inside a transaction, so it is the commit's) or
+  // PostgreSQL's synchronous_commit.
+  async function probeDurability(s: Store, tables: string[]): Promise<() => Promise<{ table: string; level: string }[]>> {
+    const level = dialect === "sqlite" ? "(SELECT synchronous FROM pragma_synchronous)" : "current_setting('synchronous_commit')";
+    await ddl(s.db, "CREATE TABLE durability_probe (id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, level TEXT NOT NULL)");
+    for (const table of tables) {
+      await ddl(s.db, `CREATE TRIGGER probe_${table} AFTER INSERT ON ${table} BEGIN INSERT INTO durability_probe (tbl, level) VALUES ('${table}', ${level}); END`);
+    }
+    return async () => (await sql<{ table: string; level: string }>`SELECT tbl AS "table", level FROM durability_probe ORDER BY id`.execute(s.db)).rows;
+  }
+  const [NOT_WAITING, WAITING] = dialect === "sqlite" ? ["1", "2"] : ["off", "on"];
+  const sqliteSynchronous = (s: Store) => s.sqlite?.query("PRAGMA synchronous").get();
+
+  test("the mail log and catch-all counts commit without waiting for the disk; fingerprints and the outbox racing them still wait", async () => {
+    const s = await store();
+    const probed = await probeDurability(s, ["events", "catchall_names", "fingerprints", "outbox"]);
+    const recorder = createEventRecorder(s.db);
+    const writes: Promise<unknown>[] = [];
+    for (let turn = 0; turn < 5; turn++) {
+      for (let i = 0; i < 3; i++) writes.push(recorder.record(event(`s${turn}.${i}`)));
+      writes.push(touchFingerprint(s.db, `fp${turn}`), countVerdict(s.db, { domain: "c.test", name: `n${turn}` }, "good", turn));
+      writes.push(enqueue(s.db, { from: "", to: ["a@x.test"], raw: Buffer.from("x") }));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(writes);
+    const rows = await probed();
+    expect(rows.filter((r) => r.table === "events")).toHaveLength(15);
+    for (const row of rows) expect(row).toEqual({ table: row.table, level: ["events", "catchall_names"].includes(row.table) ? NOT_WAITING : WAITING });
+    // They raced: fingerprints were written between log batches.
+    const order = rows.map((r) => r.table);
+    expect(order.indexOf("fingerprints")).toBeLessThan(order.lastIndexOf("events"));
+    if (s.sqlite) expect(sqliteSynchronous(s)).toEqual({ synchronous: 2 });
+  });
+
+  test("after a log batch that fails, the connection waits for the disk again", async () => {
+    const s = await store();
+    const probed = await probeDurability(s, ["events", "fingerprints"]);
+    const recorder = createEventRecorder(s.db);
+    const bad = { ...event("bad"), session_id: null as unknown as string };
+    // The batch fails; each event is then written alone, and the bad one fails again.
+    const [good, failed] = [recorder.record(event("good")), recorder.record(bad)];
+    await recorder.flush();
+    await good;
+    await expect(failed).rejects.toThrow(/session_id/);
+    if (s.sqlite) expect(sqliteSynchronous(s)).toEqual({ synchronous: 2 });
+    await touchFingerprint(s.db, "fp");
+    expect(await probed()).toEqual([
+      { table: "events", level: NOT_WAITING },
+      { table: "fingerprints", level: WAITING },
+    ]);
   });
 
   test("each call binds its own values: fingerprints, delivered targets, signing keys, vacations, version counters", async () => {

@@ -1,6 +1,7 @@
 // The names catch-all aliases accepted and the verdicts on their messages
 // (src/policy/catchall.ts decides; docs/aliases.md, "Learning catch-all").
 import type { DB } from "./db.ts";
+import { commitWithoutWaitingForDisk } from "./dialect.ts";
 import type { CatchAllName, CatchAllState } from "./schema.ts";
 
 /** A name of a catch-all: the recipient's domain and its local part without the +tag, both lower case. */
@@ -21,14 +22,20 @@ export function catchAllName(db: DB, key: CatchAllKey): Promise<CatchAllName | u
   return db.selectFrom("catchall_names").selectAll().where("domain", "=", key.domain).where("name", "=", key.name).executeTakeFirst();
 }
 
-/** Counts one message's verdict for a name (a first message creates the row) and returns the row as it is now. */
+/**
+ * Counts one message's verdict for a name (a first message creates the row) and
+ * returns the row as it is now. A count lost to a power cut only delays a
+ * suggestion, so its commit does not wait for the disk (each message makes one).
+ */
 export async function countVerdict(db: DB, key: CatchAllKey, verdict: "spam" | "good", now: number): Promise<CatchAllName> {
-  return db
-    .insertInto("catchall_names")
-    .values({ ...key, spam: verdict === "spam" ? 1 : 0, good: verdict === "good" ? 1 : 0, state: "learning", last_seen: now })
-    .onConflict((oc) => oc.columns(["domain", "name"]).doUpdateSet((eb) => ({ [verdict]: eb(`catchall_names.${verdict}`, "+", 1), last_seen: now })))
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  return commitWithoutWaitingForDisk(db, (trx) =>
+    trx
+      .insertInto("catchall_names")
+      .values({ ...key, spam: verdict === "spam" ? 1 : 0, good: verdict === "good" ? 1 : 0, state: "learning", last_seen: now })
+      .onConflict((oc) => oc.columns(["domain", "name"]).doUpdateSet((eb) => ({ [verdict]: eb(`catchall_names.${verdict}`, "+", 1), last_seen: now })))
+      .returningAll()
+      .executeTakeFirstOrThrow(),
+  );
 }
 
 /** An admin's word on a name; a name never seen (refused in advance) gets a row of its own. */

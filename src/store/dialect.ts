@@ -1,7 +1,7 @@
 // The one place where SQLite and PostgreSQL need different SQL (docs/operations.md,
 // "PostgreSQL"). Everything else in store/ and the migrations is written once and
 // runs on both: kysely builds it per dialect.
-import { type Kysely, PostgresAdapter, type RawBuilder, sql } from "kysely";
+import { type Kysely, PostgresAdapter, type RawBuilder, sql, type Transaction } from "kysely";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -10,6 +10,38 @@ export function dialectOf(db: Kysely<any>): Dialect {
 }
 
 export const isPostgres = (db: Kysely<any>) => dialectOf(db) === "postgres";
+
+/**
+ * Runs `work` in a transaction whose commit does not wait for the disk: for
+ * writes a power cut may lose without losing mail (the mail log, the learning
+ * catch-all's counts), never for fingerprints or the outbox (src/store/db.ts).
+ * A process crash loses nothing either way.
+ * - SQLite syncs per connection: kysely's one connection is held throughout,
+ *   so no other caller's query runs while it is on NORMAL, and it is FULL again
+ *   whatever happens. In WAL mode a NORMAL commit survives a process crash, and
+ *   the next FULL commit's sync of the WAL puts it on disk too
+ *   (https://sqlite.org/pragma.html#pragma_synchronous). The level cannot change
+ *   inside a transaction, hence outside it.
+ * - PostgreSQL: synchronous_commit off for this transaction only (SET LOCAL);
+ *   a crash of the server loses at most its last commits, never corrupts
+ *   (https://www.postgresql.org/docs/current/wal-async-commit.html).
+ */
+export function commitWithoutWaitingForDisk<S, T>(db: Kysely<S>, work: (trx: Transaction<S>) => Promise<T>): Promise<T> {
+  if (isPostgres(db)) {
+    return db.transaction().execute(async (trx) => {
+      await sql`SET LOCAL synchronous_commit = off`.execute(trx);
+      return work(trx);
+    });
+  }
+  return db.connection().execute(async (conn) => {
+    await sql`PRAGMA synchronous = NORMAL`.execute(conn);
+    try {
+      return await conn.transaction().execute(work);
+    } finally {
+      await sql`PRAGMA synchronous = FULL`.execute(conn);
+    }
+  });
+}
 
 /** A number stored under `key` of the JSON text in `column` (null when absent). */
 export function jsonNumber(db: Kysely<any>, column: string, key: string): RawBuilder<number | null> {

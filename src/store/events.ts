@@ -3,7 +3,7 @@
 import type { Decision, Facts } from "../mail/decision.ts";
 import { type HeaderField, headerValue } from "../mail/headers.ts";
 import { type DB, hotStatement } from "./db.ts";
-import { caseInsensitiveLike } from "./dialect.ts";
+import { caseInsensitiveLike, commitWithoutWaitingForDisk } from "./dialect.ts";
 import { countStat, statCategory } from "./stats.ts";
 import type { Event, EventStage, NewEvent } from "./schema.ts";
 
@@ -71,9 +71,13 @@ export function mailLogEvent(e: MailLogEntry): NewEvent {
   };
 }
 
-/** Writes events (and the daily counts they make) in one transaction, in order. */
+/**
+ * Writes events (and the daily counts they make) in one transaction, in order.
+ * No SMTP answer relies on the mail log, so its commit does not wait for the
+ * disk: a power cut may lose the last lines, never mail.
+ */
 export function writeEvents(db: DB, events: NewEvent[]): Promise<void> {
-  return db.transaction().execute(async (trx) => {
+  return commitWithoutWaitingForDisk(db, async (trx) => {
     for (const event of events) {
       const headers = event.headers && event.headers.length > MAX_STORED_HEADERS ? event.headers.slice(0, MAX_STORED_HEADERS) : event.headers;
       await insertEvent(trx, { ...event, headers });
