@@ -457,7 +457,7 @@ function rejectUnknownKeys(path: string, data: Record<string, unknown>): void {
 /** Nameservers from /etc/resolv.conf, as the system would use them. */
 /**
  * On 1 or 2 cores, memory is the scarcer resource: a worker's own JavaScript VM
- * costs about 18 MB under load, and measured on 2 cores it forwarded at most ~10%
+ * costs about 18 MB under load, and measured on 2 cores it forwarded up to ~15%
  * more than the main thread alone (docs/benchmarks.md). With more cores the
  * workers' parallelism pays.
  */
