@@ -5,7 +5,7 @@
 // validates on, answers A's challenges from the database. A node reinstalled
 // with A's hostname on an empty data dir serves A's certificate without a new order.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase, type Store } from "../src/store/db.ts";
@@ -14,7 +14,7 @@ import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { type Pebble, pebbleAcmeEnv, pebbleInstalled, startPebble } from "./support/pebble.ts";
 import { freePort } from "./support/ports.ts";
 import { nodeEnv, type Postgres, startPostgres } from "./support/postgres.ts";
-import { type ServeProcess, startServe } from "./support/serve-process.ts";
+import { type ServeProcess, startServe, stopAll } from "./support/serve-process.ts";
 import { SmtpTalk } from "./support/smtp-client.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -74,14 +74,7 @@ describe.skipIf(!pebbleInstalled())("ACME on PostgreSQL", () => {
     store = await openDatabase(databaseUrl);
   }, 60_000);
 
-  afterAll(async () => {
-    for (const node of nodes) await node.kill();
-    await store?.close();
-    await pebble?.stop();
-    await dns?.close();
-    await postgres?.stop();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => stopAll([...nodes, store, pebble, dns, postgres], dirs));
 
   test("node A, which the CA cannot reach, gets its certificate: node B answers A's challenge from the database", async () => {
     await startNode(HOSTS[1]!, validatedPort);

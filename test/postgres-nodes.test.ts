@@ -6,7 +6,7 @@
 // nodes are registered, named in the MTA-STS policy and the MX records, and a
 // sender's concurrent sessions count over both.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase, type Store } from "../src/store/db.ts";
@@ -17,7 +17,7 @@ import { type DnsRecord, mtaStsId } from "../src/auth/records.ts";
 import { parsePolicy } from "mailauth/lib/mta-sts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { nodeEnv, type Postgres, startPostgres } from "./support/postgres.ts";
-import { nodeCli, type ServeProcess, startServe } from "./support/serve-process.ts";
+import { nodeCli, type ServeProcess, startServe, stopAll } from "./support/serve-process.ts";
 import { type Sink, startSink } from "./support/sink.ts";
 import { SmtpTalk } from "./support/smtp-client.ts";
 import { waitUntil } from "./support/wait.ts";
@@ -48,14 +48,7 @@ beforeAll(async () => {
   store = await openDatabase(databaseUrl);
 }, 120_000);
 
-afterAll(async () => {
-  for (const node of nodes) await node.kill();
-  await store?.close();
-  await sink?.close();
-  await dns?.close();
-  await postgres?.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => stopAll([...nodes, store, sink, dns, postgres], dirs));
 
 const env = (node: number) => ({
   ...nodeEnv({ dataDir: dirs[node]!, databaseUrl, hostname: `mx${node + 1}.multi.test`, dnsAddress: dns.address, sinkPort: sink.port }),

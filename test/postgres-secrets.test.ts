@@ -15,7 +15,7 @@ import { ALERTS_WEBHOOK_SECRET_FILE, loadSharedSecret, SRS_SECRET_FILE, VERIFY_S
 import { createToken } from "../src/store/tokens.ts";
 import { type DnsServer, startDnsServer } from "./support/dns-server.ts";
 import { nodeEnv, type Postgres, startPostgres } from "./support/postgres.ts";
-import { nodeCli, type ServeProcess, startServe } from "./support/serve-process.ts";
+import { nodeCli, type ServeProcess, startServe, stopAll } from "./support/serve-process.ts";
 import { type Sink, type SinkMessage, startSink } from "./support/sink.ts";
 import { SmtpTalk } from "./support/smtp-client.ts";
 import { waitFor } from "./support/wait.ts";
@@ -58,14 +58,7 @@ beforeAll(async () => {
   await nodeCli({ dataDir: dirs[0]!, env: env(0) }, ["domain", "add", "multi.test"]);
 }, 120_000);
 
-afterAll(async () => {
-  for (const node of nodes) await node.kill();
-  await store?.close();
-  await sink?.close();
-  await dns?.close();
-  await postgres?.stop();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => stopAll([...nodes, store, sink, dns, postgres], dirs));
 
 /** One SMTP transaction on `node`: the RCPT reply, then the DATA reply when RCPT was accepted. */
 async function send(node: number, from: string, rcpt: string, subject: string): Promise<string> {

@@ -1,7 +1,7 @@
 // `mailferry serve` as a child process, for tests that measure its memory or
 // kill it with SIGKILL (a crash, not a shutdown) and start it again on the
 // same data directory.
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { DATABASE_FILE, type DB, openStore } from "../../src/store/db.ts";
 import { CLI, cleanEnv, run } from "./smoke.ts";
@@ -78,4 +78,17 @@ export async function nodeCli(node: { dataDir: string; env: Record<string, strin
   const result = await run([...CLI, ...args], { cwd: node.dataDir, env: node.env, timeoutMs: 30_000 });
   if (result.exitCode !== 0) throw new Error(`mailferry ${args.join(" ")}: ${result.stderr}`);
   return result.stdout;
+}
+
+type Stoppable = { kill(): Promise<unknown> } | { close(): Promise<unknown> } | { stop(): Promise<unknown> };
+
+/** A multi-node test's teardown: each part stopped in the order given (one never started is skipped), then the directories removed. */
+export async function stopAll(parts: (Stoppable | undefined)[], dirs: string[] = []): Promise<void> {
+  for (const part of parts) {
+    if (!part) continue;
+    if ("kill" in part) await part.kill();
+    else if ("close" in part) await part.close();
+    else await part.stop();
+  }
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }
