@@ -297,30 +297,31 @@ describe.each(DIALECTS)("the store on %s", (dialect) => {
   const [NOT_WAITING, WAITING] = dialect === "sqlite" ? ["1", "2"] : ["off", "on"];
   const sqliteSynchronous = (s: Store) => s.sqlite?.query("PRAGMA synchronous").get();
 
-  test("the mail log and catch-all counts commit without waiting for the disk; fingerprints and the outbox racing them still wait", async () => {
+  test("the mail log, catch-all counts and first sightings commit without waiting for the disk; delivered marks and the outbox racing them still wait", async () => {
     const s = await store();
-    const probed = await probeDurability(s, ["events", "catchall_names", "fingerprints", "outbox"]);
+    const probed = await probeDurability(s, ["events", "catchall_names", "fingerprints", "delivered", "outbox"]);
     const recorder = createEventRecorder(s.db);
     const writes: Promise<unknown>[] = [];
     for (let turn = 0; turn < 5; turn++) {
       for (let i = 0; i < 3; i++) writes.push(recorder.record(event(`s${turn}.${i}`)));
-      writes.push(touchFingerprint(s.db, `fp${turn}`), countVerdict(s.db, { domain: "c.test", name: `n${turn}` }, "good", turn));
+      writes.push(touchFingerprint(s.db, `fp${turn}`).then(() => markDelivered(s.db, `fp${turn}`, "a@x.test")), countVerdict(s.db, { domain: "c.test", name: `n${turn}` }, "good", turn));
       writes.push(enqueue(s.db, { from: "", to: ["a@x.test"], raw: Buffer.from("x") }));
       await new Promise((resolve) => setImmediate(resolve));
     }
     await Promise.all(writes);
     const rows = await probed();
     expect(rows.filter((r) => r.table === "events")).toHaveLength(15);
-    for (const row of rows) expect(row).toEqual({ table: row.table, level: ["events", "catchall_names"].includes(row.table) ? NOT_WAITING : WAITING });
-    // They raced: fingerprints were written between log batches.
+    expect(rows.filter((r) => r.table === "delivered")).toHaveLength(5);
+    for (const row of rows) expect(row).toEqual({ table: row.table, level: ["events", "catchall_names", "fingerprints"].includes(row.table) ? NOT_WAITING : WAITING });
+    // They raced: delivered marks were written between log batches.
     const order = rows.map((r) => r.table);
-    expect(order.indexOf("fingerprints")).toBeLessThan(order.lastIndexOf("events"));
+    expect(order.indexOf("delivered")).toBeLessThan(order.lastIndexOf("events"));
     if (s.sqlite) expect(sqliteSynchronous(s)).toEqual({ synchronous: 2 });
   });
 
   test("after a log batch that fails, the connection waits for the disk again", async () => {
     const s = await store();
-    const probed = await probeDurability(s, ["events", "fingerprints"]);
+    const probed = await probeDurability(s, ["events", "delivered"]);
     const recorder = createEventRecorder(s.db);
     const bad = { ...event("bad"), session_id: null as unknown as string };
     // The batch fails; each event is then written alone, and the bad one fails again.
@@ -330,9 +331,10 @@ describe.each(DIALECTS)("the store on %s", (dialect) => {
     await expect(failed).rejects.toThrow(/session_id/);
     if (s.sqlite) expect(sqliteSynchronous(s)).toEqual({ synchronous: 2 });
     await touchFingerprint(s.db, "fp");
+    await markDelivered(s.db, "fp", "a@x.test");
     expect(await probed()).toEqual([
       { table: "events", level: NOT_WAITING },
-      { table: "fingerprints", level: WAITING },
+      { table: "delivered", level: WAITING },
     ]);
   });
 

@@ -87,10 +87,11 @@ export async function openStore(path: string, options: OpenOptions = {}): Promis
   // power cut may lose the last commits, and here those are the fingerprints of
   // delivered targets (lost: a retry delivers again) and the outbox of DSNs and
   // vacation replies (lost: never sent). SQLite syncs per connection, not per table.
-  // The exception is what no answer relies on, the mail log and the catch-all
-  // counts (about half the commits of a message): they switch the connection to
-  // NORMAL for their own transaction (commitWithoutWaitingForDisk, dialect.ts),
-  // so a power cut may lose the last log lines, never mail.
+  // The exception is what no answer relies on, the mail log, the catch-all
+  // counts and a message's first sighting (its fingerprint row: the delivered
+  // marks that matter are FULL commits, whose sync covers it): they switch the
+  // connection to NORMAL for their own transaction (commitWithoutWaitingForDisk,
+  // dialect.ts), so a power cut may lose the last log lines, never mail.
   sqlite.run("PRAGMA journal_mode = WAL");
   sqlite.run("PRAGMA synchronous = FULL");
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: adapt(sqlite) }) });

@@ -2,7 +2,7 @@
 // by the sender skips them), bounces already sent, and DSNs still to send.
 import type { Selectable } from "kysely";
 import { type DB, hotStatement } from "./db.ts";
-import { isPostgres } from "./dialect.ts";
+import { commitWithoutWaitingForDisk, isPostgres } from "./dialect.ts";
 import type { OutboxRecipientsTable } from "./schema.ts";
 
 export interface FingerprintState {
@@ -23,9 +23,14 @@ const insertDelivered = hotStatement((db, v: { fingerprint: string; target: stri
   db.insertInto("delivered").values({ fingerprint: v.fingerprint, target: v.target, at: v.at }).onConflict((oc) => oc.doNothing()),
 );
 
-/** Records this attempt and returns what earlier attempts achieved. */
+/**
+ * Records this attempt and returns what earlier attempts achieved. The row's
+ * commit does not wait for the disk: a power cut that loses it loses no mark of
+ * a delivered target, since each mark's commit waits for the disk and its sync
+ * takes every earlier commit along (dialect.ts commitWithoutWaitingForDisk).
+ */
 export async function touchFingerprint(db: DB, id: string, now = Date.now()): Promise<FingerprintState> {
-  const [row] = await upsertFingerprint(db, { id, now });
+  const [row] = await commitWithoutWaitingForDisk(db, (trx) => upsertFingerprint(trx, { id, now }));
   const delivered = await selectDelivered(db, { fingerprint: id });
   return { firstSeen: row!.first_seen, delivered: new Set(delivered.map((d) => d.target)) };
 }

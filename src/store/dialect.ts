@@ -14,7 +14,8 @@ export const isPostgres = (db: Kysely<any>) => dialectOf(db) === "postgres";
 /**
  * Runs `work` in a transaction whose commit does not wait for the disk: for
  * writes a power cut may lose without losing mail (the mail log, the learning
- * catch-all's counts), never for fingerprints or the outbox (src/store/db.ts).
+ * catch-all's counts, a message's first sighting), never for the delivered marks
+or the outbox (src/store/db.ts).
  * A process crash loses nothing either way.
  * - SQLite syncs per connection: kysely's one connection is held throughout,
  *   so no other caller's query runs while it is on NORMAL, and it is FULL again
