@@ -20,30 +20,32 @@ declare module "mailauth/lib/dmarc/get-dmarc-record" {
 }
 
 // mailauth's signer parts, used to sign from a header block and body hash computed once
-// (test/auth/signing.test.ts checks the result byte for byte against dkimSign and sealMessage).
+// and to make the RSA signature off the main thread (src/auth/dkim.ts; test/auth/signing.test.ts
+// checks the result byte for byte against dkimSign and sealMessage).
 declare module "mailauth/lib/tools" {
   export interface ParsedHeaders {
     parsed: { key: string | null; casedKey?: string; line: Buffer }[];
     original: Buffer;
   }
+  export interface SigningHeaderLines {
+    keys: string;
+    headers: { key: string | null; casedKey?: string; line: Buffer }[];
+  }
   export function parseHeaders(block: Buffer): ParsedHeaders;
+  export const defaultARCFieldNames: string;
+  export function getSigningHeaderLines(parsed: ParsedHeaders["parsed"], fieldNames: string): SigningHeaderLines;
+  export function formatSignatureHeaderLine(type: "DKIM" | "ARC" | "AS", values: Record<string, unknown>, folded: boolean): string;
+  export function formatRelaxedLine(line: string | Buffer | undefined, suffix?: string): Buffer;
+  export function stripSignatureValue(line: Buffer): Buffer;
 }
 declare module "mailauth/lib/dkim/body" {
   export function dkimBody(canonicalization: string, hashAlgo: string, maxBodyLength: number | false): { update(chunk: Buffer): void; digest(encoding: "base64"): string };
 }
-declare module "mailauth/lib/dkim/dkim-signer" {
-  import type { ParsedHeaders } from "mailauth/lib/tools";
-  export class DkimSigner {
-    constructor(options: {
-      headers: ParsedHeaders;
-      bodyHash: string;
-      signTime?: Date;
-      canonicalization?: string;
-      headerList?: string;
-      signatureData: { signingDomain: string; selector: string; privateKey: string; canonicalization?: string }[];
-    });
-    finalize(): Promise<void>;
-    signatureHeaders: string[];
-    errors: { err?: Error }[];
-  }
+declare module "mailauth/lib/dkim/header" {
+  import type { SigningHeaderLines } from "mailauth/lib/tools";
+  export function generateCanonicalizedHeader(
+    type: "DKIM" | "ARC",
+    signingHeaderLines: SigningHeaderLines,
+    options: { signingDomain: string; selector: string; algorithm: string; canonicalization: string; bodyHash: string; instance?: number; timestamp: number },
+  ): { canonicalizedHeader: Buffer; dkimHeaderOpts: Record<string, unknown> };
 }

@@ -84,3 +84,53 @@ test("a chain whose newest seal says cv=fail is not sealed again (RFC 8617 secti
   expect(result).toMatchObject({ sealed: false, dkimSigned: false });
   expect(result.head.toString("latin1")).toBe(head.toString("latin1"));
 });
+
+/** `message` with `count` ARC sets of the previous hop on top, each sealing the one before (cv=pass after the first). */
+async function withPreviousSets(message: Buffer, count: number): Promise<Buffer> {
+  for (let i = 0; i < count; i++) {
+    const set = await sealMessage(message, { ...previousHop, authResults: `prevhop.test; spf=pass; i-${i}`, cv: i === 0 ? "none" : "pass", signTime } as never);
+    message = Buffer.concat([set, message]);
+  }
+  return message;
+}
+
+/** What sealHead puts on a message (no DKIM), against the ARC set sealMessage makes for it. */
+async function sealedBoth(message: Buffer, cv: string) {
+  const { head, bodyHash } = headAndHash(message);
+  const expected = await sealMessage(message, { signingDomain: key.domain, selector: key.selector, privateKey: key.privateKey, authResults: seal.authResults, cv, signTime } as never);
+  const sealed = await sealHead(head, bodyHash, key, { ...seal, cv }, false, signTime);
+  return { expected: Buffer.concat([expected, head]).toString("latin1"), actual: sealed.head.toString("latin1"), sealed: sealed.sealed };
+}
+
+test("a chain of two earlier sets is sealed as sealMessage seals it (instance 3, over both sets)", async () => {
+  const message = await withPreviousSets(await messages["a plain message"]!(), 2);
+  const { expected, actual, sealed } = await sealedBoth(message, "pass");
+  expect(actual).toContain("ARC-Seal: i=3;");
+  expect(sealed).toBe(true);
+  expect(actual).toBe(expected);
+});
+
+test("a broken chain (a seal without its message signature) is sealed as sealMessage seals it", async () => {
+  const sealedOnce = (await withPreviousSets(await messages["a plain message"]!(), 1)).toString("latin1");
+  const broken = Buffer.from(sealedOnce.replace(/ARC-Message-Signature:[^]*?\r\n(?=[^ \t])/, ""), "latin1");
+  expect(broken.toString("latin1")).not.toContain("ARC-Message-Signature");
+  const { expected, actual, sealed } = await sealedBoth(broken, "fail");
+  expect(sealed).toBe(true);
+  expect(actual).toBe(expected);
+});
+
+test("a chain of 50 sets takes no 51st (RFC 8617 section 4.2.1), and that is no error", async () => {
+  const full = await withPreviousSets(await messages["a plain message"]!(), 50);
+  const { head, bodyHash } = headAndHash(full);
+  const result = await sealHead(head, bodyHash, key, { ...seal, cv: "pass" }, false, signTime);
+  expect(result).toMatchObject({ sealed: false, dkimSigned: false });
+  expect(result.head.toString("latin1")).toBe(head.toString("latin1"));
+});
+
+test("the RSA signatures are made off the main thread: the event loop turns while a copy is sealed", async () => {
+  const { head, bodyHash } = headAndHash(await messages["a plain message"]!());
+  let turned = false;
+  setImmediate(() => (turned = true));
+  await sealHead(head, bodyHash, key, seal, true, signTime);
+  expect(turned).toBe(true);
+});
