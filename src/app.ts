@@ -32,6 +32,7 @@ import { type PublicListeners, startPublicListeners } from "./tls/public.ts";
 import { databaseLocation, openDatabase, type Store } from "./store/db.ts";
 import { preparePrivateDataDir } from "./store/data-dir.ts";
 import { createEventRecorder } from "./store/events.ts";
+import { createDeliveredMarks } from "./store/deliveries.ts";
 import { loadNodeSecrets } from "./store/secrets.ts";
 import { acquireServerLock } from "./store/lock.ts";
 import { createJobLocks } from "./store/job-locks.ts";
@@ -228,6 +229,7 @@ async function startMx(config: Config, logger: Logger, input: ConfigInput, data:
     messageTimeout: config.outbound.messageTimeout,
     logger,
     recordEvent: record,
+    markDelivered: createDeliveredMarks(store.db),
     vacations: createVacationResponder({ db: store.db, outbox: out.outbox, hostname: config.hostname, logger }),
   });
   const router = createRouter(store.db, routerOptions(config));

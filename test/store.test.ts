@@ -8,7 +8,7 @@ import { UserError } from "../src/errors.ts";
 import { adapt, hotStatement, openDatabase, openStore, type SqliteStore, type Store } from "../src/store/db.ts";
 import { addDomain, findDomain, listDomains, parseDomainName, removeDomain } from "../src/store/domains.ts";
 import { createEventRecorder, listEvents, MAX_STORED_HEADERS, writeEvents } from "../src/store/events.ts";
-import { claimDue, dueOutbox, enqueue, markDelivered, touchFingerprint } from "../src/store/deliveries.ts";
+import { claimDue, createDeliveredMarks, dueOutbox, enqueue, markDelivered, touchFingerprint } from "../src/store/deliveries.ts";
 import { createJobLocks, JOB_KINDS, JOB_LOCK_POLL_MS } from "../src/store/job-locks.ts";
 import { createLogger } from "../src/log.ts";
 import { activatePendingKey, rotateDkimKey, signingKey } from "../src/store/dkim-keys.ts";
@@ -187,6 +187,38 @@ describe("events", () => {
   });
 });
 
+describe("delivered marks", () => {
+  test("marks made in one event-loop turn commit in one transaction (markDelivered: it waits for the disk); each caller is told once another connection sees them", async () => {
+    const s = await store();
+    for (const fp of ["fp1", "fp2", "fp3"]) await touchFingerprint(s.db, fp);
+    const markDelivered = createDeliveredMarks(s.db);
+    const statements = spyOn(s.sqlite, "query");
+    const other = new Database(s.path, { readonly: true });
+    const seenByFirstCaller = markDelivered("fp1", "a@x.test").then(() => other.query("SELECT count(*) AS n FROM delivered").get());
+    await Promise.all([markDelivered("fp1", "b@x.test"), markDelivered("fp2", "a@x.test")]);
+    expect(await seenByFirstCaller).toEqual({ n: 3 });
+    other.close();
+    expect(statements.mock.calls.filter(([sql]) => sql === "begin")).toHaveLength(1);
+    expect((await touchFingerprint(s.db, "fp1")).delivered).toEqual(new Set(["a@x.test", "b@x.test"]));
+    // The next turn is the next transaction.
+    const begun = statements.mock.calls.filter(([sql]) => sql === "begin").length;
+    await markDelivered("fp3", "a@x.test");
+    expect(statements.mock.calls.filter(([sql]) => sql === "begin")).toHaveLength(begun + 1);
+  });
+
+  test("a batch that cannot commit fails every mark in it, and the next turn's marks commit", async () => {
+    const s = await store();
+    await touchFingerprint(s.db, "fp1");
+    const markDelivered = createDeliveredMarks(s.db);
+    // A mark of a fingerprint never seen breaks the foreign key: the whole transaction rolls back.
+    const settled = await Promise.allSettled([markDelivered("fp1", "a@x.test"), markDelivered("unseen", "b@x.test")]);
+    expect(settled.map((s) => s.status === "rejected" && String(s.reason))).toEqual(["SQLiteError: FOREIGN KEY constraint failed", "SQLiteError: FOREIGN KEY constraint failed"]);
+    expect((await touchFingerprint(s.db, "fp1")).delivered).toEqual(new Set());
+    await markDelivered("fp1", "a@x.test");
+    expect((await touchFingerprint(s.db, "fp1")).delivered).toEqual(new Set(["a@x.test"]));
+  });
+});
+
 describe.each(DIALECTS)("the store on %s", (dialect) => {
   const store = (location?: string) => openIn(dialect, location);
 
@@ -304,7 +336,7 @@ describe.each(DIALECTS)("the store on %s", (dialect) => {
     const writes: Promise<unknown>[] = [];
     for (let turn = 0; turn < 5; turn++) {
       for (let i = 0; i < 3; i++) writes.push(recorder.record(event(`s${turn}.${i}`)));
-      writes.push(touchFingerprint(s.db, `fp${turn}`).then(() => markDelivered(s.db, `fp${turn}`, "a@x.test")), countVerdict(s.db, { domain: "c.test", name: `n${turn}` }, "good", turn));
+      writes.push(touchFingerprint(s.db, `fp${turn}`).then(() => markDelivered(s.db, [{ fingerprint: `fp${turn}`, target: "a@x.test", at: turn }])), countVerdict(s.db, { domain: "c.test", name: `n${turn}` }, "good", turn));
       writes.push(enqueue(s.db, { from: "", to: ["a@x.test"], raw: Buffer.from("x") }));
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -331,7 +363,7 @@ describe.each(DIALECTS)("the store on %s", (dialect) => {
     await expect(failed).rejects.toThrow(/session_id/);
     if (s.sqlite) expect(sqliteSynchronous(s)).toEqual({ synchronous: 2 });
     await touchFingerprint(s.db, "fp");
-    await markDelivered(s.db, "fp", "a@x.test");
+    await markDelivered(s.db, [{ fingerprint: "fp", target: "a@x.test", at: 1 }]);
     expect(await probed()).toEqual([
       { table: "events", level: NOT_WAITING },
       { table: "delivered", level: WAITING },
@@ -342,9 +374,9 @@ describe.each(DIALECTS)("the store on %s", (dialect) => {
     const s = await store();
     expect(await touchFingerprint(s.db, "fp1", 1000)).toEqual({ firstSeen: 1000, delivered: new Set() });
     expect(await touchFingerprint(s.db, "fp2", 1500)).toEqual({ firstSeen: 1500, delivered: new Set() });
-    await markDelivered(s.db, "fp1", "a@x.test", 1001);
-    await markDelivered(s.db, "fp1", "a@x.test", 1002);
-    await markDelivered(s.db, "fp2", "b@x.test", 1501);
+    await markDelivered(s.db, [{ fingerprint: "fp1", target: "a@x.test", at: 1001 }]);
+    await markDelivered(s.db, [{ fingerprint: "fp1", target: "a@x.test", at: 1002 }]);
+    await markDelivered(s.db, [{ fingerprint: "fp2", target: "b@x.test", at: 1501 }]);
     expect(await touchFingerprint(s.db, "fp1", 2000)).toEqual({ firstSeen: 1000, delivered: new Set(["a@x.test"]) });
     expect(await touchFingerprint(s.db, "fp2", 2500)).toEqual({ firstSeen: 1500, delivered: new Set(["b@x.test"]) });
     expect(await s.db.selectFrom("fingerprints").select(["id", "first_seen", "last_seen"]).orderBy("id").execute()).toEqual([

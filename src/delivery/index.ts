@@ -11,7 +11,7 @@ import { isAccepted, type Reply, reply } from "../mail/reply.ts";
 import { openMessage } from "../mail/message.ts";
 import type { InboundMessage, Session } from "../smtp/session.ts";
 import type { DB } from "../store/db.ts";
-import { claimBounce, forgetFingerprint, markDelivered, touchFingerprint } from "../store/deliveries.ts";
+import { claimBounce, forgetFingerprint, touchFingerprint } from "../store/deliveries.ts";
 import { headerValue } from "../mail/headers.ts";
 import { mailLogEvent } from "../store/events.ts";
 import type { NewEvent } from "../store/schema.ts";
@@ -51,6 +51,8 @@ export interface DeliverDeps {
   messageTimeout: number;
   logger: Logger;
   recordEvent: (event: NewEvent) => Promise<void>;
+  /** Remembers that a target accepted the message (store/deliveries.ts createDeliveredMarks); resolves once on disk. */
+  markDelivered: (fingerprint: string, target: string) => Promise<void>;
   /** Vacation replies, sent after delivery like bounces. */
   vacations: VacationResponder;
 }
@@ -133,7 +135,7 @@ function createLedger(deps: DeliverDeps, session: Readonly<Session>, message: In
     answered,
     close: () => (answering = false),
     async settle(job, answer, mx, extra = {}, ours) {
-      if (answer.code < 400) await markDelivered(deps.db, fp, job.key);
+      if (answer.code < 400) await deps.markDelivered(fp, job.key);
       const webhook = job.target.kind === "webhook";
       const detail = { original_recipient: job.original, mx, fingerprint: fp, late: answering ? undefined : true, ...extra };
       await deps.recordEvent(

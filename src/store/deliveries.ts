@@ -4,6 +4,7 @@ import type { Selectable } from "kysely";
 import { type DB, hotStatement } from "./db.ts";
 import { commitWithoutWaitingForDisk, isPostgres } from "./dialect.ts";
 import type { OutboxRecipientsTable } from "./schema.ts";
+import { turnBatch } from "./turn-batch.ts";
 
 export interface FingerprintState {
   firstSeen: number;
@@ -40,8 +41,35 @@ export async function forgetFingerprint(db: DB, id: string): Promise<void> {
   await db.deleteFrom("fingerprints").where("id", "=", id).execute();
 }
 
-export async function markDelivered(db: DB, fingerprint: string, target: string, now = Date.now()): Promise<void> {
-  await insertDelivered(db, { fingerprint, target, at: now });
+/** A target that accepted the message with this fingerprint. */
+export interface DeliveredMark {
+  fingerprint: string;
+  target: string;
+  at: number;
+}
+
+/** Commits the marks in one transaction that waits for the disk (synchronous=FULL, db.ts). */
+export async function markDelivered(db: DB, marks: DeliveredMark[]): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    for (const mark of marks) await insertDelivered(trx, mark);
+  });
+}
+
+/**
+ * The server's delivered marks: the marks made during one event-loop turn
+ * (many messages' deliveries answered at once under load) commit together,
+ * so one wait for the disk serves them all. Each resolves once on disk.
+ */
+export function createDeliveredMarks(db: DB): (fingerprint: string, target: string) => Promise<void> {
+  const batch = turnBatch<DeliveredMark>(async (pending) => {
+    try {
+      await markDelivered(db, pending.map((p) => p.item));
+      for (const p of pending) p.resolve();
+    } catch (err) {
+      for (const p of pending) p.reject(err);
+    }
+  });
+  return (fingerprint, target) => batch.add({ fingerprint, target, at: Date.now() });
 }
 
 /** True the first time for (fingerprint, target, code): a bounce is sent at most once for each. */

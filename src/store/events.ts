@@ -6,6 +6,7 @@ import { type DB, hotStatement } from "./db.ts";
 import { caseInsensitiveLike, commitWithoutWaitingForDisk } from "./dialect.ts";
 import { countStat, statCategory } from "./stats.ts";
 import type { Event, EventStage, NewEvent } from "./schema.ts";
+import { type Pending, turnBatch } from "./turn-batch.ts";
 
 /** Stored header blocks are capped: enough to debug a message, never a body. */
 export const MAX_STORED_HEADERS = 32 * 1024;
@@ -94,47 +95,20 @@ export interface EventRecorder {
   flush(): Promise<void>;
 }
 
-interface Queued {
-  event: NewEvent;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
 /**
  * The server's mail log: the events recorded during one event-loop turn (many
  * sessions' stages at once under load) are written in one transaction, so one
  * commit serves them all and their daily counts.
  */
 export function createEventRecorder(db: DB): EventRecorder {
-  let queue: Queued[] = [];
-  let scheduled: ReturnType<typeof setImmediate> | null = null;
-  // Batches are written one after the other, so ids follow the order of record().
-  let written = Promise.resolve();
-
-  const flush = () => {
-    if (scheduled) clearImmediate(scheduled);
-    scheduled = null;
-    if (queue.length > 0) {
-      const batch = queue;
-      queue = [];
-      written = written.then(() => writeBatch(db, batch));
-    }
-    return written;
-  };
-  return {
-    record: (event) =>
-      new Promise((resolve, reject) => {
-        queue.push({ event, resolve, reject });
-        scheduled ??= setImmediate(flush);
-      }),
-    flush,
-  };
+  const batch = turnBatch<NewEvent>((events) => writeBatch(db, events));
+  return { record: batch.add, flush: batch.flush };
 }
 
 /** Settles every caller; never rejects. */
-async function writeBatch(db: DB, batch: Queued[]): Promise<void> {
+async function writeBatch(db: DB, batch: Pending<NewEvent>[]): Promise<void> {
   try {
-    await writeEvents(db, batch.map((q) => q.event));
+    await writeEvents(db, batch.map((q) => q.item));
     for (const q of batch) q.resolve();
   } catch (err) {
     // The transaction was rolled back: each event alone again, so only the bad one is lost.
