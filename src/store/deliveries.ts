@@ -48,17 +48,27 @@ export interface DeliveredMark {
   at: number;
 }
 
-/** Commits the marks in one transaction that waits for the disk (synchronous=FULL, db.ts). */
+/** Rows per statement: far below SQLite's and PostgreSQL's limits on bound values. */
+const MARKS_PER_STATEMENT = 500;
+
+/**
+ * Commits the marks, waiting for the disk (synchronous=FULL, db.ts): one
+ * statement, so one commit (and one round trip to PostgreSQL), for up to
+ * MARKS_PER_STATEMENT of them.
+ */
 export async function markDelivered(db: DB, marks: DeliveredMark[]): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    for (const mark of marks) await insertDelivered(trx, mark);
-  });
+  if (marks.length === 1) return void (await insertDelivered(db, marks[0]!));
+  for (let i = 0; i < marks.length; i += MARKS_PER_STATEMENT) {
+    await db.insertInto("delivered").values(marks.slice(i, i + MARKS_PER_STATEMENT)).onConflict((oc) => oc.doNothing()).execute();
+  }
 }
 
 /**
  * The server's delivered marks: the marks made during one event-loop turn
  * (many messages' deliveries answered at once under load) commit together,
- * so one wait for the disk serves them all. Each resolves once on disk.
+ * so one wait for the disk serves them all. Each resolves once on disk; when
+ * the write fails, each rejects (marks written before the failure stay: a
+ * mark is only ever a hint that spares a retry a duplicate).
  */
 export function createDeliveredMarks(db: DB): (fingerprint: string, target: string) => Promise<void> {
   const batch = turnBatch<DeliveredMark>(async (pending) => {
