@@ -161,8 +161,8 @@ const AMS_FIELDS = defaultARCFieldNames.split(":").filter((name) => !/^(arc-|aut
 
 /** The ARC set (with line breaks) for a message, empty when its chain cannot take another. */
 async function arcSet(prepared: Prepared, key: SigningKey, seal: ArcSealInput, signTime: Date): Promise<Buffer> {
-  const chain = sealableChain(prepared.headers);
-  if (!chain) return arcSetByMailauth(prepared, key, seal, signTime);
+  const chain = arcChainOf(prepared.headers);
+  if (!chain || !followsSimply(chain)) return arcSetByMailauth(prepared, key, seal, signTime, chain ?? false);
   const instance = chain.length + 1;
   let ams: string;
   try {
@@ -175,21 +175,22 @@ async function arcSet(prepared: Prepared, key: SigningKey, seal: ArcSealInput, s
   return Buffer.from([as, ams, aar].join("\r\n") + "\r\n", "utf8");
 }
 
-/**
- * The chain as it stands when the next set simply follows it (none, or a
- * valid one under 50 sets whose newest seal did not fail); null for the rest,
- * which mailauth's createSeal handles (arcSetByMailauth).
- */
-function sealableChain(headers: ParsedHeaders): ARCChainEntry[] | null {
-  let chain: ARCChainEntry[] | false;
+/** The message's ARC sets (none: empty); null when the chain is broken. */
+function arcChainOf(headers: ParsedHeaders): ARCChainEntry[] | null {
   try {
-    chain = getARChain(headers);
+    return getARChain(headers) || [];
   } catch {
     return null;
   }
-  if (!chain) return [];
+}
+
+/**
+ * Whether the next set simply follows the chain (under 50 sets, the newest
+ * seal did not fail); the rest go to mailauth's createSeal (arcSetByMailauth).
+ */
+function followsSimply(chain: ARCChainEntry[]): boolean {
   const newestCv = String(chain.at(-1)?.["arc-seal"]?.parsed?.cv?.value ?? "").toLowerCase().trim();
-  return chain.length < MAX_ARC_SETS && newestCv !== "fail" ? chain : null;
+  return chain.length < MAX_ARC_SETS && newestCv !== "fail";
 }
 
 /** The ARC-Seal (RFC 8617 section 5.1.1) as mailauth's createSeal makes it: over the earlier sets when cv=pass, then our AAR and AMS, then itself without b=. */
@@ -202,14 +203,12 @@ async function arcSeal(earlier: ARCChainEntry[], ours: string[], { instance, cv,
   return formatSignatureHeaderLine("AS", { ...tags, b: await offThreadSignature(data, key) }, true);
 }
 
-/** mailauth's createSeal for the chains sealableChain leaves to it: broken ones are sealed without the previous sets, failed or full ones not at all. */
-async function arcSetByMailauth(prepared: Prepared, key: SigningKey, seal: ArcSealInput, signTime: Date): Promise<Buffer> {
-  let chain: ReturnType<typeof getARChain> = false;
-  try {
-    chain = getARChain(prepared.headers);
-  } catch {
-    // A broken chain is sealed as mailauth's sealMessage would: without the previous sets.
-  }
+/**
+ * mailauth's createSeal for the chains that followsSimply leaves to it: failed
+ * or full ones are not sealed; a broken one (`chain` false) is sealed as
+ * mailauth's sealMessage would, without the previous sets.
+ */
+async function arcSetByMailauth(prepared: Prepared, key: SigningKey, seal: ArcSealInput, signTime: Date, chain: ARCChainEntry[] | false): Promise<Buffer> {
   const set = await createSeal(false, {
     headers: prepared.headers,
     arc: { chain } as never,
